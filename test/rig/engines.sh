@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Brings up the real parts the end-to-end tests and the demo push through, idempotently:
+#   engine A  Debian bookworm docker.io 20.10 (classic image store) on the default socket
+#   engine B  Docker 28.x from Debian sid (containerd image store, buildx), extracted, not installed,
+#             on its own socket: it is what GitHub's runners run now (see shared/DESIGN.md)
+# Registries are started per test suite (test/support/registry.ts), not here.
+# Usage: engines.sh [a|all]   (default all). Prints the env file path it wrote.
+set -euo pipefail
+want=${1:-all}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state="$root/.rig"
+mkdir -p "$state"
+B_HOME=/opt/rp-engine-b
+B_RUN=/run/rp-engine-b
+
+log() { echo "[rig] $*" >&2; }
+need_root() { [ "$(id -u)" = 0 ] || { log "needs root (apt-get, dockerd)"; exit 1; }; }
+
+apt_updated=
+apt_update() { [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }; }
+
+install_debs() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  command -v skopeo >/dev/null || missing+=(skopeo)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    need_root; apt_update
+    log "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+wait_engine() { # host seconds
+  for _ in $(seq "$2"); do DOCKER_HOST=$1 docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  return 1
+}
+
+start_engine_a() {
+  if wait_engine unix:///var/run/docker.sock 1; then return; fi
+  need_root; log "starting engine A (dockerd 20.10, classic store)"
+  nohup dockerd >"$state/engine-a.log" 2>&1 &
+  wait_engine unix:///var/run/docker.sock 60 || { tail -20 "$state/engine-a.log" >&2; exit 1; }
+}
+
+fetch_engine_b() {
+  [ -x "$B_HOME/usr/sbin/dockerd" ] && return
+  need_root
+  if [ ! -f /etc/apt/sources.list.d/rp-sid.sources ]; then
+    # Low pin: sid is only a place to download from; nothing installs from it.
+    cat >/etc/apt/sources.list.d/rp-sid.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    printf 'Package: *\nPin: release n=sid\nPin-Priority: 50\n' >/etc/apt/preferences.d/rp-sid-low
+    apt_updated=
+  fi
+  apt_update
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  log "downloading Docker 28 (engine B) from Debian sid"
+  (cd "$tmp" && apt-get download -qq docker.io/sid docker-buildx/sid containerd/sid >/dev/null 2>&1)
+  mkdir -p "$B_HOME"
+  for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$B_HOME"; done
+  rm -rf "$tmp"
+}
+
+install_buildx() {
+  local dst=/usr/local/lib/docker/cli-plugins/docker-buildx
+  [ -x "$dst" ] && return
+  mkdir -p "$(dirname "$dst")"
+  cp "$B_HOME/usr/libexec/docker/cli-plugins/docker-buildx" "$dst"
+}
+
+start_engine_b() {
+  local host="unix://$B_RUN/docker.sock"
+  if wait_engine "$host" 1; then return; fi
+  need_root; mkdir -p "$B_RUN"
+  echo '{"features":{"containerd-snapshotter":true}}' >"$B_RUN/daemon.json"
+  log "starting engine B (dockerd 28, containerd image store)"
+  # sid's runc needs a newer libc; bookworm's runc (from docker.io) is found first on PATH.
+  PATH="$B_HOME/usr/bin:$B_HOME/usr/sbin:$PATH" nohup "$B_HOME/usr/sbin/dockerd" \
+    --config-file "$B_RUN/daemon.json" -H "$host" --data-root /var/lib/rp-engine-b \
+    --exec-root "$B_RUN/exec" --pidfile "$B_RUN/docker.pid" --bridge none --iptables=false \
+    >"$state/engine-b.log" 2>&1 &
+  wait_engine "$host" 60 || { tail -20 "$state/engine-b.log" >&2; exit 1; }
+}
+
+install_debs
+start_engine_a
+{
+  echo "ENGINE_A=unix:///var/run/docker.sock"
+  if [ "$want" = all ]; then
+    fetch_engine_b; install_buildx; start_engine_b
+    echo "ENGINE_B=unix://$B_RUN/docker.sock"
+  fi
+} >"$state/engines.env"
+log "engines up: $(tr '\n' ' ' <"$state/engines.env")"
+echo "$state/engines.env"
