@@ -1,0 +1,87 @@
+// Whether the local image carries attestation manifests, and how to push it so the registry gets only
+// what it accepts. Pure: the engine facts and the image's manifest list are read elsewhere.
+import type { AttestationMode } from './inputs.js';
+
+export const INDEX_MEDIA_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+
+/** One entry of GET /images/{name}/json?manifests=1 (API 1.48+), reduced to what is read here. */
+export interface EngineManifest {
+  Kind?: string;
+  Available?: boolean;
+  Descriptor?: { platform?: { os?: string; architecture?: string; variant?: string }; annotations?: Record<string, string> };
+}
+
+export type PushStrategy =
+  | { kind: 'as-is'; reason: string }
+  | { kind: 'platform'; platform: string; attested: boolean; reason: string }
+  | { kind: 'refuse'; title: string; message: string };
+
+export interface AttestationFacts {
+  readonly containerdStore: boolean;
+  readonly apiVersion: string;
+  /** The image's own descriptor media type (containerd store only). */
+  readonly descriptorMediaType: string | null;
+  /** null when the engine cannot list them (API < 1.48). */
+  readonly manifests: readonly EngineManifest[] | null;
+  /** From `docker image inspect`: the platform the engine resolves the image to. */
+  readonly platform: string;
+}
+
+export function apiAtLeast(version: string, min: string): boolean {
+  const [a, b] = version.split('.').map(Number);
+  const [c, d] = min.split('.').map(Number);
+  return a > c || (a === c && b >= d);
+}
+
+export function platformString(p: { os?: string; architecture?: string; variant?: string }): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+function isAttestation(m: EngineManifest): boolean {
+  return m.Kind === 'attestation' || m.Descriptor?.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+}
+
+const REBUILD = 'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1)';
+
+export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMode): PushStrategy {
+  if (!facts.containerdStore || !facts.descriptorMediaType || !INDEX_MEDIA_TYPES.has(facts.descriptorMediaType)) {
+    return { kind: 'as-is', reason: 'the image is a single manifest' };
+  }
+  if (mode === 'keep') return { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' };
+  const images = facts.manifests?.filter((m) => !isAttestation(m) && m.Available !== false) ?? null;
+  const attested = facts.manifests ? facts.manifests.some(isAttestation) : null;
+  if (attested === false && images && images.length <= 1) {
+    return { kind: 'as-is', reason: 'the image index has no attestations' };
+  }
+  if (images && images.length > 1) {
+    const platforms = images.map((m) => platformString(m.Descriptor?.platform ?? {})).join(', ');
+    return {
+      kind: 'refuse',
+      title: 'Multi-platform image with attestations',
+      message: `The image holds ${images.length} platforms (${platforms}) and attestation manifests, which this registry ` +
+        `rejects (HTTP 400). This engine cannot push the platforms without them as one index: ${REBUILD}, ` +
+        `or push each platform under its own tag, or set \`attestations: keep\` for a registry that accepts them.`,
+    };
+  }
+  if (!apiAtLeast(facts.apiVersion, '1.46')) {
+    return {
+      kind: 'refuse',
+      title: 'Engine too old to strip attestations',
+      message: `The image is an index that may carry provenance attestations, which this registry rejects (HTTP 400), ` +
+        `and this engine (API ${facts.apiVersion}) cannot push a single platform (\`docker push --platform\` needs API 1.46+). ` +
+        `Nothing was pushed: ${REBUILD}, or upgrade Docker.`,
+    };
+  }
+  const platform = images?.[0]?.Descriptor?.platform ? platformString(images[0].Descriptor.platform) : facts.platform;
+  return {
+    kind: 'platform',
+    platform,
+    attested: attested ?? true,
+    reason: attested === null
+      ? `pushing only the ${platform} manifest: this engine cannot list attestations, so none is risked`
+      : `pushing only the ${platform} manifest, without its provenance attestation (attestations: strip)`,
+  };
+}

@@ -1,0 +1,45 @@
+// A docker config directory for this run alone: `docker login` writes the credentials there instead of
+// ~/.docker, so concurrent jobs on one runner never share them and no later step inherits them.
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RunDockerConfig {
+  readonly dir: string;
+  /** The environment for docker commands of this run. */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+function userConfigDir(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_CONFIG || join(homedir(), '.docker');
+}
+
+/**
+ * Creates the run's config directory (mode 0700) under `parent` (RUNNER_TEMP on a runner). The user's engine
+ * selection still applies: DOCKER_HOST and DOCKER_CONTEXT pass through the environment, and a current context
+ * chosen with `docker context use` is carried over, with the contexts store linked, not copied.
+ */
+export function createRunDockerConfig(env: NodeJS.ProcessEnv, parent = env.RUNNER_TEMP || tmpdir()): RunDockerConfig {
+  const dir = mkdtempSync(join(parent, 'replicated-push-'));
+  const config: Record<string, unknown> = {};
+  const userDir = userConfigDir(env);
+  if (!env.DOCKER_HOST && !env.DOCKER_CONTEXT) {
+    try {
+      const user = JSON.parse(readFileSync(join(userDir, 'config.json'), 'utf8')) as { currentContext?: string };
+      if (user.currentContext && user.currentContext !== 'default') config.currentContext = user.currentContext;
+    } catch {
+      // no user config: the default engine applies
+    }
+  }
+  if (existsSync(join(userDir, 'contexts'))) symlinkSync(join(userDir, 'contexts'), join(dir, 'contexts'));
+  // cli-plugins (buildx etc.) are not needed to push; credential helpers are deliberately not inherited.
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config), { mode: 0o600 });
+  return { dir, env: { ...env, DOCKER_CONFIG: dir } };
+}
+
+/** Removes the directory and the credentials in it; safe to call twice (main, then post). */
+export function removeRunDockerConfig(dir: string): boolean {
+  if (!dir || !existsSync(dir)) return false;
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}

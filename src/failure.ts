@@ -1,0 +1,109 @@
+// What a failed docker command means, from what it printed: retryable or final, and which class, so the
+// advisory can say something a vendor can act on. Pure; tables in __tests__/unit/failure.test.ts hold
+// lines copied from real engines (20.10 classic store, 28.x containerd store).
+
+export type FailureKind =
+  | 'timeout-524'      // Cloudflare origin timeout: the upload of a big layer took too long
+  | 'server-error'     // other 5xx
+  | 'rate-limited'     // 429
+  | 'network'          // reset, refused, timeout, EOF mid-upload
+  | 'attestation'      // 400 on a manifest that carries provenance attestations
+  | 'bad-request'      // other 400 / manifest invalid
+  | 'unauthorized'     // 401, bad credentials
+  | 'denied'           // 403, credentials fine but no access to this repository
+  | 'not-found'        // 404 / name unknown: usually a wrong app slug
+  | 'unsupported'
+  | 'engine-unreachable'
+  | 'image-missing'
+  | 'unknown';
+
+export interface Failure {
+  readonly kind: FailureKind;
+  readonly retryable: boolean;
+  readonly status: number | null;
+  /** Blob digest the engine was uploading when it failed, when its message names one. */
+  readonly blobDigest: string | null;
+  /** The line that says it best, for the error message. */
+  readonly detail: string;
+}
+
+const RETRYABLE: ReadonlySet<FailureKind> = new Set(['timeout-524', 'server-error', 'rate-limited', 'network', 'unknown']);
+
+interface Rule { kind: FailureKind; re: RegExp }
+
+// Order matters: the first rule that matches any line wins, so specific causes come before generic ones.
+const RULES: readonly Rule[] = [
+  { kind: 'engine-unreachable', re: /Cannot connect to the Docker daemon|error during connect|Is the docker daemon running|docker daemon is not running|dial unix .*docker\.sock.*(no such file|connection refused|permission denied)/i },
+  { kind: 'image-missing', re: /No such image|An image does not exist locally|reference does not exist|does not exist locally with the tag/i },
+  { kind: 'attestation', re: /provenance|attestation/i },
+  { kind: 'timeout-524', re: /\b524\b/ },
+  { kind: 'rate-limited', re: /toomanyrequests|\b429\b|too many requests/i },
+  { kind: 'unauthorized', re: /unauthorized|authentication required|failed to authorize|no basic auth credentials|incorrect username or password|\b401\b/i },
+  { kind: 'denied', re: /\bdenied\b|\b403\b|forbidden/i },
+  { kind: 'not-found', re: /name unknown|NAME_UNKNOWN|repository name not known|\b404\b|not found: not found/i },
+  { kind: 'bad-request', re: /manifest invalid|MANIFEST_INVALID|\b400\b|bad request/i },
+  { kind: 'unsupported', re: /\bunsupported\b/i },
+  { kind: 'server-error', re: /\b5\d\d\b(?! ?(?:bytes|B\b))|internal server error|bad gateway|service unavailable|gateway time-?out/i },
+  { kind: 'network', re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|net\/http: request canceled|context deadline exceeded/i },
+];
+
+const STATUS_PATTERNS: readonly RegExp[] = [
+  /unexpected HTTP status: (\d{3})/,
+  /unexpected status(?: code)?(?: from \w+ request to \S+)?: (\d{3})/,
+  /status code:? (\d{3})/i,
+  /\b(\d{3}) (?:Bad Request|Unauthorized|Forbidden|Not Found|Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)\b/,
+];
+
+function statusOf(text: string): number | null {
+  for (const re of STATUS_PATTERNS) {
+    const m = re.exec(text);
+    if (m) return Number(m[1]);
+  }
+  return null;
+}
+
+function blobDigestOf(text: string): string | null {
+  const m = /(?:digest=|blobs\/)(sha256(?::|%3[aA])[a-f0-9]{64})/.exec(text);
+  return m ? m[1].replace(/%3[aA]/, ':') : null;
+}
+
+function kindFromStatus(status: number): FailureKind | null {
+  if (status === 524) return 'timeout-524';
+  if (status === 429) return 'rate-limited';
+  if (status >= 500) return 'server-error';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'denied';
+  if (status === 404) return 'not-found';
+  if (status === 400) return 'bad-request';
+  return null;
+}
+
+/** Classifies the output of a failed docker command (stdout and stderr together). */
+export function classifyFailure(output: string): Failure {
+  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  // Layer status lines ("abc: Retrying in 5 seconds") describe progress, not the cause.
+  const errorLines = lines.filter((l) => !/^[a-f0-9]{12}: /.test(l) && !/^The push refers to/.test(l));
+  const text = errorLines.join('\n');
+  const status = statusOf(text);
+  let kind: FailureKind | null = null;
+  let detail = errorLines[errorLines.length - 1] ?? '';
+  for (const rule of RULES) {
+    const line = errorLines.find((l) => rule.re.test(l));
+    if (line) {
+      kind = rule.kind;
+      detail = line;
+      break;
+    }
+  }
+  // A bare status code is more precise than a word match for the server-side classes.
+  const byStatus = status === null ? null : kindFromStatus(status);
+  if (byStatus && (kind === null || kind === 'server-error' || kind === 'network')) kind = byStatus;
+  const final = kind ?? 'unknown';
+  return {
+    kind: final,
+    retryable: RETRYABLE.has(final),
+    status,
+    blobDigest: blobDigestOf(text),
+    detail: detail.replace(/^Error response from daemon: /, ''),
+  };
+}

@@ -1,0 +1,12 @@
+// One bundle for both steps (as docker/login-action does): main marks the state, so the post step knows it is one.
+import * as core from '@actions/core';
+import { main } from './main.js';
+import { post } from './post.js';
+import { STATE_IS_POST } from './state.js';
+
+if (core.getState(STATE_IS_POST) === 'true') {
+  await post();
+} else {
+  core.saveState(STATE_IS_POST, 'true');
+  await main();
+}

@@ -1,0 +1,70 @@
+// Config + image facts -> what will be pushed and what to warn about before any upload. Pure.
+import type { Advice, AdviceContext } from './advisory.js';
+import { oversizeLayerAdvice } from './advisory.js';
+import type { PushStrategy } from './attestations.js';
+import { REPLICATED_REGISTRY, type Config } from './inputs.js';
+import { layersOver, type LayerFact } from './layers.js';
+import { repositoryOf, taggedRef } from './reference.js';
+
+export interface Plan {
+  /** REGISTRY/APP_SLUG/TARGET */
+  readonly repository: string;
+  /** Path under the registry, for the v2 API: APP_SLUG/TARGET */
+  readonly repositoryPath: string;
+  readonly refs: readonly string[];
+  readonly source: string;
+  readonly strategy: PushStrategy;
+  readonly layers: readonly LayerFact[];
+  readonly totalSize: number;
+  readonly oversized: readonly LayerFact[];
+  readonly preflight: readonly Advice[];
+  readonly notices: readonly Advice[];
+}
+
+export const DEPRECATION_NOTICE: Advice = {
+  title: 'registry.replicated.com is deprecated',
+  message: 'Replicated deprecated pushing images to registry.replicated.com in April 2026; vendors in the grace period can ' +
+    'still push. The recommended path is an external registry your customers pull through proxy.replicated.com: see ' +
+    'https://docs.replicated.com/vendor/private-images-about and this action\'s README (Migrating).',
+};
+
+export const TEAM_TOKEN_NOTICE: Advice = {
+  title: 'Team API tokens are deprecated',
+  message: "token-type 'team' still works, but Replicated deprecated team API tokens: create a service account " +
+    "(Vendor Portal > Team > Service Accounts) and use token-type 'service-account'.",
+};
+
+export function adviceContext(config: Config, plan: Pick<Plan, 'repository' | 'layers'>): AdviceContext {
+  return {
+    registry: config.registry,
+    appSlug: config.appSlug,
+    repository: plan.repository,
+    tokenType: config.tokenType,
+    username: config.username,
+    maxLayerSize: config.maxLayerSize,
+    layerCount: plan.layers.length,
+  };
+}
+
+export function buildPlan(config: Config, layers: readonly LayerFact[], strategy: PushStrategy): Plan {
+  const repositoryPath = `${config.appSlug}/${config.target}`;
+  const repository = repositoryOf(config.registry, config.appSlug, config.target);
+  const oversized = layersOver(layers, config.maxLayerSize);
+  const base = { repository, layers };
+  const ctx = adviceContext(config, base);
+  const notices: Advice[] = [];
+  if (config.registry === REPLICATED_REGISTRY) notices.push(DEPRECATION_NOTICE);
+  if (config.tokenType === 'team') notices.push(TEAM_TOKEN_NOTICE);
+  return {
+    repository,
+    repositoryPath,
+    refs: config.tags.map((t) => taggedRef(repository, t)),
+    source: config.image.raw,
+    strategy,
+    layers,
+    totalSize: layers.reduce((sum, l) => sum + l.size, 0),
+    oversized,
+    preflight: config.layerSplit === 'off' ? [] : oversized.map((l) => oversizeLayerAdvice(l, ctx)),
+    notices,
+  };
+}

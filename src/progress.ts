@@ -1,0 +1,52 @@
+// Turns push events into the progress line a person watching a long push wants: which layer, how far, how long.
+import type { LayerFact } from './layers.js';
+import type { PushEvent } from './push-output.js';
+import { formatBytes, formatDuration } from './units.js';
+
+const DONE = new Set(['pushed', 'exists', 'mounted']);
+
+export class PushProgress {
+  private readonly status = new Map<string, string>();
+  private readonly byShortId: Map<string, LayerFact>;
+
+  constructor(private readonly layers: readonly LayerFact[], private readonly startedAt: number) {
+    this.byShortId = new Map(layers.map((l) => [l.shortId, l]));
+  }
+
+  observe(event: PushEvent): void {
+    if (event.kind === 'layer') this.status.set(event.id, event.status);
+  }
+
+  /** Layer IDs the engine was still working on (uploading or waiting to retry) when it stopped. */
+  unfinished(): string[] {
+    return [...this.status].filter(([, s]) => !DONE.has(s)).map(([id]) => id);
+  }
+
+  /** The layer the engine was retrying or uploading last, when its ID maps to a known layer. */
+  suspect(): LayerFact | null {
+    const ids = this.unfinished();
+    const facts = ids.map((id) => this.byShortId.get(id)).filter((l): l is LayerFact => !!l);
+    if (facts.length === 0) return null;
+    return facts.reduce((a, b) => (b.size > a.size ? b : a));
+  }
+
+  line(now: number): string {
+    const known = [...this.status.keys()].filter((id) => this.byShortId.has(id));
+    const total = this.layers.length;
+    const done = known.filter((id) => DONE.has(this.status.get(id) ?? ''));
+    const doneBytes = done.reduce((s, id) => s + (this.byShortId.get(id)?.size ?? 0), 0);
+    const totalBytes = this.layers.reduce((s, l) => s + l.size, 0);
+    const active = known
+      .filter((id) => !DONE.has(this.status.get(id) ?? ''))
+      .map((id) => this.byShortId.get(id) as LayerFact)
+      .map((l) => `layer ${l.index} (${formatBytes(l.size)}${l.instruction ? `, ${truncate(l.instruction, 40)}` : ''}) ${this.status.get(l.shortId)}`);
+    const counted = known.length > 0
+      ? `${done.length}/${total} layers done (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`
+      : `${this.status.size} blobs, ${[...this.status.values()].filter((s) => DONE.has(s)).length} done`;
+    return `push: ${counted}${active.length ? `; ${active.join('; ')}` : ''}; ${formatDuration(now - this.startedAt)} elapsed`;
+  }
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}

@@ -1,0 +1,30 @@
+// The job summary: a Markdown table a release manager can read after the run. Pure.
+import type { RunResult } from './run.js';
+import { formatBytes, formatDuration } from './units.js';
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function summaryMarkdown(result: RunResult): string {
+  const head = result.dryRun ? '### replicated-push: dry run (nothing pushed)' : '### replicated-push: pushed';
+  const rows = result.refs.map((ref) =>
+    `| \`${cell(ref)}\` | ${result.digest ? `\`${result.digest}\`` : '–'} | ${formatBytes(result.totalSize)} | ${result.layerCount} | ${result.attempts} | ${formatDuration(result.durationMs)} |`);
+  const lines = [
+    head,
+    '',
+    '| ref | digest | size | layers | attempts | duration |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
+  if (result.pinnedRef) lines.push('', `Pinned: \`${result.pinnedRef}\``);
+  if (result.platform) lines.push('', `Pushed the \`${result.platform}\` manifest alone; provenance attestations were stripped (\`attestations: strip\`).`);
+  if (result.plan.oversized.length) {
+    lines.push('', `Layers over max-layer-size: ${result.plan.oversized.map((l) => `${l.index} (${formatBytes(l.size)})`).join(', ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function failureSummaryMarkdown(title: string, message: string, attempts: number): string {
+  return `### replicated-push: failed\n\n**${cell(title)}** (attempts: ${attempts})\n\n${message}\n`;
+}
