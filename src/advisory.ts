@@ -52,10 +52,15 @@ export function oversizeLayerAdvice(layer: LayerFact, ctx: AdviceContext): Advic
 }
 
 /** The layer-split advisory after a 524. `layer` is the one the engine was uploading, when known. */
-export function timeoutAdvice(layer: LayerFact | null, others: readonly LayerFact[], ctx: AdviceContext, final: boolean): Advice {
+export function timeoutAdvice(
+  layer: LayerFact | null, others: readonly LayerFact[], ctx: AdviceContext, final: boolean, blobDigest: string | null = null,
+): Advice {
+  const blob = blobDigest ? ` (blob ${blobDigest.slice(0, 19)}…)` : '';
   const which = layer
-    ? `while uploading ${describeLayer(layer, ctx.layerCount)}`
-    : 'while uploading a layer the engine did not name';
+    ? blobDigest
+      ? `while uploading${blob}, most likely ${describeLayer(layer, ctx.layerCount)}, the only layer over max-layer-size`
+      : `while uploading ${describeLayer(layer, ctx.layerCount)}`
+    : `while uploading a layer${blob} the engine did not name`;
   const advice = layer ? ` To fix it, ${splitHow(layer)}` : '';
   const rest = others.filter((o) => o.diffId !== layer?.diffId);
   const also = rest.length

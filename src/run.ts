@@ -230,8 +230,11 @@ class Run {
       }
       const failure = classifyFailure(`${result.stdout}\n${result.stderr}`);
       if (failure.kind === 'timeout-524') {
-        const layer = progress.suspect();
-        const advice = timeoutAdvice(layer, plan.oversized, this.ctx(plan), false);
+        // The classic store names layers by diff ID; the containerd store by compressed digest, which only
+        // the manifest maps to a layer. With one layer over the limit, that layer is the one to name.
+        const exact = progress.suspect();
+        const layer = exact ?? (plan.oversized.length === 1 ? plan.oversized[0] : null);
+        const advice = timeoutAdvice(layer, plan.oversized, this.ctx(plan), false, exact ? null : failure.blobDigest);
         log.warning(advice);
         const hopeless = layer !== null && layer.size > config.maxLayerSize && config.layerSplit !== 'auto';
         if (hopeless) {
