@@ -46,7 +46,7 @@ export interface LineSink {
 export class Docker {
   constructor(private readonly env: NodeJS.ProcessEnv) {}
 
-  private async run(args: string[], opts: { input?: string; onLine?: LineSink } = {}): Promise<CommandResult> {
+  private async run(args: string[], opts: { input?: string | Buffer; onLine?: LineSink } = {}): Promise<CommandResult> {
     const out: string[] = [];
     const err: string[] = [];
     const code = await exec.exec('docker', args, {
@@ -62,7 +62,7 @@ export class Docker {
     return { code, stdout: out.join('\n'), stderr: err.join('\n') };
   }
 
-  private async check(args: string[], opts: { input?: string; onLine?: LineSink } = {}): Promise<CommandResult> {
+  private async check(args: string[], opts: { input?: string | Buffer; onLine?: LineSink } = {}): Promise<CommandResult> {
     const result = await this.run(args, opts);
     if (result.code !== 0) throw new DockerError(args, result);
     return result;
@@ -95,6 +95,13 @@ export class Docker {
     const driverStatus = (JSON.parse(info.stdout) ?? []) as [string, string][];
     const containerdStore = driverStatus.some(([k, v]) => k === 'driver-type' && v.includes('containerd.snapshotter'));
     return { serverVersion: server.Version, apiVersion: server.ApiVersion, containerdStore };
+  }
+
+  /** An image with one empty layer, made from an empty tar on stdin: nothing is pulled. */
+  async importEmpty(ref: string, label: string): Promise<void> {
+    await this.check(['import', '--change', `LABEL ${label}`, '--message', 'replicated-push tombstone', '-', ref], {
+      input: Buffer.alloc(1024), // a tar archive's end marker: two zero blocks
+    });
   }
 
   async tag(source: string, target: string): Promise<void> {

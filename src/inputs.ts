@@ -9,18 +9,30 @@ export const REPLICATED_REGISTRY = 'registry.replicated.com';
 export const TOKEN_TYPES = ['service-account', 'user', 'password', 'team'] as const;
 export const LAYER_SPLIT_MODES = ['advise', 'auto', 'off'] as const;
 export const ATTESTATION_MODES = ['strip', 'keep'] as const;
+export const MODES = ['push', 'tombstone'] as const;
+export const DEFAULT_PROXY_DOMAIN = 'proxy.replicated.com';
 
 export type TokenType = (typeof TOKEN_TYPES)[number];
 export type LayerSplitMode = (typeof LAYER_SPLIT_MODES)[number];
 export type AttestationMode = (typeof ATTESTATION_MODES)[number];
+export type Mode = (typeof MODES)[number];
 
 /** Registries accept any username with these token types; docker login still wants one. */
 export const PLACEHOLDER_USERNAME = 'replicated-push';
 
 export interface Config {
+  readonly mode: Mode;
   readonly appSlug: string;
-  readonly image: LocalImage;
+  /** null in tombstone mode: the action makes the (empty) image itself. */
+  readonly image: LocalImage | null;
   readonly target: string;
+  /** Path under the registry: APP_SLUG/TARGET, or the `repository` input on an external registry. */
+  readonly repositoryPath: string;
+  /** An external registry customers pull through the Replicated proxy (anything but the Replicated registry). */
+  readonly external: boolean;
+  readonly proxyDomain: string;
+  /** token-type was set by the user (it only means something for the Replicated registry). */
+  readonly tokenTypeGiven: boolean;
   readonly tags: readonly string[];
   /** Where the tags came from, for the log: the input or the git tag ref. */
   readonly tagSource: 'input' | 'git-tag';
@@ -87,8 +99,11 @@ function parseBool(name: string, value: string): boolean {
   throw new InputError(name, `Input '${name}' must be true or false; got '${value}'.`);
 }
 
-function parseTags(get: InputGetter, ctx: RunContext): { tags: string[]; source: 'input' | 'git-tag' } {
+function parseTags(get: InputGetter, ctx: RunContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
   const given = splitList(get('tag'));
+  if (given.length === 0 && mode === 'tombstone') {
+    throw new InputError('tag', "Input 'tag' is required with mode 'tombstone': name the tag to replace; it is never defaulted.");
+  }
   if (given.length === 0) {
     const fromRef = tagFromRef(ctx.ref);
     if (!fromRef || !isValidTag(fromRef)) {
@@ -128,31 +143,72 @@ function parseRetries(get: InputGetter): number {
   return Number(raw);
 }
 
-export function readConfig(get: InputGetter, ctx: RunContext): Config {
-  const appSlug = required(get, 'app-slug');
-  if (!isValidAppSlug(appSlug)) {
-    throw new InputError('app-slug', `Input 'app-slug': '${appSlug}' is not an application slug ` +
-      '(lowercase letters, digits and hyphens, as shown in the Vendor Portal).');
-  }
-  const imageText = required(get, 'image');
+function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
+  const imageText = get('image').trim();
+  if (mode === 'tombstone' && !imageText) return null;
+  if (!imageText) throw new InputError('image', "Input 'image' is required.");
   const image = parseLocalImage(imageText);
   if (!image) {
     throw new InputError('image', `Input 'image': '${imageText}' is not a valid image reference ` +
       '(name, name:tag, registry/path/name:tag, name@sha256:... or an image ID).');
   }
-  const target = get('target-image').trim() || defaultTargetName(image);
-  if (!target) throw new InputError('target-image', `Input 'target-image' is required when 'image' is an image ID.`);
+  return image;
+}
+
+function parseTarget(get: InputGetter, image: LocalImage | null): string {
+  const target = get('target-image').trim() || (image ? defaultTargetName(image) : null);
+  if (!target) {
+    throw new InputError('target-image', image
+      ? "Input 'target-image' is required when 'image' is an image ID."
+      : "Input 'target-image' is required with mode 'tombstone' (the repository under the app whose tag is replaced).");
+  }
   if (!isValidRepositoryPath(target)) {
     throw new InputError('target-image', `Input 'target-image': '${target}' is not a valid repository name ` +
       '(lowercase letters, digits, separators . _ -, path components joined by /).');
   }
-  const { tags, source } = parseTags(get, ctx);
-  const tokenType = oneOf('token-type', get('token-type'), TOKEN_TYPES, 'service-account');
-  const token = required(get, 'token');
-  const username = parseUsername(get, tokenType);
+  return target;
+}
+
+function parseRegistry(get: InputGetter): string {
   const registry = get('registry').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '') || REPLICATED_REGISTRY;
   if (!isValidRegistryHost(registry)) {
     throw new InputError('registry', `Input 'registry': '${registry}' is not a registry host (host or host:port).`);
+  }
+  return registry;
+}
+
+function parseRepository(get: InputGetter, external: boolean, fallback: string): string {
+  const repository = get('repository').trim();
+  if (!repository) return fallback;
+  if (!external) {
+    throw new InputError('repository', `Input 'repository' is for external registries; on ${REPLICATED_REGISTRY} the path is always APP_SLUG/TARGET (use 'target-image').`);
+  }
+  if (!isValidRepositoryPath(repository)) {
+    throw new InputError('repository', `Input 'repository': '${repository}' is not a valid repository path (e.g. my-org/worker).`);
+  }
+  return repository;
+}
+
+export function readConfig(get: InputGetter, ctx: RunContext): Config {
+  const mode = oneOf('mode', get('mode'), MODES, 'push');
+  const appSlug = required(get, 'app-slug');
+  if (!isValidAppSlug(appSlug)) {
+    throw new InputError('app-slug', `Input 'app-slug': '${appSlug}' is not an application slug ` +
+      '(lowercase letters, digits and hyphens, as shown in the Vendor Portal).');
+  }
+  const image = parseImage(get, mode);
+  const target = parseTarget(get, image);
+  const { tags, source } = parseTags(get, ctx, mode);
+  const tokenTypeText = get('token-type').trim();
+  const tokenType = oneOf('token-type', tokenTypeText, TOKEN_TYPES, 'service-account');
+  const token = required(get, 'token');
+  const username = parseUsername(get, tokenType);
+  const registry = parseRegistry(get);
+  const external = registry !== REPLICATED_REGISTRY;
+  const repositoryPath = parseRepository(get, external, `${appSlug}/${target}`);
+  const proxyDomain = get('proxy-domain').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '') || DEFAULT_PROXY_DOMAIN;
+  if (!isValidRegistryHost(proxyDomain)) {
+    throw new InputError('proxy-domain', `Input 'proxy-domain': '${proxyDomain}' is not a host name.`);
   }
   const delayText = get('retry-delay').trim() || '10s';
   const retryDelayMs = parseDuration(delayText);
@@ -165,7 +221,8 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
     throw new InputError('max-layer-size', `Input 'max-layer-size': '${sizeText}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`);
   }
   return Object.freeze({
-    appSlug, image, target, tags: Object.freeze(tags), tagSource: source, tokenType, token, username, registry,
+    mode, appSlug, image, target, repositoryPath, external, proxyDomain, tokenTypeGiven: tokenTypeText !== '',
+    tags: Object.freeze(tags), tagSource: source, tokenType, token, username, registry,
     dryRun: parseBool('dry-run', get('dry-run')),
     retries: parseRetries(get),
     retryDelayMs,

@@ -39,6 +39,8 @@ export async function main(): Promise<void> {
     core.setOutput('digest', result.digest ?? '');
     core.setOutput('pinned-ref', result.pinnedRef ?? '');
     core.setOutput('attempts', String(result.attempts));
+    core.setOutput('proxy-ref', result.plan.proxyRefs[0] ?? '');
+    core.setOutput('replaced-digest', result.replaced[0]?.digest ?? '');
     await core.summary.addRaw(summaryMarkdown(result)).write();
     if (result.pinnedRef) core.info(`pushed: ${result.pinnedRef}`);
   } catch (e) {

@@ -12,6 +12,8 @@ export interface Plan {
   /** Path under the registry, for the v2 API: APP_SLUG/TARGET */
   readonly repositoryPath: string;
   readonly refs: readonly string[];
+  /** What customers pull through the Replicated proxy, one per ref; empty for the Replicated registry itself. */
+  readonly proxyRefs: readonly string[];
   readonly source: string;
   readonly strategy: PushStrategy;
   readonly layers: readonly LayerFact[];
@@ -26,6 +28,13 @@ export const DEPRECATION_NOTICE: Advice = {
   message: 'Replicated deprecated pushing images to registry.replicated.com in April 2026; vendors in the grace period can ' +
     'still push. The recommended path is an external registry your customers pull through proxy.replicated.com: see ' +
     'https://docs.replicated.com/vendor/private-images-about and this action\'s README (Migrating).',
+};
+
+export const TOMBSTONE_WARNING: Advice = {
+  title: 'Tombstone: replacing a released tag with an empty image',
+  message: 'mode: tombstone pushes an empty image over the tag. This registry cannot delete images, so this is the only ' +
+    'way to withdraw one; every release or installation that still references this tag will get an image with no ' +
+    'files and break. The replaced image stays pullable by its digest.',
 };
 
 export const TEAM_TOKEN_NOTICE: Advice = {
@@ -46,20 +55,33 @@ export function adviceContext(config: Config, plan: Pick<Plan, 'repository' | 'l
   };
 }
 
-export function buildPlan(config: Config, layers: readonly LayerFact[], strategy: PushStrategy): Plan {
-  const repositoryPath = `${config.appSlug}/${config.target}`;
-  const repository = repositoryOf(config.registry, config.appSlug, config.target);
+export function externalTokenTypeNotice(registry: string): Advice {
+  return {
+    title: 'token-type ignored',
+    message: `token-type describes Replicated credentials; ${registry} gets 'username' and 'token' as that registry expects.`,
+  };
+}
+
+export function proxyRef(config: Config, tag: string): string {
+  return `${config.proxyDomain}/proxy/${config.appSlug}/${config.registry}/${config.repositoryPath}:${tag}`;
+}
+
+export function buildPlan(config: Config, source: string, layers: readonly LayerFact[], strategy: PushStrategy): Plan {
+  const repositoryPath = config.repositoryPath;
+  const repository = repositoryOf(config.registry, repositoryPath);
   const oversized = layersOver(layers, config.maxLayerSize);
   const base = { repository, layers };
   const ctx = adviceContext(config, base);
   const notices: Advice[] = [];
   if (config.registry === REPLICATED_REGISTRY) notices.push(DEPRECATION_NOTICE);
   if (config.tokenType === 'team') notices.push(TEAM_TOKEN_NOTICE);
+  if (config.external && config.tokenTypeGiven && config.tokenType !== 'service-account') notices.push(externalTokenTypeNotice(config.registry));
   return {
     repository,
     repositoryPath,
     refs: config.tags.map((t) => taggedRef(repository, t)),
-    source: config.image.raw,
+    proxyRefs: config.external ? config.tags.map((t) => proxyRef(config, t)) : [],
+    source,
     strategy,
     layers,
     totalSize: layers.reduce((sum, l) => sum + l.size, 0),

@@ -80,8 +80,8 @@ export function defaultTargetName(image: LocalImage): string | null {
   return parts[parts.length - 1];
 }
 
-export function repositoryOf(registry: string, appSlug: string, target: string): string {
-  return `${registry}/${appSlug}/${target}`;
+export function repositoryOf(registry: string, path: string): string {
+  return `${registry}/${path}`;
 }
 
 export function taggedRef(repository: string, tag: string): string {

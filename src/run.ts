@@ -1,6 +1,6 @@
 // The core: Config -> engine and image facts -> plan -> tag, push with retries -> verify -> result.
 // No @actions/core here: the GitHub adapter (main.ts) and the CLI pass a Logger in.
-import { adviceContext, buildPlan, type Plan } from './plan.js';
+import { adviceContext, buildPlan, TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from './advisory.js';
 import { apiAtLeast, choosePushStrategy, INDEX_MEDIA_TYPES, platformString, type EngineManifest } from './attestations.js';
 import { createRunDockerConfig, removeRunDockerConfig } from './docker-config.js';
@@ -17,7 +17,7 @@ import { DEFAULT_MAX_DELAY_MS, withRetries, type AttemptOutcome } from './retry.
 import { formatBytes, formatDuration } from './units.js';
 
 /** The docker calls the core makes (docker.ts implements them; unit tests may stub them). */
-export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet'>;
+export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty'>;
 
 export interface RegistryApi {
   headManifest(repository: string, reference: string): Promise<ManifestHead | null>;
@@ -49,6 +49,8 @@ export interface RunResult {
   /** The platform pushed alone when attestations were stripped. */
   readonly platform: string | null;
   readonly plan: Plan;
+  /** What each tag pointed to before this run (null: the tag was new). */
+  readonly replaced: readonly { tag: string; digest: string | null }[];
 }
 
 /** A failure the user can act on; `input` names the input at fault when there is one. */
@@ -87,17 +89,18 @@ class Run {
 
   async execute(): Promise<RunResult> {
     const { config, log } = this;
+    const source = config.image ? config.image.raw : await this.makeTombstone();
     const [engine, inspect, history, login] = await Promise.allSettled([
       this.docker.engineFacts(),
-      this.docker.inspectImage(config.image.raw),
-      this.docker.history(config.image.raw),
+      this.docker.inspectImage(source),
+      this.docker.history(source),
       this.login(),
     ]);
-    this.failOnFacts(engine, inspect, history);
+    this.failOnFacts(source, engine, inspect, history);
     const facts = (engine as PromiseFulfilledResult<EngineFacts>).value;
     const image = (inspect as PromiseFulfilledResult<ImageInspect>).value;
     const layers = layerFacts(image.RootFS.Layers ?? [], (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value);
-    const plan = buildPlan(config, layers, choosePushStrategy({
+    const plan = buildPlan(config, source, layers, choosePushStrategy({
       containerdStore: facts.containerdStore,
       apiVersion: facts.apiVersion,
       descriptorMediaType: image.Descriptor?.mediaType ?? null,
@@ -108,9 +111,10 @@ class Run {
     this.logPlan(plan, facts);
     for (const w of plan.preflight) log.warning(w);
     if (login.status === 'rejected') throw login.reason;
+    const replaced = await this.currentDigests(plan);
     if (plan.strategy.kind === 'refuse') throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
     const platform = plan.strategy.kind === 'platform' ? plan.strategy.platform : null;
-    const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan };
+    const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan, replaced };
     if (config.dryRun) {
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
       return { ...base, digest: null, pinnedRef: null, attempts: 0, dryRun: true, durationMs: this.deps.now() - this.started };
@@ -127,6 +131,32 @@ class Run {
     return { ...base, digest: verified, pinnedRef: pinnedRef(plan.repository, verified), attempts, dryRun: false, durationMs: this.deps.now() - this.started };
   }
 
+  private async makeTombstone(): Promise<string> {
+    const ref = `replicated-push-tombstone:${Date.now().toString(36)}`;
+    await this.docker.importEmpty(ref, 'com.replicated-push.tombstone=true');
+    return ref;
+  }
+
+  /** What the tags point to now: shown for every push, and a tombstone refuses a tag that does not exist. */
+  private async currentDigests(plan: Plan): Promise<{ tag: string; digest: string | null }[]> {
+    const { config, log } = this;
+    const current = await Promise.all(config.tags.map(async (tag) => ({
+      tag,
+      digest: (await this.registry.headManifest(plan.repositoryPath, tag).catch(() => null))?.digest ?? null,
+    })));
+    for (const c of current) if (c.digest) log.info(`${plan.repositoryPath}:${c.tag} now points to ${c.digest}; it will be replaced`);
+    if (config.mode === 'tombstone') {
+      log.warning(TOMBSTONE_WARNING);
+      const missing = current.filter((c) => !c.digest).map((c) => c.tag);
+      if (missing.length) {
+        throw new ActionFailure('Tombstone of a tag that does not exist', `Input 'tag': ${missing.join(', ')} does not exist in ` +
+          `${config.registry}/${plan.repositoryPath}. A tombstone only replaces an existing tag; pushing it would create a ` +
+          'new tag that can never be deleted.', { input: 'tag', attempts: 0 });
+      }
+    }
+    return current;
+  }
+
   private async login(): Promise<void> {
     const { config } = this;
     const result = await withRetries(this.policy, this.retryHooks('login'), async (): Promise<AttemptOutcome<void>> => {
@@ -141,7 +171,7 @@ class Run {
     if (!result.outcome.ok) throw result.outcome.error;
   }
 
-  private failOnFacts(...settled: PromiseSettledResult<unknown>[]): void {
+  private failOnFacts(source: string, ...settled: PromiseSettledResult<unknown>[]): void {
     const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => classifyFailure(outputOf(s.reason)));
     const unreachable = failures.find((f) => f.kind === 'engine-unreachable');
     if (unreachable) {
@@ -150,7 +180,7 @@ class Run {
         'Check that the engine is running and that DOCKER_HOST / the docker context point at it.', { attempts: 0 });
     }
     if (failures.some((f) => f.kind === 'image-missing')) {
-      throw new ActionFailure('Image not found', `Input 'image': the engine has no image '${this.config.image.raw}'. ` +
+      throw new ActionFailure('Image not found', `Input 'image': the engine has no image '${source}'. ` +
         'Build or load it in an earlier step (the name must match, including the tag; the default tag is latest).', { input: 'image', attempts: 0 });
     }
     if (failures.length > 0) throw new ActionFailure('Could not read the image', failures[0].detail, { input: 'image', attempts: 0 });
@@ -171,10 +201,11 @@ class Run {
   private logPlan(plan: Plan, facts: EngineFacts): void {
     const { config, log } = this;
     log.info(`engine: Docker ${facts.serverVersion} (API ${facts.apiVersion}, ${facts.containerdStore ? 'containerd' : 'classic'} image store)`);
-    log.info(`image: ${config.image.raw}: ${plan.layers.length} layers, ${formatBytes(plan.totalSize)} uncompressed`);
+    log.info(`image: ${plan.source}: ${plan.layers.length} layers, ${formatBytes(plan.totalSize)} uncompressed`);
     for (const l of plan.layers) log.info(`  layer ${l.index}: ${formatBytes(l.size).padStart(8)}  ${l.instruction ?? '(instruction unknown)'}`);
     log.info(`tags (${config.tagSource === 'git-tag' ? 'from the git tag' : 'from input tag'}): ${config.tags.join(', ')}`);
     for (const ref of plan.refs) log.info(`push: ${ref}`);
+    for (const ref of plan.proxyRefs) log.info(`customers pull: ${ref}`);
     log.info(`method: ${plan.strategy.kind === 'refuse' ? 'refused' : plan.strategy.reason}`);
     log.info(`token-type: ${config.tokenType}, username: ${config.username}`);
   }
@@ -190,7 +221,7 @@ class Run {
   }
 
   private ctx(plan?: Plan): AdviceContext {
-    return adviceContext(this.config, plan ?? { repository: `${this.config.registry}/${this.config.appSlug}/${this.config.target}`, layers: [] });
+    return adviceContext(this.config, plan ?? { repository: `${this.config.registry}/${this.config.repositoryPath}`, layers: [] });
   }
 
   private failureError(failure: Failure, plan: Plan | null, advice?: Advice): ActionFailure {
