@@ -1,0 +1,435 @@
+// An HTTP reverse proxy in front of a real registry (test/support/registry.ts) that plays the parts of the
+// Replicated registry a local registry cannot: its token authentication (any username with the right token),
+// Cloudflare's 524 on slow uploads, 5xx, connection resets, and the 400 on manifests carrying provenance
+// attestations. Bodies are streamed: layers can be hundreds of MB.
+import { randomBytes } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { Registry } from './registry.js';
+
+export interface StatusAction {
+  readonly status: number;
+  readonly body?: string;
+  readonly headers?: Record<string, string>;
+}
+
+export type FaultAction =
+  | StatusAction
+  | { readonly reset: true }
+  /** Forward, but destroy the client's socket once this many request-body bytes arrived. */
+  | { readonly resetAfterBytes: number }
+  /** Wait, then forward. */
+  | { readonly delayMs: number };
+
+export interface FaultRequest {
+  readonly method: string;
+  /** The path without its query string. */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Only for manifest PUTs: the only bodies the proxy buffers. */
+  readonly body?: Buffer;
+}
+
+export interface FaultRule {
+  readonly method?: string;
+  /** Tested against the path without its query string. */
+  readonly path: RegExp;
+  /** How many requests the rule applies to; Infinity when omitted. */
+  readonly times?: number;
+  readonly action: FaultAction;
+  readonly match?: (req: FaultRequest) => boolean;
+}
+
+export interface ProxyAuth {
+  readonly scheme: 'basic' | 'bearer';
+  readonly token: string;
+  /** Usernames accepted with the token; omitted: any (Replicated service accounts accept any username). */
+  readonly usernames?: string[];
+}
+
+export interface FaultProxyOptions {
+  readonly upstream: Registry;
+  readonly auth?: ProxyAuth;
+}
+
+export interface ProxiedRequest {
+  readonly method: string;
+  /** The path without its query string. */
+  readonly path: string;
+  /** Path and query, as the client sent it. */
+  readonly url: string;
+  /** The status the client got; 0 when it got none (reset, or still in flight). */
+  readonly status: number;
+  readonly requestBytes: number;
+  /** The proxy cut the client's connection. */
+  readonly reset: boolean;
+}
+
+export interface FaultProxy {
+  /** '127.0.0.1:PORT' */
+  readonly host: string;
+  readonly url: string;
+  /** Every request, in arrival order. */
+  readonly requests: readonly ProxiedRequest[];
+  /** Request-body bytes received from clients, all requests together. */
+  readonly bytesUploaded: number;
+  addFault(rule: FaultRule): void;
+  /** Removes every rule, rejectAttestations' included. */
+  clearFaults(): void;
+  /** From now on a manifest PUT that is or carries a provenance attestation gets the 400 the Replicated registry sends. */
+  rejectAttestations(): void;
+  /** Requests with this method (any when undefined) whose path matches, and with this status when given. */
+  count(method: string | undefined, path: RegExp, status?: number): number;
+  stop(): Promise<void>;
+}
+
+/** Cloudflare's own error page for an origin error, e.g. cloudflareError(524) for the upload timeout. */
+export function cloudflareError(status: number): StatusAction {
+  return { status, body: `error code: ${status}`, headers: { 'content-type': 'text/plain; charset=UTF-8' } };
+}
+
+export const ATTESTATION_REJECTION = JSON.stringify({
+  errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'provenance attestations are not supported' }],
+});
+
+const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
+const REPO_PATH = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//;
+// Hop-by-hop: they describe one connection and must not be copied to the other side.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
+const MAX_BUFFERED_BODY = 4 * 1024 * 1024;
+const REALM = 'fault-proxy';
+
+interface Manifestish {
+  manifests?: Array<{ annotations?: Record<string, string>; platform?: { os?: string } }>;
+  layers?: Array<{ mediaType?: string }>;
+}
+
+/** An index listing an attestation manifest, or an in-toto attestation manifest itself. */
+export function isAttestationManifest(body: Buffer | undefined): boolean {
+  if (!body) return false;
+  let doc: Manifestish;
+  try {
+    doc = JSON.parse(body.toString('utf8')) as Manifestish;
+  } catch {
+    return false;
+  }
+  const listsAttestation = (doc.manifests ?? []).some(
+    (m) => m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || m.platform?.os === 'unknown',
+  );
+  const isInToto = (doc.layers ?? []).some((l) => l.mediaType === 'application/vnd.in-toto+json');
+  return listsAttestation || isInToto;
+}
+
+function isStatusAction(a: FaultAction): a is StatusAction {
+  return 'status' in a;
+}
+
+/** Resolves after ms, or at once when the proxy stops, so no timer outlives it. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+function readAll(stream: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) stream.destroy(new Error(`body over ${limit} bytes`));
+      else chunks.push(c);
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
+}
+
+function parseBasic(header: string | undefined): { user: string; pass: string } | null {
+  const m = /^Basic\s+(\S+)$/i.exec(header ?? '');
+  if (!m) return null;
+  const text = Buffer.from(m[1], 'base64').toString('utf8');
+  const at = text.indexOf(':');
+  return at < 0 ? null : { user: text.slice(0, at), pass: text.slice(at + 1) };
+}
+
+function copyHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+function sendJson(res: ServerResponse, entry: Entry, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  // recorded before the client can see it: a test may read proxy.requests the moment docker exits
+  entry.status = status;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'docker-distribution-api-version': 'registry/2.0',
+    ...headers,
+  });
+  res.end(text);
+}
+
+const UNAUTHORIZED = { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required', detail: null }] };
+
+interface Rule {
+  readonly spec: FaultRule;
+  remaining: number;
+}
+
+interface Entry {
+  method: string;
+  path: string;
+  url: string;
+  status: number;
+  requestBytes: number;
+  reset: boolean;
+}
+
+class FaultProxyServer implements FaultProxy {
+  readonly requests: Entry[] = [];
+  bytesUploaded = 0;
+  host = '';
+  url = '';
+  private rules: Rule[] = [];
+  private readonly tokens = new Set<string>();
+  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  private readonly agent = new http.Agent({ keepAlive: true });
+  private readonly stopping = new AbortController();
+  private readonly upstreamAuth: string;
+
+  constructor(private readonly upstream: Registry, private readonly auth: ProxyAuth | undefined) {
+    const [user, pass] = Object.entries(upstream.users)[0] ?? ['', ''];
+    this.upstreamAuth = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', () => {
+        this.host = `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+        this.url = `http://${this.host}`;
+        resolve();
+      });
+    });
+  }
+
+  addFault(rule: FaultRule): void {
+    this.rules.push({ spec: rule, remaining: rule.times ?? Infinity });
+  }
+
+  clearFaults(): void {
+    this.rules = [];
+  }
+
+  rejectAttestations(): void {
+    this.addFault({
+      method: 'PUT',
+      path: MANIFEST_PATH,
+      match: (r) => isAttestationManifest(r.body),
+      action: { status: 400, body: ATTESTATION_REJECTION, headers: { 'content-type': 'application/json; charset=utf-8' } },
+    });
+  }
+
+  count(method: string | undefined, path: RegExp, status?: number): number {
+    return this.requests.filter(
+      (r) => (!method || r.method === method.toUpperCase()) && path.test(r.path) && (status === undefined || r.status === status),
+    ).length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    this.agent.destroy();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const entry: Entry = { method: req.method ?? 'GET', path: url.split('?')[0], url, status: 0, requestBytes: 0, reset: false };
+    this.requests.push(entry);
+    try {
+      // Manifest PUTs are buffered so that rules can look at them; everything else streams.
+      const body = entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
+        ? await readAll(this.metered(req, entry), MAX_BUFFERED_BODY)
+        : undefined;
+      const rule = this.takeRule({ method: entry.method, path: entry.path, headers: req.headers, body });
+      const action = rule?.action;
+      if (action && isStatusAction(action)) return this.fail(req, res, entry, action, body);
+      if (action && 'reset' in action) return this.reset(req, entry);
+      if (action && 'delayMs' in action) await sleep(action.delayMs, this.stopping.signal);
+      // the client may have given up during a delay (req.destroyed is no use: a fully read request is destroyed too)
+      if (this.stopping.signal.aborted || req.socket.destroyed) return;
+      if (this.auth && !(await this.authenticate(req, res, entry, body))) return;
+      this.forward(req, res, entry, body, action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined);
+    } catch (e) {
+      if (!res.headersSent && !res.destroyed) sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: ${(e as Error).message}` }] });
+    }
+  }
+
+  private takeRule(req: FaultRequest): FaultRule | undefined {
+    const rule = this.rules.find(({ spec, remaining }) =>
+      remaining > 0
+      && (!spec.method || spec.method.toUpperCase() === req.method)
+      && spec.path.test(req.path)
+      && (!spec.match || spec.match(req)));
+    if (rule) rule.remaining--;
+    return rule?.spec;
+  }
+
+  /** Counts request-body bytes as they pass; past `limit` it cuts the client off. */
+  private metered(req: IncomingMessage, entry: Entry, limit?: number): Transform {
+    const meter = new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        if (entry.reset) return done();
+        entry.requestBytes += chunk.length;
+        this.bytesUploaded += chunk.length;
+        const over = limit === undefined ? -1 : entry.requestBytes - limit;
+        if (over < 0) return done(null, chunk);
+        done(null, chunk.subarray(0, chunk.length - over));
+        this.reset(req, entry);
+      },
+    });
+    return req.pipe(meter);
+  }
+
+  private reset(req: IncomingMessage, entry: Entry): void {
+    entry.reset = true;
+    // Unread bytes in the kernel buffer make this an RST, as a dropped connection looks to the client.
+    req.socket.destroy();
+  }
+
+  /** Answers with the rule's status after the client sent its whole body, as an origin timeout would. */
+  private fail(req: IncomingMessage, res: ServerResponse, entry: Entry, action: StatusAction, buffered?: Buffer): void {
+    const respond = () => {
+      const body = action.body ?? '';
+      entry.status = action.status;
+      res.writeHead(action.status, { 'content-length': Buffer.byteLength(body), ...action.headers });
+      res.end(body);
+    };
+    void this.drain(req, entry, buffered).then(respond);
+  }
+
+  /** Reads and discards the request body (unless it was buffered already): answering early would break the client's write. */
+  private drain(req: IncomingMessage, entry: Entry, buffered?: Buffer): Promise<void> {
+    if (buffered) return Promise.resolve();
+    return new Promise((resolve) => this.metered(req, entry).on('end', resolve).resume());
+  }
+
+  /** True when the client's credentials are good; otherwise it has answered (401, or the token endpoint). */
+  private async authenticate(req: IncomingMessage, res: ServerResponse, entry: Entry, body?: Buffer): Promise<boolean> {
+    const auth = this.auth as ProxyAuth;
+    if (auth.scheme === 'bearer' && entry.path === '/token') {
+      await this.issueToken(req, res, entry, body);
+      return false;
+    }
+    const header = req.headers.authorization;
+    const ok = auth.scheme === 'basic'
+      ? this.validCredentials(parseBasic(header))
+      : this.tokens.has(/^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '');
+    if (ok) return true;
+    void this.drain(req, entry, body);
+    sendJson(res, entry, 401, UNAUTHORIZED, { 'www-authenticate': this.challenge(entry.path) });
+    return false;
+  }
+
+  private validCredentials(creds: { user: string; pass: string } | null): boolean {
+    const auth = this.auth as ProxyAuth;
+    return !!creds && creds.pass === auth.token && (!auth.usernames || auth.usernames.includes(creds.user));
+  }
+
+  private challenge(path: string): string {
+    if (this.auth?.scheme === 'basic') return `Basic realm="${REALM}"`;
+    const repo = REPO_PATH.exec(path)?.[1];
+    const scope = repo ? `,scope="repository:${repo}:pull,push"` : '';
+    return `Bearer realm="${this.url}/token",service="${REALM}"${scope}`;
+  }
+
+  /**
+   * GET with Basic credentials (the docker engine's login), or POST with an OAuth2 password grant (containerd
+   * tries that first and falls back to GET on 401/404).
+   */
+  private async issueToken(req: IncomingMessage, res: ServerResponse, entry: Entry, body?: Buffer): Promise<void> {
+    let creds = parseBasic(req.headers.authorization);
+    if (req.method === 'POST') {
+      const form = new URLSearchParams((body ?? (await readAll(this.metered(req, entry), MAX_BUFFERED_BODY))).toString('utf8'));
+      creds = form.get('grant_type') === 'password' ? { user: form.get('username') ?? '', pass: form.get('password') ?? '' } : null;
+    } else {
+      void this.drain(req, entry, body);
+    }
+    if (!this.validCredentials(creds)) return sendJson(res, entry, 401, UNAUTHORIZED);
+    const token = `fp-${randomBytes(16).toString('hex')}`;
+    this.tokens.add(token);
+    sendJson(res, entry, 200, { token, access_token: token, expires_in: 3600, issued_at: new Date().toISOString() });
+  }
+
+  private upstreamHeaders(req: IncomingMessage, body?: Buffer): OutgoingHttpHeaders {
+    const headers = copyHeaders(req.headers);
+    headers.host = this.upstream.host;
+    if (this.auth) headers.authorization = this.upstreamAuth;
+    if (body) {
+      delete headers['transfer-encoding'];
+      headers['content-length'] = body.length;
+    }
+    return headers;
+  }
+
+  private responseHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
+    const headers = copyHeaders(from);
+    // Node frames the body itself; a copied Transfer-Encoding would double it.
+    delete headers['transfer-encoding'];
+    const location = headers.location;
+    if (typeof location === 'string') headers.location = location.replace(this.upstream.url, this.url);
+    return headers;
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, entry: Entry, body?: Buffer, resetAfterBytes?: number): void {
+    const target = new URL(this.upstream.url);
+    const upReq = http.request({
+      host: target.hostname,
+      port: target.port,
+      method: entry.method,
+      path: entry.url,
+      headers: this.upstreamHeaders(req, body),
+      agent: this.agent,
+    });
+    upReq.on('response', (upRes) => {
+      if (entry.reset || res.destroyed) return void upRes.resume();
+      entry.status = upRes.statusCode ?? 502;
+      res.writeHead(entry.status, this.responseHeaders(upRes.headers));
+      pipeline(upRes, res, () => undefined);
+    });
+    upReq.on('error', (e) => {
+      if (entry.reset || res.destroyed) return;
+      if (res.headersSent) res.destroy();
+      else sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: upstream: ${e.message}` }] });
+    });
+    res.on('close', () => { if (!res.writableFinished) upReq.destroy(); });
+    const source = body ? this.replay(body, req, entry, resetAfterBytes) : this.metered(req, entry, resetAfterBytes);
+    pipeline(source, upReq, () => undefined);
+  }
+
+  /** A buffered body as a stream again (already counted), cut short like metered() when there is a limit. */
+  private replay(body: Buffer, req: IncomingMessage, entry: Entry, limit?: number): Readable {
+    if (limit === undefined || body.length < limit) return Readable.from([body]);
+    const cut = Readable.from([body.subarray(0, limit)]);
+    cut.on('end', () => this.reset(req, entry));
+    return cut;
+  }
+}
+
+export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
+  const proxy = new FaultProxyServer(opts.upstream, opts.auth);
+  await proxy.listen();
+  return proxy;
+}
