@@ -8,6 +8,8 @@ const common = {
   testEnvironment: 'node',
 };
 export default {
+  // End-to-end pushes through real engines take seconds to minutes; jest reads this only at the top level.
+  testTimeout: 300_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'] },

@@ -21,6 +21,7 @@ export interface Plan {
   readonly oversized: readonly LayerFact[];
   readonly preflight: readonly Advice[];
   readonly notices: readonly Advice[];
+  readonly warnings: readonly Advice[];
 }
 
 export const DEPRECATION_NOTICE: Advice = {
@@ -37,7 +38,7 @@ export const TOMBSTONE_WARNING: Advice = {
     'files and break. The replaced image stays pullable by its digest.',
 };
 
-export const TEAM_TOKEN_NOTICE: Advice = {
+export const TEAM_TOKEN_WARNING: Advice = {
   title: 'Team API tokens are deprecated',
   message: "token-type 'team' still works, but Replicated deprecated team API tokens: create a service account " +
     "(Vendor Portal > Team > Service Accounts) and use token-type 'service-account'.",
@@ -73,8 +74,9 @@ export function buildPlan(config: Config, source: string, layers: readonly Layer
   const base = { repository, layers };
   const ctx = adviceContext(config, base);
   const notices: Advice[] = [];
+  const warnings: Advice[] = [];
   if (config.registry === REPLICATED_REGISTRY) notices.push(DEPRECATION_NOTICE);
-  if (config.tokenType === 'team') notices.push(TEAM_TOKEN_NOTICE);
+  if (config.tokenType === 'team') warnings.push(TEAM_TOKEN_WARNING);
   if (config.external && config.tokenTypeGiven && config.tokenType !== 'service-account') notices.push(externalTokenTypeNotice(config.registry));
   return {
     repository,
@@ -88,5 +90,6 @@ export function buildPlan(config: Config, source: string, layers: readonly Layer
     oversized,
     preflight: config.layerSplit === 'off' ? [] : oversized.map((l) => oversizeLayerAdvice(l, ctx)),
     notices,
+    warnings,
   };
 }

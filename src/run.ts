@@ -108,6 +108,7 @@ class Run {
       platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
     }, config.attestations));
     for (const n of plan.notices) log.notice(n);
+    for (const w of plan.warnings) log.warning(w);
     this.logPlan(plan, facts);
     for (const w of plan.preflight) log.warning(w);
     if (login.status === 'rejected') throw login.reason;

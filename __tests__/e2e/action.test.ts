@@ -9,7 +9,6 @@ import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy
 import { buildImage, engine, imageExists, rigEngines, removeImages, uniqueName, type Engine } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
-jest.setTimeout(180_000);
 
 const TOKEN = 'rp-secret-token-8f2b1c';
 const EMAIL = 'vendor@example.com';

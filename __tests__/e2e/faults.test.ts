@@ -7,7 +7,6 @@ import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy
 import { buildImage, engine, removeImages, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
 import { freePort, listTags, manifestDigest, startRegistry, type Registry } from '../../test/support/registry.js';
 
-jest.setTimeout(240_000);
 
 const TOKEN = 'fault-token-3c9e7a';
 const CF_524 = { status: 524, body: 'error code: 524', headers: { 'Content-Type': 'text/plain' } };

@@ -96,8 +96,9 @@ start_engine_a
   echo "ENGINE_A=unix:///var/run/docker.sock"
   if [ "$want" = all ]; then
     fetch_engine_b; install_buildx; start_engine_b
-    echo "ENGINE_B=unix://$B_RUN/docker.sock"
   fi
+  # record engine B whenever it is up, so `engines.sh a` (the demo) does not hide it from the tests
+  if wait_engine "unix://$B_RUN/docker.sock" 1; then echo "ENGINE_B=unix://$B_RUN/docker.sock"; fi
 } >"$state/engines.env"
 log "engines up: $(tr '\n' ' ' <"$state/engines.env")"
 echo "$state/engines.env"
