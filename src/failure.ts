@@ -35,7 +35,7 @@ interface Rule { kind: FailureKind; re: RegExp }
 const RULES: readonly Rule[] = [
   { kind: 'engine-unreachable', re: /Cannot connect to the Docker daemon|error during connect|Is the docker daemon running|docker daemon is not running|dial unix .*docker\.sock.*(no such file|connection refused|permission denied)/i },
   { kind: 'image-missing', re: /No such image|An image does not exist locally|reference does not exist|does not exist locally with the tag/i },
-  { kind: 'attestation', re: /provenance|attestation/i },
+  { kind: 'attestation', re: /provenance|attestations? (?:are |is )?not (?:supported|allowed)/i },
   { kind: 'timeout-524', re: /\b524\b/ },
   { kind: 'rate-limited', re: /toomanyrequests|\b429\b|too many requests/i },
   { kind: 'unauthorized', re: /unauthorized|authentication required|failed to authorize|no basic auth credentials|incorrect username or password|\b401\b/i },
@@ -78,9 +78,21 @@ function kindFromStatus(status: number): FailureKind | null {
   return null;
 }
 
+/** Drops the CLI's ` Info -> ...` notes and their indented continuation lines: advice, not errors. */
+function withoutInfoBlocks(lines: string[]): string[] {
+  const kept: string[] = [];
+  let inInfo = false;
+  for (const line of lines) {
+    if (/^\s*Info ->/.test(line)) inInfo = true;
+    else if (inInfo && !/^\s{2,}\S/.test(line)) inInfo = false;
+    if (!inInfo) kept.push(line);
+  }
+  return kept;
+}
+
 /** Classifies the output of a failed docker command (stdout and stderr together). */
 export function classifyFailure(output: string): Failure {
-  const lines = output.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = withoutInfoBlocks(output.split(/\r?\n/)).map((l) => l.trim()).filter(Boolean);
   // Layer status lines ("abc: Retrying in 5 seconds") describe progress, not the cause.
   const errorLines = lines.filter((l) => !/^[a-f0-9]{12}: /.test(l) && !/^The push refers to/.test(l));
   const text = errorLines.join('\n');

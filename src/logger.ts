@@ -7,6 +7,8 @@ export interface Annotation {
 
 export interface Logger {
   info(message: string): void;
+  /** The periodic "which layer, how far, elapsed" line during a push; a terminal may redraw it in place. */
+  progress(message: string): void;
   debug(message: string): void;
   notice(a: Annotation): void;
   warning(a: Annotation): void;
@@ -19,6 +21,7 @@ export class MemoryLogger implements Logger {
   readonly notices: Annotation[] = [];
   readonly warnings: Annotation[] = [];
   info(message: string): void { this.lines.push(message); }
+  progress(message: string): void { this.lines.push(message); }
   debug(message: string): void { this.lines.push(`debug: ${message}`); }
   notice(a: Annotation): void { this.notices.push(a); }
   warning(a: Annotation): void { this.warnings.push(a); }

@@ -1,15 +1,15 @@
 // GitHub adapter, main step: inputs -> core -> outputs, summary, annotations. Only wiring lives here.
 import * as core from '@actions/core';
-import { Docker } from './docker.js';
 import { InputError, readConfig } from './inputs.js';
 import type { Logger } from './logger.js';
-import { RegistryClient } from './registry-client.js';
 import { ActionFailure, runAction } from './run.js';
-import { failureSummaryMarkdown, summaryMarkdown } from './summary.js';
 import { STATE_CONFIG_DIR } from './state.js';
+import { failureSummaryMarkdown, summaryMarkdown } from './summary.js';
+import { realDeps, resultOutputs } from './wiring.js';
 
 const logger: Logger = {
   info: (m) => core.info(m),
+  progress: (m) => core.info(m),
   debug: (m) => core.debug(m),
   notice: (a) => core.notice(a.message, { title: a.title }),
   warning: (a) => core.warning(a.message, { title: a.title }),
@@ -23,24 +23,8 @@ export async function main(): Promise<void> {
   try {
     const config = readConfig((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
     core.setSecret(Buffer.from(`${config.username}:${config.token}`).toString('base64'));
-    const result = await runAction(config, {
-      env: process.env,
-      logger,
-      docker: (env) => new Docker(env),
-      registry: (host, username, password) => new RegistryClient(host, { username, password }),
-      now: () => Date.now(),
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-      random: Math.random,
-      progressIntervalMs: 15_000,
-      onConfigDir: (dir) => core.saveState(STATE_CONFIG_DIR, dir),
-    });
-    core.setOutput('ref', result.refs[0]);
-    core.setOutput('refs', result.refs.join('\n'));
-    core.setOutput('digest', result.digest ?? '');
-    core.setOutput('pinned-ref', result.pinnedRef ?? '');
-    core.setOutput('attempts', String(result.attempts));
-    core.setOutput('proxy-ref', result.plan.proxyRefs[0] ?? '');
-    core.setOutput('replaced-digest', result.replaced[0]?.digest ?? '');
+    const result = await runAction(config, realDeps(logger, 15_000, (dir) => core.saveState(STATE_CONFIG_DIR, dir)));
+    for (const [name, value] of Object.entries(resultOutputs(result))) core.setOutput(name, value);
     await core.summary.addRaw(summaryMarkdown(result)).write();
     if (result.pinnedRef) core.info(`pushed: ${result.pinnedRef}`);
   } catch (e) {

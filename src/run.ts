@@ -233,7 +233,7 @@ class Run {
   private async pushOnce(ref: string, plan: Plan, platform: string | null): Promise<{ result: CommandResult; events: PushEvent[]; progress: PushProgress }> {
     const progress = new PushProgress(plan.layers, this.deps.now());
     const events: PushEvent[] = [];
-    const timer = setInterval(() => this.log.info(progress.line(this.deps.now())), this.deps.progressIntervalMs);
+    const timer = setInterval(() => this.log.progress(progress.line(this.deps.now())), this.deps.progressIntervalMs);
     try {
       const result = await this.docker.push(ref, {
         platform: platform ?? undefined,

@@ -82,7 +82,7 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
     // preflight warned before any upload, naming the instruction
-    expect(run.stdout).toMatch(/^::warning title=Layer 1 is 4\d\d\.\d kB::Layer 1\/2 .* made by `COPY f0 \/big\/blob.bin`/m);
+    expect(run.stdout).toMatch(/^::warning title=Layer 1 is 4\d\d kB::Layer 1\/2 .* made by `COPY f0 \/big\/blob.bin`/m);
     const error = errorLine(run);
     expect(error).toMatch(/^::error title=Push timed out \(HTTP 524\)::/);
     expect(error).toContain('layer 1/2');
@@ -104,39 +104,26 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
     expectNothingLeftBehind(run);
   });
 
-  maybe('503 then success', async () => {
+  // Engine B retries a 503 once on its own but never a 502: a 502 is what reaches the action.
+  maybe('502 on a layer upload then success', async () => {
     const src = await image(c, { '/a': 20_000 });
-    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { status: 503, body: 'unavailable' } });
-    const run = await push(c, src, 's503');
+    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { status: 502, body: 'bad gateway' } });
+    const run = await push(c, src, 's502');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
-    expect(c.proxy.requests.some((r) => r.status === 503)).toBe(true);
-    expect(await manifestDigest(c.upstream, 'faults/s503', '1.0.0')).toBe(run.outputs.digest);
+    expect(c.proxy.count('PUT', BLOB_UPLOAD, 502)).toBe(1);
+    expect(await manifestDigest(c.upstream, 'faults/s502', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
   maybe('connection reset during a layer upload, then success', async () => {
     const src = await image(c, { '/a': 300_000 });
-    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { resetAfterBytes: 10_000 } });
-    c.proxy.addFault({ method: 'PATCH', path: BLOB_UPLOAD, times: 1, action: { resetAfterBytes: 10_000 } });
+    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { reset: true } });
     const run = await push(c, src, 'reset');
     expect(run.code).toBe(0);
-    expect(Number(run.outputs.attempts)).toBeGreaterThanOrEqual(2);
+    expect(run.outputs.attempts).toBe('2');
     expect(c.proxy.requests.some((r) => r.reset)).toBe(true);
     expect(await manifestDigest(c.upstream, 'faults/reset', '1.0.0')).toBe(run.outputs.digest);
-    expectNothingLeftBehind(run);
-  });
-
-  maybe('429 with Retry-After: the next attempt waits as long as the registry asks', async () => {
-    const src = await image(c, { '/a': 10_000 });
-    const limited = { status: 429, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}', headers: { 'Retry-After': '3' } };
-    c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: limited });
-    c.proxy.addFault({ method: 'GET', path: /^\/v2\/$/, times: 1, action: limited });
-    const run = await push(c, src, 'r429');
-    expect(run.code).toBe(0);
-    expect(run.outputs.attempts).toBe('2');
-    expect(run.stdout).toMatch(/retrying in 3\.0s/);
-    expect(await manifestDigest(c.upstream, 'faults/r429', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 });
@@ -167,7 +154,7 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     expect(run.stdout).toMatch(/Retrying in 5 seconds/);
     const error = errorLine(run);
     expect(error).toContain('while uploading layer 2/2');
-    expect(error).toContain('COPY f1 /data/model.bin');
+    expect(error).toMatch(/made by `COPY file:[a-f0-9]{64} in \/data\/model.bin`/);
     expect(error).not.toContain('most likely');
     expect(await listTags(c.upstream, 'faults/a524')).toEqual([]);
     expectNothingLeftBehind(run);
@@ -190,6 +177,20 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     expect(run.outputs.attempts).toBe('1');
     expect(errorLine(run)).toMatch(/^::error title=.*\(HTTP 400\)::.*--provenance=false/);
     expect(await listTags(c.upstream, 'faults/b400')).toEqual([]);
+    expectNothingLeftBehind(run);
+  });
+
+  test('429 with Retry-After on the manifest: the next attempt waits as long as the registry asks', async () => {
+    const src = await image(c, { '/a': 10_000 });
+    const limited = { status: 429, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}', headers: { 'Retry-After': '3' } };
+    c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: limited });
+    // The limit still holds when the action asks /v2/ how long to wait; docker login's own GET /v2/ came earlier.
+    c.proxy.addFault({ method: 'GET', path: /^\/v2\/$/, times: 1, action: limited, match: (req) => !/docker/i.test(String(req.headers['user-agent'])) });
+    const run = await push(c, src, 'r429');
+    expect(run.code).toBe(0);
+    expect(run.outputs.attempts).toBe('2');
+    expect(run.stdout).toMatch(/retrying in 3\.0s/);
+    expect(await manifestDigest(c.upstream, 'faults/r429', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
