@@ -108,8 +108,9 @@ export class Docker {
     await this.check(['tag', source, target]);
   }
 
-  async removeTag(ref: string): Promise<void> {
-    await this.run(['image', 'rm', '--no-prune', ref]);
+  /** Best effort: a leftover local image is untidy, not a failure. */
+  async removeImage(ref: string): Promise<void> {
+    await this.run(['image', 'rm', ref]);
   }
 
   /** Pushes one reference; a failure comes back as a result, not a throw, so it can be classified. */

@@ -32,7 +32,7 @@ export const DEPRECATION_NOTICE: Advice = {
 };
 
 export const TOMBSTONE_WARNING: Advice = {
-  title: 'Tombstone: replacing a released tag with an empty image',
+  title: 'Tombstone replaces a released tag with an empty image',
   message: 'mode: tombstone pushes an empty image over the tag. This registry cannot delete images, so this is the only ' +
     'way to withdraw one; every release or installation that still references this tag will get an image with no ' +
     'files and break. The replaced image stays pullable by its digest.',

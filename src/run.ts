@@ -17,7 +17,7 @@ import { DEFAULT_MAX_DELAY_MS, withRetries, type AttemptOutcome } from './retry.
 import { formatBytes, formatDuration } from './units.js';
 
 /** The docker calls the core makes (docker.ts implements them; unit tests may stub them). */
-export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty'>;
+export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty' | 'removeImage'>;
 
 export interface RegistryApi {
   headManifest(repository: string, reference: string): Promise<ManifestHead | null>;
@@ -88,8 +88,17 @@ class Run {
   }
 
   async execute(): Promise<RunResult> {
-    const { config, log } = this;
+    const { config } = this;
     const source = config.image ? config.image.raw : await this.makeTombstone();
+    try {
+      return await this.pushSource(source);
+    } finally {
+      if (!config.image) await this.docker.removeImage(source);
+    }
+  }
+
+  private async pushSource(source: string): Promise<RunResult> {
+    const { config, log } = this;
     const [engine, inspect, history, login] = await Promise.allSettled([
       this.docker.engineFacts(),
       this.docker.inspectImage(source),
