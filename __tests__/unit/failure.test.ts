@@ -1,0 +1,160 @@
+import { classifyFailure, type Failure, type FailureKind } from '../../src/failure.js';
+
+const HEX = '6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
+const BLOB = `sha256:${HEX}`;
+const UPLOAD = `http://127.0.0.1:5000/v2/app/x/blobs/uploads/5c1f0c5e-8d2a-4b7e-9f3a-2a1d0c9e7b61?digest=sha256%3A${HEX}&_state=eyJOYW1lIjoiYXBwL3gifQ%3D%3D`;
+
+type Row = [string, string, FailureKind, boolean, number | null, string | null];
+
+// [name, docker output, kind, retryable, status, blobDigest]
+const CLASSIC: Row[] = [
+  ['524 from Cloudflare (no reason phrase)', 'received unexpected HTTP status: 524 ', 'timeout-524', true, 524, null],
+  ['502 Bad Gateway', 'received unexpected HTTP status: 502 Bad Gateway', 'server-error', true, 502, null],
+  ['500 Internal Server Error', 'received unexpected HTTP status: 500 Internal Server Error', 'server-error', true, 500, null],
+  ['503 Service Unavailable', 'received unexpected HTTP status: 503 Service Unavailable', 'server-error', true, 503, null],
+  ['520 without a reason phrase', 'received unexpected HTTP status: 520 ', 'server-error', true, 520, null],
+  ['unauthorized', 'unauthorized: authentication required', 'unauthorized', false, null, null],
+  ['denied', 'denied: requested access to the resource is denied', 'denied', false, null, null],
+  ['manifest invalid', 'manifest invalid: manifest invalid', 'bad-request', false, null, null],
+  ['connection refused', 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused', 'network', true, null, null],
+  ['login with a wrong password', 'Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password', 'unauthorized', false, null, null],
+  ['rate limited', 'toomanyrequests: too many requests', 'rate-limited', true, null, null],
+  ['name unknown', 'name unknown: repository name not known to registry', 'not-found', false, null, null],
+  ['404 body', 'error parsing HTTP 404 response body: unexpected end of JSON input: ""', 'not-found', false, null, null],
+  ['EOF', 'Put "https://registry.replicated.com/v2/app/x/blobs/uploads/abc": EOF', 'network', true, null, null],
+  ['TLS handshake timeout', 'Get "https://registry.replicated.com/v2/": net/http: TLS handshake timeout', 'network', true, null, null],
+  ['client timeout', 'Get "https://registry.replicated.com/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)', 'network', true, null, null],
+  ['unsupported', 'unknown: unsupported media type', 'unsupported', false, null, null],
+];
+
+const CONTAINERD: Row[] = [
+  ['524 on a blob PUT', `failed to push 127.0.0.1:5000/app/x:1: unexpected status from PUT request to ${UPLOAD}: 524 `, 'timeout-524', true, 524, BLOB],
+  ['500 on a blob HEAD', `failed to push 127.0.0.1:5000/app/x:1: unexpected status from HEAD request to http://127.0.0.1:5000/v2/app/x/blobs/${BLOB}: 500 Internal Server Error`, 'server-error', true, 500, BLOB],
+  ['attestations rejected', 'failed to push 127.0.0.1:5000/app/x:1: error from registry: manifest invalid - provenance attestations are not supported', 'attestation', false, null, null],
+  ['oauth 401', 'failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://registry.replicated.com/v2/token?scope=repository%3Aapp%2Fx%3Apull%2Cpush&service=registry.replicated.com: 401 Unauthorized', 'unauthorized', false, 401, null],
+  ['connection reset mid-upload', `failed to push 127.0.0.1:5000/app/x:1: failed to copy: failed to do request: Put "${UPLOAD}": read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, 'network', true, null, BLOB],
+  ['400 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 400 Bad Request', 'bad-request', false, 400, null],
+  ['403 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 403 Forbidden', 'denied', false, 403, null],
+  ['404 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 404 Not Found', 'not-found', false, 404, null],
+  ['429 on upload start', 'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 429 Too Many Requests', 'rate-limited', true, 429, null],
+  ['502 on upload start', 'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 502 Bad Gateway', 'server-error', true, 502, null],
+  ['context deadline', 'failed to push r.example.com/app/x:1: context deadline exceeded', 'network', true, null, null],
+];
+
+const LOCAL: Row[] = [
+  ['daemon socket missing', 'Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?', 'engine-unreachable', false, null, null],
+  ['socket permission', 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied', 'engine-unreachable', false, null, null],
+  ['Windows pipe', 'error during connect: Get "http://%2F%2F.%2Fpipe%2Fdocker_engine/v1.24/images/json": open //./pipe/docker_engine: The system cannot find the file specified.', 'engine-unreachable', false, null, null],
+  ['no such image', 'Error response from daemon: No such image: nope:1', 'image-missing', false, null, null],
+  ['tag missing locally', 'An image does not exist locally with the tag: x', 'image-missing', false, null, null],
+  ['nothing recognisable', 'something odd happened', 'unknown', true, null, null],
+  ['empty output', '', 'unknown', true, null, null],
+];
+
+function check(output: string, kind: FailureKind, retryable: boolean, status: number | null, blobDigest: string | null): Failure {
+  const f = classifyFailure(output);
+  expect({ kind: f.kind, retryable: f.retryable, status: f.status, blobDigest: f.blobDigest })
+    .toEqual({ kind, retryable, status, blobDigest });
+  return f;
+}
+
+describe('classifyFailure', () => {
+  test.each(CLASSIC)('classic engine (20.10): %s', (_name, output, kind, retryable, status, blob) => {
+    check(output, kind, retryable, status, blob);
+  });
+
+  test.each(CONTAINERD)('containerd engine (28): %s', (_name, output, kind, retryable, status, blob) => {
+    check(output, kind, retryable, status, blob);
+  });
+
+  test.each(LOCAL)('local: %s', (_name, output, kind, retryable, status, blob) => {
+    check(output, kind, retryable, status, blob);
+  });
+});
+
+describe('classifyFailure: detail', () => {
+  test.each([
+    ['Error response from daemon: No such image: nope:1', 'No such image: nope:1'],
+    ['Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password',
+      'Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password'],
+    ['received unexpected HTTP status: 524 ', 'received unexpected HTTP status: 524'],
+    ['first line\nsomething odd happened', 'something odd happened'],
+    ['The push refers to repository [127.0.0.1:5055/app/demo]\ncacd00243bba: Preparing\ndenied: requested access to the resource is denied\nlast words',
+      'denied: requested access to the resource is denied'],
+  ])('%j -> %j', (output, detail) => {
+    expect(classifyFailure(output).detail).toBe(detail);
+  });
+});
+
+describe('classifyFailure: whole push outputs', () => {
+  test('classic push that retried then timed out: layer lines are progress, not the cause', () => {
+    const output = [
+      'The push refers to repository [127.0.0.1:5055/app/demo]',
+      'cacd00243bba: Preparing',
+      '5f70bf18a086: Preparing',
+      'cacd00243bba: Layer already exists',
+      '5f70bf18a086: Retrying in 5 seconds',
+      '5f70bf18a086: Retrying in 1 second',
+      'received unexpected HTTP status: 524 ',
+    ].join('\n');
+    const f = check(output, 'timeout-524', true, 524, null);
+    expect(f.detail).toBe('received unexpected HTTP status: 524');
+  });
+
+  test('a layer line that mentions a status does not decide the class', () => {
+    const output = '5f70bf18a086: unexpected status 524\nunauthorized: authentication required';
+    check(output, 'unauthorized', false, null, null);
+  });
+
+  test('CRLF output', () => {
+    check('The push refers to repository [r/app/x]\r\nreceived unexpected HTTP status: 502 Bad Gateway\r\n', 'server-error', true, 502, null);
+  });
+
+  test('containerd push with progress lines, then a 524', () => {
+    const output = [
+      'The push refers to repository [127.0.0.1:5000/app/x]',
+      'a1b2c3d4e5f6: Waiting',
+      'a1b2c3d4e5f6: Pushing [=====>     ]  512MB/1.9GB',
+      `failed to push 127.0.0.1:5000/app/x:1: unexpected status from PUT request to ${UPLOAD}: 524 `,
+    ].join('\n');
+    check(output, 'timeout-524', true, 524, BLOB);
+  });
+
+  test('the --platform Info note is not an attestation error', () => {
+    const output = [
+      ' Info -> Using --platform pushes only the specified platform manifest of a multi-platform image index.',
+      '         Other components, like attestations, will not be included.',
+      'received unexpected HTTP status: 524 ',
+    ].join('\n');
+    check(output, 'timeout-524', true, 524, null);
+  });
+
+  test('blob digest with an upper-case %3A', () => {
+    const output = `failed to push r/app/x:1: unexpected status from PUT request to http://r/v2/app/x/blobs/uploads/u?digest=sha256%3a${HEX}: 524 `;
+    check(output, 'timeout-524', true, 524, BLOB);
+  });
+});
+
+describe('classifyFailure: repository names are not error text', () => {
+  // Bug: the attestation rule matches "provenance" anywhere in the line, including the image reference and URL
+  // the containerd engine prints, so a 524 on an image named "provenance-api" is reported as a non-retryable
+  // attestation rejection.
+  test.failing.each<Row>([
+    ['524 on an image named provenance-api',
+      `failed to push 127.0.0.1:5000/app/provenance-api:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/provenance-api/blobs/uploads/u?digest=sha256%3A${HEX}: 524 `,
+      'timeout-524', true, 524, BLOB],
+    ['401 on an image named provenance',
+      'failed to push r.example.com/app/provenance:1: unexpected status from PUT request to https://r.example.com/v2/app/provenance/manifests/1: 401 Unauthorized',
+      'unauthorized', false, 401, null],
+  ])('%s', (_name, output, kind, retryable, status, blob) => {
+    check(output, kind, retryable, status, blob);
+  });
+
+  test.each<Row>([
+    ['524 on an image named attestation-svc',
+      `failed to push 127.0.0.1:5000/app/attestation-svc:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/attestation-svc/blobs/uploads/u?digest=sha256%3A${HEX}: 524 `,
+      'timeout-524', true, 524, BLOB],
+  ])('%s', (_name, output, kind, retryable, status, blob) => {
+    check(output, kind, retryable, status, blob);
+  });
+});
