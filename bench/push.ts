@@ -28,7 +28,9 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
   const work = mkdtempSync(join(tmpdir(), 'rp-bench-'));
   try {
     await buildImage(eng, src, { files: { '/a': 4_000_000, '/b': 1_000_000, '/c': 'c' } });
-    const env = { ...process.env, DOCKER_HOST: eng.host };
+    // tsx runs this file through NODE_OPTIONS; the action must start as a runner starts it, without a loader.
+    const { NODE_OPTIONS: _loader, ...inherited } = process.env;
+    const env = { ...inherited, DOCKER_HOST: eng.host };
     const ref = `${reg.host}/bench/app:1.0.0`;
     const byHand = () => {
       const cfg = mkdtempSync(join(work, 'cfg-'));

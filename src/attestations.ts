@@ -53,7 +53,7 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
   if (mode === 'keep') return { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' };
   const images = facts.manifests?.filter((m) => !isAttestation(m) && m.Available !== false) ?? null;
   const attested = facts.manifests ? facts.manifests.some(isAttestation) : null;
-  if (attested === false && images && images.length <= 1) {
+  if (attested === false) {
     return { kind: 'as-is', reason: 'the image index has no attestations' };
   }
   if (images && images.length > 1) {

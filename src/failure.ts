@@ -44,7 +44,7 @@ const RULES: readonly Rule[] = [
   { kind: 'bad-request', re: /manifest invalid|MANIFEST_INVALID|\b400\b|bad request/i },
   { kind: 'unsupported', re: /\bunsupported\b/i },
   { kind: 'server-error', re: /\b5\d\d\b(?! ?(?:bytes|B\b))|internal server error|bad gateway|service unavailable|gateway time-?out/i },
-  { kind: 'network', re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|net\/http: request canceled|context deadline exceeded/i },
+  { kind: 'network', re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|no such host|net\/http: request canceled|context deadline exceeded/i },
 ];
 
 const STATUS_PATTERNS: readonly RegExp[] = [
@@ -78,6 +78,14 @@ function kindFromStatus(status: number): FailureKind | null {
   return null;
 }
 
+function scrub(line: string): string {
+  return line
+    .replace(/https?:\/\/\S+?(?=:? |"|$)/g, '<url>')
+    .replace(/^failed to push \S+?: /, 'failed to push: ')
+    .replace(/repository \[[^\]]*\]/g, 'repository')
+    .replace(/(failed commit on ref )"[^"]*"/g, '$1"<ref>"');
+}
+
 /** Drops the CLI's ` Info -> ...` notes and their indented continuation lines: advice, not errors. */
 function withoutInfoBlocks(lines: string[]): string[] {
   const kept: string[] = [];
@@ -95,15 +103,18 @@ export function classifyFailure(output: string): Failure {
   const lines = withoutInfoBlocks(output.split(/\r?\n/)).map((l) => l.trim()).filter(Boolean);
   // Layer status lines ("abc: Retrying in 5 seconds") describe progress, not the cause.
   const errorLines = lines.filter((l) => !/^[a-f0-9]{12}: /.test(l) && !/^The push refers to/.test(l));
+  // Image names and URLs are the user's words, not the engine's: a repository called provenance-api or a
+  // path with 404 in it must not decide the class. Rules read the lines without them.
+  const scrubbed = errorLines.map(scrub);
   const text = errorLines.join('\n');
-  const status = statusOf(text);
+  const status = statusOf(scrubbed.join('\n'));
   let kind: FailureKind | null = null;
   let detail = errorLines[errorLines.length - 1] ?? '';
   for (const rule of RULES) {
-    const line = errorLines.find((l) => rule.re.test(l));
-    if (line) {
+    const i = scrubbed.findIndex((l) => rule.re.test(l));
+    if (i >= 0) {
       kind = rule.kind;
-      detail = line;
+      detail = errorLines[i];
       break;
     }
   }

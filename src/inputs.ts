@@ -170,7 +170,8 @@ function parseTarget(get: InputGetter, image: LocalImage | null): string {
 }
 
 function parseRegistry(get: InputGetter): string {
-  const registry = get('registry').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '') || REPLICATED_REGISTRY;
+  // Host names are case-insensitive; the one comparison that matters (is it the Replicated registry?) must be too.
+  const registry = get('registry').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '').toLowerCase() || REPLICATED_REGISTRY;
   if (!isValidRegistryHost(registry)) {
     throw new InputError('registry', `Input 'registry': '${registry}' is not a registry host (host or host:port).`);
   }

@@ -26,6 +26,7 @@ export function cleanInstruction(createdBy: string): string {
   const nop = /^\/bin\/sh -c #\(nop\)\s*(.*)$/s.exec(s);
   if (nop) s = nop[1].trim();
   else if (s.startsWith('/bin/sh -c ')) s = `RUN ${s.slice('/bin/sh -c '.length)}`;
+  else if (/^\|\d+ .*?\/bin\/sh -c /s.test(s)) s = `RUN ${s}`; // classic builder: `|1 ARG=v /bin/sh -c cmd`
   s = s.replace(/\s*# buildkit$/, '');
   return s.replace(/\s+/g, ' ');
 }
@@ -38,9 +39,15 @@ function isEmptyLayerRow(row: HistoryRow): boolean {
 
 export function layerFacts(diffIds: readonly string[], historyNewestFirst: readonly HistoryRow[]): LayerFact[] {
   const oldestFirst = [...historyNewestFirst].reverse();
-  let rows = oldestFirst.filter((r) => r.size > 0);
-  // A layer can be empty (RUN that changed nothing): fall back to the rows that are not metadata-only.
-  if (rows.length !== diffIds.length) rows = oldestFirst.filter((r) => !isEmptyLayerRow(r));
+  // Which history rows made a layer is not recorded in the history the engine shows; try the readings in
+  // order: rows with bytes; plus empty layers (a RUN that changed nothing); plus BuildKit's WORKDIR, which
+  // makes a layer (mkdir) that the classic store reports as 0 bytes.
+  const readings = [
+    (r: HistoryRow) => r.size > 0,
+    (r: HistoryRow) => !isEmptyLayerRow(r),
+    (r: HistoryRow) => !isEmptyLayerRow(r) || /^WORKDIR\s+(?!\/$)/i.test(cleanInstruction(r.createdBy)),
+  ];
+  const rows = readings.map((keep) => oldestFirst.filter(keep)).find((candidate) => candidate.length === diffIds.length) ?? [];
   const matched = rows.length === diffIds.length;
   return diffIds.map((diffId, i) => ({
     index: i + 1,

@@ -67,6 +67,12 @@ export function proxyRef(config: Config, tag: string): string {
   return `${config.proxyDomain}/proxy/${config.appSlug}/${config.registry}/${config.repositoryPath}:${tag}`;
 }
 
+/** REGISTRY/PATH:TAG for every tag: depends on the inputs alone. */
+export function refsFor(config: Config): string[] {
+  const repository = repositoryOf(config.registry, config.repositoryPath);
+  return config.tags.map((t) => taggedRef(repository, t));
+}
+
 export function buildPlan(config: Config, source: string, layers: readonly LayerFact[], strategy: PushStrategy): Plan {
   const repositoryPath = config.repositoryPath;
   const repository = repositoryOf(config.registry, repositoryPath);
@@ -81,7 +87,7 @@ export function buildPlan(config: Config, source: string, layers: readonly Layer
   return {
     repository,
     repositoryPath,
-    refs: config.tags.map((t) => taggedRef(repository, t)),
+    refs: refsFor(config),
     proxyRefs: config.external ? config.tags.map((t) => proxyRef(config, t)) : [],
     source,
     strategy,

@@ -1,5 +1,6 @@
 // Asks the registry itself what a tag points to (v2 API), with the same credentials the push used:
 // Basic, or a Bearer token fetched from the realm the 401 challenge names.
+import { httpFetch, type HttpFetch, type HttpResponse } from './http-request.js';
 import { isLoopbackRegistry } from './reference.js';
 
 const MANIFEST_TYPES = [
@@ -40,7 +41,7 @@ export class RegistryClient {
   private readonly base: string;
   private bearer: string | null = null;
 
-  constructor(readonly host: string, private readonly creds: Credentials, private readonly fetchFn: typeof fetch = fetch) {
+  constructor(readonly host: string, private readonly creds: Credentials, private readonly fetchFn: HttpFetch = httpFetch) {
     this.base = `${isLoopbackRegistry(host) ? 'http' : 'https'}://${host}`;
   }
 
@@ -63,7 +64,7 @@ export class RegistryClient {
     return token;
   }
 
-  private async request(method: string, path: string, repository: string, headers: Record<string, string>): Promise<Response> {
+  private async request(method: string, path: string, repository: string, headers: Record<string, string>): Promise<HttpResponse> {
     const send = (auth: string | null) =>
       this.fetchFn(`${this.base}${path}`, { method, headers: auth ? { ...headers, Authorization: auth } : headers });
     let res = await send(this.bearer ? `Bearer ${this.bearer}` : null);

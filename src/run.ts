@@ -1,6 +1,6 @@
 // The core: Config -> engine and image facts -> plan -> tag, push with retries -> verify -> result.
 // No @actions/core here: the GitHub adapter (main.ts) and the CLI pass a Logger in.
-import { adviceContext, buildPlan, TOMBSTONE_WARNING, type Plan } from './plan.js';
+import { adviceContext, buildPlan, refsFor, TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from './advisory.js';
 import { apiAtLeast, choosePushStrategy, INDEX_MEDIA_TYPES, platformString, type EngineManifest } from './attestations.js';
 import { createRunDockerConfig, removeRunDockerConfig } from './docker-config.js';
@@ -99,11 +99,15 @@ class Run {
 
   private async pushSource(source: string): Promise<RunResult> {
     const { config, log } = this;
+    // Tags depend only on the inputs, so they are made while the facts are read (never in a dry run).
+    const tagged = config.dryRun ? Promise.resolve([]) : Promise.all(refsFor(config).map((ref) => this.docker.tag(source, ref)));
+    tagged.catch(() => undefined); // a failure here is reported by the facts (no image) or by the await below
     const [engine, inspect, history, login] = await Promise.allSettled([
       this.docker.engineFacts(),
       this.docker.inspectImage(source),
       this.docker.history(source),
-      this.login(),
+      // What the tags point to now is asked right after login, so it costs no extra round trip on the path.
+      this.login().then(() => this.currentDigests()),
     ]);
     this.failOnFacts(source, engine, inspect, history);
     const facts = (engine as PromiseFulfilledResult<EngineFacts>).value;
@@ -121,7 +125,8 @@ class Run {
     this.logPlan(plan, facts);
     for (const w of plan.preflight) log.warning(w);
     if (login.status === 'rejected') throw login.reason;
-    const replaced = await this.currentDigests(plan);
+    const replaced = login.value;
+    this.reportReplaced(replaced);
     if (plan.strategy.kind === 'refuse') throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
     const platform = plan.strategy.kind === 'platform' ? plan.strategy.platform : null;
     const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan, replaced };
@@ -129,7 +134,7 @@ class Run {
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
       return { ...base, digest: null, pinnedRef: null, attempts: 0, dryRun: true, durationMs: this.deps.now() - this.started };
     }
-    await Promise.all(plan.refs.map((ref) => this.docker.tag(plan.source, ref)));
+    await tagged;
     let attempts = 0;
     let digest: string | null = null;
     for (const ref of plan.refs) {
@@ -148,24 +153,27 @@ class Run {
   }
 
   /** What the tags point to now: shown for every push, and a tombstone refuses a tag that does not exist. */
-  private async currentDigests(plan: Plan): Promise<{ tag: string; digest: string | null }[]> {
-    const { config, log } = this;
-    const current = await Promise.all(config.tags.map(async (tag) => ({
+  private async currentDigests(): Promise<{ tag: string; digest: string | null }[]> {
+    return Promise.all(this.config.tags.map(async (tag) => ({
       tag,
-      digest: (await this.registry.headManifest(plan.repositoryPath, tag).catch(() => null))?.digest ?? null,
+      digest: (await this.registry.headManifest(this.config.repositoryPath, tag).catch(() => null))?.digest ?? null,
     })));
-    for (const c of current) if (c.digest) log.info(`${plan.repositoryPath}:${c.tag} now points to ${c.digest}; it will be replaced`);
-    if (config.mode === 'tombstone') {
-      log.warning(TOMBSTONE_WARNING);
-      const missing = current.filter((c) => !c.digest).map((c) => c.tag);
-      if (missing.length) {
-        throw new ActionFailure('Tombstone of a tag that does not exist', `Input 'tag': ${missing.join(', ')} does not exist in ` +
-          `${config.registry}/${plan.repositoryPath}. A tombstone only replaces an existing tag; pushing it would create a ` +
-          'new tag that can never be deleted.', { input: 'tag', attempts: 0 });
-      }
-    }
-    return current;
   }
+
+  /** Says which tags move; a tombstone refuses a tag that does not exist, since that would create it for good. */
+  private reportReplaced(current: readonly { tag: string; digest: string | null }[]): void {
+    const { config, log } = this;
+    for (const c of current) if (c.digest) log.info(`${config.repositoryPath}:${c.tag} now points to ${c.digest}; it will be replaced`);
+    if (config.mode !== 'tombstone') return;
+    log.warning(TOMBSTONE_WARNING);
+    const missing = current.filter((c) => !c.digest).map((c) => c.tag);
+    if (missing.length) {
+      throw new ActionFailure('Tombstone of a tag that does not exist', `Input 'tag': ${missing.join(', ')} does not exist in ` +
+        `${config.registry}/${config.repositoryPath}. A tombstone only replaces an existing tag; pushing it would create a ` +
+        'new tag that can never be deleted.', { input: 'tag', attempts: 0 });
+    }
+  }
+
 
   private async login(): Promise<void> {
     const { config } = this;

@@ -27,21 +27,23 @@ export function parseDuration(text: string): number | null {
 }
 
 export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 999.5) return `${Math.round(bytes)} B`;
   const units = ['kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let i = -1;
-  while (value >= 1000 && i < units.length - 1) {
+  let value = bytes / 1000;
+  let i = 0;
+  // Round first, then move up while the rounded figure would read 1000 or more.
+  const rounded = (v: number) => (v >= 99.95 ? Math.round(v) : Math.round(v * 10) / 10);
+  while (rounded(value) >= 1000 && i < units.length - 1) {
     value /= 1000;
     i++;
   }
-  return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[i]}`;
+  const r = rounded(value);
+  return `${r >= 100 ? r.toFixed(0) : r.toFixed(1)} ${units[i]}`;
 }
 
 export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${String(Math.round(s - m * 60)).padStart(2, '0')}s`;
+  if (ms < 999.5) return `${Math.round(ms)}ms`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)}s`;
+  const total = Math.round(ms / 1000);
+  return `${Math.floor(total / 60)}m${String(total % 60).padStart(2, '0')}s`;
 }
