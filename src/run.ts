@@ -7,14 +7,18 @@ import { createRunDockerConfig, removeRunDockerConfig } from './docker-config.js
 import { DockerError, type CommandResult, type Docker, type EngineFacts, type ImageInspect } from './docker.js';
 import { classifyFailure, type Failure } from './failure.js';
 import type { Config } from './inputs.js';
-import { layerFacts } from './layers.js';
+import { layerFacts, type LayerFact } from './layers.js';
 import type { Logger } from './logger.js';
 import { PushProgress } from './progress.js';
 import { parsePushLine, pushedDigest, type PushEvent } from './push-output.js';
 import { pinnedRef } from './reference.js';
 import type { ManifestHead } from './registry-client.js';
+import type { RelayerOptions, RelayerReport } from './relayer/index.js';
 import { DEFAULT_MAX_DELAY_MS, withRetries, type AttemptOutcome } from './retry.js';
 import { formatBytes, formatDuration } from './units.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The docker calls the core makes (docker.ts implements them; unit tests may stub them). */
 export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty' | 'removeImage'>;
@@ -35,6 +39,15 @@ export interface CoreDeps {
   readonly progressIntervalMs: number;
   /** Told where the credentials live before they are written, so a post step can remove them after a crash. */
   onConfigDir?(dir: string): void;
+  /** Re-layers a local image (layer-split: auto); src/relayer in production. */
+  relayer(image: string, opts: RelayerOptions & { env?: NodeJS.ProcessEnv }): Promise<RelayerReport>;
+}
+
+export interface SplitSummary {
+  readonly layersBefore: number;
+  readonly layersAfter: number;
+  /** One line per split layer: which, how big, into what. */
+  readonly lines: readonly string[];
 }
 
 export interface RunResult {
@@ -51,6 +64,8 @@ export interface RunResult {
   readonly plan: Plan;
   /** What each tag pointed to before this run (null: the tag was new). */
   readonly replaced: readonly { tag: string; digest: string | null }[];
+  /** Set when layer-split: auto re-layered the image. */
+  readonly split: SplitSummary | null;
 }
 
 /** A failure the user can act on; `input` names the input at fault when there is one. */
@@ -66,7 +81,7 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
   const dockerConfig = createRunDockerConfig(deps.env);
   deps.onConfigDir?.(dockerConfig.dir);
   try {
-    return await new Run(config, deps, deps.docker(dockerConfig.env), started).execute();
+    return await new Run(config, deps, deps.docker(dockerConfig.env), dockerConfig.env, started).execute();
   } finally {
     removeRunDockerConfig(dockerConfig.dir);
   }
@@ -81,7 +96,19 @@ class Run {
   private readonly policy;
   private readonly registry: RegistryApi;
 
-  constructor(private readonly config: Config, private readonly deps: CoreDeps, private readonly docker: DockerApi, private readonly started: number) {
+  /** Set once the image is read: the facts and the plan of what is pushed now (a split replaces it). */
+  private facts!: EngineFacts;
+  private current!: Plan;
+  private split: SplitSummary | null = null;
+  private readonly splitLines: string[] = [];
+
+  constructor(
+    private readonly config: Config,
+    private readonly deps: CoreDeps,
+    private readonly docker: DockerApi,
+    private readonly dockerEnv: NodeJS.ProcessEnv,
+    private readonly started: number,
+  ) {
     this.log = deps.logger;
     this.policy = { retries: config.retries, firstDelayMs: config.retryDelayMs, maxDelayMs: DEFAULT_MAX_DELAY_MS };
     this.registry = deps.registry(config.registry, config.username, config.token);
@@ -110,16 +137,12 @@ class Run {
       this.login().then(() => this.currentDigests()),
     ]);
     this.failOnFacts(source, engine, inspect, history);
-    const facts = (engine as PromiseFulfilledResult<EngineFacts>).value;
-    const image = (inspect as PromiseFulfilledResult<ImageInspect>).value;
-    const layers = layerFacts(image.RootFS.Layers ?? [], (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value);
-    const plan = buildPlan(config, source, layers, choosePushStrategy({
-      containerdStore: facts.containerdStore,
-      apiVersion: facts.apiVersion,
-      descriptorMediaType: image.Descriptor?.mediaType ?? null,
-      manifests: await this.engineManifests(facts, image),
-      platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
-    }, config.attestations));
+    this.facts = (engine as PromiseFulfilledResult<EngineFacts>).value;
+    const plan = await this.planFor(source, (inspect as PromiseFulfilledResult<ImageInspect>).value,
+      (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value);
+    this.current = plan;
+    const facts = this.facts;
+    const layers = plan.layers;
     for (const n of plan.notices) log.notice(n);
     for (const w of plan.warnings) log.warning(w);
     this.logPlan(plan, facts);
@@ -129,21 +152,87 @@ class Run {
     this.reportReplaced(replaced);
     if (plan.strategy.kind === 'refuse') throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
     const platform = plan.strategy.kind === 'platform' ? plan.strategy.platform : null;
-    const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan, replaced };
+    const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan, replaced, split: null };
     if (config.dryRun) {
+      if (config.layerSplit === 'auto' && plan.oversized.length) log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
       return { ...base, digest: null, pinnedRef: null, attempts: 0, dryRun: true, durationMs: this.deps.now() - this.started };
     }
     await tagged;
+    if (config.layerSplit === 'auto' && plan.oversized.length > 0) await this.relayer(null);
     let attempts = 0;
     let digest: string | null = null;
     for (const ref of plan.refs) {
-      const pushed = await this.pushWithRetries(ref, plan, platform);
+      const pushed = await this.pushWithRetries(ref);
       attempts = Math.max(attempts, pushed.attempts);
       digest ??= pushed.digest;
     }
     const verified = await this.verify(plan, digest as string, attempts);
-    return { ...base, digest: verified, pinnedRef: pinnedRef(plan.repository, verified), attempts, dryRun: false, durationMs: this.deps.now() - this.started };
+    const now = this.current;
+    return {
+      ...base, totalSize: now.totalSize, layerCount: now.layers.length, platform: this.platform(), plan: now, split: this.split,
+      digest: verified, pinnedRef: pinnedRef(plan.repository, verified), attempts, dryRun: false, durationMs: this.deps.now() - this.started,
+    };
+  }
+
+  private platform(): string | null {
+    return this.current.strategy.kind === 'platform' ? this.current.strategy.platform : null;
+  }
+
+  private async planFor(source: string, image: ImageInspect, history: { size: number; createdBy: string }[]): Promise<Plan> {
+    const layers = layerFacts(image.RootFS.Layers ?? [], history);
+    return buildPlan(this.config, source, layers, choosePushStrategy({
+      containerdStore: this.facts.containerdStore,
+      apiVersion: this.facts.apiVersion,
+      descriptorMediaType: image.Descriptor?.mediaType ?? null,
+      manifests: await this.engineManifests(this.facts, image),
+      platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
+    }, this.config.attestations));
+  }
+
+  /**
+   * layer-split: auto. Before the first upload (`only` null) every layer over max-layer-size is split; after a
+   * 524 (`only` set) that one layer is split again to the size given. The new image replaces the local one
+   * under the same refs; nothing is pushed that the user did not name.
+   */
+  private async relayer(only: { layers: readonly LayerFact[]; size: number } | null): Promise<void> {
+    const { config, log } = this;
+    const before = this.current;
+    const tag = `${config.target}:${`${config.tags[0]}-split`.slice(0, 128)}`;
+    const workDir = mkdtempSync(join(this.dockerEnv.RUNNER_TEMP || tmpdir(), 'replicated-push-split-'));
+    let report: RelayerReport;
+    try {
+      const title = only ? `Re-split layer ${only.layers.map((l) => l.index).join(', ')} to ${formatBytes(only.size)}` : 'Split layers over max-layer-size';
+      report = await log.group(title, () => this.deps.relayer(before.source, {
+        maxLayerSize: config.maxLayerSize,
+        split: only ? new Map(only.layers.map((l) => [l.diffId, only.size])) : undefined,
+        tag,
+        workDir,
+        log: (line) => log.info(line),
+        env: this.dockerEnv,
+      }));
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+    if (!report.changed) {
+      log.info('layer-split: nothing could be split further; pushing the image as it is');
+      return;
+    }
+    for (const u of report.unsplittable) {
+      const limit = only ? only.size : config.maxLayerSize;
+      log.warning({ title: 'File bigger than a layer may be', message: `${u.path} is ${formatBytes(u.size)}, more than the ${formatBytes(limit)} its layer should stay under: one file cannot be split, so its layer holds it alone.` });
+    }
+    const [inspect, history] = await Promise.all([this.docker.inspectImage(tag), this.docker.history(tag)]);
+    this.current = await this.planFor(tag, inspect, history);
+    await Promise.all(before.refs.map((ref) => this.docker.tag(tag, ref)));
+    for (const l of report.layers.filter((x) => x.pieces.length > 1)) {
+      const fact = before.layers.find((f) => f.diffId === l.diffId);
+      this.splitLines.push(`layer ${fact?.index ?? '?'} (${formatBytes(l.size)}${fact?.instruction ? `, ${fact.instruction}` : ''}) -> ` +
+        `${l.pieces.length} layers: ${l.pieces.map((p) => formatBytes(p.size)).join(' + ')}`);
+    }
+    this.split = { layersBefore: this.split?.layersBefore ?? before.layers.length, layersAfter: this.current.layers.length, lines: [...this.splitLines] };
+    log.info(`layer-split: ${this.split.layersBefore} layers became ${this.split.layersAfter}; ${tag} is pushed under ${before.refs.join(', ')}`);
+    for (const line of this.splitLines) log.info(`  ${line}`);
   }
 
   private async makeTombstone(): Promise<string> {
@@ -247,8 +336,9 @@ class Run {
     return new ActionFailure(a.title, a.message);
   }
 
-  private async pushOnce(ref: string, plan: Plan, platform: string | null): Promise<{ result: CommandResult; events: PushEvent[]; progress: PushProgress }> {
-    const progress = new PushProgress(plan.layers, this.deps.now());
+  private async pushOnce(ref: string): Promise<{ result: CommandResult; events: PushEvent[]; progress: PushProgress }> {
+    const progress = new PushProgress(this.current.layers, this.deps.now());
+    const platform = this.platform();
     const events: PushEvent[] = [];
     const timer = setInterval(() => this.log.progress(progress.line(this.deps.now())), this.deps.progressIntervalMs);
     try {
@@ -268,10 +358,11 @@ class Run {
     }
   }
 
-  private async pushWithRetries(ref: string, plan: Plan, platform: string | null): Promise<{ attempts: number; digest: string }> {
+  private async pushWithRetries(ref: string): Promise<{ attempts: number; digest: string }> {
     const { config, log } = this;
     const run = await log.group(`Push ${ref}`, () => withRetries(this.policy, this.retryHooks(`push ${ref}`), async (n): Promise<AttemptOutcome<string>> => {
-      const { result, events, progress } = await this.pushOnce(ref, plan, platform);
+      const plan = this.current;
+      const { result, events, progress } = await this.pushOnce(ref);
       if (result.code === 0) {
         const pushed = pushedDigest(events);
         if (pushed) return { ok: true, value: pushed.digest };
@@ -279,13 +370,22 @@ class Run {
       }
       const failure = classifyFailure(`${result.stdout}\n${result.stderr}`);
       if (failure.kind === 'timeout-524') {
-        // The classic store names layers by diff ID; the containerd store by compressed digest, which only
-        // the manifest maps to a layer. With one layer over the limit, that layer is the one to name.
-        const exact = progress.suspect();
+        // Which layer: the blob the engine names is the layer itself when it is uncompressed (a relayered piece);
+        // the classic store's status lines name layers by diff ID; a compressed blob on the containerd store maps
+        // to no layer without its manifest, and then the one layer over the limit, if there is one, is named.
+        const exact = plan.layers.find((l) => l.diffId === failure.blobDigest) ?? (this.facts.containerdStore ? null : progress.suspect());
         const layer = exact ?? (plan.oversized.length === 1 ? plan.oversized[0] : null);
         const advice = timeoutAdvice(layer, plan.oversized, this.ctx(plan), false, exact ? null : failure.blobDigest);
         log.warning(advice);
-        const hopeless = layer !== null && layer.size > config.maxLayerSize && config.layerSplit !== 'auto';
+        if (config.layerSplit === 'auto') {
+          // Adaptive: halve the layer that timed out (or the biggest, when the engine did not say), and every
+          // layer as big, since those would time out next; then retry.
+          const failed = layer ?? plan.layers.reduce((a, b) => (b.size > a.size ? b : a));
+          const size = Math.ceil(failed.size / 2);
+          if (n <= config.retries) await this.relayer({ layers: plan.layers.filter((l) => l.size >= failed.size), size });
+          return { ok: false, retry: true, error: new ActionFailure('Push timed out (HTTP 524)', advice.message) };
+        }
+        const hopeless = layer !== null && layer.size > config.maxLayerSize;
         if (hopeless) {
           const why = `Not retrying: layer ${layer.index} is over max-layer-size (${formatBytes(config.maxLayerSize)}), so another upload would time out the same way.`;
           log.info(why);

@@ -2,6 +2,7 @@
 import { Docker } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
+import { relayerImage } from './relayer/index.js';
 import type { CoreDeps, RunResult } from './run.js';
 
 export function realDeps(logger: Logger, progressIntervalMs: number, onConfigDir?: (dir: string) => void): CoreDeps {
@@ -15,6 +16,7 @@ export function realDeps(logger: Logger, progressIntervalMs: number, onConfigDir
     random: Math.random,
     progressIntervalMs,
     onConfigDir,
+    relayer: relayerImage,
   };
 }
 

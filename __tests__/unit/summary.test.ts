@@ -41,6 +41,7 @@ function result(over: Partial<RunResult> = {}): RunResult {
     platform: null,
     plan: plan(),
     replaced: [],
+    split: null,
     ...over,
   };
 }
@@ -65,6 +66,12 @@ describe('summaryMarkdown', () => {
     ['dry run', { dryRun: true, digest: null, pinnedRef: null, attempts: 0, durationMs: 800, totalSize: 999 }, [
       '### replicated-push: dry run (nothing pushed)', ...HEADER,
       '| `registry.replicated.com/my-app/worker:1.0.0` | – | 999 B | 3 | 0 | 800ms |',
+    ]],
+    ['layer-split: auto', { pinnedRef: null, split: { layersBefore: 3, layersAfter: 5, lines: ['layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB'] } }, [
+      '### replicated-push: pushed', ...HEADER,
+      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+      '', 'layer-split: auto re-layered the image: 3 layers became 5.', '',
+      '- layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB',
     ]],
     ['a pipe in a ref is escaped', { refs: ['a|b'], pinnedRef: null }, [
       '### replicated-push: pushed', ...HEADER,

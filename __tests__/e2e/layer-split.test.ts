@@ -1,0 +1,148 @@
+// layer-split: auto through the action (issue 5): the big layer is split before the first upload, or halved
+// after a 524, the registry ends up with smaller layers, and the image pulled back has the same filesystem.
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tar from 'tar-stream';
+import { Job } from '../../test/support/action-runner.js';
+import { startFaultProxy } from '../../test/support/fault-proxy.js';
+import { docker, engine, removeImages, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
+import { rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
+
+const TOKEN = 'split-token-51d0';
+
+/** path -> type, mode, size, sha256 of every entry of `docker export` of a container made from the image. */
+async function filesystem(e: Engine, image: string): Promise<Map<string, string>> {
+  const id = await docker(e.host, ['create', image, '/nothing']);
+  try {
+    const entries = new Map<string, string>();
+    await new Promise<void>((resolve, reject) => {
+      const extract = tar.extract();
+      extract.on('entry', (h, stream, next) => {
+        const hash = createHash('sha256');
+        stream.on("data", (c: unknown) => { hash.update(c as Buffer); });
+        stream.on('end', () => {
+          // /etc/hostname and friends are made by `docker create`, not by the image
+          if (!/^(etc\/(hostname|hosts|resolv\.conf|mtab)|\.dockerenv|dev\/|proc\/|sys\/)/.test(h.name)) {
+            entries.set(h.name, `${h.type} ${h.mode?.toString(8)} ${h.uid}:${h.gid} ${h.size} ${h.linkname ?? ''} ${hash.digest('hex')}`);
+          }
+          next();
+        });
+        stream.resume();
+      });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      const child = spawn('docker', ['export', id], { env: { ...process.env, DOCKER_HOST: e.host } });
+      child.on('error', reject);
+      child.stdout.pipe(extract);
+    });
+    return entries;
+  } finally {
+    await docker(e.host, ['rm', '-f', id]);
+  }
+}
+
+/** Pulls what the registry holds (skopeo, not the action) into the engine under `name`. */
+async function pullBack(e: Engine, reg: Registry, repo: string, tag: string, name: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rp-pull-'));
+  try {
+    const [user, password] = Object.entries(reg.users)[0];
+    const archive = join(dir, 'image.tar');
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `${user}:${password}`, `docker://${reg.host}/${repo}:${tag}`, `docker-archive:${archive}:${name}`]);
+      let err = '';
+      child.stderr.on('data', (c) => { err += c; });
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`skopeo copy: ${err}`))));
+    });
+    await docker(e.host, ['load', '-i', archive]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe.each(rigEngines())('layer-split: auto on $label', (eng: Engine) => {
+  let reg: Registry;
+  const images: string[] = [];
+  beforeAll(async () => { reg = await startRegistry(); });
+  afterAll(async () => { await removeImages(eng, images); await reg?.stop(); });
+
+  test('splits the layer over max-layer-size before the first upload; same filesystem after a round trip', async () => {
+    const src = `${uniqueName('rp-split')}:b`;
+    const back = `${uniqueName('rp-back')}:pulled`;
+    images.push(src, back, 'big:1.0.0-split');
+    // one COPY of a directory: a single ~800 kB layer of eight files
+    await buildDirImage(eng, src, 8, 100_000);
+    const [user, password] = Object.entries(reg.users)[0];
+    const job = new Job();
+    const run = await job.main({
+      'app-slug': 'split', image: src, 'target-image': 'big', tag: '1.0.0', registry: reg.host, username: user, token: password,
+      'max-layer-size': '300kB', 'layer-split': 'auto',
+    }, { env: { DOCKER_HOST: eng.host } });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^::warning title=Layer 1 is 8\d\d kB::/m);
+    expect(run.stdout).toMatch(/layer-split: 1 layers became [3-9]/);
+    expect(run.summary).toContain('layer-split: auto re-layered the image: 1 layers became');
+    const held = await rawManifest(reg, 'split/big', '1.0.0');
+    expect(held?.digest).toBe(run.outputs.digest);
+    const layers = held?.json.layers as { size: number }[];
+    expect(layers.length).toBeGreaterThanOrEqual(3);
+    // compressed random data is as big as the data: each blob stays near the limit (tar headers aside)
+    for (const l of layers) expect(l.size).toBeLessThanOrEqual(310_000);
+    await pullBack(eng, reg, 'split/big', '1.0.0', back);
+    const [original, pulled] = await Promise.all([filesystem(eng, src), filesystem(eng, back)]);
+    expect(pulled.size).toBeGreaterThanOrEqual(9); // /data and its eight files
+    expect(pulled).toEqual(original);
+    job.cleanup();
+  });
+});
+
+describe('adaptive re-split after a 524 (engine B: no per-layer retry in the engine)', () => {
+  const eng = rigEngines().find((e) => e.name === 'B') ?? engine('A');
+  test('halves the layer that timed out until the uploads pass, then pushes', async () => {
+    const reg = await startRegistry();
+    const proxy = await startFaultProxy({ upstream: reg, auth: { scheme: 'bearer', token: TOKEN } });
+    // Cloudflare's 524 in miniature: any blob upload bigger than 350 kB times out, every time.
+    proxy.addFault({
+      method: 'PUT', path: /\/blobs\/uploads\//, action: { status: 524, body: 'error code: 524' },
+      match: (req) => Number(req.headers['content-length'] ?? 0) > 350_000,
+    });
+    const src = `${uniqueName('rp-adapt')}:b`;
+    const job = new Job();
+    try {
+      // a single 900 kB layer of nine files, under max-layer-size, so only the 524 can set off a split
+      await buildDirImage(eng, src, 9, 100_000);
+      const run = await job.main({
+        'app-slug': 'adapt', image: src, 'target-image': 'svc', tag: '1.0.0', registry: proxy.host, token: TOKEN,
+        'layer-split': 'auto', 'max-layer-size': '10MB', retries: '3', 'retry-delay': '100ms',
+      }, { env: { DOCKER_HOST: eng.host } });
+      expect(run.code).toBe(0);
+      expect(Number(run.outputs.attempts)).toBeGreaterThanOrEqual(2);
+      expect(run.stdout).toMatch(/^::group::Re-split layer 1 to \d+ kB$/m);
+      expect(proxy.count('PUT', /\/blobs\/uploads\//, 524)).toBeGreaterThanOrEqual(1);
+      const held = await rawManifest(reg, 'adapt/svc', '1.0.0');
+      expect(held?.digest).toBe(run.outputs.digest);
+      for (const l of held?.json.layers as { size: number }[]) expect(l.size).toBeLessThanOrEqual(350_000);
+    } finally {
+      job.cleanup();
+      await removeImages(eng, [src, 'svc:1.0.0-split']);
+      await proxy.stop();
+      await reg.stop();
+    }
+  });
+});
+
+/** An image whose one layer holds `count` random files of `size` bytes (one COPY of a directory). */
+async function buildDirImage(e: Engine, ref: string, count: number, size: number): Promise<void> {
+  const ctx = mkdtempSync(join(tmpdir(), 'rp-dirctx-'));
+  try {
+    mkdirSync(join(ctx, 'data'));
+    for (let i = 0; i < count; i++) writeFileSync(join(ctx, 'data', `part-${i}.bin`), randomBytes(size));
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY data /data\nCMD ["/nothing"]\n');
+    const builder = e.name === 'A' ? ['build', '-q', '-t', ref, ctx] : ['buildx', 'build', '-q', '--load', '-t', ref, ctx];
+    await docker(e.host, builder, e.name === 'A' ? { DOCKER_BUILDKIT: '0' } : {});
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
