@@ -35,7 +35,11 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
     const byHand = () => {
       const cfg = mkdtempSync(join(work, 'cfg-'));
       const e = { ...env, DOCKER_CONFIG: cfg };
-      execFileSync('docker', ['login', reg.host, '-u', user, '--password-stdin'], { env: e, input: password, stdio: ['pipe', 'ignore', 'ignore'] });
+      execFileSync('docker', ['login', reg.host, '-u', user, '--password-stdin'], {
+        env: e,
+        input: password,
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
       execFileSync('docker', ['tag', src, ref], { env: e });
       execFileSync('docker', ['push', ref], { env: e, stdio: 'ignore' });
       rmSync(cfg, { recursive: true, force: true });
@@ -45,9 +49,18 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
       for (const f of files) writeFileSync(f, '');
       const r = spawnSync(process.execPath, ['dist/index.js'], {
         env: {
-          ...env, RUNNER_TEMP: work, GITHUB_OUTPUT: files[0], GITHUB_STATE: files[1], GITHUB_STEP_SUMMARY: files[2],
-          'INPUT_APP-SLUG': 'bench', INPUT_IMAGE: src, 'INPUT_TARGET-IMAGE': 'app', INPUT_TAG: '1.0.0',
-          INPUT_TOKEN: password, INPUT_USERNAME: user, INPUT_REGISTRY: reg.host,
+          ...env,
+          RUNNER_TEMP: work,
+          GITHUB_OUTPUT: files[0],
+          GITHUB_STATE: files[1],
+          GITHUB_STEP_SUMMARY: files[2],
+          'INPUT_APP-SLUG': 'bench',
+          INPUT_IMAGE: src,
+          'INPUT_TARGET-IMAGE': 'app',
+          INPUT_TAG: '1.0.0',
+          INPUT_TOKEN: password,
+          INPUT_USERNAME: user,
+          INPUT_REGISTRY: reg.host,
         },
         stdio: 'ignore',
       });
@@ -59,13 +72,25 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
     const act: number[] = [];
     for (let i = 0; i < rounds; i++) {
       // alternate the order so neither side always runs on a warmer cache
-      if (i % 2) { hand.push(timed(byHand)); act.push(timed(action)); } else { act.push(timed(action)); hand.push(timed(byHand)); }
+      if (i % 2) {
+        hand.push(timed(byHand));
+        act.push(timed(action));
+      } else {
+        act.push(timed(action));
+        hand.push(timed(byHand));
+      }
     }
     const nodeBare: number[] = [];
     const coldStart: number[] = [];
     for (let i = 0; i < rounds; i++) {
       nodeBare.push(timed(() => spawnSync(process.execPath, ['-e', '0'])));
-      coldStart.push(timed(() => spawnSync(process.execPath, ['dist/index.js'], { env: { PATH: process.env.PATH, GITHUB_OUTPUT: '', GITHUB_STATE: '' } })));
+      coldStart.push(
+        timed(() =>
+          spawnSync(process.execPath, ['dist/index.js'], {
+            env: { PATH: process.env.PATH, GITHUB_OUTPUT: '', GITHUB_STATE: '' },
+          }),
+        ),
+      );
     }
     const result = {
       'push: action main, median ms': Math.round(median(act)),

@@ -4,9 +4,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
 const action = parse(readFileSync('action.yml', 'utf8'));
-const esc = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').trim();
-const inputs = Object.entries(action.inputs).map(([name, i]) =>
-  `| \`${name}\` | ${i.required ? 'yes' : 'no'} | ${i.default === undefined || i.default === '' ? '' : `\`${esc(i.default)}\``} | ${esc(i.description)} |`);
+const esc = (s) =>
+  String(s ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ')
+    .trim();
+const inputs = Object.entries(action.inputs).map(
+  ([name, i]) =>
+    `| \`${name}\` | ${i.required ? 'yes' : 'no'} | ${i.default === undefined || i.default === '' ? '' : `\`${esc(i.default)}\``} | ${esc(i.description)} |`,
+);
 const outputs = Object.entries(action.outputs).map(([name, o]) => `| \`${name}\` | ${esc(o.description)} |`);
 const block = [
   '<!-- inputs:start (generated from action.yml by scripts/docs.mjs) -->',

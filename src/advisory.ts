@@ -27,33 +27,43 @@ const TOKEN_NEEDS: Record<TokenType, string> = {
 };
 
 export function describeLayer(layer: LayerFact, layerCount: number): string {
-  const instruction = layer.instruction ? `made by \`${layer.instruction}\`` : 'made by an instruction the image history does not name';
+  const instruction = layer.instruction
+    ? `made by \`${layer.instruction}\``
+    : 'made by an instruction the image history does not name';
   return `layer ${layer.index}/${layerCount} (${layer.diffId.slice(0, 19)}…, ${formatBytes(layer.size)} uncompressed) ${instruction}`;
 }
 
 function splitHow(layer: LayerFact): string {
   const verb = layer.instruction?.split(' ')[0]?.toUpperCase();
-  const first = verb === 'COPY' || verb === 'ADD'
-    ? `split that ${verb} into several ${verb} instructions that each add less`
-    : verb === 'RUN'
-      ? 'split that RUN into several RUN steps that each write less'
-      : 'build that content in several smaller instructions';
-  return `${first}; use a multi-stage build so only what the image needs is copied in; keep large data out of the image ` +
-    '(fetch it at install time); or set `layer-split: auto` and this action re-layers the image for you.';
+  const first =
+    verb === 'COPY' || verb === 'ADD'
+      ? `split that ${verb} into several ${verb} instructions that each add less`
+      : verb === 'RUN'
+        ? 'split that RUN into several RUN steps that each write less'
+        : 'build that content in several smaller instructions';
+  return (
+    `${first}; use a multi-stage build so only what the image needs is copied in; keep large data out of the image ` +
+    '(fetch it at install time); or set `layer-split: auto` and this action re-layers the image for you.'
+  );
 }
 
 /** Warning before any upload, one per layer over the limit. */
 export function oversizeLayerAdvice(layer: LayerFact, ctx: AdviceContext): Advice {
   return {
     title: `Layer ${layer.index} is ${formatBytes(layer.size)}`,
-    message: `${capitalize(describeLayer(layer, ctx.layerCount))} is over max-layer-size (${formatBytes(ctx.maxLayerSize)}). ` +
+    message:
+      `${capitalize(describeLayer(layer, ctx.layerCount))} is over max-layer-size (${formatBytes(ctx.maxLayerSize)}). ` +
       `Uploads of layers near 2 GB time out at the registry's proxy (HTTP 524). To avoid it, ${splitHow(layer)}`,
   };
 }
 
 /** The layer-split advisory after a 524. `layer` is the one the engine was uploading, when known. */
 export function timeoutAdvice(
-  layer: LayerFact | null, others: readonly LayerFact[], ctx: AdviceContext, final: boolean, blobDigest: string | null = null,
+  layer: LayerFact | null,
+  others: readonly LayerFact[],
+  ctx: AdviceContext,
+  final: boolean,
+  blobDigest: string | null = null,
 ): Advice {
   const blob = blobDigest ? ` (blob ${blobDigest.slice(0, 19)}…)` : '';
   const which = layer
@@ -79,37 +89,48 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
     case 'unauthorized':
       return {
         title: 'Registry rejected the credentials',
-        message: `${ctx.registry} rejected the login or push for '${ctx.username}' with token-type '${ctx.tokenType}'. ` +
+        message:
+          `${ctx.registry} rejected the login or push for '${ctx.username}' with token-type '${ctx.tokenType}'. ` +
           `That token type needs ${TOKEN_NEEDS[ctx.tokenType]}. Check the secret behind 'token' (and 'username'), ` +
           `and that it has not expired or been revoked.${detail}`,
       };
     case 'denied':
       return {
         title: 'Access denied to the repository',
-        message: `The credentials work but may not push to ${ctx.repository}. Check that the token belongs to the ` +
+        message:
+          `The credentials work but may not push to ${ctx.repository}. Check that the token belongs to the ` +
           `application '${ctx.appSlug}' and has push rights (a read-only service account cannot push).${detail}`,
       };
     case 'not-found':
       return {
         title: 'Repository not found',
-        message: `${ctx.registry} does not know ${ctx.repository}. Check 'app-slug' ('${ctx.appSlug}'): it must be the ` +
+        message:
+          `${ctx.registry} does not know ${ctx.repository}. Check 'app-slug' ('${ctx.appSlug}'): it must be the ` +
           `slug of an application the token can access, as shown in the Vendor Portal.${detail}`,
       };
     case 'attestation':
     case 'bad-request':
       return {
-        title: failure.kind === 'attestation' ? 'Provenance attestations rejected (HTTP 400)' : 'Registry rejected the manifest (HTTP 400)',
-        message: `${ctx.registry} rejected the image manifest. Images built by buildx carry provenance attestations by ` +
+        title:
+          failure.kind === 'attestation'
+            ? 'Provenance attestations rejected (HTTP 400)'
+            : 'Registry rejected the manifest (HTTP 400)',
+        message:
+          `${ctx.registry} rejected the image manifest. Images built by buildx carry provenance attestations by ` +
           'default, and this registry does not accept them. Keep `attestations: strip` (the default) on an engine that ' +
           'supports `docker push --platform` (API 1.46+), or rebuild with `--provenance=false` ' +
           `(or set BUILDX_NO_DEFAULT_ATTESTATIONS=1 for the build).${detail}`,
       };
     case 'unsupported':
-      return { title: 'Registry does not support this image', message: `The registry refused the image as unsupported.${detail}` };
+      return {
+        title: 'Registry does not support this image',
+        message: `The registry refused the image as unsupported.${detail}`,
+      };
     case 'engine-unreachable':
       return {
         title: 'Docker engine unreachable',
-        message: 'The Docker engine is not reachable (check that it is running, and DOCKER_HOST or the docker context if set).' +
+        message:
+          'The Docker engine is not reachable (check that it is running, and DOCKER_HOST or the docker context if set).' +
           detail,
       };
     case 'image-missing':
@@ -117,14 +138,20 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
     case 'timeout-524':
       return timeoutAdvice(null, [], ctx, true);
     case 'rate-limited':
-      return { title: 'Rate limited (HTTP 429)', message: `${ctx.registry} kept answering 429 Too Many Requests.${detail}` };
+      return {
+        title: 'Rate limited (HTTP 429)',
+        message: `${ctx.registry} kept answering 429 Too Many Requests.${detail}`,
+      };
     case 'network':
       return {
         title: 'Registry unreachable',
         message: `Could not keep a connection to ${ctx.registry} (reset, refused or timed out) within the retries.${detail}`,
       };
     case 'server-error':
-      return { title: `Registry error (HTTP ${failure.status ?? '5xx'})`, message: `${ctx.registry} kept failing with a server error.${detail}` };
+      return {
+        title: `Registry error (HTTP ${failure.status ?? '5xx'})`,
+        message: `${ctx.registry} kept failing with a server error.${detail}`,
+      };
     default:
       return { title: 'Push failed', message: `docker push failed.${detail}` };
   }

@@ -11,7 +11,10 @@ export const INDEX_MEDIA_TYPES = new Set([
 export interface EngineManifest {
   Kind?: string;
   Available?: boolean;
-  Descriptor?: { platform?: { os?: string; architecture?: string; variant?: string }; annotations?: Record<string, string> };
+  Descriptor?: {
+    platform?: { os?: string; architecture?: string; variant?: string };
+    annotations?: Record<string, string>;
+  };
 }
 
 export type PushStrategy =
@@ -41,7 +44,9 @@ export function platformString(p: { os?: string; architecture?: string; variant?
 }
 
 function isAttestation(m: EngineManifest): boolean {
-  return m.Kind === 'attestation' || m.Descriptor?.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+  return (
+    m.Kind === 'attestation' || m.Descriptor?.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest'
+  );
 }
 
 const REBUILD = 'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1)';
@@ -61,7 +66,8 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     return {
       kind: 'refuse',
       title: 'Multi-platform image with attestations',
-      message: `The image holds ${images.length} platforms (${platforms}) and attestation manifests, which this registry ` +
+      message:
+        `The image holds ${images.length} platforms (${platforms}) and attestation manifests, which this registry ` +
         `rejects (HTTP 400). This engine cannot push the platforms without them as one index: ${REBUILD}, ` +
         `or push each platform under its own tag, or set \`attestations: keep\` for a registry that accepts them.`,
     };
@@ -70,7 +76,8 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     return {
       kind: 'refuse',
       title: 'Engine too old to strip attestations',
-      message: `The image is an index that may carry provenance attestations, which this registry rejects (HTTP 400), ` +
+      message:
+        `The image is an index that may carry provenance attestations, which this registry rejects (HTTP 400), ` +
         `and this engine (API ${facts.apiVersion}) cannot push a single platform (\`docker push --platform\` needs API 1.46+). ` +
         `Nothing was pushed: ${REBUILD}, or upgrade Docker.`,
     };
@@ -80,8 +87,9 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     kind: 'platform',
     platform,
     attested: attested ?? true,
-    reason: attested === null
-      ? `pushing only the ${platform} manifest: this engine cannot list attestations, so none is risked`
-      : `pushing only the ${platform} manifest, without its provenance attestation (attestations: strip)`,
+    reason:
+      attested === null
+        ? `pushing only the ${platform} manifest: this engine cannot list attestations, so none is risked`
+        : `pushing only the ${platform} manifest, without its provenance attestation (attestations: strip)`,
   };
 }

@@ -9,8 +9,21 @@ import { ActionFailure, runAction } from './run.js';
 import { realDeps, resultOutputs } from './wiring.js';
 
 const STRING_INPUTS = [
-  'app-slug', 'image', 'target-image', 'tag', 'token-type', 'username', 'registry', 'repository', 'proxy-domain',
-  'mode', 'retries', 'retry-delay', 'max-layer-size', 'layer-split', 'attestations',
+  'app-slug',
+  'image',
+  'target-image',
+  'tag',
+  'token-type',
+  'username',
+  'registry',
+  'repository',
+  'proxy-domain',
+  'mode',
+  'retries',
+  'retry-delay',
+  'max-layer-size',
+  'layer-split',
+  'attestations',
 ] as const;
 
 const USAGE = `Usage: replicated-push --app-slug SLUG --image IMAGE [--tag TAG ...] [options]
@@ -45,14 +58,21 @@ class UsageError extends Error {}
 
 function parse(argv: string[]): { get: (name: string) => string; tokenEnv: string; help: boolean } {
   if (argv.some((a) => a === '--token' || a.startsWith('--token='))) {
-    throw new UsageError('the token is never a flag (flags end up in shell history and process lists): put it in $REPLICATED_TOKEN, or name another variable with --token-env');
+    throw new UsageError(
+      'the token is never a flag (flags end up in shell history and process lists): put it in $REPLICATED_TOKEN, or name another variable with --token-env',
+    );
   }
   const options = Object.fromEntries(STRING_INPUTS.map((n) => [n, { type: 'string' as const, multiple: n === 'tag' }]));
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...options, 'dry-run': { type: 'boolean' }, 'token-env': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        ...options,
+        'dry-run': { type: 'boolean' },
+        'token-env': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: false,
       strict: true,
     });
@@ -86,10 +106,15 @@ function terminalLogger(): Logger {
       process.stderr.write(`\r\x1b[2K${line}`);
       redraw = true;
     },
-    debug: (line) => { if (process.env.RUNNER_DEBUG === '1' || process.env.DEBUG) write(`debug: ${line}`); },
+    debug: (line) => {
+      if (process.env.RUNNER_DEBUG === '1' || process.env.DEBUG) write(`debug: ${line}`);
+    },
     notice: annotate('notice'),
     warning: annotate('warning'),
-    group: async (name, fn) => { write(`== ${name}`); return fn(); },
+    group: async (name, fn) => {
+      write(`== ${name}`);
+      return fn();
+    },
   };
 }
 
@@ -115,10 +140,17 @@ export async function cli(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
-    if (!args.get('token')) throw new InputError('token', `No token: set $${args.tokenEnv} (the token is never a flag).`);
+    if (!args.get('token'))
+      throw new InputError('token', `No token: set $${args.tokenEnv} (the token is never a flag).`);
     const config = readConfig(args.get, { ref: process.env.GITHUB_REF ?? '' });
-    const result = await runAction(config, realDeps(log, process.stderr.isTTY ? 1000 : 15_000, (dir) => { configDir = dir; }));
-    for (const [name, value] of Object.entries(resultOutputs(result))) process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
+    const result = await runAction(
+      config,
+      realDeps(log, process.stderr.isTTY ? 1000 : 15_000, (dir) => {
+        configDir = dir;
+      }),
+    );
+    for (const [name, value] of Object.entries(resultOutputs(result)))
+      process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
     return 0;
   } catch (e) {
     if (e instanceof InputError) {

@@ -10,8 +10,13 @@ export interface CommandResult {
 }
 
 export class DockerError extends Error {
-  constructor(readonly args: readonly string[], readonly result: CommandResult) {
-    super(`docker ${args[0]} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().split('\n').slice(-3).join(' ')}`);
+  constructor(
+    readonly args: readonly string[],
+    readonly result: CommandResult,
+  ) {
+    super(
+      `docker ${args[0]} failed (exit ${result.code}): ${(result.stderr || result.stdout).trim().split('\n').slice(-3).join(' ')}`,
+    );
     this.name = 'DockerError';
   }
   get output(): string {
@@ -55,14 +60,23 @@ export class Docker {
       ignoreReturnCode: true,
       input: opts.input === undefined ? undefined : Buffer.from(opts.input),
       listeners: {
-        stdline: (l) => { out.push(l); opts.onLine?.(l, 'stdout'); },
-        errline: (l) => { err.push(l); opts.onLine?.(l, 'stderr'); },
+        stdline: (l) => {
+          out.push(l);
+          opts.onLine?.(l, 'stdout');
+        },
+        errline: (l) => {
+          err.push(l);
+          opts.onLine?.(l, 'stderr');
+        },
       },
     });
     return { code, stdout: out.join('\n'), stderr: err.join('\n') };
   }
 
-  private async check(args: string[], opts: { input?: string | Buffer; onLine?: LineSink } = {}): Promise<CommandResult> {
+  private async check(
+    args: string[],
+    opts: { input?: string | Buffer; onLine?: LineSink } = {},
+  ): Promise<CommandResult> {
     const result = await this.run(args, opts);
     if (result.code !== 0) throw new DockerError(args, result);
     return result;
@@ -80,10 +94,13 @@ export class Docker {
   /** `docker history` rows, newest first: uncompressed size in bytes and the creating instruction. */
   async history(image: string): Promise<{ size: number; createdBy: string }[]> {
     const { stdout } = await this.check(['history', '--no-trunc', '-H=false', '--format', '{{json .}}', image]);
-    return stdout.split('\n').filter(Boolean).map((line) => {
-      const row = JSON.parse(line) as { Size: string | number; CreatedBy: string };
-      return { size: Number(row.Size) || 0, createdBy: row.CreatedBy };
-    });
+    return stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const row = JSON.parse(line) as { Size: string | number; CreatedBy: string };
+        return { size: Number(row.Size) || 0, createdBy: row.CreatedBy };
+      });
   }
 
   /**
@@ -95,10 +112,11 @@ export class Docker {
       { Version: string; ApiVersion: string },
       { DriverStatus?: [string, string][] | null },
     ];
-    const containerdStore = (info.DriverStatus ?? []).some(([k, v]) => k === 'driver-type' && v.includes('containerd.snapshotter'));
+    const containerdStore = (info.DriverStatus ?? []).some(
+      ([k, v]) => k === 'driver-type' && v.includes('containerd.snapshotter'),
+    );
     return { serverVersion: version.Version, apiVersion: version.ApiVersion, containerdStore };
   }
-
 
   /** An image with one empty layer, made from an empty tar on stdin: nothing is pulled. */
   async importEmpty(ref: string, label: string): Promise<void> {
@@ -132,7 +150,9 @@ export class Docker {
       const chunks: Buffer[] = [];
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => chunks.push(c));
-      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => {
+        stderr += c.toString();
+      });
       child.on('error', reject);
       child.stdout.on('end', () => {
         child.stdin.end();

@@ -3,15 +3,15 @@
 // lines copied from real engines (20.10 classic store, 28.x containerd store).
 
 export type FailureKind =
-  | 'timeout-524'      // Cloudflare origin timeout: the upload of a big layer took too long
-  | 'server-error'     // other 5xx
-  | 'rate-limited'     // 429
-  | 'network'          // reset, refused, timeout, EOF mid-upload
-  | 'attestation'      // 400 on a manifest that carries provenance attestations
-  | 'bad-request'      // other 400 / manifest invalid
-  | 'unauthorized'     // 401, bad credentials
-  | 'denied'           // 403, credentials fine but no access to this repository
-  | 'not-found'        // 404 / name unknown: usually a wrong app slug
+  | 'timeout-524' // Cloudflare origin timeout: the upload of a big layer took too long
+  | 'server-error' // other 5xx
+  | 'rate-limited' // 429
+  | 'network' // reset, refused, timeout, EOF mid-upload
+  | 'attestation' // 400 on a manifest that carries provenance attestations
+  | 'bad-request' // other 400 / manifest invalid
+  | 'unauthorized' // 401, bad credentials
+  | 'denied' // 403, credentials fine but no access to this repository
+  | 'not-found' // 404 / name unknown: usually a wrong app slug
   | 'unsupported'
   | 'engine-unreachable'
   | 'image-missing'
@@ -27,24 +27,48 @@ export interface Failure {
   readonly detail: string;
 }
 
-const RETRYABLE: ReadonlySet<FailureKind> = new Set(['timeout-524', 'server-error', 'rate-limited', 'network', 'unknown']);
+const RETRYABLE: ReadonlySet<FailureKind> = new Set([
+  'timeout-524',
+  'server-error',
+  'rate-limited',
+  'network',
+  'unknown',
+]);
 
-interface Rule { kind: FailureKind; re: RegExp }
+interface Rule {
+  kind: FailureKind;
+  re: RegExp;
+}
 
 // Order matters: the first rule that matches any line wins, so specific causes come before generic ones.
 const RULES: readonly Rule[] = [
-  { kind: 'engine-unreachable', re: /Cannot connect to the Docker daemon|error during connect|Is the docker daemon running|docker daemon is not running|dial unix .*docker\.sock.*(no such file|connection refused|permission denied)/i },
-  { kind: 'image-missing', re: /No such image|An image does not exist locally|reference does not exist|does not exist locally with the tag/i },
+  {
+    kind: 'engine-unreachable',
+    re: /Cannot connect to the Docker daemon|error during connect|Is the docker daemon running|docker daemon is not running|dial unix .*docker\.sock.*(no such file|connection refused|permission denied)/i,
+  },
+  {
+    kind: 'image-missing',
+    re: /No such image|An image does not exist locally|reference does not exist|does not exist locally with the tag/i,
+  },
   { kind: 'attestation', re: /provenance|attestations? (?:are |is )?not (?:supported|allowed)/i },
   { kind: 'timeout-524', re: /\b524\b/ },
   { kind: 'rate-limited', re: /toomanyrequests|\b429\b|too many requests/i },
-  { kind: 'unauthorized', re: /unauthorized|authentication required|failed to authorize|no basic auth credentials|incorrect username or password|\b401\b/i },
+  {
+    kind: 'unauthorized',
+    re: /unauthorized|authentication required|failed to authorize|no basic auth credentials|incorrect username or password|\b401\b/i,
+  },
   { kind: 'denied', re: /\bdenied\b|\b403\b|forbidden/i },
   { kind: 'not-found', re: /name unknown|NAME_UNKNOWN|repository name not known|\b404\b|not found: not found/i },
   { kind: 'bad-request', re: /manifest invalid|MANIFEST_INVALID|\b400\b|bad request/i },
   { kind: 'unsupported', re: /\bunsupported\b/i },
-  { kind: 'server-error', re: /\b5\d\d\b(?! ?(?:bytes|B\b))|internal server error|bad gateway|service unavailable|gateway time-?out/i },
-  { kind: 'network', re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|no such host|net\/http: request canceled|context deadline exceeded/i },
+  {
+    kind: 'server-error',
+    re: /\b5\d\d\b(?! ?(?:bytes|B\b))|internal server error|bad gateway|service unavailable|gateway time-?out/i,
+  },
+  {
+    kind: 'network',
+    re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|no such host|net\/http: request canceled|context deadline exceeded/i,
+  },
 ];
 
 const STATUS_PATTERNS: readonly RegExp[] = [
@@ -100,7 +124,9 @@ function withoutInfoBlocks(lines: string[]): string[] {
 
 /** Classifies the output of a failed docker command (stdout and stderr together). */
 export function classifyFailure(output: string): Failure {
-  const lines = withoutInfoBlocks(output.split(/\r?\n/)).map((l) => l.trim()).filter(Boolean);
+  const lines = withoutInfoBlocks(output.split(/\r?\n/))
+    .map((l) => l.trim())
+    .filter(Boolean);
   // Layer status lines ("abc: Retrying in 5 seconds") describe progress, not the cause.
   const errorLines = lines.filter((l) => !/^[a-f0-9]{12}: /.test(l) && !/^The push refers to/.test(l));
   // Image names and URLs are the user's words, not the engine's: a repository called provenance-api or a

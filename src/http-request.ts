@@ -10,7 +10,10 @@ export interface HttpResponse {
   json(): Promise<unknown>;
 }
 
-export type HttpFetch = (url: string | URL, init?: { method?: string; headers?: Record<string, string> }) => Promise<HttpResponse>;
+export type HttpFetch = (
+  url: string | URL,
+  init?: { method?: string; headers?: Record<string, string> },
+) => Promise<HttpResponse>;
 
 export const httpFetch: HttpFetch = (url, init = {}) =>
   new Promise((resolve, reject) => {
@@ -35,7 +38,9 @@ export const httpFetch: HttpFetch = (url, init = {}) =>
         });
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`timed out: ${init.method ?? 'GET'} ${target.origin}${target.pathname}`)));
+    req.on('timeout', () =>
+      req.destroy(new Error(`timed out: ${init.method ?? 'GET'} ${target.origin}${target.pathname}`)),
+    );
     req.on('error', reject);
     req.end();
   });

@@ -1,7 +1,12 @@
 // Every input, parsed and validated into one frozen Config. Pure: the adapter hands in a getter.
 import {
-  defaultTargetName, isValidAppSlug, isValidRegistryHost, isValidRepositoryPath, isValidTag,
-  parseLocalImage, type LocalImage,
+  defaultTargetName,
+  isValidAppSlug,
+  isValidRegistryHost,
+  isValidRepositoryPath,
+  isValidTag,
+  parseLocalImage,
+  type LocalImage,
 } from './reference.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -50,7 +55,10 @@ export interface Config {
 
 /** An input the user must fix; `input` is the exact input name, for the annotation. */
 export class InputError extends Error {
-  constructor(readonly input: string, message: string) {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'InputError';
   }
@@ -75,7 +83,10 @@ export function tagFromRef(ref: string): string | null {
 }
 
 export function splitList(text: string): string[] {
-  return text.split(/[\n,]/).map((s) => s.trim()).filter((s) => s.length > 0);
+  return text
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[], fallback: T): T {
@@ -102,20 +113,29 @@ function parseBool(name: string, value: string): boolean {
 function parseTags(get: InputGetter, ctx: RunContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
   const given = splitList(get('tag'));
   if (given.length === 0 && mode === 'tombstone') {
-    throw new InputError('tag', "Input 'tag' is required with mode 'tombstone': name the tag to replace; it is never defaulted.");
+    throw new InputError(
+      'tag',
+      "Input 'tag' is required with mode 'tombstone': name the tag to replace; it is never defaulted.",
+    );
   }
   if (given.length === 0) {
     const fromRef = tagFromRef(ctx.ref);
     if (!fromRef || !isValidTag(fromRef)) {
-      throw new InputError('tag', `Input 'tag' is empty and the run is not on a tag ref (ref: '${ctx.ref || 'none'}'). ` +
-        'Images cannot be deleted from this registry, so no tag is invented: set `tag`, or run on a tag push.');
+      throw new InputError(
+        'tag',
+        `Input 'tag' is empty and the run is not on a tag ref (ref: '${ctx.ref || 'none'}'). ` +
+          'Images cannot be deleted from this registry, so no tag is invented: set `tag`, or run on a tag push.',
+      );
     }
     return { tags: [fromRef], source: 'git-tag' };
   }
   for (const t of given) {
     if (!isValidTag(t)) {
-      throw new InputError('tag', `Input 'tag': '${t}' is not a valid Docker tag ` +
-        '(letters, digits, _ . -; must not start with . or -; at most 128 characters).');
+      throw new InputError(
+        'tag',
+        `Input 'tag': '${t}' is not a valid Docker tag ` +
+          '(letters, digits, _ . -; must not start with . or -; at most 128 characters).',
+      );
     }
   }
   return { tags: [...new Set(given)], source: 'input' };
@@ -125,11 +145,17 @@ function parseUsername(get: InputGetter, tokenType: TokenType): string {
   const username = get('username').trim();
   if (tokenType === 'user' || tokenType === 'password') {
     if (!username) {
-      throw new InputError('username', `Input 'username' is required with token-type '${tokenType}': ` +
-        'use the email address you sign in to the Vendor Portal with.');
+      throw new InputError(
+        'username',
+        `Input 'username' is required with token-type '${tokenType}': ` +
+          'use the email address you sign in to the Vendor Portal with.',
+      );
     }
     if (!/^[^@\s]+@[^@\s]+$/.test(username)) {
-      throw new InputError('username', `Input 'username' must be the Vendor Portal email address with token-type '${tokenType}'.`);
+      throw new InputError(
+        'username',
+        `Input 'username' must be the Vendor Portal email address with token-type '${tokenType}'.`,
+      );
     }
   }
   return username || PLACEHOLDER_USERNAME;
@@ -149,8 +175,11 @@ function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
   if (!imageText) throw new InputError('image', "Input 'image' is required.");
   const image = parseLocalImage(imageText);
   if (!image) {
-    throw new InputError('image', `Input 'image': '${imageText}' is not a valid image reference ` +
-      '(name, name:tag, registry/path/name:tag, name@sha256:... or an image ID).');
+    throw new InputError(
+      'image',
+      `Input 'image': '${imageText}' is not a valid image reference ` +
+        '(name, name:tag, registry/path/name:tag, name@sha256:... or an image ID).',
+    );
   }
   return image;
 }
@@ -158,20 +187,31 @@ function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
 function parseTarget(get: InputGetter, image: LocalImage | null): string {
   const target = get('target-image').trim() || (image ? defaultTargetName(image) : null);
   if (!target) {
-    throw new InputError('target-image', image
-      ? "Input 'target-image' is required when 'image' is an image ID."
-      : "Input 'target-image' is required with mode 'tombstone' (the repository under the app whose tag is replaced).");
+    throw new InputError(
+      'target-image',
+      image
+        ? "Input 'target-image' is required when 'image' is an image ID."
+        : "Input 'target-image' is required with mode 'tombstone' (the repository under the app whose tag is replaced).",
+    );
   }
   if (!isValidRepositoryPath(target)) {
-    throw new InputError('target-image', `Input 'target-image': '${target}' is not a valid repository name ` +
-      '(lowercase letters, digits, separators . _ -, path components joined by /).');
+    throw new InputError(
+      'target-image',
+      `Input 'target-image': '${target}' is not a valid repository name ` +
+        '(lowercase letters, digits, separators . _ -, path components joined by /).',
+    );
   }
   return target;
 }
 
 function parseRegistry(get: InputGetter): string {
   // Host names are case-insensitive; the one comparison that matters (is it the Replicated registry?) must be too.
-  const registry = get('registry').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '').toLowerCase() || REPLICATED_REGISTRY;
+  const registry =
+    get('registry')
+      .trim()
+      .replace(/^https?:\/\//, '')
+      .replace(/\/+$/, '')
+      .toLowerCase() || REPLICATED_REGISTRY;
   if (!isValidRegistryHost(registry)) {
     throw new InputError('registry', `Input 'registry': '${registry}' is not a registry host (host or host:port).`);
   }
@@ -182,10 +222,16 @@ function parseRepository(get: InputGetter, external: boolean, fallback: string):
   const repository = get('repository').trim();
   if (!repository) return fallback;
   if (!external) {
-    throw new InputError('repository', `Input 'repository' is for external registries; on ${REPLICATED_REGISTRY} the path is always APP_SLUG/TARGET (use 'target-image').`);
+    throw new InputError(
+      'repository',
+      `Input 'repository' is for external registries; on ${REPLICATED_REGISTRY} the path is always APP_SLUG/TARGET (use 'target-image').`,
+    );
   }
   if (!isValidRepositoryPath(repository)) {
-    throw new InputError('repository', `Input 'repository': '${repository}' is not a valid repository path (e.g. my-org/worker).`);
+    throw new InputError(
+      'repository',
+      `Input 'repository': '${repository}' is not a valid repository path (e.g. my-org/worker).`,
+    );
   }
   return repository;
 }
@@ -194,8 +240,11 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
   const mode = oneOf('mode', get('mode'), MODES, 'push');
   const appSlug = required(get, 'app-slug');
   if (!isValidAppSlug(appSlug)) {
-    throw new InputError('app-slug', `Input 'app-slug': '${appSlug}' is not an application slug ` +
-      '(lowercase letters, digits and hyphens, as shown in the Vendor Portal).');
+    throw new InputError(
+      'app-slug',
+      `Input 'app-slug': '${appSlug}' is not an application slug ` +
+        '(lowercase letters, digits and hyphens, as shown in the Vendor Portal).',
+    );
   }
   const image = parseImage(get, mode);
   const target = parseTarget(get, image);
@@ -207,23 +256,45 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
   const registry = parseRegistry(get);
   const external = registry !== REPLICATED_REGISTRY;
   const repositoryPath = parseRepository(get, external, `${appSlug}/${target}`);
-  const proxyDomain = get('proxy-domain').trim().replace(/^https?:\/\//, '').replace(/\/+$/, '') || DEFAULT_PROXY_DOMAIN;
+  const proxyDomain =
+    get('proxy-domain')
+      .trim()
+      .replace(/^https?:\/\//, '')
+      .replace(/\/+$/, '') || DEFAULT_PROXY_DOMAIN;
   if (!isValidRegistryHost(proxyDomain)) {
     throw new InputError('proxy-domain', `Input 'proxy-domain': '${proxyDomain}' is not a host name.`);
   }
   const delayText = get('retry-delay').trim() || '10s';
   const retryDelayMs = parseDuration(delayText);
   if (retryDelayMs === null) {
-    throw new InputError('retry-delay', `Input 'retry-delay': '${delayText}' is not a duration (e.g. 500ms, 10s, 2m, or plain seconds).`);
+    throw new InputError(
+      'retry-delay',
+      `Input 'retry-delay': '${delayText}' is not a duration (e.g. 500ms, 10s, 2m, or plain seconds).`,
+    );
   }
   const sizeText = get('max-layer-size').trim() || '1GB';
   const maxLayerSize = parseSize(sizeText);
   if (maxLayerSize === null) {
-    throw new InputError('max-layer-size', `Input 'max-layer-size': '${sizeText}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`);
+    throw new InputError(
+      'max-layer-size',
+      `Input 'max-layer-size': '${sizeText}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`,
+    );
   }
   return Object.freeze({
-    mode, appSlug, image, target, repositoryPath, external, proxyDomain, tokenTypeGiven: tokenTypeText !== '',
-    tags: Object.freeze(tags), tagSource: source, tokenType, token, username, registry,
+    mode,
+    appSlug,
+    image,
+    target,
+    repositoryPath,
+    external,
+    proxyDomain,
+    tokenTypeGiven: tokenTypeText !== '',
+    tags: Object.freeze(tags),
+    tagSource: source,
+    tokenType,
+    token,
+    username,
+    registry,
     dryRun: parseBool('dry-run', get('dry-run')),
     retries: parseRetries(get),
     retryDelayMs,

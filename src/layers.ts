@@ -18,7 +18,8 @@ export interface LayerFact {
 }
 
 // Instructions that only change the config: history entries with no layer of their own.
-const METADATA_ONLY = /^(?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|WORKDIR|ARG|ONBUILD|STOPSIGNAL|HEALTHCHECK|SHELL|VOLUME|MAINTAINER)\b/i;
+const METADATA_ONLY =
+  /^(?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|WORKDIR|ARG|ONBUILD|STOPSIGNAL|HEALTHCHECK|SHELL|VOLUME|MAINTAINER)\b/i;
 
 /** `/bin/sh -c #(nop) COPY file:abc in /x ` -> `COPY file:abc in /x`; `RUN x # buildkit` -> `RUN x`. */
 export function cleanInstruction(createdBy: string): string {
@@ -47,7 +48,8 @@ export function layerFacts(diffIds: readonly string[], historyNewestFirst: reado
     (r: HistoryRow) => !isEmptyLayerRow(r),
     (r: HistoryRow) => !isEmptyLayerRow(r) || /^WORKDIR\s+(?!\/$)/i.test(cleanInstruction(r.createdBy)),
   ];
-  const rows = readings.map((keep) => oldestFirst.filter(keep)).find((candidate) => candidate.length === diffIds.length) ?? [];
+  const rows =
+    readings.map((keep) => oldestFirst.filter(keep)).find((candidate) => candidate.length === diffIds.length) ?? [];
   const matched = rows.length === diffIds.length;
   return diffIds.map((diffId, i) => ({
     index: i + 1,

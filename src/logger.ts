@@ -20,11 +20,21 @@ export class MemoryLogger implements Logger {
   readonly lines: string[] = [];
   readonly notices: Annotation[] = [];
   readonly warnings: Annotation[] = [];
-  info(message: string): void { this.lines.push(message); }
-  progress(message: string): void { this.lines.push(message); }
-  debug(message: string): void { this.lines.push(`debug: ${message}`); }
-  notice(a: Annotation): void { this.notices.push(a); }
-  warning(a: Annotation): void { this.warnings.push(a); }
+  info(message: string): void {
+    this.lines.push(message);
+  }
+  progress(message: string): void {
+    this.lines.push(message);
+  }
+  debug(message: string): void {
+    this.lines.push(`debug: ${message}`);
+  }
+  notice(a: Annotation): void {
+    this.notices.push(a);
+  }
+  warning(a: Annotation): void {
+    this.warnings.push(a);
+  }
   async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
     this.lines.push(`[${name}]`);
     return fn();

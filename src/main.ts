@@ -23,17 +23,28 @@ export async function main(): Promise<void> {
   try {
     const config = readConfig((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
     core.setSecret(Buffer.from(`${config.username}:${config.token}`).toString('base64'));
-    const result = await runAction(config, realDeps(logger, 15_000, (dir) => core.saveState(STATE_CONFIG_DIR, dir)));
+    const result = await runAction(
+      config,
+      realDeps(logger, 15_000, (dir) => core.saveState(STATE_CONFIG_DIR, dir)),
+    );
     for (const [name, value] of Object.entries(resultOutputs(result))) core.setOutput(name, value);
     await core.summary.addRaw(summaryMarkdown(result)).write();
     if (result.pinnedRef) core.info(`pushed: ${result.pinnedRef}`);
   } catch (e) {
-    const title = e instanceof ActionFailure ? e.title : e instanceof InputError ? `Invalid input '${e.input}'` : 'replicated-push failed';
+    const title =
+      e instanceof ActionFailure
+        ? e.title
+        : e instanceof InputError
+          ? `Invalid input '${e.input}'`
+          : 'replicated-push failed';
     const message = (e as Error).message ?? String(e);
     const attempts = e instanceof ActionFailure ? (e.opts.attempts ?? 0) : 0;
     core.setOutput('attempts', String(attempts));
     core.error(message, { title });
     process.exitCode = 1;
-    await core.summary.addRaw(failureSummaryMarkdown(title, message, attempts)).write().catch(() => undefined);
+    await core.summary
+      .addRaw(failureSummaryMarkdown(title, message, attempts))
+      .write()
+      .catch(() => undefined);
   }
 }

@@ -26,21 +26,24 @@ export interface Plan {
 
 export const DEPRECATION_NOTICE: Advice = {
   title: 'registry.replicated.com is deprecated',
-  message: 'Replicated deprecated pushing images to registry.replicated.com in April 2026; vendors in the grace period can ' +
+  message:
+    'Replicated deprecated pushing images to registry.replicated.com in April 2026; vendors in the grace period can ' +
     'still push. The recommended path is an external registry your customers pull through proxy.replicated.com: see ' +
-    'https://docs.replicated.com/vendor/private-images-about and this action\'s README (Migrating).',
+    "https://docs.replicated.com/vendor/private-images-about and this action's README (Migrating).",
 };
 
 export const TOMBSTONE_WARNING: Advice = {
   title: 'Tombstone replaces a released tag with an empty image',
-  message: 'mode: tombstone pushes an empty image over the tag. This registry cannot delete images, so this is the only ' +
+  message:
+    'mode: tombstone pushes an empty image over the tag. This registry cannot delete images, so this is the only ' +
     'way to withdraw one; every release or installation that still references this tag will get an image with no ' +
     'files and break. The replaced image stays pullable by its digest.',
 };
 
 export const TEAM_TOKEN_WARNING: Advice = {
   title: 'Team API tokens are deprecated',
-  message: "token-type 'team' still works, but Replicated deprecated team API tokens: create a service account " +
+  message:
+    "token-type 'team' still works, but Replicated deprecated team API tokens: create a service account " +
     "(Vendor Portal > Team > Service Accounts) and use token-type 'service-account'.",
 };
 
@@ -83,7 +86,8 @@ export function buildPlan(config: Config, source: string, layers: readonly Layer
   const warnings: Advice[] = [];
   if (config.registry === REPLICATED_REGISTRY) notices.push(DEPRECATION_NOTICE);
   if (config.tokenType === 'team') warnings.push(TEAM_TOKEN_WARNING);
-  if (config.external && config.tokenTypeGiven && config.tokenType !== 'service-account') notices.push(externalTokenTypeNotice(config.registry));
+  if (config.external && config.tokenTypeGiven && config.tokenType !== 'service-account')
+    notices.push(externalTokenTypeNotice(config.registry));
   return {
     repository,
     repositoryPath,

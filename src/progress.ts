@@ -9,7 +9,10 @@ export class PushProgress {
   private readonly status = new Map<string, string>();
   private readonly byShortId: Map<string, LayerFact>;
 
-  constructor(private readonly layers: readonly LayerFact[], private readonly startedAt: number) {
+  constructor(
+    private readonly layers: readonly LayerFact[],
+    private readonly startedAt: number,
+  ) {
     this.byShortId = new Map(layers.map((l) => [l.shortId, l]));
   }
 
@@ -39,10 +42,14 @@ export class PushProgress {
     const active = known
       .filter((id) => !DONE.has(this.status.get(id) ?? ''))
       .map((id) => this.byShortId.get(id) as LayerFact)
-      .map((l) => `layer ${l.index} (${formatBytes(l.size)}${l.instruction ? `, ${truncate(l.instruction, 40)}` : ''}) ${this.status.get(l.shortId)}`);
-    const counted = known.length > 0
-      ? `${done.length}/${total} layers done (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`
-      : `${this.status.size} blobs, ${[...this.status.values()].filter((s) => DONE.has(s)).length} done`;
+      .map(
+        (l) =>
+          `layer ${l.index} (${formatBytes(l.size)}${l.instruction ? `, ${truncate(l.instruction, 40)}` : ''}) ${this.status.get(l.shortId)}`,
+      );
+    const counted =
+      known.length > 0
+        ? `${done.length}/${total} layers done (${formatBytes(doneBytes)} of ${formatBytes(totalBytes)})`
+        : `${this.status.size} blobs, ${[...this.status.values()].filter((s) => DONE.has(s)).length} done`;
     return `push: ${counted}${active.length ? `; ${active.join('; ')}` : ''}; ${formatDuration(now - this.startedAt)} elapsed`;
   }
 }

@@ -2,7 +2,7 @@
 // without a TTY; the containerd store also lists config and manifest blobs as "layers".
 
 export type LayerStatus =
-  | 'preparing' | 'waiting' | 'pushing' | 'pushed' | 'exists' | 'mounted' | 'retrying' | 'failed' | 'other';
+  'preparing' | 'waiting' | 'pushing' | 'pushed' | 'exists' | 'mounted' | 'retrying' | 'failed' | 'other';
 
 export type PushEvent =
   | { kind: 'repository'; repository: string }

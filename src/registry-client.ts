@@ -22,7 +22,10 @@ export interface ManifestHead {
 }
 
 export class RegistryError extends Error {
-  constructor(message: string, readonly status: number | null) {
+  constructor(
+    message: string,
+    readonly status: number | null,
+  ) {
     super(message);
     this.name = 'RegistryError';
   }
@@ -41,7 +44,11 @@ export class RegistryClient {
   private readonly base: string;
   private bearer: string | null = null;
 
-  constructor(readonly host: string, private readonly creds: Credentials, private readonly fetchFn: HttpFetch = httpFetch) {
+  constructor(
+    readonly host: string,
+    private readonly creds: Credentials,
+    private readonly fetchFn: HttpFetch = httpFetch,
+  ) {
     this.base = `${isLoopbackRegistry(host) ? 'http' : 'https'}://${host}`;
   }
 
@@ -64,7 +71,12 @@ export class RegistryClient {
     return token;
   }
 
-  private async request(method: string, path: string, repository: string, headers: Record<string, string>): Promise<HttpResponse> {
+  private async request(
+    method: string,
+    path: string,
+    repository: string,
+    headers: Record<string, string>,
+  ): Promise<HttpResponse> {
     const send = (auth: string | null) =>
       this.fetchFn(`${this.base}${path}`, { method, headers: auth ? { ...headers, Authorization: auth } : headers });
     let res = await send(this.bearer ? `Bearer ${this.bearer}` : null);
@@ -83,11 +95,15 @@ export class RegistryClient {
 
   /** The manifest a tag (or digest) resolves to, or null when the registry does not have it. */
   async headManifest(repository: string, reference: string): Promise<ManifestHead | null> {
-    const res = await this.request('HEAD', `/v2/${repository}/manifests/${reference}`, repository, { Accept: MANIFEST_TYPES });
+    const res = await this.request('HEAD', `/v2/${repository}/manifests/${reference}`, repository, {
+      Accept: MANIFEST_TYPES,
+    });
     if (res.status === 404) return null;
-    if (!res.ok) throw new RegistryError(`${this.host}: HEAD ${repository}:${reference} answered ${res.status}`, res.status);
+    if (!res.ok)
+      throw new RegistryError(`${this.host}: HEAD ${repository}:${reference} answered ${res.status}`, res.status);
     const digest = res.headers.get('docker-content-digest');
-    if (!digest) throw new RegistryError(`${this.host}: no Docker-Content-Digest for ${repository}:${reference}`, res.status);
+    if (!digest)
+      throw new RegistryError(`${this.host}: no Docker-Content-Digest for ${repository}:${reference}`, res.status);
     return {
       digest,
       mediaType: (res.headers.get('content-type') ?? '').split(';')[0],

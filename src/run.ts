@@ -2,7 +2,13 @@
 // No @actions/core here: the GitHub adapter (main.ts) and the CLI pass a Logger in.
 import { adviceContext, buildPlan, refsFor, TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from './advisory.js';
-import { apiAtLeast, choosePushStrategy, INDEX_MEDIA_TYPES, platformString, type EngineManifest } from './attestations.js';
+import {
+  apiAtLeast,
+  choosePushStrategy,
+  INDEX_MEDIA_TYPES,
+  platformString,
+  type EngineManifest,
+} from './attestations.js';
 import { createRunDockerConfig, removeRunDockerConfig } from './docker-config.js';
 import { DockerError, type CommandResult, type Docker, type EngineFacts, type ImageInspect } from './docker.js';
 import { classifyFailure, type Failure } from './failure.js';
@@ -21,7 +27,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** The docker calls the core makes (docker.ts implements them; unit tests may stub them). */
-export type DockerApi = Pick<Docker, 'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty' | 'removeImage'>;
+export type DockerApi = Pick<
+  Docker,
+  'login' | 'inspectImage' | 'history' | 'engineFacts' | 'tag' | 'push' | 'engineApiGet' | 'importEmpty' | 'removeImage'
+>;
 
 export interface RegistryApi {
   headManifest(repository: string, reference: string): Promise<ManifestHead | null>;
@@ -70,7 +79,11 @@ export interface RunResult {
 
 /** A failure the user can act on; `input` names the input at fault when there is one. */
 export class ActionFailure extends Error {
-  constructor(readonly title: string, message: string, readonly opts: { input?: string; attempts?: number } = {}) {
+  constructor(
+    readonly title: string,
+    message: string,
+    readonly opts: { input?: string; attempts?: number } = {},
+  ) {
     super(message);
     this.name = 'ActionFailure';
   }
@@ -127,7 +140,9 @@ class Run {
   private async pushSource(source: string): Promise<RunResult> {
     const { config, log } = this;
     // Tags depend only on the inputs, so they are made while the facts are read (never in a dry run).
-    const tagged = config.dryRun ? Promise.resolve([]) : Promise.all(refsFor(config).map((ref) => this.docker.tag(source, ref)));
+    const tagged = config.dryRun
+      ? Promise.resolve([])
+      : Promise.all(refsFor(config).map((ref) => this.docker.tag(source, ref)));
     tagged.catch(() => undefined); // a failure here is reported by the facts (no image) or by the await below
     const [engine, inspect, history, login] = await Promise.allSettled([
       this.docker.engineFacts(),
@@ -138,8 +153,11 @@ class Run {
     ]);
     this.failOnFacts(source, engine, inspect, history);
     this.facts = (engine as PromiseFulfilledResult<EngineFacts>).value;
-    const plan = await this.planFor(source, (inspect as PromiseFulfilledResult<ImageInspect>).value,
-      (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value);
+    const plan = await this.planFor(
+      source,
+      (inspect as PromiseFulfilledResult<ImageInspect>).value,
+      (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value,
+    );
     this.current = plan;
     const facts = this.facts;
     const layers = plan.layers;
@@ -150,13 +168,30 @@ class Run {
     if (login.status === 'rejected') throw login.reason;
     const replaced = login.value;
     this.reportReplaced(replaced);
-    if (plan.strategy.kind === 'refuse') throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
+    if (plan.strategy.kind === 'refuse')
+      throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
     const platform = plan.strategy.kind === 'platform' ? plan.strategy.platform : null;
-    const base = { refs: plan.refs, totalSize: plan.totalSize, layerCount: layers.length, platform, plan, replaced, split: null };
+    const base = {
+      refs: plan.refs,
+      totalSize: plan.totalSize,
+      layerCount: layers.length,
+      platform,
+      plan,
+      replaced,
+      split: null,
+    };
     if (config.dryRun) {
-      if (config.layerSplit === 'auto' && plan.oversized.length) log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
+      if (config.layerSplit === 'auto' && plan.oversized.length)
+        log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
-      return { ...base, digest: null, pinnedRef: null, attempts: 0, dryRun: true, durationMs: this.deps.now() - this.started };
+      return {
+        ...base,
+        digest: null,
+        pinnedRef: null,
+        attempts: 0,
+        dryRun: true,
+        durationMs: this.deps.now() - this.started,
+      };
     }
     await tagged;
     if (config.layerSplit === 'auto' && plan.oversized.length > 0) await this.relayer(null);
@@ -170,8 +205,17 @@ class Run {
     const verified = await this.verify(plan, digest as string, attempts);
     const now = this.current;
     return {
-      ...base, totalSize: now.totalSize, layerCount: now.layers.length, platform: this.platform(), plan: now, split: this.split,
-      digest: verified, pinnedRef: pinnedRef(plan.repository, verified), attempts, dryRun: false, durationMs: this.deps.now() - this.started,
+      ...base,
+      totalSize: now.totalSize,
+      layerCount: now.layers.length,
+      platform: this.platform(),
+      plan: now,
+      split: this.split,
+      digest: verified,
+      pinnedRef: pinnedRef(plan.repository, verified),
+      attempts,
+      dryRun: false,
+      durationMs: this.deps.now() - this.started,
     };
   }
 
@@ -179,15 +223,27 @@ class Run {
     return this.current.strategy.kind === 'platform' ? this.current.strategy.platform : null;
   }
 
-  private async planFor(source: string, image: ImageInspect, history: { size: number; createdBy: string }[]): Promise<Plan> {
+  private async planFor(
+    source: string,
+    image: ImageInspect,
+    history: { size: number; createdBy: string }[],
+  ): Promise<Plan> {
     const layers = layerFacts(image.RootFS.Layers ?? [], history);
-    return buildPlan(this.config, source, layers, choosePushStrategy({
-      containerdStore: this.facts.containerdStore,
-      apiVersion: this.facts.apiVersion,
-      descriptorMediaType: image.Descriptor?.mediaType ?? null,
-      manifests: await this.engineManifests(this.facts, image),
-      platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
-    }, this.config.attestations));
+    return buildPlan(
+      this.config,
+      source,
+      layers,
+      choosePushStrategy(
+        {
+          containerdStore: this.facts.containerdStore,
+          apiVersion: this.facts.apiVersion,
+          descriptorMediaType: image.Descriptor?.mediaType ?? null,
+          manifests: await this.engineManifests(this.facts, image),
+          platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
+        },
+        this.config.attestations,
+      ),
+    );
   }
 
   /**
@@ -202,15 +258,19 @@ class Run {
     const workDir = mkdtempSync(join(this.dockerEnv.RUNNER_TEMP || tmpdir(), 'replicated-push-split-'));
     let report: RelayerReport;
     try {
-      const title = only ? `Re-split layer ${only.layers.map((l) => l.index).join(', ')} to ${formatBytes(only.size)}` : 'Split layers over max-layer-size';
-      report = await log.group(title, () => this.deps.relayer(before.source, {
-        maxLayerSize: config.maxLayerSize,
-        split: only ? new Map(only.layers.map((l) => [l.diffId, only.size])) : undefined,
-        tag,
-        workDir,
-        log: (line) => log.info(line),
-        env: this.dockerEnv,
-      }));
+      const title = only
+        ? `Re-split layer ${only.layers.map((l) => l.index).join(', ')} to ${formatBytes(only.size)}`
+        : 'Split layers over max-layer-size';
+      report = await log.group(title, () =>
+        this.deps.relayer(before.source, {
+          maxLayerSize: config.maxLayerSize,
+          split: only ? new Map(only.layers.map((l) => [l.diffId, only.size])) : undefined,
+          tag,
+          workDir,
+          log: (line) => log.info(line),
+          env: this.dockerEnv,
+        }),
+      );
     } finally {
       rmSync(workDir, { recursive: true, force: true });
     }
@@ -220,18 +280,29 @@ class Run {
     }
     for (const u of report.unsplittable) {
       const limit = only ? only.size : config.maxLayerSize;
-      log.warning({ title: 'File bigger than a layer may be', message: `${u.path} is ${formatBytes(u.size)}, more than the ${formatBytes(limit)} its layer should stay under: one file cannot be split, so its layer holds it alone.` });
+      log.warning({
+        title: 'File bigger than a layer may be',
+        message: `${u.path} is ${formatBytes(u.size)}, more than the ${formatBytes(limit)} its layer should stay under: one file cannot be split, so its layer holds it alone.`,
+      });
     }
     const [inspect, history] = await Promise.all([this.docker.inspectImage(tag), this.docker.history(tag)]);
     this.current = await this.planFor(tag, inspect, history);
     await Promise.all(before.refs.map((ref) => this.docker.tag(tag, ref)));
     for (const l of report.layers.filter((x) => x.pieces.length > 1)) {
       const fact = before.layers.find((f) => f.diffId === l.diffId);
-      this.splitLines.push(`layer ${fact?.index ?? '?'} (${formatBytes(l.size)}${fact?.instruction ? `, ${fact.instruction}` : ''}) -> ` +
-        `${l.pieces.length} layers: ${l.pieces.map((p) => formatBytes(p.size)).join(' + ')}`);
+      this.splitLines.push(
+        `layer ${fact?.index ?? '?'} (${formatBytes(l.size)}${fact?.instruction ? `, ${fact.instruction}` : ''}) -> ` +
+          `${l.pieces.length} layers: ${l.pieces.map((p) => formatBytes(p.size)).join(' + ')}`,
+      );
     }
-    this.split = { layersBefore: this.split?.layersBefore ?? before.layers.length, layersAfter: this.current.layers.length, lines: [...this.splitLines] };
-    log.info(`layer-split: ${this.split.layersBefore} layers became ${this.split.layersAfter}; ${tag} is pushed under ${before.refs.join(', ')}`);
+    this.split = {
+      layersBefore: this.split?.layersBefore ?? before.layers.length,
+      layersAfter: this.current.layers.length,
+      lines: [...this.splitLines],
+    };
+    log.info(
+      `layer-split: ${this.split.layersBefore} layers became ${this.split.layersAfter}; ${tag} is pushed under ${before.refs.join(', ')}`,
+    );
     for (const line of this.splitLines) log.info(`  ${line}`);
   }
 
@@ -243,26 +314,32 @@ class Run {
 
   /** What the tags point to now: shown for every push, and a tombstone refuses a tag that does not exist. */
   private async currentDigests(): Promise<{ tag: string; digest: string | null }[]> {
-    return Promise.all(this.config.tags.map(async (tag) => ({
-      tag,
-      digest: (await this.registry.headManifest(this.config.repositoryPath, tag).catch(() => null))?.digest ?? null,
-    })));
+    return Promise.all(
+      this.config.tags.map(async (tag) => ({
+        tag,
+        digest: (await this.registry.headManifest(this.config.repositoryPath, tag).catch(() => null))?.digest ?? null,
+      })),
+    );
   }
 
   /** Says which tags move; a tombstone refuses a tag that does not exist, since that would create it for good. */
   private reportReplaced(current: readonly { tag: string; digest: string | null }[]): void {
     const { config, log } = this;
-    for (const c of current) if (c.digest) log.info(`${config.repositoryPath}:${c.tag} now points to ${c.digest}; it will be replaced`);
+    for (const c of current)
+      if (c.digest) log.info(`${config.repositoryPath}:${c.tag} now points to ${c.digest}; it will be replaced`);
     if (config.mode !== 'tombstone') return;
     log.warning(TOMBSTONE_WARNING);
     const missing = current.filter((c) => !c.digest).map((c) => c.tag);
     if (missing.length) {
-      throw new ActionFailure('Tombstone of a tag that does not exist', `Input 'tag': ${missing.join(', ')} does not exist in ` +
-        `${config.registry}/${config.repositoryPath}. A tombstone only replaces an existing tag; pushing it would create a ` +
-        'new tag that can never be deleted.', { input: 'tag', attempts: 0 });
+      throw new ActionFailure(
+        'Tombstone of a tag that does not exist',
+        `Input 'tag': ${missing.join(', ')} does not exist in ` +
+          `${config.registry}/${config.repositoryPath}. A tombstone only replaces an existing tag; pushing it would create a ` +
+          'new tag that can never be deleted.',
+        { input: 'tag', attempts: 0 },
+      );
     }
   }
-
 
   private async login(): Promise<void> {
     const { config } = this;
@@ -272,32 +349,49 @@ class Run {
         return { ok: true, value: undefined };
       } catch (e) {
         const failure = classifyFailure(outputOf(e));
-        return { ok: false, retry: failure.retryable && failure.kind !== 'unknown', error: this.failureError(failure, null) };
+        return {
+          ok: false,
+          retry: failure.retryable && failure.kind !== 'unknown',
+          error: this.failureError(failure, null),
+        };
       }
     });
     if (!result.outcome.ok) throw result.outcome.error;
   }
 
   private failOnFacts(source: string, ...settled: PromiseSettledResult<unknown>[]): void {
-    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => classifyFailure(outputOf(s.reason)));
+    const failures = settled
+      .filter((s): s is PromiseRejectedResult => s.status === 'rejected')
+      .map((s) => classifyFailure(outputOf(s.reason)));
     const unreachable = failures.find((f) => f.kind === 'engine-unreachable');
     if (unreachable) {
       const host = this.deps.env.DOCKER_HOST ? ` at DOCKER_HOST=${this.deps.env.DOCKER_HOST}` : '';
-      throw new ActionFailure('Docker engine unreachable', `Could not reach the Docker engine${host}: ${unreachable.detail}. ` +
-        'Check that the engine is running and that DOCKER_HOST / the docker context point at it.', { attempts: 0 });
+      throw new ActionFailure(
+        'Docker engine unreachable',
+        `Could not reach the Docker engine${host}: ${unreachable.detail}. ` +
+          'Check that the engine is running and that DOCKER_HOST / the docker context point at it.',
+        { attempts: 0 },
+      );
     }
     if (failures.some((f) => f.kind === 'image-missing')) {
-      throw new ActionFailure('Image not found', `Input 'image': the engine has no image '${source}'. ` +
-        'Build or load it in an earlier step (the name must match, including the tag; the default tag is latest).', { input: 'image', attempts: 0 });
+      throw new ActionFailure(
+        'Image not found',
+        `Input 'image': the engine has no image '${source}'. ` +
+          'Build or load it in an earlier step (the name must match, including the tag; the default tag is latest).',
+        { input: 'image', attempts: 0 },
+      );
     }
-    if (failures.length > 0) throw new ActionFailure('Could not read the image', failures[0].detail, { input: 'image', attempts: 0 });
+    if (failures.length > 0)
+      throw new ActionFailure('Could not read the image', failures[0].detail, { input: 'image', attempts: 0 });
   }
 
   private async engineManifests(facts: EngineFacts, image: ImageInspect): Promise<EngineManifest[] | null> {
     const index = image.Descriptor && INDEX_MEDIA_TYPES.has(image.Descriptor.mediaType);
     if (!facts.containerdStore || !index || !apiAtLeast(facts.apiVersion, '1.48')) return null;
     try {
-      const json = (await this.docker.engineApiGet(`/v${facts.apiVersion}/images/${encodeURIComponent(image.Id)}/json?manifests=1`)) as { Manifests?: EngineManifest[] };
+      const json = (await this.docker.engineApiGet(
+        `/v${facts.apiVersion}/images/${encodeURIComponent(image.Id)}/json?manifests=1`,
+      )) as { Manifests?: EngineManifest[] };
       return json.Manifests ?? null;
     } catch (e) {
       this.log.debug(`could not list the image's manifests: ${(e as Error).message}`);
@@ -307,10 +401,15 @@ class Run {
 
   private logPlan(plan: Plan, facts: EngineFacts): void {
     const { config, log } = this;
-    log.info(`engine: Docker ${facts.serverVersion} (API ${facts.apiVersion}, ${facts.containerdStore ? 'containerd' : 'classic'} image store)`);
+    log.info(
+      `engine: Docker ${facts.serverVersion} (API ${facts.apiVersion}, ${facts.containerdStore ? 'containerd' : 'classic'} image store)`,
+    );
     log.info(`image: ${plan.source}: ${plan.layers.length} layers, ${formatBytes(plan.totalSize)} uncompressed`);
-    for (const l of plan.layers) log.info(`  layer ${l.index}: ${formatBytes(l.size).padStart(8)}  ${l.instruction ?? '(instruction unknown)'}`);
-    log.info(`tags (${config.tagSource === 'git-tag' ? 'from the git tag' : 'from input tag'}): ${config.tags.join(', ')}`);
+    for (const l of plan.layers)
+      log.info(`  layer ${l.index}: ${formatBytes(l.size).padStart(8)}  ${l.instruction ?? '(instruction unknown)'}`);
+    log.info(
+      `tags (${config.tagSource === 'git-tag' ? 'from the git tag' : 'from input tag'}): ${config.tags.join(', ')}`,
+    );
     for (const ref of plan.refs) log.info(`push: ${ref}`);
     for (const ref of plan.proxyRefs) log.info(`customers pull: ${ref}`);
     log.info(`method: ${plan.strategy.kind === 'refuse' ? 'refused' : plan.strategy.reason}`);
@@ -322,13 +421,18 @@ class Run {
       sleep: this.deps.sleep,
       random: this.deps.random,
       onRetry: (attempt: number, delay: number, error: Error) => {
-        this.log.info(`${what}: attempt ${attempt} failed (${error instanceof ActionFailure ? error.title : error.message}); retrying in ${formatDuration(delay)}`);
+        this.log.info(
+          `${what}: attempt ${attempt} failed (${error instanceof ActionFailure ? error.title : error.message}); retrying in ${formatDuration(delay)}`,
+        );
       },
     };
   }
 
   private ctx(plan?: Plan): AdviceContext {
-    return adviceContext(this.config, plan ?? { repository: `${this.config.registry}/${this.config.repositoryPath}`, layers: [] });
+    return adviceContext(
+      this.config,
+      plan ?? { repository: `${this.config.registry}/${this.config.repositoryPath}`, layers: [] },
+    );
   }
 
   private failureError(failure: Failure, plan: Plan | null, advice?: Advice): ActionFailure {
@@ -360,43 +464,62 @@ class Run {
 
   private async pushWithRetries(ref: string): Promise<{ attempts: number; digest: string }> {
     const { config, log } = this;
-    const run = await log.group(`Push ${ref}`, () => withRetries(this.policy, this.retryHooks(`push ${ref}`), async (n): Promise<AttemptOutcome<string>> => {
-      const plan = this.current;
-      const { result, events, progress } = await this.pushOnce(ref);
-      if (result.code === 0) {
-        const pushed = pushedDigest(events);
-        if (pushed) return { ok: true, value: pushed.digest };
-        return { ok: false, retry: false, error: new ActionFailure('No digest', `docker push ${ref} succeeded but printed no digest.`) };
-      }
-      const failure = classifyFailure(`${result.stdout}\n${result.stderr}`);
-      if (failure.kind === 'timeout-524') {
-        // Which layer: the blob the engine names is the layer itself when it is uncompressed (a relayered piece);
-        // the classic store's status lines name layers by diff ID; a compressed blob on the containerd store maps
-        // to no layer without its manifest, and then the one layer over the limit, if there is one, is named.
-        const exact = plan.layers.find((l) => l.diffId === failure.blobDigest) ?? (this.facts.containerdStore ? null : progress.suspect());
-        const layer = exact ?? (plan.oversized.length === 1 ? plan.oversized[0] : null);
-        const advice = timeoutAdvice(layer, plan.oversized, this.ctx(plan), false, exact ? null : failure.blobDigest);
-        log.warning(advice);
-        if (config.layerSplit === 'auto') {
-          // Adaptive: halve the layer that timed out (or the biggest, when the engine did not say), and every
-          // layer as big, since those would time out next; then retry.
-          const failed = layer ?? plan.layers.reduce((a, b) => (b.size > a.size ? b : a));
-          const size = Math.ceil(failed.size / 2);
-          if (n <= config.retries) await this.relayer({ layers: plan.layers.filter((l) => l.size >= failed.size), size });
+    const run = await log.group(`Push ${ref}`, () =>
+      withRetries(this.policy, this.retryHooks(`push ${ref}`), async (n): Promise<AttemptOutcome<string>> => {
+        const plan = this.current;
+        const { result, events, progress } = await this.pushOnce(ref);
+        if (result.code === 0) {
+          const pushed = pushedDigest(events);
+          if (pushed) return { ok: true, value: pushed.digest };
+          return {
+            ok: false,
+            retry: false,
+            error: new ActionFailure('No digest', `docker push ${ref} succeeded but printed no digest.`),
+          };
+        }
+        const failure = classifyFailure(`${result.stdout}\n${result.stderr}`);
+        if (failure.kind === 'timeout-524') {
+          // Which layer: the blob the engine names is the layer itself when it is uncompressed (a relayered piece);
+          // the classic store's status lines name layers by diff ID; a compressed blob on the containerd store maps
+          // to no layer without its manifest, and then the one layer over the limit, if there is one, is named.
+          const exact =
+            plan.layers.find((l) => l.diffId === failure.blobDigest) ??
+            (this.facts.containerdStore ? null : progress.suspect());
+          const layer = exact ?? (plan.oversized.length === 1 ? plan.oversized[0] : null);
+          const advice = timeoutAdvice(layer, plan.oversized, this.ctx(plan), false, exact ? null : failure.blobDigest);
+          log.warning(advice);
+          if (config.layerSplit === 'auto') {
+            // Adaptive: halve the layer that timed out (or the biggest, when the engine did not say), and every
+            // layer as big, since those would time out next; then retry.
+            const failed = layer ?? plan.layers.reduce((a, b) => (b.size > a.size ? b : a));
+            const size = Math.ceil(failed.size / 2);
+            if (n <= config.retries)
+              await this.relayer({ layers: plan.layers.filter((l) => l.size >= failed.size), size });
+            return { ok: false, retry: true, error: new ActionFailure('Push timed out (HTTP 524)', advice.message) };
+          }
+          const hopeless = layer !== null && layer.size > config.maxLayerSize;
+          if (hopeless) {
+            const why = `Not retrying: layer ${layer.index} is over max-layer-size (${formatBytes(config.maxLayerSize)}), so another upload would time out the same way.`;
+            log.info(why);
+            return {
+              ok: false,
+              retry: false,
+              error: new ActionFailure('Push timed out (HTTP 524)', `${advice.message} ${why}`),
+            };
+          }
           return { ok: false, retry: true, error: new ActionFailure('Push timed out (HTTP 524)', advice.message) };
         }
-        const hopeless = layer !== null && layer.size > config.maxLayerSize;
-        if (hopeless) {
-          const why = `Not retrying: layer ${layer.index} is over max-layer-size (${formatBytes(config.maxLayerSize)}), so another upload would time out the same way.`;
-          log.info(why);
-          return { ok: false, retry: false, error: new ActionFailure('Push timed out (HTTP 524)', `${advice.message} ${why}`) };
-        }
-        return { ok: false, retry: true, error: new ActionFailure('Push timed out (HTTP 524)', advice.message) };
-      }
-      const minDelayMs = failure.kind === 'rate-limited' ? await this.registry.retryAfterMs().catch(() => null) : null;
-      log.debug(`attempt ${n}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
-      return { ok: false, retry: failure.retryable, error: this.failureError(failure, plan), minDelayMs: minDelayMs ?? undefined };
-    }));
+        const minDelayMs =
+          failure.kind === 'rate-limited' ? await this.registry.retryAfterMs().catch(() => null) : null;
+        log.debug(`attempt ${n}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
+        return {
+          ok: false,
+          retry: failure.retryable,
+          error: this.failureError(failure, plan),
+          minDelayMs: minDelayMs ?? undefined,
+        };
+      }),
+    );
     if (!run.outcome.ok) {
       const e = run.outcome.error;
       const title = e instanceof ActionFailure ? e.title : 'Push failed';
@@ -409,11 +532,25 @@ class Run {
   /** Asks the registry, not docker, what each tag now points to. */
   private async verify(plan: Plan, digest: string, attempts: number): Promise<string> {
     return this.log.group('Verify', async () => {
-      const heads = await Promise.all(this.config.tags.map(async (tag) => ({ tag, head: await this.registry.headManifest(plan.repositoryPath, tag) })));
+      const heads = await Promise.all(
+        this.config.tags.map(async (tag) => ({
+          tag,
+          head: await this.registry.headManifest(plan.repositoryPath, tag),
+        })),
+      );
       for (const { tag, head } of heads) {
-        if (!head) throw new ActionFailure('Tag missing after push', `${this.config.registry} does not list ${plan.repositoryPath}:${tag} after the push.`, { attempts });
+        if (!head)
+          throw new ActionFailure(
+            'Tag missing after push',
+            `${this.config.registry} does not list ${plan.repositoryPath}:${tag} after the push.`,
+            { attempts },
+          );
         if (head.digest !== digest) {
-          throw new ActionFailure('Digest mismatch', `${plan.repositoryPath}:${tag} resolves to ${head.digest} on the registry, but the push reported ${digest}.`, { attempts });
+          throw new ActionFailure(
+            'Digest mismatch',
+            `${plan.repositoryPath}:${tag} resolves to ${head.digest} on the registry, but the push reported ${digest}.`,
+            { attempts },
+          );
         }
         this.log.info(`verified: ${plan.repositoryPath}:${tag} -> ${head.digest} (${head.mediaType})`);
       }

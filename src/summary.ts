@@ -8,8 +8,10 @@ function cell(s: string): string {
 
 export function summaryMarkdown(result: RunResult): string {
   const head = result.dryRun ? '### replicated-push: dry run (nothing pushed)' : '### replicated-push: pushed';
-  const rows = result.refs.map((ref) =>
-    `| \`${cell(ref)}\` | ${result.digest ? `\`${result.digest}\`` : '–'} | ${formatBytes(result.totalSize)} | ${result.layerCount} | ${result.attempts} | ${formatDuration(result.durationMs)} |`);
+  const rows = result.refs.map(
+    (ref) =>
+      `| \`${cell(ref)}\` | ${result.digest ? `\`${result.digest}\`` : '–'} | ${formatBytes(result.totalSize)} | ${result.layerCount} | ${result.attempts} | ${formatDuration(result.durationMs)} |`,
+  );
   const lines = [
     head,
     '',
@@ -18,15 +20,31 @@ export function summaryMarkdown(result: RunResult): string {
     ...rows,
   ];
   if (result.pinnedRef) lines.push('', `Pinned: \`${result.pinnedRef}\``);
-  if (result.plan.proxyRefs.length) lines.push('', `Customers pull through the Replicated proxy: ${result.plan.proxyRefs.map((r) => `\`${r}\``).join(', ')}`);
-  for (const r of result.replaced.filter((x) => x.digest)) lines.push('', `Replaced: \`${r.tag}\` pointed to \`${r.digest}\` before this run.`);
-  if (result.platform) lines.push('', `Pushed the \`${result.platform}\` manifest alone; provenance attestations were stripped (\`attestations: strip\`).`);
+  if (result.plan.proxyRefs.length)
+    lines.push(
+      '',
+      `Customers pull through the Replicated proxy: ${result.plan.proxyRefs.map((r) => `\`${r}\``).join(', ')}`,
+    );
+  for (const r of result.replaced.filter((x) => x.digest))
+    lines.push('', `Replaced: \`${r.tag}\` pointed to \`${r.digest}\` before this run.`);
+  if (result.platform)
+    lines.push(
+      '',
+      `Pushed the \`${result.platform}\` manifest alone; provenance attestations were stripped (\`attestations: strip\`).`,
+    );
   if (result.split) {
-    lines.push('', `layer-split: auto re-layered the image: ${result.split.layersBefore} layers became ${result.split.layersAfter}.`, '');
+    lines.push(
+      '',
+      `layer-split: auto re-layered the image: ${result.split.layersBefore} layers became ${result.split.layersAfter}.`,
+      '',
+    );
     for (const l of result.split.lines) lines.push(`- ${l}`);
   }
   if (result.plan.oversized.length) {
-    lines.push('', `Layers over max-layer-size: ${result.plan.oversized.map((l) => `${l.index} (${formatBytes(l.size)})`).join(', ')}`);
+    lines.push(
+      '',
+      `Layers over max-layer-size: ${result.plan.oversized.map((l) => `${l.index} (${formatBytes(l.size)})`).join(', ')}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,10 +1,19 @@
 // Human-sized quantities in inputs and logs: byte sizes (decimal and binary units) and durations.
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
-  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
-  k: 1e3, m: 1e6, g: 1e9,
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
 };
 
 /** `1.5GB`, `900MB`, `1GiB`, `750MiB`, `1048576` -> bytes; null when it is not a size. */

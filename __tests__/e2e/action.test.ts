@@ -6,9 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Job, type StepRun } from '../../test/support/action-runner.js';
 import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy.js';
-import { buildImage, engine, imageExists, rigEngines, removeImages, uniqueName, type Engine } from '../../test/support/images.js';
+import {
+  buildImage,
+  engine,
+  imageExists,
+  rigEngines,
+  removeImages,
+  uniqueName,
+  type Engine,
+} from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
-
 
 const TOKEN = 'rp-secret-token-8f2b1c';
 const EMAIL = 'vendor@example.com';
@@ -21,7 +28,9 @@ function leaks(run: StepRun, secret: string): string[] {
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath, d.name));
 }
 
 function anyFileContains(dir: string, needle: string): string[] {
@@ -46,7 +55,9 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
     rmSync(home, { recursive: true, force: true });
   });
 
-  async function image(files: Record<string, number | string> = { '/data/a.bin': 20_000, '/etc/b.txt': 'hello' }): Promise<string> {
+  async function image(
+    files: Record<string, number | string> = { '/data/a.bin': 20_000, '/etc/b.txt': 'hello' },
+  ): Promise<string> {
     const ref = `${uniqueName('rp-e2e')}:build`;
     images.push(ref);
     return buildImage(eng, ref, { files });
@@ -57,10 +68,17 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
   test('pushes several tags; outputs, registry and summary agree; no credential left, token in no log', async () => {
     const job = new Job();
     const src = await image();
-    const run = await job.main({
-      'app-slug': 'my-app', image: src, 'target-image': 'worker', tag: '1.4.0\nstable, latest', token: TOKEN,
-      registry: proxy.host,
-    }, { env: env() });
+    const run = await job.main(
+      {
+        'app-slug': 'my-app',
+        image: src,
+        'target-image': 'worker',
+        tag: '1.4.0\nstable, latest',
+        token: TOKEN,
+        registry: proxy.host,
+      },
+      { env: env() },
+    );
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const repo = 'my-app/worker';
@@ -68,7 +86,9 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
     expect(held[0]).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(new Set(held)).toEqual(new Set([run.outputs.digest]));
     expect(run.outputs.ref).toBe(`${proxy.host}/${repo}:1.4.0`);
-    expect(run.outputs.refs.split('\n')).toEqual(['1.4.0', 'stable', 'latest'].map((t) => `${proxy.host}/${repo}:${t}`));
+    expect(run.outputs.refs.split('\n')).toEqual(
+      ['1.4.0', 'stable', 'latest'].map((t) => `${proxy.host}/${repo}:${t}`),
+    );
     expect(run.outputs['pinned-ref']).toBe(`${proxy.host}/${repo}@${held[0]}`);
     expect(run.outputs.attempts).toBe('1');
     expect(run.summary).toContain(`| \`${proxy.host}/${repo}:stable\` | \`${held[0]}\``);
@@ -89,8 +109,10 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
   test('tag defaults to the git tag, without the v of a semantic version', async () => {
     const job = new Job();
     const src = await image({ '/x': 'tagged' });
-    const run = await job.main({ 'app-slug': 'my-app', image: src, 'target-image': 'from-ref', token: TOKEN, registry: proxy.host },
-      { env: { ...env(), GITHUB_REF: 'refs/tags/v2.7.1' } });
+    const run = await job.main(
+      { 'app-slug': 'my-app', image: src, 'target-image': 'from-ref', token: TOKEN, registry: proxy.host },
+      { env: { ...env(), GITHUB_REF: 'refs/tags/v2.7.1' } },
+    );
     expect(run.code).toBe(0);
     expect(await listTags(upstream, 'my-app/from-ref')).toEqual(['2.7.1']);
     expect(await manifestDigest(upstream, 'my-app/from-ref', '2.7.1')).toBe(run.outputs.digest);
@@ -100,8 +122,10 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
   test('on a branch with no tag input it refuses, naming the input, and pushes nothing', async () => {
     const job = new Job();
     const src = await image({ '/x': 'branch' });
-    const run = await job.main({ 'app-slug': 'my-app', image: src, 'target-image': 'branch', token: TOKEN, registry: proxy.host },
-      { env: { ...env(), GITHUB_REF: 'refs/heads/main' } });
+    const run = await job.main(
+      { 'app-slug': 'my-app', image: src, 'target-image': 'branch', token: TOKEN, registry: proxy.host },
+      { env: { ...env(), GITHUB_REF: 'refs/heads/main' } },
+    );
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/^::error title=Invalid input 'tag'::Input 'tag' is empty/m);
     expect(await listTags(upstream, 'my-app/branch')).toEqual([]);
@@ -111,8 +135,18 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
   test('dry run validates the credentials and pushes nothing, not even a local tag', async () => {
     const job = new Job();
     const src = await image({ '/x': 'dry' });
-    const run = await job.main({ 'app-slug': 'my-app', image: src, 'target-image': 'dry', tag: '9.9.9', token: TOKEN, registry: proxy.host, 'dry-run': 'true' },
-      { env: env() });
+    const run = await job.main(
+      {
+        'app-slug': 'my-app',
+        image: src,
+        'target-image': 'dry',
+        tag: '9.9.9',
+        token: TOKEN,
+        registry: proxy.host,
+        'dry-run': 'true',
+      },
+      { env: env() },
+    );
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`push: ${proxy.host}/my-app/dry:9.9.9`);
     expect(await listTags(upstream, 'my-app/dry')).toEqual([]);
@@ -126,10 +160,21 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
     const job = new Job();
     const src = await image({ '/x': 'wrong' });
     const before = proxy.requests.length;
-    const run = await job.main({ 'app-slug': 'my-app', image: src, 'target-image': 'wrong', tag: '1.0.0', token: 'not-the-token', registry: proxy.host },
-      { env: env() });
+    const run = await job.main(
+      {
+        'app-slug': 'my-app',
+        image: src,
+        'target-image': 'wrong',
+        tag: '1.0.0',
+        token: 'not-the-token',
+        registry: proxy.host,
+      },
+      { env: env() },
+    );
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/^::error title=Registry rejected the credentials::.*token-type 'service-account'.*service account token/m);
+    expect(run.stdout).toMatch(
+      /^::error title=Registry rejected the credentials::.*token-type 'service-account'.*service account token/m,
+    );
     expect(await listTags(upstream, 'my-app/wrong')).toEqual([]);
     // one login conversation, not three
     expect(proxy.requests.slice(before).filter((r) => r.path === '/token').length).toBeLessThanOrEqual(1);
@@ -139,9 +184,14 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
 
   test('an image the engine does not have is an error naming the image', async () => {
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'my-app', image: 'rp-no-such-image:1', tag: '1.0.0', token: TOKEN, registry: proxy.host }, { env: env() });
+    const run = await job.main(
+      { 'app-slug': 'my-app', image: 'rp-no-such-image:1', tag: '1.0.0', token: TOKEN, registry: proxy.host },
+      { env: env() },
+    );
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/^::error title=Image not found::Input 'image': the engine has no image 'rp-no-such-image:1'/m);
+    expect(run.stdout).toMatch(
+      /^::error title=Image not found::Input 'image': the engine has no image 'rp-no-such-image:1'/m,
+    );
     job.cleanup();
   });
 });
@@ -150,8 +200,13 @@ describe('token types (engine A)', () => {
   const eng = engine('A');
   let upstream: Registry;
   const images: string[] = [];
-  beforeAll(async () => { upstream = await startRegistry(); });
-  afterAll(async () => { await removeImages(eng, images); await upstream?.stop(); });
+  beforeAll(async () => {
+    upstream = await startRegistry();
+  });
+  afterAll(async () => {
+    await removeImages(eng, images);
+    await upstream?.stop();
+  });
 
   test.each([
     { type: 'user', username: EMAIL, usernames: [EMAIL], warning: null },
@@ -165,8 +220,19 @@ describe('token types (engine A)', () => {
       const src = `${uniqueName('rp-tt')}:b`;
       images.push(src);
       await buildImage(eng, src, { files: { '/t': type } });
-      const run = await job.main({ 'app-slug': 'tt', image: src, 'target-image': type, tag: '1', 'token-type': type, token: TOKEN, username, registry: proxy.host },
-        { env: { DOCKER_HOST: eng.host } });
+      const run = await job.main(
+        {
+          'app-slug': 'tt',
+          image: src,
+          'target-image': type,
+          tag: '1',
+          'token-type': type,
+          token: TOKEN,
+          username,
+          registry: proxy.host,
+        },
+        { env: { DOCKER_HOST: eng.host } },
+      );
       expect(run.code).toBe(0);
       expect(await manifestDigest(upstream, `tt/${type}`, '1')).toBe(run.outputs.digest);
       if (warning) expect(run.stdout).toContain(`::warning title=${warning}::`);
@@ -179,7 +245,14 @@ describe('token types (engine A)', () => {
 
   test('user token without the email username is an input error naming username', async () => {
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'tt', image: 'x:1', tag: '1', 'token-type': 'user', token: TOKEN, registry: upstream.host });
+    const run = await job.main({
+      'app-slug': 'tt',
+      image: 'x:1',
+      tag: '1',
+      'token-type': 'user',
+      token: TOKEN,
+      registry: upstream.host,
+    });
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/^::error title=Invalid input 'username'::/m);
     job.cleanup();
@@ -197,8 +270,10 @@ describe('post step after a cancelled run (engine A)', () => {
     const job = new Job();
     try {
       await buildImage(eng, src, { files: { '/big': 200_000 } });
-      const run = await job.main({ 'app-slug': 'c', image: src, tag: '1', token: TOKEN, registry: proxy.host },
-        { env: { DOCKER_HOST: eng.host }, timeoutMs: 8_000 });
+      const run = await job.main(
+        { 'app-slug': 'c', image: src, tag: '1', token: TOKEN, registry: proxy.host },
+        { env: { DOCKER_HOST: eng.host }, timeoutMs: 8_000 },
+      );
       expect(run.code).not.toBe(0);
       const dir = run.state.dockerConfigDir;
       expect(existsSync(join(dir, 'config.json'))).toBe(true);
@@ -239,7 +314,10 @@ describe('attestations on the current engine (engine B)', () => {
     images.push(src);
     await buildImage(e, src, { files: { '/a': 5000 }, builder: 'buildkit', extraBuildArgs: ['--provenance=mode=min'] });
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'att', image: src, 'target-image': 'svc', tag: '1.0.0', token: TOKEN, registry: proxy.host }, { env: { DOCKER_HOST: e.host } });
+    const run = await job.main(
+      { 'app-slug': 'att', image: src, 'target-image': 'svc', tag: '1.0.0', token: TOKEN, registry: proxy.host },
+      { env: { DOCKER_HOST: e.host } },
+    );
     expect(run.code).toBe(0);
     const held = await rawManifest(upstream, 'att/svc', '1.0.0');
     expect(held?.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
@@ -255,8 +333,19 @@ describe('attestations on the current engine (engine B)', () => {
     images.push(src);
     await buildImage(e, src, { files: { '/a': 5000 }, builder: 'buildkit', extraBuildArgs: ['--provenance=mode=min'] });
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'att', image: src, 'target-image': 'keep', tag: '1.0.0', token: TOKEN, registry: proxy.host, attestations: 'keep', 'retry-delay': '100ms' },
-      { env: { DOCKER_HOST: e.host } });
+    const run = await job.main(
+      {
+        'app-slug': 'att',
+        image: src,
+        'target-image': 'keep',
+        tag: '1.0.0',
+        token: TOKEN,
+        registry: proxy.host,
+        attestations: 'keep',
+        'retry-delay': '100ms',
+      },
+      { env: { DOCKER_HOST: e.host } },
+    );
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
     expect(run.stdout).toMatch(/^::error title=Provenance attestations rejected \(HTTP 400\)::.*--provenance=false/m);
@@ -264,4 +353,3 @@ describe('attestations on the current engine (engine B)', () => {
     job.cleanup();
   });
 });
-

@@ -7,14 +7,20 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ATTESTATION_REJECTION, cloudflareError, startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy.js';
+import {
+  ATTESTATION_REJECTION,
+  cloudflareError,
+  startFaultProxy,
+  type FaultProxy,
+} from '../../test/support/fault-proxy.js';
 import { rigEngines } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
 const TOKEN = `fp-token-${randomBytes(6).toString('hex')}`;
 const ENGINE_A = rigEngines().find((e) => e.name === 'A')?.host ?? 'unix:///var/run/docker.sock';
-const ENGINE_B = rigEngines().find((e) => e.name === 'B')?.host
-  ?? (existsSync('/run/rp-engine-b/docker.sock') ? 'unix:///run/rp-engine-b/docker.sock' : undefined);
+const ENGINE_B =
+  rigEngines().find((e) => e.name === 'B')?.host ??
+  (existsSync('/run/rp-engine-b/docker.sock') ? 'unix:///run/rp-engine-b/docker.sock' : undefined);
 
 interface DockerResult {
   readonly code: number;
@@ -30,11 +36,17 @@ class DockerCli {
 
   run(args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<DockerResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('docker', args, { env: { ...process.env, ...env, DOCKER_HOST: this.host, DOCKER_CONFIG: this.configDir } });
+      const child = spawn('docker', args, {
+        env: { ...process.env, ...env, DOCKER_HOST: this.host, DOCKER_CONFIG: this.configDir },
+      });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (c) => { stdout += c; });
-      child.stderr.on('data', (c) => { stderr += c; });
+      child.stdout.on('data', (c) => {
+        stdout += c;
+      });
+      child.stderr.on('data', (c) => {
+        stderr += c;
+      });
       child.on('error', reject);
       child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
       child.stdin.end(input);
@@ -147,7 +159,10 @@ describe('fault proxy: engine A (Docker 20.10, classic store)', () => {
   }, 30_000);
 
   test('basic auth: listed usernames only; the upstream is sent its own credentials', async () => {
-    const basic = await startFaultProxy({ upstream, auth: { scheme: 'basic', token: TOKEN, usernames: ['vendor@example.com'] } });
+    const basic = await startFaultProxy({
+      upstream,
+      auth: { scheme: 'basic', token: TOKEN, usernames: ['vendor@example.com'] },
+    });
     const other = new DockerCli(ENGINE_A);
     try {
       expect((await other.login(basic.host, 'someone-else', TOKEN)).code).not.toBe(0);
@@ -221,11 +236,17 @@ describe('fault proxy: engine A (Docker 20.10, classic store)', () => {
     const repo = repoName();
     const r = await pushNew(repo);
     expect(r.code).toBe(0);
-    expect((await rawManifest(upstream, repo, '1'))?.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect((await rawManifest(upstream, repo, '1'))?.mediaType).toBe(
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
   }, 60_000);
 
   test('a 400 MANIFEST_INVALID reaches engine A without its detail', async () => {
-    proxy.addFault({ method: 'PUT', path: /\/manifests\//, action: { status: 400, body: ATTESTATION_REJECTION, headers: { 'content-type': 'application/json' } } });
+    proxy.addFault({
+      method: 'PUT',
+      path: /\/manifests\//,
+      action: { status: 400, body: ATTESTATION_REJECTION, headers: { 'content-type': 'application/json' } },
+    });
     const r = await pushNew(repoName());
     expect(r.code).not.toBe(0);
     expect(r.stderr.trim()).toBe('manifest invalid: manifest invalid');
@@ -297,8 +318,12 @@ describeB('fault proxy: engine B (Docker 28, containerd store)', () => {
 
 describe('fault proxy: plumbing (no engine)', () => {
   let upstream: Registry;
-  beforeAll(async () => { upstream = await startRegistry(); });
-  afterAll(async () => { await upstream?.stop(); });
+  beforeAll(async () => {
+    upstream = await startRegistry();
+  });
+  afterAll(async () => {
+    await upstream?.stop();
+  });
 
   const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 
@@ -309,7 +334,10 @@ describe('fault proxy: plumbing (no engine)', () => {
       expect(anonymous.status).toBe(401);
       expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
       const [user, pass] = Object.entries(upstream.users)[0];
-      const start = await fetch(`${proxy.url}/v2/fp/plumbing/blobs/uploads/`, { method: 'POST', headers: { Authorization: basic(user, pass) } });
+      const start = await fetch(`${proxy.url}/v2/fp/plumbing/blobs/uploads/`, {
+        method: 'POST',
+        headers: { Authorization: basic(user, pass) },
+      });
       expect(start.status).toBe(202);
       expect(start.headers.get('location')).toMatch(new RegExp(`^${proxy.url}/v2/fp/plumbing/blobs/uploads/`));
       expect(start.headers.get('docker-upload-uuid')).toMatch(/^[0-9a-f-]{36}$/);
@@ -321,7 +349,10 @@ describe('fault proxy: plumbing (no engine)', () => {
   test('stop() cuts a request held by a delay at once', async () => {
     const proxy = await startFaultProxy({ upstream });
     proxy.addFault({ path: /^\/v2\/$/, action: { delayMs: 60_000 } });
-    const held = fetch(`${proxy.url}/v2/`).then(() => 'answered', () => 'cut');
+    const held = fetch(`${proxy.url}/v2/`).then(
+      () => 'answered',
+      () => 'cut',
+    );
     while (proxy.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
     const started = Date.now();
     await proxy.stop();

@@ -7,13 +7,17 @@ import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy
 import { buildImage, engine, removeImages, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
 import { freePort, listTags, manifestDigest, startRegistry, type Registry } from '../../test/support/registry.js';
 
-
 const TOKEN = 'fault-token-3c9e7a';
 const CF_524 = { status: 524, body: 'error code: 524', headers: { 'Content-Type': 'text/plain' } };
 const BLOB_UPLOAD = /\/v2\/.+\/blobs\/uploads\//;
 const MANIFEST = /\/v2\/.+\/manifests\//;
 
-interface Ctx { eng: Engine; upstream: Registry; proxy: FaultProxy; images: string[] }
+interface Ctx {
+  eng: Engine;
+  upstream: Registry;
+  proxy: FaultProxy;
+  images: string[];
+}
 
 async function setUp(eng: Engine): Promise<Ctx> {
   const upstream = await startRegistry();
@@ -34,18 +38,34 @@ async function image(c: Ctx, files: Record<string, number | string>): Promise<st
   return buildImage(c.eng, ref, { files });
 }
 
-async function push(c: Ctx, src: string, repo: string, extra: Record<string, string> = {}): Promise<StepRun & { job: Job }> {
+async function push(
+  c: Ctx,
+  src: string,
+  repo: string,
+  extra: Record<string, string> = {},
+): Promise<StepRun & { job: Job }> {
   const job = new Job();
-  const run = await job.main({
-    'app-slug': 'faults', image: src, 'target-image': repo, tag: '1.0.0', token: TOKEN, registry: c.proxy.host,
-    'retry-delay': '200ms', ...extra,
-  }, { env: { DOCKER_HOST: c.eng.host } });
+  const run = await job.main(
+    {
+      'app-slug': 'faults',
+      image: src,
+      'target-image': repo,
+      tag: '1.0.0',
+      token: TOKEN,
+      registry: c.proxy.host,
+      'retry-delay': '200ms',
+      ...extra,
+    },
+    { env: { DOCKER_HOST: c.eng.host } },
+  );
   return { ...run, job };
 }
 
 /** The invariants every fault must keep, success or not. */
 function expectNothingLeftBehind(run: StepRun & { job: Job }): void {
-  const leaked = [run.stdout, run.stderr, ...Object.values(run.files)].join('\n').split('\n')
+  const leaked = [run.stdout, run.stderr, ...Object.values(run.files)]
+    .join('\n')
+    .split('\n')
     .filter((l) => l.includes(TOKEN) && !l.startsWith('::add-mask::'));
   expect(leaked).toEqual([]);
   expect(existsSync(run.job.runnerTemp) ? readdirSync(run.job.runnerTemp) : []).toEqual([]);
@@ -60,7 +80,9 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
   const eng = rigEngines().find((e) => e.name === 'B');
   const maybe = eng ? test : test.skip;
   let c: Ctx;
-  beforeAll(async () => { if (eng) c = await setUp(eng); });
+  beforeAll(async () => {
+    if (eng) c = await setUp(eng);
+  });
   afterAll(() => tearDown(c));
   afterEach(() => c?.proxy.clearFaults());
 
@@ -82,7 +104,9 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
     // preflight warned before any upload, naming the instruction
-    expect(run.stdout).toMatch(/^::warning title=Layer 1 is 4\d\d kB::Layer 1\/2 .* made by `COPY f0 \/big\/blob.bin`/m);
+    expect(run.stdout).toMatch(
+      /^::warning title=Layer 1 is 4\d\d kB::Layer 1\/2 .* made by `COPY f0 \/big\/blob.bin`/m,
+    );
     const error = errorLine(run);
     expect(error).toMatch(/^::error title=Push timed out \(HTTP 524\)::/);
     expect(error).toContain('layer 1/2');
@@ -130,7 +154,9 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
 
 describe('faults on engine A (classic store: retries each layer 5 times itself)', () => {
   let c: Ctx;
-  beforeAll(async () => { c = await setUp(engine('A')); });
+  beforeAll(async () => {
+    c = await setUp(engine('A'));
+  });
   afterAll(() => tearDown(c));
   afterEach(() => c?.proxy.clearFaults());
 
@@ -144,7 +170,7 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     expectNothingLeftBehind(run);
   });
 
-  test('persistent 524 on a big layer: the engine\'s own retries, then one attempt and the exact layer', async () => {
+  test("persistent 524 on a big layer: the engine's own retries, then one attempt and the exact layer", async () => {
     const src = await image(c, { '/small': 'x', '/data/model.bin': 500_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, action: CF_524 });
     c.proxy.addFault({ method: 'PATCH', path: BLOB_UPLOAD, action: CF_524 });
@@ -171,7 +197,15 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
 
   test('400 on the manifest: one attempt and the attestation advisory', async () => {
     const src = await image(c, { '/a': 10_000 });
-    c.proxy.addFault({ method: 'PUT', path: MANIFEST, action: { status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"provenance attestations are not supported"}]}', headers: { 'Content-Type': 'application/json' } } });
+    c.proxy.addFault({
+      method: 'PUT',
+      path: MANIFEST,
+      action: {
+        status: 400,
+        body: '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"provenance attestations are not supported"}]}',
+        headers: { 'Content-Type': 'application/json' },
+      },
+    });
     const run = await push(c, src, 'b400');
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
@@ -182,10 +216,20 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
 
   test('429 with Retry-After on the manifest: the next attempt waits as long as the registry asks', async () => {
     const src = await image(c, { '/a': 10_000 });
-    const limited = { status: 429, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}', headers: { 'Retry-After': '3' } };
+    const limited = {
+      status: 429,
+      body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
+      headers: { 'Retry-After': '3' },
+    };
     c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: limited });
     // The limit still holds when the action asks /v2/ how long to wait; docker login's own GET /v2/ came earlier.
-    c.proxy.addFault({ method: 'GET', path: /^\/v2\/$/, times: 1, action: limited, match: (req) => !/docker/i.test(String(req.headers['user-agent'])) });
+    c.proxy.addFault({
+      method: 'GET',
+      path: /^\/v2\/$/,
+      times: 1,
+      action: limited,
+      match: (req) => !/docker/i.test(String(req.headers['user-agent'])),
+    });
     const run = await push(c, src, 'r429');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
@@ -198,20 +242,36 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     const src = await image(c, { '/a': 'x' });
     const host = `127.0.0.1:${await freePort()}`;
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'faults', image: src, tag: '1', token: TOKEN, registry: host, retries: '1', 'retry-delay': '100ms' },
-      { env: { DOCKER_HOST: c.eng.host } });
+    const run = await job.main(
+      {
+        'app-slug': 'faults',
+        image: src,
+        tag: '1',
+        token: TOKEN,
+        registry: host,
+        retries: '1',
+        'retry-delay': '100ms',
+      },
+      { env: { DOCKER_HOST: c.eng.host } },
+    );
     expect(run.code).toBe(1);
-    expect(errorLine(run)).toMatch(new RegExp(`^::error title=Registry unreachable::Could not keep a connection to ${host.replace(/\./g, '\\.')}`));
+    expect(errorLine(run)).toMatch(
+      new RegExp(`^::error title=Registry unreachable::Could not keep a connection to ${host.replace(/\./g, '\\.')}`),
+    );
     expect(run.stdout).toMatch(/login: attempt 1 failed .*retrying in/);
     expectNothingLeftBehind({ ...run, job });
   });
 
   test('engine not running (DOCKER_HOST wrong): says the engine is unreachable, not that the image is missing', async () => {
     const job = new Job();
-    const run = await job.main({ 'app-slug': 'faults', image: 'anything:1', tag: '1', token: TOKEN, registry: c.proxy.host },
-      { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+    const run = await job.main(
+      { 'app-slug': 'faults', image: 'anything:1', tag: '1', token: TOKEN, registry: c.proxy.host },
+      { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } },
+    );
     expect(run.code).toBe(1);
-    expect(errorLine(run)).toMatch(/^::error title=Docker engine unreachable::Could not reach the Docker engine at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock/);
+    expect(errorLine(run)).toMatch(
+      /^::error title=Docker engine unreachable::Could not reach the Docker engine at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock/,
+    );
     expectNothingLeftBehind({ ...run, job });
   });
 });

@@ -22,11 +22,16 @@ async function filesystem(e: Engine, image: string): Promise<Map<string, string>
       const extract = tar.extract();
       extract.on('entry', (h, stream, next) => {
         const hash = createHash('sha256');
-        stream.on("data", (c: unknown) => { hash.update(c as Buffer); });
+        stream.on('data', (c: unknown) => {
+          hash.update(c as Buffer);
+        });
         stream.on('end', () => {
           // /etc/hostname and friends are made by `docker create`, not by the image
           if (!/^(etc\/(hostname|hosts|resolv\.conf|mtab)|\.dockerenv|dev\/|proc\/|sys\/)/.test(h.name)) {
-            entries.set(h.name, `${h.type} ${h.mode?.toString(8)} ${h.uid}:${h.gid} ${h.size} ${h.linkname ?? ''} ${hash.digest('hex')}`);
+            entries.set(
+              h.name,
+              `${h.type} ${h.mode?.toString(8)} ${h.uid}:${h.gid} ${h.size} ${h.linkname ?? ''} ${hash.digest('hex')}`,
+            );
           }
           next();
         });
@@ -51,9 +56,18 @@ async function pullBack(e: Engine, reg: Registry, repo: string, tag: string, nam
     const [user, password] = Object.entries(reg.users)[0];
     const archive = join(dir, 'image.tar');
     await new Promise<void>((resolve, reject) => {
-      const child = spawn('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `${user}:${password}`, `docker://${reg.host}/${repo}:${tag}`, `docker-archive:${archive}:${name}`]);
+      const child = spawn('skopeo', [
+        'copy',
+        '--src-tls-verify=false',
+        '--src-creds',
+        `${user}:${password}`,
+        `docker://${reg.host}/${repo}:${tag}`,
+        `docker-archive:${archive}:${name}`,
+      ]);
       let err = '';
-      child.stderr.on('data', (c) => { err += c; });
+      child.stderr.on('data', (c) => {
+        err += c;
+      });
       child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`skopeo copy: ${err}`))));
     });
     await docker(e.host, ['load', '-i', archive]);
@@ -65,8 +79,13 @@ async function pullBack(e: Engine, reg: Registry, repo: string, tag: string, nam
 describe.each(rigEngines())('layer-split: auto on $label', (eng: Engine) => {
   let reg: Registry;
   const images: string[] = [];
-  beforeAll(async () => { reg = await startRegistry(); });
-  afterAll(async () => { await removeImages(eng, images); await reg?.stop(); });
+  beforeAll(async () => {
+    reg = await startRegistry();
+  });
+  afterAll(async () => {
+    await removeImages(eng, images);
+    await reg?.stop();
+  });
 
   test('splits the layer over max-layer-size before the first upload; same filesystem after a round trip', async () => {
     const src = `${uniqueName('rp-split')}:b`;
@@ -76,10 +95,20 @@ describe.each(rigEngines())('layer-split: auto on $label', (eng: Engine) => {
     await buildDirImage(eng, src, 8, 100_000);
     const [user, password] = Object.entries(reg.users)[0];
     const job = new Job();
-    const run = await job.main({
-      'app-slug': 'split', image: src, 'target-image': 'big', tag: '1.0.0', registry: reg.host, username: user, token: password,
-      'max-layer-size': '300kB', 'layer-split': 'auto',
-    }, { env: { DOCKER_HOST: eng.host } });
+    const run = await job.main(
+      {
+        'app-slug': 'split',
+        image: src,
+        'target-image': 'big',
+        tag: '1.0.0',
+        registry: reg.host,
+        username: user,
+        token: password,
+        'max-layer-size': '300kB',
+        'layer-split': 'auto',
+      },
+      { env: { DOCKER_HOST: eng.host } },
+    );
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^::warning title=Layer 1 is 8\d\d kB::/m);
     expect(run.stdout).toMatch(/layer-split: 1 layers became [3-9]/);
@@ -105,7 +134,9 @@ describe('adaptive re-split after a 524 (engine B: no per-layer retry in the eng
     const proxy = await startFaultProxy({ upstream: reg, auth: { scheme: 'bearer', token: TOKEN } });
     // Cloudflare's 524 in miniature: any blob upload bigger than 350 kB times out, every time.
     proxy.addFault({
-      method: 'PUT', path: /\/blobs\/uploads\//, action: { status: 524, body: 'error code: 524' },
+      method: 'PUT',
+      path: /\/blobs\/uploads\//,
+      action: { status: 524, body: 'error code: 524' },
       match: (req) => Number(req.headers['content-length'] ?? 0) > 350_000,
     });
     const src = `${uniqueName('rp-adapt')}:b`;
@@ -113,10 +144,21 @@ describe('adaptive re-split after a 524 (engine B: no per-layer retry in the eng
     try {
       // a single 900 kB layer of nine files, under max-layer-size, so only the 524 can set off a split
       await buildDirImage(eng, src, 9, 100_000);
-      const run = await job.main({
-        'app-slug': 'adapt', image: src, 'target-image': 'svc', tag: '1.0.0', registry: proxy.host, token: TOKEN,
-        'layer-split': 'auto', 'max-layer-size': '10MB', retries: '3', 'retry-delay': '100ms',
-      }, { env: { DOCKER_HOST: eng.host } });
+      const run = await job.main(
+        {
+          'app-slug': 'adapt',
+          image: src,
+          'target-image': 'svc',
+          tag: '1.0.0',
+          registry: proxy.host,
+          token: TOKEN,
+          'layer-split': 'auto',
+          'max-layer-size': '10MB',
+          retries: '3',
+          'retry-delay': '100ms',
+        },
+        { env: { DOCKER_HOST: eng.host } },
+      );
       expect(run.code).toBe(0);
       expect(Number(run.outputs.attempts)).toBeGreaterThanOrEqual(2);
       expect(run.stdout).toMatch(/^::group::Re-split layer 1 to \d+ kB$/m);
@@ -140,7 +182,8 @@ async function buildDirImage(e: Engine, ref: string, count: number, size: number
     mkdirSync(join(ctx, 'data'));
     for (let i = 0; i < count; i++) writeFileSync(join(ctx, 'data', `part-${i}.bin`), randomBytes(size));
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY data /data\nCMD ["/nothing"]\n');
-    const builder = e.name === 'A' ? ['build', '-q', '-t', ref, ctx] : ['buildx', 'build', '-q', '--load', '-t', ref, ctx];
+    const builder =
+      e.name === 'A' ? ['build', '-q', '-t', ref, ctx] : ['buildx', 'build', '-q', '--load', '-t', ref, ctx];
     await docker(e.host, builder, e.name === 'A' ? { DOCKER_BUILDKIT: '0' } : {});
   } finally {
     rmSync(ctx, { recursive: true, force: true });

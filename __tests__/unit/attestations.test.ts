@@ -1,5 +1,11 @@
 import {
-  apiAtLeast, choosePushStrategy, INDEX_MEDIA_TYPES, platformString, type AttestationFacts, type EngineManifest, type PushStrategy,
+  apiAtLeast,
+  choosePushStrategy,
+  INDEX_MEDIA_TYPES,
+  platformString,
+  type AttestationFacts,
+  type EngineManifest,
+  type PushStrategy,
 } from '../../src/attestations.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -8,11 +14,14 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
 const image = (architecture: string, variant?: string, available = true): EngineManifest => ({
-  Kind: 'image', Available: available, Descriptor: { platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) } },
+  Kind: 'image',
+  Available: available,
+  Descriptor: { platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) } },
 });
 // What API 1.48+ lists for a buildx provenance attestation.
 const attestation = (forDigest = 'sha256:aaaa'): EngineManifest => ({
-  Kind: 'attestation', Available: true,
+  Kind: 'attestation',
+  Available: true,
   Descriptor: {
     platform: { os: 'unknown', architecture: 'unknown' },
     annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': forDigest },
@@ -20,7 +29,10 @@ const attestation = (forDigest = 'sha256:aaaa'): EngineManifest => ({
 });
 // An attestation known only by its annotation (no Kind).
 const annotatedAttestation: EngineManifest = {
-  Descriptor: { platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+  Descriptor: {
+    platform: { os: 'unknown', architecture: 'unknown' },
+    annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+  },
 };
 
 const facts = (over: Partial<AttestationFacts> = {}): AttestationFacts => ({
@@ -40,61 +52,189 @@ const MULTI_REFUSAL = (n: number, platforms: string) =>
 
 describe('choosePushStrategy', () => {
   test.each<[string, Partial<AttestationFacts>, 'strip' | 'keep', PushStrategy]>([
-    ['classic store', { containerdStore: false, descriptorMediaType: null, manifests: null, apiVersion: '1.41' }, 'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' }],
-    ['classic store even if a media type is reported', { containerdStore: false, descriptorMediaType: OCI_INDEX }, 'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' }],
-    ['containerd store, single OCI manifest', { descriptorMediaType: OCI_MANIFEST, manifests: null }, 'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' }],
-    ['containerd store, single Docker v2 manifest', { descriptorMediaType: DOCKER_MANIFEST }, 'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' }],
-    ['containerd store, no descriptor', { descriptorMediaType: null }, 'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' }],
-    ['index with one image + attestation -> platform push', {}, 'strip',
-      { kind: 'platform', platform: 'linux/amd64', attested: true, reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)' }],
-    ['Docker manifest list with one image + attestation', { descriptorMediaType: DOCKER_LIST }, 'strip',
-      { kind: 'platform', platform: 'linux/amd64', attested: true, reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)' }],
-    ['attestation known by annotation only', { manifests: [image('arm64', 'v8'), annotatedAttestation], platform: 'linux/arm64/v8' }, 'strip',
-      { kind: 'platform', platform: 'linux/arm64/v8', attested: true, reason: 'pushing only the linux/arm64/v8 manifest, without its provenance attestation (attestations: strip)' }],
-    ['platform comes from the manifest list, not the inspect fallback', { manifests: [image('arm', 'v7'), attestation()], platform: 'linux/amd64' }, 'strip',
-      { kind: 'platform', platform: 'linux/arm/v7', attested: true, reason: 'pushing only the linux/arm/v7 manifest, without its provenance attestation (attestations: strip)' }],
-    ['pulled multi-platform index with one platform available', {
-      manifests: [image('amd64'), image('arm64', undefined, false), image('s390x', undefined, false), attestation(), attestation('sha256:bbbb')],
-    }, 'strip',
-      { kind: 'platform', platform: 'linux/amd64', attested: true, reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)' }],
-    ['index without attestations, one image', { manifests: [image('amd64')] }, 'strip',
-      { kind: 'as-is', reason: 'the image index has no attestations' }],
-    ['index without attestations, other platforms unavailable', { manifests: [image('amd64'), image('arm64', undefined, false)] }, 'strip',
-      { kind: 'as-is', reason: 'the image index has no attestations' }],
-    ['multi-platform + attestations -> refuse listing platforms', {
-      manifests: [image('amd64'), image('arm64'), attestation(), attestation('sha256:bbbb')],
-    }, 'strip',
-      { kind: 'refuse', title: 'Multi-platform image with attestations', message: MULTI_REFUSAL(2, 'linux/amd64, linux/arm64') }],
-    ['three platforms with a variant + attestations', {
-      manifests: [image('amd64'), image('arm64'), image('arm', 'v7'), attestation()],
-    }, 'strip',
-      { kind: 'refuse', title: 'Multi-platform image with attestations', message: MULTI_REFUSAL(3, 'linux/amd64, linux/arm64, linux/arm/v7') }],
-    ['API 1.45, manifests unknown -> refuse', { apiVersion: '1.45', manifests: null }, 'strip', {
-      kind: 'refuse',
-      title: 'Engine too old to strip attestations',
-      message: 'The image is an index that may carry provenance attestations, which this registry rejects (HTTP 400), and this ' +
-        'engine (API 1.45) cannot push a single platform (`docker push --platform` needs API 1.46+). Nothing was pushed: ' +
-        'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or upgrade Docker.',
-    }],
-    ['manifests unknown (null) on API 1.46 -> platform push', { apiVersion: '1.46', manifests: null, platform: 'linux/arm64' }, 'strip', {
-      kind: 'platform', platform: 'linux/arm64', attested: true,
-      reason: 'pushing only the linux/arm64 manifest: this engine cannot list attestations, so none is risked',
-    }],
-    ['manifests unknown on API 1.47', { apiVersion: '1.47', manifests: null }, 'strip', {
-      kind: 'platform', platform: 'linux/amd64', attested: true,
-      reason: 'pushing only the linux/amd64 manifest: this engine cannot list attestations, so none is risked',
-    }],
+    [
+      'classic store',
+      { containerdStore: false, descriptorMediaType: null, manifests: null, apiVersion: '1.41' },
+      'strip',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
+    [
+      'classic store even if a media type is reported',
+      { containerdStore: false, descriptorMediaType: OCI_INDEX },
+      'strip',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
+    [
+      'containerd store, single OCI manifest',
+      { descriptorMediaType: OCI_MANIFEST, manifests: null },
+      'strip',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
+    [
+      'containerd store, single Docker v2 manifest',
+      { descriptorMediaType: DOCKER_MANIFEST },
+      'strip',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
+    [
+      'containerd store, no descriptor',
+      { descriptorMediaType: null },
+      'strip',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
+    [
+      'index with one image + attestation -> platform push',
+      {},
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/amd64',
+        attested: true,
+        reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'Docker manifest list with one image + attestation',
+      { descriptorMediaType: DOCKER_LIST },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/amd64',
+        attested: true,
+        reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'attestation known by annotation only',
+      { manifests: [image('arm64', 'v8'), annotatedAttestation], platform: 'linux/arm64/v8' },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/arm64/v8',
+        attested: true,
+        reason: 'pushing only the linux/arm64/v8 manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'platform comes from the manifest list, not the inspect fallback',
+      { manifests: [image('arm', 'v7'), attestation()], platform: 'linux/amd64' },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/arm/v7',
+        attested: true,
+        reason: 'pushing only the linux/arm/v7 manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'pulled multi-platform index with one platform available',
+      {
+        manifests: [
+          image('amd64'),
+          image('arm64', undefined, false),
+          image('s390x', undefined, false),
+          attestation(),
+          attestation('sha256:bbbb'),
+        ],
+      },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/amd64',
+        attested: true,
+        reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'index without attestations, one image',
+      { manifests: [image('amd64')] },
+      'strip',
+      { kind: 'as-is', reason: 'the image index has no attestations' },
+    ],
+    [
+      'index without attestations, other platforms unavailable',
+      { manifests: [image('amd64'), image('arm64', undefined, false)] },
+      'strip',
+      { kind: 'as-is', reason: 'the image index has no attestations' },
+    ],
+    [
+      'multi-platform + attestations -> refuse listing platforms',
+      {
+        manifests: [image('amd64'), image('arm64'), attestation(), attestation('sha256:bbbb')],
+      },
+      'strip',
+      {
+        kind: 'refuse',
+        title: 'Multi-platform image with attestations',
+        message: MULTI_REFUSAL(2, 'linux/amd64, linux/arm64'),
+      },
+    ],
+    [
+      'three platforms with a variant + attestations',
+      {
+        manifests: [image('amd64'), image('arm64'), image('arm', 'v7'), attestation()],
+      },
+      'strip',
+      {
+        kind: 'refuse',
+        title: 'Multi-platform image with attestations',
+        message: MULTI_REFUSAL(3, 'linux/amd64, linux/arm64, linux/arm/v7'),
+      },
+    ],
+    [
+      'API 1.45, manifests unknown -> refuse',
+      { apiVersion: '1.45', manifests: null },
+      'strip',
+      {
+        kind: 'refuse',
+        title: 'Engine too old to strip attestations',
+        message:
+          'The image is an index that may carry provenance attestations, which this registry rejects (HTTP 400), and this ' +
+          'engine (API 1.45) cannot push a single platform (`docker push --platform` needs API 1.46+). Nothing was pushed: ' +
+          'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or upgrade Docker.',
+      },
+    ],
+    [
+      'manifests unknown (null) on API 1.46 -> platform push',
+      { apiVersion: '1.46', manifests: null, platform: 'linux/arm64' },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/arm64',
+        attested: true,
+        reason: 'pushing only the linux/arm64 manifest: this engine cannot list attestations, so none is risked',
+      },
+    ],
+    [
+      'manifests unknown on API 1.47',
+      { apiVersion: '1.47', manifests: null },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/amd64',
+        attested: true,
+        reason: 'pushing only the linux/amd64 manifest: this engine cannot list attestations, so none is risked',
+      },
+    ],
     ['mode keep -> as-is', {}, 'keep', { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' }],
-    ['mode keep, multi-platform + attestations -> as-is', { manifests: [image('amd64'), image('arm64'), attestation()] }, 'keep',
-      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' }],
-    ['mode keep on an old engine -> as-is', { apiVersion: '1.43', manifests: null }, 'keep',
-      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' }],
-    ['mode keep on the classic store', { containerdStore: false }, 'keep', { kind: 'as-is', reason: 'the image is a single manifest' }],
+    [
+      'mode keep, multi-platform + attestations -> as-is',
+      { manifests: [image('amd64'), image('arm64'), attestation()] },
+      'keep',
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' },
+    ],
+    [
+      'mode keep on an old engine -> as-is',
+      { apiVersion: '1.43', manifests: null },
+      'keep',
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' },
+    ],
+    [
+      'mode keep on the classic store',
+      { containerdStore: false },
+      'keep',
+      { kind: 'as-is', reason: 'the image is a single manifest' },
+    ],
   ])('%s', (_name, over, mode, expected) => {
     expect(choosePushStrategy(facts(over), mode)).toEqual(expected);
   });
@@ -115,7 +255,10 @@ describe('choosePushStrategy', () => {
     ['two platforms, no attestations', [image('amd64'), image('arm64')]],
     ['three platforms, no attestations', [image('amd64'), image('arm64'), image('arm', 'v7')]],
   ])('%s -> as-is', (_name, manifests) => {
-    expect(choosePushStrategy(facts({ manifests }), 'strip')).toEqual({ kind: 'as-is', reason: 'the image index has no attestations' });
+    expect(choosePushStrategy(facts({ manifests }), 'strip')).toEqual({
+      kind: 'as-is',
+      reason: 'the image index has no attestations',
+    });
   });
 });
 

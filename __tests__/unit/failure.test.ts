@@ -10,51 +10,201 @@ type Row = [string, string, FailureKind, boolean, number | null, string | null];
 const CLASSIC: Row[] = [
   ['524 from Cloudflare (no reason phrase)', 'received unexpected HTTP status: 524 ', 'timeout-524', true, 524, null],
   ['502 Bad Gateway', 'received unexpected HTTP status: 502 Bad Gateway', 'server-error', true, 502, null],
-  ['500 Internal Server Error', 'received unexpected HTTP status: 500 Internal Server Error', 'server-error', true, 500, null],
-  ['503 Service Unavailable', 'received unexpected HTTP status: 503 Service Unavailable', 'server-error', true, 503, null],
+  [
+    '500 Internal Server Error',
+    'received unexpected HTTP status: 500 Internal Server Error',
+    'server-error',
+    true,
+    500,
+    null,
+  ],
+  [
+    '503 Service Unavailable',
+    'received unexpected HTTP status: 503 Service Unavailable',
+    'server-error',
+    true,
+    503,
+    null,
+  ],
   ['520 without a reason phrase', 'received unexpected HTTP status: 520 ', 'server-error', true, 520, null],
   ['unauthorized', 'unauthorized: authentication required', 'unauthorized', false, null, null],
   ['denied', 'denied: requested access to the resource is denied', 'denied', false, null, null],
   ['manifest invalid', 'manifest invalid: manifest invalid', 'bad-request', false, null, null],
-  ['connection refused', 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused', 'network', true, null, null],
-  ['login with a wrong password', 'Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password', 'unauthorized', false, null, null],
+  [
+    'connection refused',
+    'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused',
+    'network',
+    true,
+    null,
+    null,
+  ],
+  [
+    'login with a wrong password',
+    'Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password',
+    'unauthorized',
+    false,
+    null,
+    null,
+  ],
   ['rate limited', 'toomanyrequests: too many requests', 'rate-limited', true, null, null],
   ['name unknown', 'name unknown: repository name not known to registry', 'not-found', false, null, null],
-  ['404 body', 'error parsing HTTP 404 response body: unexpected end of JSON input: ""', 'not-found', false, null, null],
+  [
+    '404 body',
+    'error parsing HTTP 404 response body: unexpected end of JSON input: ""',
+    'not-found',
+    false,
+    null,
+    null,
+  ],
   ['EOF', 'Put "https://registry.replicated.com/v2/app/x/blobs/uploads/abc": EOF', 'network', true, null, null],
-  ['TLS handshake timeout', 'Get "https://registry.replicated.com/v2/": net/http: TLS handshake timeout', 'network', true, null, null],
-  ['client timeout', 'Get "https://registry.replicated.com/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)', 'network', true, null, null],
+  [
+    'TLS handshake timeout',
+    'Get "https://registry.replicated.com/v2/": net/http: TLS handshake timeout',
+    'network',
+    true,
+    null,
+    null,
+  ],
+  [
+    'client timeout',
+    'Get "https://registry.replicated.com/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)',
+    'network',
+    true,
+    null,
+    null,
+  ],
   ['unsupported', 'unknown: unsupported media type', 'unsupported', false, null, null],
 ];
 
 const CONTAINERD: Row[] = [
-  ['524 on a blob PUT', `failed to push 127.0.0.1:5000/app/x:1: unexpected status from PUT request to ${UPLOAD}: 524 `, 'timeout-524', true, 524, BLOB],
-  ['500 on a blob HEAD', `failed to push 127.0.0.1:5000/app/x:1: unexpected status from HEAD request to http://127.0.0.1:5000/v2/app/x/blobs/${BLOB}: 500 Internal Server Error`, 'server-error', true, 500, BLOB],
-  ['attestations rejected', 'failed to push 127.0.0.1:5000/app/x:1: error from registry: manifest invalid - provenance attestations are not supported', 'attestation', false, null, null],
-  ['oauth 401', 'failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://registry.replicated.com/v2/token?scope=repository%3Aapp%2Fx%3Apull%2Cpush&service=registry.replicated.com: 401 Unauthorized', 'unauthorized', false, 401, null],
-  ['connection reset mid-upload', `failed to push 127.0.0.1:5000/app/x:1: failed to copy: failed to do request: Put "${UPLOAD}": read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`, 'network', true, null, BLOB],
-  ['400 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 400 Bad Request', 'bad-request', false, 400, null],
-  ['403 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 403 Forbidden', 'denied', false, 403, null],
-  ['404 on the manifest', 'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 404 Not Found', 'not-found', false, 404, null],
-  ['429 on upload start', 'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 429 Too Many Requests', 'rate-limited', true, 429, null],
-  ['502 on upload start', 'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 502 Bad Gateway', 'server-error', true, 502, null],
+  [
+    '524 on a blob PUT',
+    `failed to push 127.0.0.1:5000/app/x:1: unexpected status from PUT request to ${UPLOAD}: 524 `,
+    'timeout-524',
+    true,
+    524,
+    BLOB,
+  ],
+  [
+    '500 on a blob HEAD',
+    `failed to push 127.0.0.1:5000/app/x:1: unexpected status from HEAD request to http://127.0.0.1:5000/v2/app/x/blobs/${BLOB}: 500 Internal Server Error`,
+    'server-error',
+    true,
+    500,
+    BLOB,
+  ],
+  [
+    'attestations rejected',
+    'failed to push 127.0.0.1:5000/app/x:1: error from registry: manifest invalid - provenance attestations are not supported',
+    'attestation',
+    false,
+    null,
+    null,
+  ],
+  [
+    'oauth 401',
+    'failed to authorize: failed to fetch oauth token: unexpected status from GET request to https://registry.replicated.com/v2/token?scope=repository%3Aapp%2Fx%3Apull%2Cpush&service=registry.replicated.com: 401 Unauthorized',
+    'unauthorized',
+    false,
+    401,
+    null,
+  ],
+  [
+    'connection reset mid-upload',
+    `failed to push 127.0.0.1:5000/app/x:1: failed to copy: failed to do request: Put "${UPLOAD}": read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer`,
+    'network',
+    true,
+    null,
+    BLOB,
+  ],
+  [
+    '400 on the manifest',
+    'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 400 Bad Request',
+    'bad-request',
+    false,
+    400,
+    null,
+  ],
+  [
+    '403 on the manifest',
+    'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 403 Forbidden',
+    'denied',
+    false,
+    403,
+    null,
+  ],
+  [
+    '404 on the manifest',
+    'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 404 Not Found',
+    'not-found',
+    false,
+    404,
+    null,
+  ],
+  [
+    '429 on upload start',
+    'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 429 Too Many Requests',
+    'rate-limited',
+    true,
+    429,
+    null,
+  ],
+  [
+    '502 on upload start',
+    'failed to push r.example.com/app/x:1: unexpected status from POST request to https://r.example.com/v2/app/x/blobs/uploads/: 502 Bad Gateway',
+    'server-error',
+    true,
+    502,
+    null,
+  ],
   ['context deadline', 'failed to push r.example.com/app/x:1: context deadline exceeded', 'network', true, null, null],
 ];
 
 const LOCAL: Row[] = [
-  ['daemon socket missing', 'Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?', 'engine-unreachable', false, null, null],
-  ['socket permission', 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied', 'engine-unreachable', false, null, null],
-  ['Windows pipe', 'error during connect: Get "http://%2F%2F.%2Fpipe%2Fdocker_engine/v1.24/images/json": open //./pipe/docker_engine: The system cannot find the file specified.', 'engine-unreachable', false, null, null],
+  [
+    'daemon socket missing',
+    'Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?',
+    'engine-unreachable',
+    false,
+    null,
+    null,
+  ],
+  [
+    'socket permission',
+    'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied',
+    'engine-unreachable',
+    false,
+    null,
+    null,
+  ],
+  [
+    'Windows pipe',
+    'error during connect: Get "http://%2F%2F.%2Fpipe%2Fdocker_engine/v1.24/images/json": open //./pipe/docker_engine: The system cannot find the file specified.',
+    'engine-unreachable',
+    false,
+    null,
+    null,
+  ],
   ['no such image', 'Error response from daemon: No such image: nope:1', 'image-missing', false, null, null],
   ['tag missing locally', 'An image does not exist locally with the tag: x', 'image-missing', false, null, null],
   ['nothing recognisable', 'something odd happened', 'unknown', true, null, null],
   ['empty output', '', 'unknown', true, null, null],
 ];
 
-function check(output: string, kind: FailureKind, retryable: boolean, status: number | null, blobDigest: string | null): Failure {
+function check(
+  output: string,
+  kind: FailureKind,
+  retryable: boolean,
+  status: number | null,
+  blobDigest: string | null,
+): Failure {
   const f = classifyFailure(output);
-  expect({ kind: f.kind, retryable: f.retryable, status: f.status, blobDigest: f.blobDigest })
-    .toEqual({ kind, retryable, status, blobDigest });
+  expect({ kind: f.kind, retryable: f.retryable, status: f.status, blobDigest: f.blobDigest }).toEqual({
+    kind,
+    retryable,
+    status,
+    blobDigest,
+  });
   return f;
 }
 
@@ -75,12 +225,16 @@ describe('classifyFailure', () => {
 describe('classifyFailure: detail', () => {
   test.each([
     ['Error response from daemon: No such image: nope:1', 'No such image: nope:1'],
-    ['Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password',
-      'Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password'],
+    [
+      'Error response from daemon: Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password',
+      'Get "http://127.0.0.1:5000/v2/": unauthorized: incorrect username or password',
+    ],
     ['received unexpected HTTP status: 524 ', 'received unexpected HTTP status: 524'],
     ['first line\nsomething odd happened', 'something odd happened'],
-    ['The push refers to repository [127.0.0.1:5055/app/demo]\ncacd00243bba: Preparing\ndenied: requested access to the resource is denied\nlast words',
-      'denied: requested access to the resource is denied'],
+    [
+      'The push refers to repository [127.0.0.1:5055/app/demo]\ncacd00243bba: Preparing\ndenied: requested access to the resource is denied\nlast words',
+      'denied: requested access to the resource is denied',
+    ],
   ])('%j -> %j', (output, detail) => {
     expect(classifyFailure(output).detail).toBe(detail);
   });
@@ -107,7 +261,13 @@ describe('classifyFailure: whole push outputs', () => {
   });
 
   test('CRLF output', () => {
-    check('The push refers to repository [r/app/x]\r\nreceived unexpected HTTP status: 502 Bad Gateway\r\n', 'server-error', true, 502, null);
+    check(
+      'The push refers to repository [r/app/x]\r\nreceived unexpected HTTP status: 502 Bad Gateway\r\n',
+      'server-error',
+      true,
+      502,
+      null,
+    );
   });
 
   test('containerd push with progress lines, then a 524', () => {
@@ -140,20 +300,35 @@ describe('classifyFailure: repository names are not error text', () => {
   // the containerd engine prints, so a 524 on an image named "provenance-api" is reported as a non-retryable
   // attestation rejection.
   test.each<Row>([
-    ['524 on an image named provenance-api',
+    [
+      '524 on an image named provenance-api',
       `failed to push 127.0.0.1:5000/app/provenance-api:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/provenance-api/blobs/uploads/u?digest=sha256%3A${HEX}: 524 `,
-      'timeout-524', true, 524, BLOB],
-    ['401 on an image named provenance',
+      'timeout-524',
+      true,
+      524,
+      BLOB,
+    ],
+    [
+      '401 on an image named provenance',
       'failed to push r.example.com/app/provenance:1: unexpected status from PUT request to https://r.example.com/v2/app/provenance/manifests/1: 401 Unauthorized',
-      'unauthorized', false, 401, null],
+      'unauthorized',
+      false,
+      401,
+      null,
+    ],
   ])('%s', (_name, output, kind, retryable, status, blob) => {
     check(output, kind, retryable, status, blob);
   });
 
   test.each<Row>([
-    ['524 on an image named attestation-svc',
+    [
+      '524 on an image named attestation-svc',
       `failed to push 127.0.0.1:5000/app/attestation-svc:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/attestation-svc/blobs/uploads/u?digest=sha256%3A${HEX}: 524 `,
-      'timeout-524', true, 524, BLOB],
+      'timeout-524',
+      true,
+      524,
+      BLOB,
+    ],
   ])('%s', (_name, output, kind, retryable, status, blob) => {
     check(output, kind, retryable, status, blob);
   });

@@ -1,6 +1,13 @@
 import {
-  DEFAULT_PROXY_DOMAIN, InputError, PLACEHOLDER_USERNAME, readConfig, REPLICATED_REGISTRY, splitList, tagFromRef,
-  type Config, type RunContext,
+  DEFAULT_PROXY_DOMAIN,
+  InputError,
+  PLACEHOLDER_USERNAME,
+  readConfig,
+  REPLICATED_REGISTRY,
+  splitList,
+  tagFromRef,
+  type Config,
+  type RunContext,
 } from '../../src/inputs.js';
 
 type Inputs = Record<string, string>;
@@ -103,8 +110,15 @@ describe('readConfig: defaults', () => {
 
   test('the action.yml defaults give the same config as empty inputs', () => {
     const withYamlDefaults = config({
-      registry: 'registry.replicated.com', 'proxy-domain': 'proxy.replicated.com', mode: 'push', 'dry-run': 'false',
-      retries: '2', 'retry-delay': '10s', 'max-layer-size': '1GB', 'layer-split': 'advise', attestations: 'strip',
+      registry: 'registry.replicated.com',
+      'proxy-domain': 'proxy.replicated.com',
+      mode: 'push',
+      'dry-run': 'false',
+      retries: '2',
+      'retry-delay': '10s',
+      'max-layer-size': '1GB',
+      'layer-split': 'advise',
+      attestations: 'strip',
     });
     expect(withYamlDefaults).toEqual(config());
   });
@@ -143,22 +157,20 @@ describe('readConfig: tag', () => {
     expect(e.message).toContain(mentions);
   });
 
-  test.each([
-    ['.hidden'],
-    ['-dash'],
-    ['a+b'],
-    ['v1/2'],
-    ['a'.repeat(129)],
-    ['ok,bad tag'],
-    ['1.0.0\nno:colon'],
-  ])('invalid tag %j', (tag) => {
-    const e = inputError({ tag });
-    expect(e.input).toBe('tag');
-    expect(e.message).toMatch(/^Input 'tag': '.+' is not a valid Docker tag/);
-  });
+  test.each([['.hidden'], ['-dash'], ['a+b'], ['v1/2'], ['a'.repeat(129)], ['ok,bad tag'], ['1.0.0\nno:colon']])(
+    'invalid tag %j',
+    (tag) => {
+      const e = inputError({ tag });
+      expect(e.input).toBe('tag');
+      expect(e.message).toMatch(/^Input 'tag': '.+' is not a valid Docker tag/);
+    },
+  );
 
   test('tombstone mode never defaults the tag', () => {
-    const e = inputError({ mode: 'tombstone', tag: '', image: '', 'target-image': 'worker' }, { ref: 'refs/tags/v1.2.3' });
+    const e = inputError(
+      { mode: 'tombstone', tag: '', image: '', 'target-image': 'worker' },
+      { ref: 'refs/tags/v1.2.3' },
+    );
     expect(e.input).toBe('tag');
     expect(e.message).toContain("mode 'tombstone'");
   });
@@ -230,7 +242,11 @@ describe('readConfig: image and target-image', () => {
 });
 
 describe('readConfig: mode', () => {
-  test.each([['push', 'push'], ['', 'push'], [' tombstone ', 'tombstone']])('%j -> %j', (mode, expected) => {
+  test.each([
+    ['push', 'push'],
+    ['', 'push'],
+    [' tombstone ', 'tombstone'],
+  ])('%j -> %j', (mode, expected) => {
     expect(config({ mode, 'target-image': 'worker' }).mode).toBe(expected);
   });
 
@@ -275,7 +291,9 @@ describe('readConfig: token-type, token and username', () => {
   test.each([['Service-Account'], ['api'], ['service_account']])('token-type %j is invalid', (tokenType) => {
     const e = inputError({ 'token-type': tokenType });
     expect(e.input).toBe('token-type');
-    expect(e.message).toBe(`Input 'token-type' must be one of service-account, user, password, team; got '${tokenType}'.`);
+    expect(e.message).toBe(
+      `Input 'token-type' must be one of service-account, user, password, team; got '${tokenType}'.`,
+    );
   });
 
   test.each([[''], ['   ']])('token %j is required', (token) => {
@@ -301,17 +319,15 @@ describe('readConfig: registry, repository and proxy-domain', () => {
     expect(c.repositoryPath).toBe('my-app/worker');
   });
 
-  test.each([
-    ['registry.example.com/path'],
-    ['registry:port'],
-    ['reg_istry.com'],
-    ['ftp://registry.example.com'],
-  ])('registry %j is invalid', (registry) => {
-    const e = inputError({ registry });
-    expect(e.input).toBe('registry');
-    expect(e.message).toContain("Input 'registry'");
-    expect(e.message).toContain('is not a registry host');
-  });
+  test.each([['registry.example.com/path'], ['registry:port'], ['reg_istry.com'], ['ftp://registry.example.com']])(
+    'registry %j is invalid',
+    (registry) => {
+      const e = inputError({ registry });
+      expect(e.input).toBe('registry');
+      expect(e.message).toContain("Input 'registry'");
+      expect(e.message).toContain('is not a registry host');
+    },
+  );
 
   test.each([
     ['ghcr.io', 'my-org/worker', 'my-org/worker'],
@@ -348,7 +364,14 @@ describe('readConfig: registry, repository and proxy-domain', () => {
 });
 
 describe('readConfig: retries', () => {
-  test.each([['', 2], ['0', 0], ['1', 1], ['10', 10], [' 3 ', 3], ['010', 10]])('%j -> %d', (retries, expected) => {
+  test.each([
+    ['', 2],
+    ['0', 0],
+    ['1', 1],
+    ['10', 10],
+    [' 3 ', 3],
+    ['010', 10],
+  ])('%j -> %d', (retries, expected) => {
     expect(config({ retries }).retries).toBe(expected);
   });
 
@@ -360,10 +383,17 @@ describe('readConfig: retries', () => {
 });
 
 describe('readConfig: retry-delay', () => {
-  test.each([['', 10_000], ['500ms', 500], ['10s', 10_000], ['2m', 120_000], ['5', 5_000], ['0', 0], ['1.5s', 1_500]])(
-    '%j -> %d ms', (delay, expected) => {
-      expect(config({ 'retry-delay': delay }).retryDelayMs).toBe(expected);
-    });
+  test.each([
+    ['', 10_000],
+    ['500ms', 500],
+    ['10s', 10_000],
+    ['2m', 120_000],
+    ['5', 5_000],
+    ['0', 0],
+    ['1.5s', 1_500],
+  ])('%j -> %d ms', (delay, expected) => {
+    expect(config({ 'retry-delay': delay }).retryDelayMs).toBe(expected);
+  });
 
   test.each([['ten'], ['-1s'], ['1d'], ['10 seconds']])('%j is invalid', (delay) => {
     const e = inputError({ 'retry-delay': delay });
@@ -393,10 +423,15 @@ describe('readConfig: max-layer-size', () => {
 });
 
 describe('readConfig: layer-split, attestations, dry-run', () => {
-  test.each([['', 'advise'], ['advise', 'advise'], ['auto', 'auto'], ['off', 'off'], [' off ', 'off']])(
-    'layer-split %j -> %j', (value, expected) => {
-      expect(config({ 'layer-split': value }).layerSplit).toBe(expected);
-    });
+  test.each([
+    ['', 'advise'],
+    ['advise', 'advise'],
+    ['auto', 'auto'],
+    ['off', 'off'],
+    [' off ', 'off'],
+  ])('layer-split %j -> %j', (value, expected) => {
+    expect(config({ 'layer-split': value }).layerSplit).toBe(expected);
+  });
 
   test.each([['on'], ['Auto'], ['false']])('layer-split %j is invalid', (value) => {
     const e = inputError({ 'layer-split': value });
@@ -404,7 +439,11 @@ describe('readConfig: layer-split, attestations, dry-run', () => {
     expect(e.message).toBe(`Input 'layer-split' must be one of advise, auto, off; got '${value}'.`);
   });
 
-  test.each([['', 'strip'], ['strip', 'strip'], ['keep', 'keep']])('attestations %j -> %j', (value, expected) => {
+  test.each([
+    ['', 'strip'],
+    ['strip', 'strip'],
+    ['keep', 'keep'],
+  ])('attestations %j -> %j', (value, expected) => {
     expect(config({ attestations: value }).attestations).toBe(expected);
   });
 
@@ -414,10 +453,16 @@ describe('readConfig: layer-split, attestations, dry-run', () => {
     expect(e.message).toBe(`Input 'attestations' must be one of strip, keep; got '${value}'.`);
   });
 
-  test.each([['', false], ['false', false], ['true', true], ['TRUE', true], [' True ', true], ['False', false]])(
-    'dry-run %j -> %s', (value, expected) => {
-      expect(config({ 'dry-run': value }).dryRun).toBe(expected);
-    });
+  test.each([
+    ['', false],
+    ['false', false],
+    ['true', true],
+    ['TRUE', true],
+    [' True ', true],
+    ['False', false],
+  ])('dry-run %j -> %s', (value, expected) => {
+    expect(config({ 'dry-run': value }).dryRun).toBe(expected);
+  });
 
   test.each([['yes'], ['1'], ['0'], ['on']])('dry-run %j is invalid', (value) => {
     const e = inputError({ 'dry-run': value });

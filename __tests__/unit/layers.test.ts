@@ -5,7 +5,8 @@ const short = (n: number) => String(n).repeat(12).slice(0, 12);
 const row = (createdBy: string, size: number): HistoryRow => ({ size, createdBy });
 
 type Fact = Pick<LayerFact, 'index' | 'size' | 'instruction'>;
-const facts = (layers: LayerFact[]): Fact[] => layers.map(({ index, size, instruction }) => ({ index, size, instruction }));
+const facts = (layers: LayerFact[]): Fact[] =>
+  layers.map(({ index, size, instruction }) => ({ index, size, instruction }));
 
 describe('cleanInstruction', () => {
   test.each([
@@ -16,7 +17,10 @@ describe('cleanInstruction', () => {
     ['/bin/sh -c #(nop) WORKDIR /app', 'WORKDIR /app'],
     ['/bin/sh -c apt-get update && apt-get install -y curl', 'RUN apt-get update && apt-get install -y curl'],
     ['/bin/sh -c make   &&   make install', 'RUN make && make install'],
-    ['/bin/sh -c set -eux; \\\n\tapk add --no-cache ca-certificates', 'RUN set -eux; \\ apk add --no-cache ca-certificates'],
+    [
+      '/bin/sh -c set -eux; \\\n\tapk add --no-cache ca-certificates',
+      'RUN set -eux; \\ apk add --no-cache ca-certificates',
+    ],
     ['COPY blob /blob # buildkit', 'COPY blob /blob'],
     ['RUN /bin/sh -c make # buildkit', 'RUN /bin/sh -c make'],
     ['RUN |2 VERSION=1 TARGET=x /bin/sh -c make # buildkit', 'RUN |2 VERSION=1 TARGET=x /bin/sh -c make'],
@@ -35,12 +39,12 @@ describe('cleanInstruction', () => {
 describe('cleanInstruction: classic RUN with build args', () => {
   // Bug: the classic builder records a RUN made with build args as `|N K=V ... /bin/sh -c CMD`; the prefix is not
   // recognised, so the instruction loses its RUN verb and the advisory cannot give RUN-specific advice.
-  test.each([
-    ['|1 VERSION=1.2 /bin/sh -c make'],
-    ['|2 A=1 B=2 /bin/sh -c curl -fsSLO https://example.com/big.tar'],
-  ])('%j starts with RUN', (createdBy) => {
-    expect(cleanInstruction(createdBy)).toMatch(/^RUN /);
-  });
+  test.each([['|1 VERSION=1.2 /bin/sh -c make'], ['|2 A=1 B=2 /bin/sh -c curl -fsSLO https://example.com/big.tar']])(
+    '%j starts with RUN',
+    (createdBy) => {
+      expect(cleanInstruction(createdBy)).toMatch(/^RUN /);
+    },
+  );
 });
 
 describe('layerFacts', () => {
@@ -65,55 +69,85 @@ describe('layerFacts', () => {
   ];
 
   test.each<[string, string[], HistoryRow[], Fact[]]>([
-    ['classic builder', [d(1), d(2), d(3)], classic, [
-      { index: 1, size: 7_800_000, instruction: 'ADD file:6b80a606c07f in /' },
-      { index: 2, size: 2_500_000, instruction: 'RUN apk add --no-cache curl' },
-      { index: 3, size: 1_800_000_000, instruction: 'COPY file:abc in /x' },
-    ]],
-    ['BuildKit', [d(1), d(2), d(3)], buildkit, [
-      { index: 1, size: 7_800_000, instruction: 'ADD file:6b80a606c07f in /' },
-      { index: 2, size: 40_000_000, instruction: 'RUN /bin/sh -c make' },
-      { index: 3, size: 1_500_000_000, instruction: 'COPY blob /blob' },
-    ]],
-    ['a zero-size RUN layer (classic builder keeps it)', [d(1), d(2), d(3)], [
-      row('/bin/sh -c #(nop)  CMD ["x"]', 0),
-      row('/bin/sh -c #(nop) COPY file:abc in /x ', 900),
-      row('/bin/sh -c rm -f /nonexistent', 0),
-      row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
-    ], [
-      { index: 1, size: 5_000, instruction: 'ADD file:base in /' },
-      { index: 2, size: 0, instruction: 'RUN rm -f /nonexistent' },
-      { index: 3, size: 900, instruction: 'COPY file:abc in /x' },
-    ]],
-    ['a zero-size RUN row without a layer (BuildKit drops it)', [d(1), d(2)], [
-      row('COPY app /app # buildkit', 900),
-      row('RUN /bin/sh -c true # buildkit', 0),
-      row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
-    ], [
-      { index: 1, size: 5_000, instruction: 'ADD file:base in /' },
-      { index: 2, size: 900, instruction: 'COPY app /app' },
-    ]],
-    ['a single-layer image', [d(7)], [row('/bin/sh -c #(nop) ADD file:base in / ', 5_000)], [
-      { index: 1, size: 5_000, instruction: 'ADD file:base in /' },
-    ]],
-    ['more layers than history rows: no instruction, no size', [d(1), d(2), d(3)], [
-      row('COPY blob /blob # buildkit', 1_500_000_000),
-      row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
-    ], [
-      { index: 1, size: 0, instruction: null },
-      { index: 2, size: 0, instruction: null },
-      { index: 3, size: 0, instruction: null },
-    ]],
-    ['fewer layers than history rows: no instruction, no size', [d(1)], [
-      row('COPY blob /blob # buildkit', 1_500_000_000),
-      row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
-    ], [
-      { index: 1, size: 0, instruction: null },
-    ]],
-    ['no history at all', [d(1), d(2)], [], [
-      { index: 1, size: 0, instruction: null },
-      { index: 2, size: 0, instruction: null },
-    ]],
+    [
+      'classic builder',
+      [d(1), d(2), d(3)],
+      classic,
+      [
+        { index: 1, size: 7_800_000, instruction: 'ADD file:6b80a606c07f in /' },
+        { index: 2, size: 2_500_000, instruction: 'RUN apk add --no-cache curl' },
+        { index: 3, size: 1_800_000_000, instruction: 'COPY file:abc in /x' },
+      ],
+    ],
+    [
+      'BuildKit',
+      [d(1), d(2), d(3)],
+      buildkit,
+      [
+        { index: 1, size: 7_800_000, instruction: 'ADD file:6b80a606c07f in /' },
+        { index: 2, size: 40_000_000, instruction: 'RUN /bin/sh -c make' },
+        { index: 3, size: 1_500_000_000, instruction: 'COPY blob /blob' },
+      ],
+    ],
+    [
+      'a zero-size RUN layer (classic builder keeps it)',
+      [d(1), d(2), d(3)],
+      [
+        row('/bin/sh -c #(nop)  CMD ["x"]', 0),
+        row('/bin/sh -c #(nop) COPY file:abc in /x ', 900),
+        row('/bin/sh -c rm -f /nonexistent', 0),
+        row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
+      ],
+      [
+        { index: 1, size: 5_000, instruction: 'ADD file:base in /' },
+        { index: 2, size: 0, instruction: 'RUN rm -f /nonexistent' },
+        { index: 3, size: 900, instruction: 'COPY file:abc in /x' },
+      ],
+    ],
+    [
+      'a zero-size RUN row without a layer (BuildKit drops it)',
+      [d(1), d(2)],
+      [
+        row('COPY app /app # buildkit', 900),
+        row('RUN /bin/sh -c true # buildkit', 0),
+        row('/bin/sh -c #(nop) ADD file:base in / ', 5_000),
+      ],
+      [
+        { index: 1, size: 5_000, instruction: 'ADD file:base in /' },
+        { index: 2, size: 900, instruction: 'COPY app /app' },
+      ],
+    ],
+    [
+      'a single-layer image',
+      [d(7)],
+      [row('/bin/sh -c #(nop) ADD file:base in / ', 5_000)],
+      [{ index: 1, size: 5_000, instruction: 'ADD file:base in /' }],
+    ],
+    [
+      'more layers than history rows: no instruction, no size',
+      [d(1), d(2), d(3)],
+      [row('COPY blob /blob # buildkit', 1_500_000_000), row('/bin/sh -c #(nop) ADD file:base in / ', 5_000)],
+      [
+        { index: 1, size: 0, instruction: null },
+        { index: 2, size: 0, instruction: null },
+        { index: 3, size: 0, instruction: null },
+      ],
+    ],
+    [
+      'fewer layers than history rows: no instruction, no size',
+      [d(1)],
+      [row('COPY blob /blob # buildkit', 1_500_000_000), row('/bin/sh -c #(nop) ADD file:base in / ', 5_000)],
+      [{ index: 1, size: 0, instruction: null }],
+    ],
+    [
+      'no history at all',
+      [d(1), d(2)],
+      [],
+      [
+        { index: 1, size: 0, instruction: null },
+        { index: 2, size: 0, instruction: null },
+      ],
+    ],
     ['no layers', [], classic, []],
   ])('%s', (_name, diffIds, history, expected) => {
     expect(facts(layerFacts(diffIds, history))).toEqual(expected);
@@ -121,7 +155,10 @@ describe('layerFacts', () => {
 
   test('diffId and shortId come from RootFS.Layers, oldest first', () => {
     const layers = layerFacts(
-      ['sha256:cacd00243bba1e6f2b5c0a9e7d4f8b1c2a3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f', '85954f30cf6d0000000000000000000000000000000000000000000000000000'],
+      [
+        'sha256:cacd00243bba1e6f2b5c0a9e7d4f8b1c2a3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f',
+        '85954f30cf6d0000000000000000000000000000000000000000000000000000',
+      ],
       [row('COPY a /a # buildkit', 10), row('COPY b /b # buildkit', 20)],
     );
     expect(layers.map((l) => [l.index, l.diffId, l.shortId])).toEqual([
@@ -166,12 +203,15 @@ describe('layerFacts: BuildKit WORKDIR that creates a directory', () => {
 });
 
 describe('layersOver', () => {
-  const layers = layerFacts([d(1), d(2), d(3), d(4)], [
-    row('COPY d /d # buildkit', 1_000_000_001),
-    row('COPY c /c # buildkit', 1_000_000_000),
-    row('COPY b /b # buildkit', 2_500_000_000),
-    row('ADD base / # buildkit', 5_000),
-  ]);
+  const layers = layerFacts(
+    [d(1), d(2), d(3), d(4)],
+    [
+      row('COPY d /d # buildkit', 1_000_000_001),
+      row('COPY c /c # buildkit', 1_000_000_000),
+      row('COPY b /b # buildkit', 2_500_000_000),
+      row('ADD base / # buildkit', 5_000),
+    ],
+  );
 
   test.each<[number, number[]]>([
     [1_000_000_000, [2, 4]],

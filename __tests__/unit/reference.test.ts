@@ -1,13 +1,27 @@
 import {
-  defaultTargetName, isLoopbackRegistry, isValidAppSlug, isValidRegistryHost, isValidRepositoryPath, isValidTag,
-  parseLocalImage, pinnedRef, repositoryOf, taggedRef, type LocalImage,
+  defaultTargetName,
+  isLoopbackRegistry,
+  isValidAppSlug,
+  isValidRegistryHost,
+  isValidRepositoryPath,
+  isValidTag,
+  parseLocalImage,
+  pinnedRef,
+  repositoryOf,
+  taggedRef,
+  type LocalImage,
 } from '../../src/reference.js';
 
 const HEX = '6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const DIGEST = `sha256:${HEX}`;
 
 type Parsed = Omit<LocalImage, 'raw'>;
-const ref = (path: string, tag: string | null = null, digest: string | null = null): Parsed => ({ path, tag, digest, isId: false });
+const ref = (path: string, tag: string | null = null, digest: string | null = null): Parsed => ({
+  path,
+  tag,
+  digest,
+  isId: false,
+});
 const id: Parsed = { path: null, tag: null, digest: null, isId: true };
 
 describe('parseLocalImage: valid references', () => {

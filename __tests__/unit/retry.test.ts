@@ -1,4 +1,10 @@
-import { backoffDelay, DEFAULT_MAX_DELAY_MS, withRetries, type AttemptOutcome, type RetryPolicy } from '../../src/retry.js';
+import {
+  backoffDelay,
+  DEFAULT_MAX_DELAY_MS,
+  withRetries,
+  type AttemptOutcome,
+  type RetryPolicy,
+} from '../../src/retry.js';
 
 const POLICY: RetryPolicy = { retries: 3, firstDelayMs: 10_000, maxDelayMs: DEFAULT_MAX_DELAY_MS };
 
@@ -38,7 +44,11 @@ describe('backoffDelay', () => {
 interface Recorder {
   sleeps: number[];
   retries: Array<[number, number, string]>;
-  hooks: { sleep(ms: number): Promise<void>; random(): number; onRetry(attempt: number, delayMs: number, error: Error): void };
+  hooks: {
+    sleep(ms: number): Promise<void>;
+    random(): number;
+    onRetry(attempt: number, delayMs: number, error: Error): void;
+  };
 }
 
 function recorder(random = 0.5): Recorder {
@@ -46,17 +56,25 @@ function recorder(random = 0.5): Recorder {
     sleeps: [],
     retries: [],
     hooks: {
-      sleep: async (ms) => { r.sleeps.push(ms); },
+      sleep: async (ms) => {
+        r.sleeps.push(ms);
+      },
       random: () => random,
-      onRetry: (attempt, delayMs, error) => { r.retries.push([attempt, delayMs, error.message]); },
+      onRetry: (attempt, delayMs, error) => {
+        r.retries.push([attempt, delayMs, error.message]);
+      },
     },
   };
   return r;
 }
 
 const ok = (value: string): AttemptOutcome<string> => ({ ok: true, value });
-const fail = (message: string, retry = true, minDelayMs?: number): AttemptOutcome<string> =>
-  ({ ok: false, retry, error: new Error(message), ...(minDelayMs === undefined ? {} : { minDelayMs }) });
+const fail = (message: string, retry = true, minDelayMs?: number): AttemptOutcome<string> => ({
+  ok: false,
+  retry,
+  error: new Error(message),
+  ...(minDelayMs === undefined ? {} : { minDelayMs }),
+});
 
 /** Runs withRetries over a script of outcomes, one per attempt. */
 async function run(policy: RetryPolicy, script: AttemptOutcome<string>[], rec = recorder()) {
@@ -75,13 +93,34 @@ describe('withRetries', () => {
     // [name, policy, script, attempts, ok, sleeps]
     ['succeeds first time', POLICY, [ok('d1')], 1, true, []],
     ['succeeds on the second attempt', POLICY, [fail('e1'), ok('d2')], 2, true, [10_000]],
-    ['succeeds on the last allowed attempt', POLICY, [fail('e1'), fail('e2'), fail('e3'), ok('d4')], 4, true, [10_000, 20_000, 40_000]],
-    ['stops at the bound', POLICY, [fail('e1'), fail('e2'), fail('e3'), fail('e4'), ok('never')], 4, false, [10_000, 20_000, 40_000]],
+    [
+      'succeeds on the last allowed attempt',
+      POLICY,
+      [fail('e1'), fail('e2'), fail('e3'), ok('d4')],
+      4,
+      true,
+      [10_000, 20_000, 40_000],
+    ],
+    [
+      'stops at the bound',
+      POLICY,
+      [fail('e1'), fail('e2'), fail('e3'), fail('e4'), ok('never')],
+      4,
+      false,
+      [10_000, 20_000, 40_000],
+    ],
     ['stops on a non-retryable outcome', POLICY, [fail('e1'), fail('final', false), ok('never')], 2, false, [10_000]],
     ['non-retryable at once', POLICY, [fail('final', false), ok('never')], 1, false, []],
     ['retries 0: one attempt only', { ...POLICY, retries: 0 }, [fail('e1'), ok('never')], 1, false, []],
     ['retries 1: two attempts', { ...POLICY, retries: 1 }, [fail('e1'), fail('e2'), ok('never')], 2, false, [10_000]],
-    ['delays capped by maxDelayMs', { retries: 3, firstDelayMs: 10_000, maxDelayMs: 25_000 }, [fail('e1'), fail('e2'), fail('e3'), fail('e4')], 4, false, [10_000, 20_000, 25_000]],
+    [
+      'delays capped by maxDelayMs',
+      { retries: 3, firstDelayMs: 10_000, maxDelayMs: 25_000 },
+      [fail('e1'), fail('e2'), fail('e3'), fail('e4')],
+      4,
+      false,
+      [10_000, 20_000, 25_000],
+    ],
   ])('%s', async (_name, policy, script, attempts, isOk, sleeps) => {
     const { result, seen, rec } = await run(policy, script);
     expect(result.attempts).toBe(attempts);
@@ -101,24 +140,43 @@ describe('withRetries', () => {
 
   test('onRetry gets the attempt number, the delay and the error', async () => {
     const { rec } = await run(POLICY, [fail('first'), fail('second'), ok('d')], recorder(0));
-    expect(rec.retries).toEqual([[1, 8_000, 'first'], [2, 16_000, 'second']]);
+    expect(rec.retries).toEqual([
+      [1, 8_000, 'first'],
+      [2, 16_000, 'second'],
+    ]);
     expect(rec.sleeps).toEqual([8_000, 16_000]);
   });
 
   test('onRetry runs before the sleep', async () => {
     const order: string[] = [];
-    await withRetries({ ...POLICY, retries: 1 }, {
-      sleep: async (ms) => { order.push(`sleep ${ms}`); },
-      random: () => 0.5,
-      onRetry: async (n, ms) => { order.push(`retry ${n} ${ms}`); },
-    }, async (n) => (n === 1 ? fail('x') : ok('y')));
+    await withRetries(
+      { ...POLICY, retries: 1 },
+      {
+        sleep: async (ms) => {
+          order.push(`sleep ${ms}`);
+        },
+        random: () => 0.5,
+        onRetry: async (n, ms) => {
+          order.push(`retry ${n} ${ms}`);
+        },
+      },
+      async (n) => (n === 1 ? fail('x') : ok('y')),
+    );
     expect(order).toEqual(['retry 1 10000', 'sleep 10000']);
   });
 
   test('works without onRetry', async () => {
     const sleeps: number[] = [];
-    const result = await withRetries(POLICY, { sleep: async (ms) => { sleeps.push(ms); }, random: () => 0.5 },
-      async (n) => (n < 3 ? fail('x') : ok('y')));
+    const result = await withRetries(
+      POLICY,
+      {
+        sleep: async (ms) => {
+          sleeps.push(ms);
+        },
+        random: () => 0.5,
+      },
+      async (n) => (n < 3 ? fail('x') : ok('y')),
+    );
     expect(result.attempts).toBe(3);
     expect(sleeps).toEqual([10_000, 20_000]);
   });
@@ -132,7 +190,10 @@ describe('withRetries', () => {
     ['Retry-After 0', 0, 300_000, 10_000],
     ['no Retry-After', undefined, 300_000, 10_000],
   ])('minDelayMs: %s', async (_name, minDelayMs, maxDelayMs, expected) => {
-    const { rec } = await run({ retries: 1, firstDelayMs: 10_000, maxDelayMs }, [fail('429', true, minDelayMs), ok('d')]);
+    const { rec } = await run({ retries: 1, firstDelayMs: 10_000, maxDelayMs }, [
+      fail('429', true, minDelayMs),
+      ok('d'),
+    ]);
     expect(rec.sleeps).toEqual([expected]);
     expect(rec.retries).toEqual([[1, expected, '429']]);
   });
@@ -140,7 +201,12 @@ describe('withRetries', () => {
   test('a thrown attempt propagates without retrying', async () => {
     const rec = recorder();
     let calls = 0;
-    await expect(withRetries(POLICY, rec.hooks, async () => { calls++; throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      withRetries(POLICY, rec.hooks, async () => {
+        calls++;
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect(calls).toBe(1);
     expect(rec.sleeps).toEqual([]);
   });

@@ -8,7 +8,13 @@ const DIGEST = 'sha256:6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d
 const OLD = 'sha256:0000000000000000000000000000000000000000000000000000000000000001';
 const AS_IS: PushStrategy = { kind: 'as-is', reason: 'r' };
 
-const fact = (index: number, size: number): LayerFact => ({ index, diffId: `sha256:${index}`, shortId: String(index), size, instruction: null });
+const fact = (index: number, size: number): LayerFact => ({
+  index,
+  diffId: `sha256:${index}`,
+  shortId: String(index),
+  size,
+  instruction: null,
+});
 
 function plan(over: Partial<Plan> = {}): Plan {
   return {
@@ -50,66 +56,148 @@ const HEADER = ['', '| ref | digest | size | layers | attempts | duration |', '|
 
 describe('summaryMarkdown', () => {
   test.each<[string, Partial<RunResult>, string[]]>([
-    ['one tag', {}, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
-    ]],
-    ['two tags, two attempts', {
-      refs: ['registry.replicated.com/my-app/worker:1.0.0', 'registry.replicated.com/my-app/worker:latest'], attempts: 2, durationMs: 12_345,
-    }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 2 | 12.3s |`,
-      `| \`registry.replicated.com/my-app/worker:latest\` | \`${DIGEST}\` | 1.8 GB | 3 | 2 | 12.3s |`,
-      '', `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
-    ]],
-    ['dry run', { dryRun: true, digest: null, pinnedRef: null, attempts: 0, durationMs: 800, totalSize: 999 }, [
-      '### replicated-push: dry run (nothing pushed)', ...HEADER,
-      '| `registry.replicated.com/my-app/worker:1.0.0` | – | 999 B | 3 | 0 | 800ms |',
-    ]],
-    ['layer-split: auto', { pinnedRef: null, split: { layersBefore: 3, layersAfter: 5, lines: ['layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB'] } }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', 'layer-split: auto re-layered the image: 3 layers became 5.', '',
-      '- layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB',
-    ]],
-    ['a pipe in a ref is escaped', { refs: ['a|b'], pinnedRef: null }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`a\\|b\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-    ]],
-    ['proxy refs', { pinnedRef: null, plan: plan({ proxyRefs: ['proxy.replicated.com/proxy/my-app/ghcr.io/o/w:1', 'proxy.replicated.com/proxy/my-app/ghcr.io/o/w:2'] }) }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', 'Customers pull through the Replicated proxy: `proxy.replicated.com/proxy/my-app/ghcr.io/o/w:1`, `proxy.replicated.com/proxy/my-app/ghcr.io/o/w:2`',
-    ]],
-    ['replaced tags (new ones are not listed)', { pinnedRef: null, replaced: [{ tag: '1.0.0', digest: OLD }, { tag: 'latest', digest: null }] }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', `Replaced: \`1.0.0\` pointed to \`${OLD}\` before this run.`,
-    ]],
-    ['platform pushed alone', { pinnedRef: null, platform: 'linux/arm64/v8' }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', 'Pushed the `linux/arm64/v8` manifest alone; provenance attestations were stripped (`attestations: strip`).',
-    ]],
-    ['oversized layers', { pinnedRef: null, plan: plan({ oversized: [fact(2, 1_800_000_000), fact(4, 1_000_000_001)] }) }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', 'Layers over max-layer-size: 2 (1.8 GB), 4 (1.0 GB)',
-    ]],
-    ['everything, in order', {
-      platform: 'linux/amd64',
-      replaced: [{ tag: '1.0.0', digest: OLD }],
-      plan: plan({ proxyRefs: ['p/proxy/a/r/x:1'], oversized: [fact(2, 1_800_000_000)] }),
-    }, [
-      '### replicated-push: pushed', ...HEADER,
-      `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
-      '', `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
-      '', 'Customers pull through the Replicated proxy: `p/proxy/a/r/x:1`',
-      '', `Replaced: \`1.0.0\` pointed to \`${OLD}\` before this run.`,
-      '', 'Pushed the `linux/amd64` manifest alone; provenance attestations were stripped (`attestations: strip`).',
-      '', 'Layers over max-layer-size: 2 (1.8 GB)',
-    ]],
+    [
+      'one tag',
+      {},
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
+      ],
+    ],
+    [
+      'two tags, two attempts',
+      {
+        refs: ['registry.replicated.com/my-app/worker:1.0.0', 'registry.replicated.com/my-app/worker:latest'],
+        attempts: 2,
+        durationMs: 12_345,
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 2 | 12.3s |`,
+        `| \`registry.replicated.com/my-app/worker:latest\` | \`${DIGEST}\` | 1.8 GB | 3 | 2 | 12.3s |`,
+        '',
+        `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
+      ],
+    ],
+    [
+      'dry run',
+      { dryRun: true, digest: null, pinnedRef: null, attempts: 0, durationMs: 800, totalSize: 999 },
+      [
+        '### replicated-push: dry run (nothing pushed)',
+        ...HEADER,
+        '| `registry.replicated.com/my-app/worker:1.0.0` | – | 999 B | 3 | 0 | 800ms |',
+      ],
+    ],
+    [
+      'layer-split: auto',
+      {
+        pinnedRef: null,
+        split: {
+          layersBefore: 3,
+          layersAfter: 5,
+          lines: ['layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB'],
+        },
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'layer-split: auto re-layered the image: 3 layers became 5.',
+        '',
+        '- layer 2 (1.5 GB, COPY data /data) -> 3 layers: 500 MB + 500 MB + 500 MB',
+      ],
+    ],
+    [
+      'a pipe in a ref is escaped',
+      { refs: ['a|b'], pinnedRef: null },
+      ['### replicated-push: pushed', ...HEADER, `| \`a\\|b\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`],
+    ],
+    [
+      'proxy refs',
+      {
+        pinnedRef: null,
+        plan: plan({
+          proxyRefs: [
+            'proxy.replicated.com/proxy/my-app/ghcr.io/o/w:1',
+            'proxy.replicated.com/proxy/my-app/ghcr.io/o/w:2',
+          ],
+        }),
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'Customers pull through the Replicated proxy: `proxy.replicated.com/proxy/my-app/ghcr.io/o/w:1`, `proxy.replicated.com/proxy/my-app/ghcr.io/o/w:2`',
+      ],
+    ],
+    [
+      'replaced tags (new ones are not listed)',
+      {
+        pinnedRef: null,
+        replaced: [
+          { tag: '1.0.0', digest: OLD },
+          { tag: 'latest', digest: null },
+        ],
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        `Replaced: \`1.0.0\` pointed to \`${OLD}\` before this run.`,
+      ],
+    ],
+    [
+      'platform pushed alone',
+      { pinnedRef: null, platform: 'linux/arm64/v8' },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'Pushed the `linux/arm64/v8` manifest alone; provenance attestations were stripped (`attestations: strip`).',
+      ],
+    ],
+    [
+      'oversized layers',
+      { pinnedRef: null, plan: plan({ oversized: [fact(2, 1_800_000_000), fact(4, 1_000_000_001)] }) },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'Layers over max-layer-size: 2 (1.8 GB), 4 (1.0 GB)',
+      ],
+    ],
+    [
+      'everything, in order',
+      {
+        platform: 'linux/amd64',
+        replaced: [{ tag: '1.0.0', digest: OLD }],
+        plan: plan({ proxyRefs: ['p/proxy/a/r/x:1'], oversized: [fact(2, 1_800_000_000)] }),
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        `Pinned: \`registry.replicated.com/my-app/worker@${DIGEST}\``,
+        '',
+        'Customers pull through the Replicated proxy: `p/proxy/a/r/x:1`',
+        '',
+        `Replaced: \`1.0.0\` pointed to \`${OLD}\` before this run.`,
+        '',
+        'Pushed the `linux/amd64` manifest alone; provenance attestations were stripped (`attestations: strip`).',
+        '',
+        'Layers over max-layer-size: 2 (1.8 GB)',
+      ],
+    ],
     ['no refs', { refs: [], pinnedRef: null }, ['### replicated-push: pushed', ...HEADER]],
   ])('%s', (_name, over, lines) => {
     expect(summaryMarkdown(result(over))).toBe(`${lines.join('\n')}\n`);
@@ -118,8 +206,18 @@ describe('summaryMarkdown', () => {
 
 describe('failureSummaryMarkdown', () => {
   test.each<[string, string, number, string]>([
-    ['Push timed out (HTTP 524)', 'The proxy gave up.', 3, '### replicated-push: failed\n\n**Push timed out (HTTP 524)** (attempts: 3)\n\nThe proxy gave up.\n'],
-    ['Image not found locally', 'No such image.', 0, '### replicated-push: failed\n\n**Image not found locally** (attempts: 0)\n\nNo such image.\n'],
+    [
+      'Push timed out (HTTP 524)',
+      'The proxy gave up.',
+      3,
+      '### replicated-push: failed\n\n**Push timed out (HTTP 524)** (attempts: 3)\n\nThe proxy gave up.\n',
+    ],
+    [
+      'Image not found locally',
+      'No such image.',
+      0,
+      '### replicated-push: failed\n\n**Image not found locally** (attempts: 0)\n\nNo such image.\n',
+    ],
     ['a|b\nc', 'm', 1, '### replicated-push: failed\n\n**a\\|b c** (attempts: 1)\n\nm\n'],
   ])('%j', (title, message, attempts, expected) => {
     expect(failureSummaryMarkdown(title, message, attempts)).toBe(expected);

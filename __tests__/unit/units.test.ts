@@ -71,22 +71,12 @@ describe('parseDuration', () => {
     expect(parseDuration(input)).toBe(expected);
   });
 
-  test.each([
-    [''],
-    ['s'],
-    ['ms'],
-    ['-1s'],
-    ['1d'],
-    ['1S'],
-    ['1MS'],
-    ['10sec'],
-    ['1m30s'],
-    ['1e3ms'],
-    ['ten'],
-    ['1.s'],
-  ])('%j -> null', (input) => {
-    expect(parseDuration(input)).toBeNull();
-  });
+  test.each([[''], ['s'], ['ms'], ['-1s'], ['1d'], ['1S'], ['1MS'], ['10sec'], ['1m30s'], ['1e3ms'], ['ten'], ['1.s']])(
+    '%j -> null',
+    (input) => {
+      expect(parseDuration(input)).toBeNull();
+    },
+  );
 });
 
 describe('formatBytes', () => {

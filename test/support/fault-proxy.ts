@@ -3,7 +3,12 @@
 // Cloudflare's 524 on slow uploads, 5xx, connection resets, and the 400 on manifests carrying provenance
 // attestations. Bodies are streamed: layers can be hundreds of MB.
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { Registry } from './registry.js';
@@ -90,13 +95,23 @@ export function cloudflareError(status: number): StatusAction {
 }
 
 export const ATTESTATION_REJECTION = JSON.stringify({
-  errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'provenance attestations are not supported' }],
+  errors: [
+    { code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'provenance attestations are not supported' },
+  ],
 });
 
 const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
 const REPO_PATH = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//;
 // Hop-by-hop: they describe one connection and must not be copied to the other side.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+]);
 const MAX_BUFFERED_BODY = 4 * 1024 * 1024;
 const REALM = 'fault-proxy';
 
@@ -166,7 +181,13 @@ function copyHeaders(from: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
-function sendJson(res: ServerResponse, entry: Entry, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+function sendJson(
+  res: ServerResponse,
+  entry: Entry,
+  status: number,
+  body: unknown,
+  headers: OutgoingHttpHeaders = {},
+): void {
   // recorded before the client can see it: a test may read proxy.requests the moment docker exits
   entry.status = status;
   const text = JSON.stringify(body);
@@ -207,7 +228,10 @@ class FaultProxyServer implements FaultProxy {
   private readonly stopping = new AbortController();
   private readonly upstreamAuth: string;
 
-  constructor(private readonly upstream: Registry, private readonly auth: ProxyAuth | undefined) {
+  constructor(
+    private readonly upstream: Registry,
+    private readonly auth: ProxyAuth | undefined,
+  ) {
     const [user, pass] = Object.entries(upstream.users)[0] ?? ['', ''];
     this.upstreamAuth = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
   }
@@ -236,13 +260,20 @@ class FaultProxyServer implements FaultProxy {
       method: 'PUT',
       path: MANIFEST_PATH,
       match: (r) => isAttestationManifest(r.body),
-      action: { status: 400, body: ATTESTATION_REJECTION, headers: { 'content-type': 'application/json; charset=utf-8' } },
+      action: {
+        status: 400,
+        body: ATTESTATION_REJECTION,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      },
     });
   }
 
   count(method: string | undefined, path: RegExp, status?: number): number {
     return this.requests.filter(
-      (r) => (!method || r.method === method.toUpperCase()) && path.test(r.path) && (status === undefined || r.status === status),
+      (r) =>
+        (!method || r.method === method.toUpperCase()) &&
+        path.test(r.path) &&
+        (status === undefined || r.status === status),
     ).length;
   }
 
@@ -256,13 +287,21 @@ class FaultProxyServer implements FaultProxy {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    const entry: Entry = { method: req.method ?? 'GET', path: url.split('?')[0], url, status: 0, requestBytes: 0, reset: false };
+    const entry: Entry = {
+      method: req.method ?? 'GET',
+      path: url.split('?')[0],
+      url,
+      status: 0,
+      requestBytes: 0,
+      reset: false,
+    };
     this.requests.push(entry);
     try {
       // Manifest PUTs are buffered so that rules can look at them; everything else streams.
-      const body = entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
-        ? await readAll(this.metered(req, entry), MAX_BUFFERED_BODY)
-        : undefined;
+      const body =
+        entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
+          ? await readAll(this.metered(req, entry), MAX_BUFFERED_BODY)
+          : undefined;
       const rule = this.takeRule({ method: entry.method, path: entry.path, headers: req.headers, body });
       const action = rule?.action;
       if (action && isStatusAction(action)) return this.fail(req, res, entry, action, body);
@@ -273,16 +312,19 @@ class FaultProxyServer implements FaultProxy {
       if (this.auth && !(await this.authenticate(req, res, entry, body))) return;
       this.forward(req, res, entry, body, action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined);
     } catch (e) {
-      if (!res.headersSent && !res.destroyed) sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: ${(e as Error).message}` }] });
+      if (!res.headersSent && !res.destroyed)
+        sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: ${(e as Error).message}` }] });
     }
   }
 
   private takeRule(req: FaultRequest): FaultRule | undefined {
-    const rule = this.rules.find(({ spec, remaining }) =>
-      remaining > 0
-      && (!spec.method || spec.method.toUpperCase() === req.method)
-      && spec.path.test(req.path)
-      && (!spec.match || spec.match(req)));
+    const rule = this.rules.find(
+      ({ spec, remaining }) =>
+        remaining > 0 &&
+        (!spec.method || spec.method.toUpperCase() === req.method) &&
+        spec.path.test(req.path) &&
+        (!spec.match || spec.match(req)),
+    );
     if (rule) rule.remaining--;
     return rule?.spec;
   }
@@ -334,9 +376,10 @@ class FaultProxyServer implements FaultProxy {
       return false;
     }
     const header = req.headers.authorization;
-    const ok = auth.scheme === 'basic'
-      ? this.validCredentials(parseBasic(header))
-      : this.tokens.has(/^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '');
+    const ok =
+      auth.scheme === 'basic'
+        ? this.validCredentials(parseBasic(header))
+        : this.tokens.has(/^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '');
     if (ok) return true;
     void this.drain(req, entry, body);
     sendJson(res, entry, 401, UNAUTHORIZED, { 'www-authenticate': this.challenge(entry.path) });
@@ -362,8 +405,13 @@ class FaultProxyServer implements FaultProxy {
   private async issueToken(req: IncomingMessage, res: ServerResponse, entry: Entry, body?: Buffer): Promise<void> {
     let creds = parseBasic(req.headers.authorization);
     if (req.method === 'POST') {
-      const form = new URLSearchParams((body ?? (await readAll(this.metered(req, entry), MAX_BUFFERED_BODY))).toString('utf8'));
-      creds = form.get('grant_type') === 'password' ? { user: form.get('username') ?? '', pass: form.get('password') ?? '' } : null;
+      const form = new URLSearchParams(
+        (body ?? (await readAll(this.metered(req, entry), MAX_BUFFERED_BODY))).toString('utf8'),
+      );
+      creds =
+        form.get('grant_type') === 'password'
+          ? { user: form.get('username') ?? '', pass: form.get('password') ?? '' }
+          : null;
     } else {
       void this.drain(req, entry, body);
     }
@@ -393,7 +441,13 @@ class FaultProxyServer implements FaultProxy {
     return headers;
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, entry: Entry, body?: Buffer, resetAfterBytes?: number): void {
+  private forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: Entry,
+    body?: Buffer,
+    resetAfterBytes?: number,
+  ): void {
     const target = new URL(this.upstream.url);
     const upReq = http.request({
       host: target.hostname,
@@ -414,7 +468,9 @@ class FaultProxyServer implements FaultProxy {
       if (res.headersSent) res.destroy();
       else sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: upstream: ${e.message}` }] });
     });
-    res.on('close', () => { if (!res.writableFinished) upReq.destroy(); });
+    res.on('close', () => {
+      if (!res.writableFinished) upReq.destroy();
+    });
     const source = body ? this.replay(body, req, entry, resetAfterBytes) : this.metered(req, entry, resetAfterBytes);
     pipeline(source, upReq, () => undefined);
   }

@@ -41,7 +41,7 @@ export async function docker(host: string, args: string[], extraEnv: NodeJS.Proc
     return stdout.trim();
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`docker ${args.join(' ')}: ${err.stderr || err.message}`);
+    throw new Error(`docker ${args.join(' ')}: ${err.stderr || err.message}`, { cause: e });
   }
 }
 
@@ -85,5 +85,8 @@ export async function removeImages(e: Engine, refs: string[]): Promise<void> {
 }
 
 export async function imageExists(e: Engine, ref: string): Promise<boolean> {
-  return docker(e.host, ['image', 'inspect', ref]).then(() => true, () => false);
+  return docker(e.host, ['image', 'inspect', ref]).then(
+    () => true,
+    () => false,
+  );
 }

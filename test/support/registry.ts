@@ -52,21 +52,27 @@ export function freePort(): Promise<number> {
 
 async function htpasswdFile(users: Record<string, string>): Promise<string> {
   const lines = await Promise.all(
-    Object.entries(users).map(async ([user, pass]) => (await execFileP('htpasswd', ['-Bbn', user, pass])).stdout.trim()),
+    Object.entries(users).map(async ([user, pass]) =>
+      (await execFileP('htpasswd', ['-Bbn', user, pass])).stdout.trim(),
+    ),
   );
   return `${lines.join('\n')}\n`;
 }
 
 function configYml(dir: string, port: number): string {
   // JSON is YAML: no quoting rules to get wrong for temp paths.
-  return JSON.stringify({
-    version: 0.1,
-    log: { level: 'warn', formatter: 'text' },
-    storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: false } },
-    // a fixed secret: without one the registry warns on every start
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
-    auth: { htpasswd: { realm: 'rp-test-registry', path: join(dir, 'htpasswd') } },
-  }, null, 2);
+  return JSON.stringify(
+    {
+      version: 0.1,
+      log: { level: 'warn', formatter: 'text' },
+      storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: false } },
+      // a fixed secret: without one the registry warns on every start
+      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+      auth: { htpasswd: { realm: 'rp-test-registry', path: join(dir, 'htpasswd') } },
+    },
+    null,
+    2,
+  );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -100,7 +106,10 @@ function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
-    child.once('exit', () => { clearTimeout(force); resolve(); });
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -116,7 +125,9 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-STDERR_KEEP); });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-STDERR_KEEP);
+  });
   const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
@@ -140,7 +151,11 @@ function basicAuth(reg: Registry): string {
   return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 }
 
-function registryFetch(reg: Registry, path: string, init: { method?: string; accept?: string } = {}): Promise<Response> {
+function registryFetch(
+  reg: Registry,
+  path: string,
+  init: { method?: string; accept?: string } = {},
+): Promise<Response> {
   const headers: Record<string, string> = { Authorization: basicAuth(reg) };
   if (init.accept) headers.Accept = init.accept;
   return fetch(`${reg.url}${path}`, { method: init.method ?? 'GET', headers });
@@ -152,16 +167,35 @@ async function unexpected(res: Response, what: string): Promise<Error> {
 
 /** The digest a tag (or digest) resolves to, or null when the registry does not have it. */
 export async function manifestDigest(reg: Registry, repo: string, tag: string): Promise<string | null> {
-  const res = await registryFetch(reg, `/v2/${repo}/manifests/${tag}`, { method: 'HEAD', accept: MANIFEST_MEDIA_TYPES.join(', ') });
+  const res = await registryFetch(reg, `/v2/${repo}/manifests/${tag}`, {
+    method: 'HEAD',
+    accept: MANIFEST_MEDIA_TYPES.join(', '),
+  });
   if (res.status === 404) return null;
   if (!res.ok) throw await unexpected(res, `HEAD ${repo}:${tag}`);
   return res.headers.get('docker-content-digest');
 }
 
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly annotations?: Record<string, string>;
+  readonly platform?: { os: string; architecture: string; variant?: string };
+}
+
+/** A manifest or an index: the fields tests read. */
+export interface ManifestJson {
+  readonly schemaVersion?: number;
+  readonly mediaType?: string;
+  readonly config?: Descriptor;
+  readonly layers?: Descriptor[];
+  readonly manifests?: Descriptor[];
+}
+
 export interface RawManifest {
   readonly mediaType: string;
-  /** Parsed body: manifests and indexes differ, and tests probe any field. */
-  readonly json: any;
+  readonly json: ManifestJson;
   readonly digest: string;
 }
 
