@@ -2,7 +2,6 @@
 // action's end-to-end tests can trust what it injects. Every docker command runs with its own DOCKER_CONFIG:
 // ~/.docker is never touched. docker runs asynchronously: the proxy lives in this process, and a synchronous
 // child would block it.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import {
   type FaultProxy,
 } from '../../test/support/fault-proxy.js';
 import { rigEngines } from '../../test/support/images.js';
+import { runProcess, type ProcessResult } from '../../test/support/process.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
 const TOKEN = `fp-token-${randomBytes(6).toString('hex')}`;
@@ -22,34 +22,16 @@ const ENGINE_B =
   rigEngines().find((e) => e.name === 'B')?.host ??
   (existsSync('/run/rp-engine-b/docker.sock') ? 'unix:///run/rp-engine-b/docker.sock' : undefined);
 
-interface DockerResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 class DockerCli {
   readonly configDir = mkdtempSync(join(tmpdir(), 'rpfp-config-'));
   private readonly refs = new Set<string>();
 
   constructor(readonly host: string) {}
 
-  run(args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<DockerResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('docker', args, {
-        env: { ...process.env, ...env, DOCKER_HOST: this.host, DOCKER_CONFIG: this.configDir },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => {
-        stdout += c;
-      });
-      child.stderr.on('data', (c) => {
-        stderr += c;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(input);
+  run(args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+    return runProcess('docker', args, {
+      env: { ...process.env, ...env, DOCKER_HOST: this.host, DOCKER_CONFIG: this.configDir },
+      input,
     });
   }
 
@@ -59,7 +41,7 @@ class DockerCli {
     return r.stdout.trim();
   }
 
-  login(host: string, username: string, password: string): Promise<DockerResult> {
+  login(host: string, username: string, password: string): Promise<ProcessResult> {
     return this.run(['login', host, '-u', username, '--password-stdin'], password);
   }
 
@@ -85,7 +67,7 @@ class DockerCli {
     return dst;
   }
 
-  push(ref: string, ...flags: string[]): Promise<DockerResult> {
+  push(ref: string, ...flags: string[]): Promise<ProcessResult> {
     return this.run(['push', ...flags, ref]);
   }
 
@@ -95,12 +77,12 @@ class DockerCli {
   }
 }
 
-function pushedDigest(r: DockerResult): string | undefined {
+function pushedDigest(r: ProcessResult): string | undefined {
   return /: digest: (sha256:[a-f0-9]{64}) size:/.exec(r.stdout)?.[1];
 }
 
 /** Everything docker printed, for assertions on the message and for the error classifier's tables. */
-function output(r: DockerResult): string {
+function output(r: ProcessResult): string {
   return `${r.stdout}${r.stderr}`;
 }
 
@@ -127,7 +109,7 @@ describe('fault proxy: engine A (Docker 20.10, classic store)', () => {
     await upstream?.stop();
   });
 
-  async function pushNew(repo: string, tag = '1'): Promise<DockerResult> {
+  async function pushNew(repo: string, tag = '1'): Promise<ProcessResult> {
     const ref = await cli.tag(await cli.build(), `${proxy.host}/${repo}:${tag}`);
     return cli.push(ref);
   }

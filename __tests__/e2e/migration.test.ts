@@ -1,8 +1,8 @@
 // Issue 6 end to end: an external registry with the proxy reference customers pull, a tombstone over a released
 // tag, and the CLI on the same core. Real engine A, real registry; the registry is asked what it holds.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Job } from '../../test/support/action-runner.js';
+import { runProcess, type ProcessResult } from '../../test/support/process.js';
 import { buildImage, engine, removeImages, uniqueName } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
@@ -134,20 +134,9 @@ describe('tombstone', () => {
 
 describe('CLI', () => {
   const CLI = resolve(process.cwd(), 'dist/cli/index.js');
-  function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const child = spawn(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCKER_HOST: eng.host, ...env },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => {
-        stdout += c;
-      });
-      child.stderr.on('data', (c) => {
-        stderr += c;
-      });
-      child.on('close', (code) => res({ code: code ?? -1, stdout, stderr }));
+  function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
+    return runProcess(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCKER_HOST: eng.host, ...env },
     });
   }
 

@@ -1,9 +1,9 @@
 // Runs the committed dist/ the way the GitHub runner does: INPUT_* variables, GITHUB_OUTPUT, GITHUB_STATE and
 // GITHUB_STEP_SUMMARY files, then the post step with the saved state as STATE_* variables.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runProcess, type ProcessResult } from './process.js';
 
 export const DIST = resolve(process.cwd(), 'dist/index.js');
 
@@ -36,24 +36,8 @@ export function parseCommandFile(text: string): Record<string, string> {
   return out;
 }
 
-function runNode(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    child.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', rej);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      res({ code: code ?? -1, stdout, stderr });
-    });
-  });
+function runNode(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ProcessResult> {
+  return runProcess(process.execPath, [DIST], { env, timeoutMs });
 }
 
 export interface RunOptions {
