@@ -39,12 +39,14 @@ export class PushProgress {
     const done = known.filter((id) => DONE.has(this.status.get(id) ?? ''));
     const doneBytes = done.reduce((s, id) => s + (this.byShortId.get(id)?.size ?? 0), 0);
     const totalBytes = this.layers.reduce((s, l) => s + l.size, 0);
+    // Biggest first: that is the layer a person watching a long push is waiting for.
     const active = known
       .filter((id) => !DONE.has(this.status.get(id) ?? ''))
       .map((id) => this.byShortId.get(id) as LayerFact)
+      .sort((a, b) => b.size - a.size)
       .map(
         (l) =>
-          `layer ${l.index} (${formatBytes(l.size)}${l.instruction ? `, ${truncate(l.instruction, 40)}` : ''}) ${this.status.get(l.shortId)}`,
+          `layer ${l.index} (${formatBytes(l.size)}${l.instruction ? `, ${shorten(l.instruction)}` : ''}) ${ACTIVE_WORDS[this.status.get(l.shortId) ?? ''] ?? this.status.get(l.shortId)}`,
       );
     const counted =
       known.length > 0
@@ -54,6 +56,17 @@ export class PushProgress {
   }
 }
 
-function truncate(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+// Without a TTY the engine prints no "Pushing" lines: a layer is "Preparing" until it is pushed, so that is
+// when it uploads; "Waiting" means queued behind the engine's concurrent uploads.
+const ACTIVE_WORDS: Record<string, string> = {
+  preparing: 'uploading',
+  pushing: 'uploading',
+  waiting: 'queued',
+  retrying: 'retrying',
+};
+
+/** The classic builder's `COPY file:<64 hex> in /dest`: the hash says nothing, the destination does. */
+function shorten(instruction: string): string {
+  const s = instruction.replace(/\b(file|dir|multi):([a-f0-9]{12})[a-f0-9]{52}\b/g, '$1:$2…');
+  return s.length > 60 ? `${s.slice(0, 59)}…` : s;
 }

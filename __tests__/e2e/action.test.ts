@@ -259,6 +259,37 @@ describe('token types (engine A)', () => {
   });
 });
 
+describe('progress during a long push (engine A)', () => {
+  const eng = engine('A');
+  test('prints which layer, how far and how long, every 15 seconds', async () => {
+    const upstream = await startRegistry();
+    const proxy = await startFaultProxy({ upstream, auth: { scheme: 'bearer', token: TOKEN } });
+    // a slow registry: the big layer's upload is held for 17 s, past the first progress tick
+    proxy.addFault({ method: 'PUT', path: /\/blobs\/uploads\//, times: 1, action: { delayMs: 17_000 } });
+    proxy.addFault({ method: 'PATCH', path: /\/blobs\/uploads\//, times: 1, action: { delayMs: 17_000 } });
+    const src = `${uniqueName('rp-slow')}:b`;
+    const job = new Job();
+    try {
+      await buildImage(eng, src, { files: { '/opt/model.bin': 300_000, '/etc/conf': 'x' } });
+      const run = await job.main(
+        { 'app-slug': 'slow', image: src, 'target-image': 'svc', tag: '1', token: TOKEN, registry: proxy.host },
+        { env: { DOCKER_HOST: eng.host } },
+      );
+      expect(run.code).toBe(0);
+      const progress = run.stdout.split('\n').filter((l) => l.startsWith('push: ') && l.includes('elapsed'));
+      expect(progress.length).toBeGreaterThanOrEqual(1);
+      expect(progress[0]).toMatch(
+        /^push: [0-2]\/2 layers done \(.* of 300 kB\); layer 1 \(300 kB, COPY file:[a-f0-9]{12}… in \/opt\/model\.bin\) uploading; .*1[5-9]\.\ds elapsed$/,
+      );
+    } finally {
+      job.cleanup();
+      await removeImages(eng, [src]);
+      await proxy.stop();
+      await upstream.stop();
+    }
+  });
+});
+
 describe('post step after a cancelled run (engine A)', () => {
   const eng = engine('A');
   test('a run killed mid-push leaves its credentials until post removes them', async () => {

@@ -40,8 +40,8 @@ describe('PushProgress.line', () => {
       'all preparing',
       ['aaaaaaaaaaaa: Preparing', 'bbbbbbbbbbbb: Preparing'],
       2_000,
-      'push: 0/4 layers done (0 B of 2.7 GB); layer 1 (7.8 MB, ADD file:6b80a606c07f in /) preparing; ' +
-        'layer 2 (40.0 MB, RUN apk add --no-cache curl) preparing; 2.0s elapsed',
+      'push: 0/4 layers done (0 B of 2.7 GB); layer 2 (40.0 MB, RUN apk add --no-cache curl) uploading; ' +
+        'layer 1 (7.8 MB, ADD file:6b80a606c07f in /) uploading; 2.0s elapsed',
     ],
     [
       'base exists, big one pushing',
@@ -54,14 +54,14 @@ describe('PushProgress.line', () => {
         'cccccccccccc: Pushing [=>   ]  12MB/1.8GB',
       ],
       95_000,
-      'push: 2/4 layers done (47.8 MB of 2.7 GB); layer 3 (1.8 GB, COPY --from=build /very/long/path/to/th…) pushing; 1m35s elapsed',
+      'push: 2/4 layers done (47.8 MB of 2.7 GB); layer 3 (1.8 GB, COPY --from=build /very/long/path/to/the/model/weights /mod…) uploading; 1m35s elapsed',
     ],
     [
       'retrying, and a layer without an instruction',
       ['cccccccccccc: Retrying in 5 seconds', 'dddddddddddd: Waiting', 'aaaaaaaaaaaa: Mounted from app/other'],
       600_000,
-      'push: 1/4 layers done (7.8 MB of 2.7 GB); layer 3 (1.8 GB, COPY --from=build /very/long/path/to/th…) retrying; ' +
-        'layer 4 (900 MB) waiting; 10m00s elapsed',
+      'push: 1/4 layers done (7.8 MB of 2.7 GB); layer 3 (1.8 GB, COPY --from=build /very/long/path/to/the/model/weights /mod…) retrying; ' +
+        'layer 4 (900 MB) queued; 10m00s elapsed',
     ],
     [
       'all done',
@@ -120,10 +120,18 @@ describe('PushProgress.line', () => {
     expect(new PushProgress([], T0).line(T0 + 10)).toBe('push: 0 blobs, 0 done; 10ms elapsed');
   });
 
-  test('an instruction of exactly 40 characters is not truncated', () => {
-    const forty = 'COPY ' + 'x'.repeat(35);
-    const p = progressAfter(['eeeeeeeeeeee: Pushing'], [fact(1, 'eeeeeeeeeeee', 5_000, forty)]);
-    expect(p.line(T0)).toBe(`push: 0/1 layers done (0 B of 5.0 kB); layer 1 (5.0 kB, ${forty}) pushing; 0ms elapsed`);
+  test('an instruction of exactly 60 characters is not truncated', () => {
+    const sixty = 'COPY ' + 'x'.repeat(55);
+    const p = progressAfter(['eeeeeeeeeeee: Pushing'], [fact(1, 'eeeeeeeeeeee', 5_000, sixty)]);
+    expect(p.line(T0)).toBe(`push: 0/1 layers done (0 B of 5.0 kB); layer 1 (5.0 kB, ${sixty}) uploading; 0ms elapsed`);
+  });
+
+  test('a classic builder file hash is shortened, the destination kept', () => {
+    const copy = `COPY file:${'ab'.repeat(32)} in /opt/model.bin`;
+    const p = progressAfter(['eeeeeeeeeeee: Preparing'], [fact(1, 'eeeeeeeeeeee', 5_000, copy)]);
+    expect(p.line(T0)).toBe(
+      'push: 0/1 layers done (0 B of 5.0 kB); layer 1 (5.0 kB, COPY file:abababababab… in /opt/model.bin) uploading; 0ms elapsed',
+    );
   });
 });
 
