@@ -62,14 +62,17 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     return { kind: 'as-is', reason: 'the image index has no attestations' };
   }
   if (images && images.length > 1) {
-    const platforms = images.map((m) => platformString(m.Descriptor?.platform ?? {})).join(', ');
+    const list = images.map((m) => platformString(m.Descriptor?.platform ?? {}));
+    const platforms = list.join(', ');
     return {
       kind: 'refuse',
       title: 'Multi-platform image with attestations',
       message:
         `The image holds ${images.length} platforms (${platforms}) and attestation manifests, which this registry ` +
-        `rejects (HTTP 400). This engine cannot push the platforms without them as one index: ${REBUILD}, ` +
-        `or push each platform under its own tag, or set \`attestations: keep\` for a registry that accepts them.`,
+        `rejects (HTTP 400). This engine cannot push the platforms without them as one index, and nothing was pushed. ` +
+        `Rebuild without attestations: \`docker buildx build --platform ${list.join(',')} --provenance=false --sbom=false ...\` ` +
+        `(or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or push each platform under its own tag, or set \`attestations: keep\` ` +
+        'for a registry that accepts them.',
     };
   }
   if (!apiAtLeast(facts.apiVersion, '1.46')) {

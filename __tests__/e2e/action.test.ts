@@ -358,6 +358,69 @@ describe('attestations on the current engine (engine B)', () => {
     job.cleanup();
   });
 
+  maybe(
+    'a multi-platform image with attestations is refused before anything is pushed, with the exact flags',
+    async () => {
+      const e = eng as Engine;
+      const src = `${uniqueName('rp-multi')}:b`;
+      images.push(src);
+      await buildImage(e, src, {
+        files: { '/a': 'multi' },
+        builder: 'buildkit',
+        extraBuildArgs: ['--platform', 'linux/amd64,linux/arm64'],
+      });
+      const before = proxy.count('PUT', /./);
+      const job = new Job();
+      const run = await job.main(
+        { 'app-slug': 'att', image: src, 'target-image': 'multi', tag: '1.0.0', token: TOKEN, registry: proxy.host },
+        { env: { DOCKER_HOST: e.host } },
+      );
+      expect(run.code).toBe(1);
+      expect(run.outputs.attempts).toBe('0');
+      expect(run.stdout).toMatch(
+        /^::error title=Multi-platform image with attestations::The image holds 2 platforms \(linux\/amd64, linux\/arm64\).*`docker buildx build --platform linux\/amd64,linux\/arm64 --provenance=false --sbom=false \.\.\.`/m,
+      );
+      expect(proxy.count('PUT', /./)).toBe(before);
+      expect(await listTags(upstream, 'att/multi')).toEqual([]);
+      job.cleanup();
+    },
+  );
+
+  maybe('a multi-platform image built without attestations is pushed as one clean index', async () => {
+    const e = eng as Engine;
+    const src = `${uniqueName('rp-multi-clean')}:b`;
+    images.push(src);
+    await buildImage(e, src, {
+      files: { '/a': 'multi clean' },
+      builder: 'buildkit',
+      extraBuildArgs: ['--platform', 'linux/amd64,linux/arm64', '--provenance=false'],
+    });
+    const job = new Job();
+    const run = await job.main(
+      {
+        'app-slug': 'att',
+        image: src,
+        'target-image': 'multi-clean',
+        tag: '1.0.0',
+        token: TOKEN,
+        registry: proxy.host,
+      },
+      { env: { DOCKER_HOST: e.host } },
+    );
+    expect(run.code).toBe(0);
+    const held = await rawManifest(upstream, 'att/multi-clean', '1.0.0');
+    expect(held?.digest).toBe(run.outputs.digest);
+    // an index either way: the engine may send it as a Docker manifest list
+    expect(held?.mediaType).toMatch(
+      /^application\/vnd\.(oci\.image\.index\.v1|docker\.distribution\.manifest\.list\.v2)\+json$/,
+    );
+    expect(held?.json.manifests?.map((m) => `${m.platform?.os}/${m.platform?.architecture}`).sort()).toEqual([
+      'linux/amd64',
+      'linux/arm64',
+    ]);
+    job.cleanup();
+  });
+
   maybe('attestations: keep sends the index, gets the 400 once, and explains it', async () => {
     const e = eng as Engine;
     const src = `${uniqueName('rp-keep')}:b`;

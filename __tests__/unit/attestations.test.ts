@@ -46,7 +46,8 @@ const facts = (over: Partial<AttestationFacts> = {}): AttestationFacts => ({
 
 const MULTI_REFUSAL = (n: number, platforms: string) =>
   `The image holds ${n} platforms (${platforms}) and attestation manifests, which this registry rejects (HTTP 400). ` +
-  'This engine cannot push the platforms without them as one index: rebuild with `--provenance=false` ' +
+  'This engine cannot push the platforms without them as one index, and nothing was pushed. Rebuild without ' +
+  `attestations: \`docker buildx build --platform ${platforms.split(', ').join(',')} --provenance=false --sbom=false ...\` ` +
   '(or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or push each platform under its own tag, or set `attestations: keep` ' +
   'for a registry that accepts them.';
 
