@@ -42,7 +42,8 @@ export function parseChallenge(header: string): { scheme: string; params: Record
 
 export class RegistryClient {
   private readonly base: string;
-  private bearer: string | null = null;
+  /** The Authorization that worked last: later requests send it at once instead of meeting the 401 again. */
+  private authorization: string | null = null;
 
   constructor(
     readonly host: string,
@@ -79,16 +80,16 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     const send = (auth: string | null) =>
       this.fetchFn(`${this.base}${path}`, { method, headers: auth ? { ...headers, Authorization: auth } : headers });
-    let res = await send(this.bearer ? `Bearer ${this.bearer}` : null);
+    let res = await send(this.authorization);
     if (res.status === 401) {
       const challenge = res.headers.get('www-authenticate') ?? '';
       const { scheme } = parseChallenge(challenge);
       if (scheme === 'bearer') {
-        this.bearer = await this.token(challenge, repository);
-        res = await send(`Bearer ${this.bearer}`);
+        this.authorization = `Bearer ${await this.token(challenge, repository)}`;
       } else {
-        res = await send(this.basic());
+        this.authorization = this.basic();
       }
+      res = await send(this.authorization);
     }
     return res;
   }
