@@ -1,0 +1,106 @@
+// Reading a saved archive: what stays in memory and what is spilled, what is probed as a layer, and the
+// probe's diff ID and index, for plain and compressed layers.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { readArchive } from '../../../src/relayer/archive-reader.js';
+import { canDecompress } from '../../../src/relayer/compression.js';
+import { resolveImage } from '../../../src/relayer/image-layout.js';
+import { haveZstdCommand, legacyArchive, ociArchive } from '../../../test/fixtures/relayer/archives.js';
+import { buildTar, f, pattern, sha256 } from '../../../test/fixtures/relayer/tars.js';
+
+let work: string;
+beforeEach(() => { work = mkdtempSync(join(tmpdir(), 'rp-reader-unit-')); });
+afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+const KB = 1024;
+
+describe('readArchive', () => {
+  test('small documents stay in memory, big blobs are spilled; layers are probed with their diff ID', async () => {
+    const small = await buildTar([f('a', 'a')]);
+    const big = await buildTar([f('big', pattern('big', 300 * KB))]);
+    const saved = await ociArchive({ layers: [small, big], gzip: [false, true], attestation: true });
+    const asked: Array<[string, number]> = [];
+    const archive = await readArchive(Readable.from([saved.archive]), work, (diffId, size) => { asked.push([diffId, size]); return size > 100 * KB; });
+
+    const refs = resolveImage((n) => archive.get(n)?.data);
+    expect(refs.source).toBe('manifest.json');
+    const [l1, l2] = refs.layers.map((n) => archive.get(n));
+    expect(l1?.data).toBeDefined(); // 2 kB tar: memory
+    expect(l1?.layer).toMatchObject({ compression: 'none', diffId: saved.diffIds[0], uncompressedSize: small.length });
+    expect(l1?.layer?.entries).toBeUndefined(); // not asked for
+    expect(l2?.file).toBeDefined(); // gzip of 300 kB random: spilled
+    expect(readFileSync(l2?.file as string).equals(gzipSync(big))).toBe(true);
+    expect(l2?.layer).toMatchObject({ compression: 'gzip', diffId: saved.diffIds[1], uncompressedSize: big.length });
+    expect(l2?.layer?.entries?.map((e) => e.path)).toEqual(['big']);
+    expect(asked).toEqual([[saved.diffIds[0], small.length], [saved.diffIds[1], big.length]]);
+    expect(archive.spilledBytes).toBe(gzipSync(big).length);
+    // JSON documents are not mistaken for layers
+    expect(archive.get(refs.config)?.layer).toBeUndefined();
+    expect(archive.get('index.json')?.layer).toBeUndefined();
+  });
+
+  test('symlinked layer paths (older docker save) resolve to the entry they point at', async () => {
+    const layer = await buildTar([f('x', 'x')]);
+    const saved = await legacyArchive({ layers: [layer, layer], symlinkDuplicates: true });
+    const archive = await readArchive(Readable.from([saved.archive]), work, () => false);
+    const refs = resolveImage((n) => archive.get(n)?.data);
+    const [a, b] = refs.layers.map((n) => archive.get(n));
+    expect(a).toBe(b);
+    expect(a?.layer?.diffId).toBe(sha256(layer));
+  });
+
+  const zstdTest = haveZstdCommand ? test : test.skip;
+
+  zstdTest('a zstd layer is probed through the zstd command when Node has no zstd', async () => {
+    const layer = await buildTar([f('x', 'x'), f('y', pattern('y', 100 * KB))]);
+    const saved = await ociArchive({ layers: [layer], zstd: [true] });
+    const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
+    const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
+    expect(entry?.layer).toMatchObject({ compression: 'zstd', diffId: saved.diffIds[0], uncompressedSize: layer.length });
+    expect(entry?.layer?.entries?.map((e) => e.path)).toEqual(['x', 'y']);
+  });
+
+  zstdTest('without any zstd decoder a zstd layer is kept whole and marked unreadable', async () => {
+    const layer = await buildTar([f('x', 'x')]);
+    const saved = await ociArchive({ layers: [layer], zstd: [true] });
+    const empty = mkdtempSync(join(tmpdir(), 'rp-nopath-'));
+    const path = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      if (canDecompress('zstd')) return; // a Node with zlib zstd: nothing to test here
+      const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
+      const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
+      expect(entry?.layer).toEqual({ compression: 'zstd', unreadable: 'zstd needs Node >= 22.15 or the zstd command, neither is here' });
+    } finally {
+      process.env.PATH = path;
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('spill files go in the work directory given', async () => {
+    const big = await buildTar([f('big', pattern('b', 200 * KB))]);
+    const saved = await legacyArchive({ layers: [big] });
+    await readArchive(Readable.from([saved.archive]), work, () => false);
+    expect(readdirSync(work)).toEqual(['blob-1']);
+  });
+});
+
+describe('resolveImage', () => {
+  const docs = (m: Record<string, unknown>) => (n: string) => (n in m ? Buffer.from(JSON.stringify(m[n])) : undefined);
+
+  test('an OCI index with several platforms is refused, naming them', () => {
+    const index = { manifests: [
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:aa', platform: { os: 'linux', architecture: 'amd64' } },
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:bb', platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:cc', annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
+    ] };
+    expect(() => resolveImage(docs({ 'index.json': index }))).toThrow('index.json holds 2 images (linux/amd64, linux/arm64/v8)');
+  });
+
+  test('a manifest.json without Config or Layers is refused', () => {
+    expect(() => resolveImage(docs({ 'manifest.json': [{ RepoTags: [] }] }))).toThrow(/no Config or Layers/);
+  });
+});

@@ -1,0 +1,92 @@
+// relayerImage's plumbing against a stand-in `docker` on PATH: what it runs, what reaches `docker load`,
+// and how a failing save or load is reported (exit code and the command's own stderr).
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { relayerImage } from '../../../src/relayer/index.js';
+import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
+import { buildTar, f, readArchiveFiles } from '../../../test/fixtures/relayer/tars.js';
+
+const FAKE_DOCKER = `#!/bin/sh
+echo "$*" >> "$FAKE_DIR/calls"
+case "$1" in
+  save)
+    if [ -n "$FAKE_SAVE_FAIL" ]; then echo "Error response from daemon: reference does not exist" >&2; exit 1; fi
+    cat "$FAKE_DIR/input.tar" ;;
+  load)
+    if [ -n "$FAKE_LOAD_FAIL" ]; then head -c 2000 >/dev/null; echo "Error processing tar file(exit status 1): unexpected EOF" >&2; exit 1; fi
+    cat > "$FAKE_DIR/loaded.tar"; echo "Loaded image: relayered:1" ;;
+  tag) ;;
+  image) echo "sha256:0123456789abcdef" ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+`;
+
+let dir: string;
+let work: string;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rp-fake-docker-'));
+  work = mkdtempSync(join(tmpdir(), 'rp-pipe-work-'));
+  writeFileSync(join(dir, 'docker'), FAKE_DOCKER);
+  chmodSync(join(dir, 'docker'), 0o755);
+  const big = await buildTar(Array.from({ length: 6 }, (_, i) => f(`d/f${i}`, 12 * 1024)));
+  writeFileSync(join(dir, 'input.tar'), (await legacyArchive({ layers: [big] })).archive);
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+function opts(env: Record<string, string> = {}, maxLayerSize = 40 * 1024) {
+  const logs: string[] = [];
+  return {
+    logs,
+    options: {
+      maxLayerSize, tag: 'relayered:1', workDir: work, log: (l: string) => logs.push(l),
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, FAKE_DIR: dir, ...env },
+    },
+  };
+}
+
+const calls = () => readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
+
+describe('relayerImage', () => {
+  test('pipes docker save through the relayer into docker load and reports the engine\'s image ID', async () => {
+    const { options, logs } = opts();
+    const report = await relayerImage('src:1', options);
+    expect(calls()).toEqual(['save src:1', 'load', 'image inspect --format {{.Id}} relayered:1']);
+    expect(report.changed).toBe(true);
+    expect(report.imageId).toBe('sha256:0123456789abcdef');
+    expect(report.configDigest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    const loaded = await readArchiveFiles(readFileSync(join(dir, 'loaded.tar')));
+    expect(JSON.parse((loaded.get('manifest.json') as Buffer).toString())[0].RepoTags).toEqual(['relayered:1']);
+    expect(logs).toContain('Loaded image: relayered:1');
+  });
+
+  test('an image that needs no split is not loaded again, only tagged', async () => {
+    const { options } = opts({}, 10 * 1024 * 1024);
+    const report = await relayerImage('src:1', options);
+    expect(report.changed).toBe(false);
+    expect(calls()).toEqual(['save src:1', 'tag src:1 relayered:1', 'image inspect --format {{.Id}} relayered:1']);
+    expect(existsSync(join(dir, 'loaded.tar'))).toBe(false);
+  });
+
+  test('a failing docker save is reported with its exit code and stderr', async () => {
+    const { options } = opts({ FAKE_SAVE_FAIL: '1' });
+    await expect(relayerImage('missing:1', options)).rejects.toThrow(
+      'docker save missing:1 failed (exit 1): Error response from daemon: reference does not exist',
+    );
+  });
+
+  test('a failing docker load is reported with its exit code and stderr', async () => {
+    const { options } = opts({ FAKE_LOAD_FAIL: '1' });
+    await expect(relayerImage('src:1', options)).rejects.toThrow(
+      'docker load failed (exit 1): Error processing tar file(exit status 1): unexpected EOF',
+    );
+  });
+
+  test('no docker at all is a clear error', async () => {
+    const { options } = opts();
+    await expect(relayerImage('src:1', { ...options, env: { PATH: dir.replace(/$/, '-none') } })).rejects.toThrow(/docker save src:1 could not start: spawn docker ENOENT/);
+  });
+});

@@ -1,0 +1,57 @@
+// Layer blobs in a saved archive are plain tars (classic store) or whatever the content store holds (the
+// containerd store keeps pulled and BuildKit-built layers gzip'd, sometimes zstd). Told apart by magic
+// bytes, not media types: the legacy layout has none.
+import { spawn, spawnSync } from 'node:child_process';
+import { Duplex, type Transform } from 'node:stream';
+import * as zlib from 'node:zlib';
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+// zlib gained zstd in Node 22.15 / 23.8. This action runs on Node 20, so zstd comes from zlib when the
+// runtime has it, else from the zstd CLI (GitHub's runner images ship it), else not at all.
+type ZstdFactory = () => Transform;
+const nodeZstd = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
+
+const cliChecked = new Map<string, boolean>();
+function zstdCli(): boolean {
+  const path = process.env.PATH ?? '';
+  let found = cliChecked.get(path);
+  if (found === undefined) {
+    found = spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
+    cliChecked.set(path, found);
+  }
+  return found;
+}
+
+export function canDecompress(c: Compression): boolean {
+  return c !== 'zstd' || nodeZstd !== undefined || zstdCli();
+}
+
+/** `zstd -dc` as a stream; its failure (corrupt input) becomes the stream's error. */
+function zstdProcess(): Duplex {
+  const child = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on('close', (code) => {
+    if (code !== 0) duplex.destroy(new Error(`zstd -d failed (exit ${code}): ${stderr.trim()}`));
+  });
+  child.on('error', (e) => duplex.destroy(e));
+  duplex.on('close', () => { if (child.exitCode === null) child.kill(); });
+  return duplex;
+}
+
+/** A stream to the uncompressed tar, or null for a plain tar. */
+export function decompressor(c: Compression): Duplex | null {
+  if (c === 'none') return null;
+  if (c === 'gzip') return zlib.createGunzip({ chunkSize: 64 * 1024 });
+  if (nodeZstd) return nodeZstd();
+  if (zstdCli()) return zstdProcess();
+  throw new Error(`zstd layers need Node >= 22.15 or the zstd command (this is Node ${process.version})`);
+}

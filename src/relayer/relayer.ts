@@ -1,0 +1,199 @@
+// relayerArchive: a `docker save` archive in, a `docker load` archive out, with every layer over the limit
+// split into pieces that build the same filesystem.
+//
+// Output layout: the legacy one (manifest.json with Config, RepoTags, Layers), which Docker 20.10's loader and
+// Docker 28's containerd-store loader both accept with entries in any order. That lets layers be written
+// as they are produced, and the config (which needs every piece's digest) and manifest.json last.
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { formatBytes } from '../units.js';
+import { readArchive, type ArchiveEntry, type SavedArchive } from './archive-reader.js';
+import { ArchiveWriter } from './archive-writer.js';
+import { decompressor } from './compression.js';
+import { layerHistory, rewriteConfig } from './config-rewrite.js';
+import { resolveImage } from './image-layout.js';
+import { writePieces } from './piece-writer.js';
+import { planSplit, type SplitPlan } from './split-plan.js';
+import { displayPath } from './tar-header.js';
+import type { LayerReport, PieceReport, RelayerOptions, RelayerReport, UnsplittableEntry } from './types.js';
+
+/** Below this a piece could not hold even a header and the end-of-archive blocks. */
+const MIN_PIECE_SIZE = 4096;
+/** Spilled documents (a config is small, but nothing forbids a big one) are read back up to this size. */
+const DOCUMENT_MAX = 64 * 1024 * 1024;
+
+function short(diffId: string): string {
+  return diffId.replace(/^sha256:/, '').slice(0, 12);
+}
+
+function hex(diffId: string): string {
+  return diffId.replace(/^sha256:/, '');
+}
+
+function validate(opts: RelayerOptions): void {
+  if (!Number.isSafeInteger(opts.maxLayerSize) || opts.maxLayerSize < MIN_PIECE_SIZE) {
+    throw new Error(`maxLayerSize must be an integer of at least ${MIN_PIECE_SIZE} bytes, got ${opts.maxLayerSize}`);
+  }
+  for (const [diffId, size] of opts.split ?? []) {
+    if (!Number.isSafeInteger(size) || size < MIN_PIECE_SIZE) throw new Error(`split size for ${diffId} must be at least ${MIN_PIECE_SIZE} bytes`);
+  }
+  if (!opts.tag || /\s/.test(opts.tag)) throw new Error(`tag must be a repo:tag reference, got "${opts.tag}"`);
+}
+
+function targetFor(opts: RelayerOptions, diffId: string, size: number | undefined): number | undefined {
+  if (opts.split) return opts.split.get(diffId);
+  return size !== undefined && size > opts.maxLayerSize ? opts.maxLayerSize : undefined;
+}
+
+function documentOf(archive: SavedArchive, name: string): Buffer | undefined {
+  const e = archive.get(name);
+  if (!e) return undefined;
+  if (e.data) return e.data;
+  return e.file && e.size <= DOCUMENT_MAX ? readFileSync(e.file) : undefined;
+}
+
+/** The layer's uncompressed bytes, read again from where the reader kept them. */
+function openLayer(entry: ArchiveEntry): AsyncIterable<Buffer> {
+  const source = entry.file ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 }) : Readable.from([entry.data as Buffer]);
+  const inflate = decompressor(entry.layer?.compression ?? 'none');
+  if (!inflate) return source;
+  source.on('error', (e: Error) => inflate.destroy(e));
+  inflate.on('close', () => source.destroy());
+  return source.pipe(inflate);
+}
+
+interface LayerDecision {
+  readonly diffId: string;
+  readonly entry: ArchiveEntry;
+  readonly size: number;
+  readonly createdBy: string;
+  readonly plan: SplitPlan | null;
+  readonly target: number;
+}
+
+function decide(archive: SavedArchive, layerNames: readonly string[], diffIds: readonly string[], createdBy: string[], opts: RelayerOptions): LayerDecision[] {
+  return layerNames.map((name, i) => {
+    const entry = archive.get(name);
+    if (!entry) throw new Error(`the archive lists layer ${name} but does not hold it`);
+    const diffId = diffIds[i];
+    const probe = entry.layer;
+    if (probe?.diffId && probe.diffId !== diffId) {
+      throw new Error(`layer ${i + 1} (${name}) has diff ID ${probe.diffId} but the config says ${diffId}`);
+    }
+    const size = probe?.uncompressedSize ?? entry.size;
+    const target = targetFor(opts, diffId, probe?.uncompressedSize);
+    const base = { diffId, entry, size, createdBy: createdBy[i] ?? '', target: target ?? 0 };
+    if (target === undefined) {
+      if (!opts.split && probe?.unreadable) opts.log(`layer ${i + 1} sha256:${short(diffId)}: size unknown, left whole (${probe.unreadable})`);
+      return { ...base, plan: null };
+    }
+    if (!probe?.entries) {
+      const why = probe?.unreadable ?? 'it is not a tar archive';
+      if (opts.split) throw new Error(`layer ${i + 1} sha256:${short(diffId)} cannot be split: ${why}`);
+      throw new Error(`layer ${i + 1} sha256:${short(diffId)} was not indexed: ${why}`);
+    }
+    const plan = planSplit(probe.entries, target);
+    if (plan.pieces.length < 2) {
+      opts.log(`layer ${i + 1} sha256:${short(diffId)} (${formatBytes(size)}) fits in one piece of ${formatBytes(target)}: left whole`);
+      return { ...base, plan: null };
+    }
+    return { ...base, plan };
+  });
+}
+
+function reportOversized(d: LayerDecision, index: number, opts: RelayerOptions): UnsplittableEntry[] {
+  const found: UnsplittableEntry[] = [];
+  for (const o of d.plan?.oversized ?? []) {
+    const where = `layer ${index + 1} sha256:${short(d.diffId)}`;
+    if (o.reason === 'single-entry') {
+      opts.log(`unsplittable: ${displayPath(o.path)} (${formatBytes(o.size)}, ${o.size} bytes) in ${where} is bigger than the piece size ${formatBytes(d.target)}; its piece holds only it and its parent directories`);
+      found.push({ path: displayPath(o.path), size: o.size, layerDiffId: d.diffId });
+    } else if (o.reason === 'hardlink-order') {
+      opts.log(`${where}: entries from ${displayPath(o.path)} to a later hardlink of it must stay in one piece, which is over ${formatBytes(d.target)}`);
+    } else {
+      opts.log(`${where}: its whiteouts alone (${formatBytes(o.size)}) make the first piece bigger than ${formatBytes(d.target)}`);
+    }
+  }
+  return found;
+}
+
+export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, opts: RelayerOptions): Promise<RelayerReport> {
+  validate(opts);
+  const work = await mkdtemp(join(opts.workDir, 'relayer-'));
+  try {
+    const archive = await readArchive(input, work, (diffId, size) => targetFor(opts, diffId, size) !== undefined);
+    const refs = resolveImage((name) => documentOf(archive, name));
+    const configBytes = documentOf(archive, refs.config);
+    if (!configBytes) throw new Error(`the archive does not hold the image config ${refs.config}`);
+    const configText = configBytes.toString('utf8');
+    const diffIds = (JSON.parse(configText) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+    if (diffIds.length !== refs.layers.length) {
+      throw new Error(`the config lists ${diffIds.length} layers but ${refs.source} lists ${refs.layers.length}`);
+    }
+    const history = layerHistory(configText);
+    const createdBy = history.length === diffIds.length ? history.map((h) => h.created_by ?? '') : [];
+
+    const decisions = decide(archive, refs.layers, diffIds, createdBy, opts);
+    const unsplittable = decisions.flatMap((d, i) => reportOversized(d, i, opts));
+    const changed = decisions.some((d) => d.plan);
+    if (!changed && opts.skipUnchanged) {
+      opts.log(`no layer over ${formatBytes(opts.maxLayerSize)}${opts.split ? ' listed for splitting' : ''}: image unchanged`);
+      output.end();
+      const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+      const layers = decisions.map((d) => ({ diffId: d.diffId, size: d.size, createdBy: d.createdBy, pieces: [{ diffId: d.diffId, size: d.size }] }));
+      return { changed, configDigest, imageId: configDigest, layers, unsplittable };
+    }
+
+    const writer = new ArchiveWriter(output);
+    // A layer listed twice (identical layers) is written once; a spilled file goes once nothing else needs it.
+    const uses = new Map<string, number>();
+    for (const d of decisions) uses.set(d.entry.name, (uses.get(d.entry.name) ?? 0) + 1);
+    const done = new Map<string, { names: string[]; pieces: PieceReport[] }>();
+    const layers: LayerReport[] = [];
+    for (const [i, d] of decisions.entries()) {
+      let result = done.get(d.diffId);
+      if (!result) {
+        if (d.plan) {
+          const written = await writePieces(openLayer(d.entry), d.plan, writer, (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`);
+          result = { names: written.map((w) => w.name), pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })) };
+          opts.log(`layer ${i + 1} sha256:${short(d.diffId)} (${formatBytes(d.size)}) split into ${written.length} pieces of at most ${formatBytes(d.target)}`);
+        } else {
+          const entry = d.entry;
+          await writer.stream(entry.name, entry.size, async (write) => {
+            const source = entry.file ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 }) : [entry.data as Buffer];
+            for await (const chunk of source) await write(chunk as Buffer);
+          });
+          result = { names: [entry.name], pieces: [{ diffId: d.diffId, size: d.size }] };
+        }
+        done.set(d.diffId, result);
+      }
+      const left = (uses.get(d.entry.name) ?? 1) - 1;
+      uses.set(d.entry.name, left);
+      if (left === 0 && d.entry.file) await rm(d.entry.file, { force: true });
+      layers.push({ diffId: d.diffId, size: d.size, createdBy: d.createdBy, pieces: result.pieces });
+    }
+
+    const rewrite = changed
+      ? rewriteConfig(configText, decisions.map((d, i) => ({ diffId: d.diffId, pieces: d.plan ? layers[i].pieces.map((p) => p.diffId) : null })))
+      : null;
+    if (rewrite && !rewrite.historyRewritten) opts.log('config history does not match the layers one to one: left as it was');
+    const newConfig = rewrite ? Buffer.from(rewrite.text, 'utf8') : configBytes;
+    const configDigest = `sha256:${createHash('sha256').update(newConfig).digest('hex')}`;
+    const configName = `${hex(configDigest)}.json`;
+    await writer.file(configName, newConfig);
+    const layerNames = decisions.flatMap((d) => (done.get(d.diffId) as { names: string[] }).names);
+    const manifest = [{ Config: configName, RepoTags: [opts.tag], Layers: layerNames }];
+    await writer.file('manifest.json', Buffer.from(JSON.stringify(manifest), 'utf8'));
+    await writer.finish();
+
+    const before = decisions.length;
+    const after = layerNames.length;
+    opts.log(`image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)}`);
+    return { changed, configDigest, imageId: configDigest, layers, unsplittable };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
