@@ -69,11 +69,17 @@ class Prober {
   private readonly inflate: Duplex | null;
   private inflateError: Error | null = null;
 
-  constructor(readonly compression: Compression, private readonly keepIndex: KeepIndex) {
+  constructor(
+    readonly compression: Compression,
+    private readonly keepIndex: KeepIndex,
+  ) {
     this.inflate = decompressor(compression);
     if (this.inflate) {
       this.inflate.on('data', (chunk: Buffer) => this.feed(chunk));
-      this.inflate.on('error', (e: Error) => { this.inflateError = e; this.failed = true; });
+      this.inflate.on('error', (e: Error) => {
+        this.inflateError = e;
+        this.failed = true;
+      });
     }
   }
 
@@ -93,7 +99,11 @@ class Prober {
     if (this.failed) return;
     if (!this.inflate.write(chunk)) {
       await new Promise<void>((resolve) => {
-        const done = () => { this.inflate?.off('drain', done); this.inflate?.off('error', done); resolve(); };
+        const done = () => {
+          this.inflate?.off('drain', done);
+          this.inflate?.off('error', done);
+          resolve();
+        };
         this.inflate?.on('drain', done);
         this.inflate?.on('error', done);
       });
@@ -109,7 +119,11 @@ class Prober {
         this.inflate?.resume();
       });
     }
-    if (this.inflateError) return { compression: this.compression, unreadable: `${this.compression} decompression failed: ${this.inflateError.message}` };
+    if (this.inflateError)
+      return {
+        compression: this.compression,
+        unreadable: `${this.compression} decompression failed: ${this.inflateError.message}`,
+      };
     if (this.failed) return undefined;
     try {
       this.scanner.end();
@@ -118,7 +132,12 @@ class Prober {
     }
     const diffId = `sha256:${this.hash.digest('hex')}`;
     const keep = this.keepIndex(diffId, this.size);
-    return { compression: this.compression, diffId, uncompressedSize: this.size, entries: keep ? this.scanner.entries : undefined };
+    return {
+      compression: this.compression,
+      diffId,
+      uncompressedSize: this.size,
+      entries: keep ? this.scanner.entries : undefined,
+    };
   }
 }
 
@@ -128,15 +147,23 @@ class FileSpill {
 
   constructor(readonly path: string) {
     this.out = createWriteStream(path);
-    this.out.on('error', (e) => { this.failure = e; });
+    this.out.on('error', (e) => {
+      this.failure = e;
+    });
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (!this.out.write(chunk)) {
       await new Promise<void>((resolve, reject) => {
-        const onDrain = () => { this.out.off('error', onError); resolve(); };
-        const onError = (e: Error) => { this.out.off('drain', onDrain); reject(e); };
+        const onDrain = () => {
+          this.out.off('error', onError);
+          resolve();
+        };
+        const onError = (e: Error) => {
+          this.out.off('drain', onDrain);
+          reject(e);
+        };
         this.out.once('drain', onDrain);
         this.out.once('error', onError);
       });
@@ -199,7 +226,10 @@ class EntryReceiver {
     let layer: LayerProbe | undefined;
     if (this.prober) layer = await this.prober.end();
     else if (this.tarLike && this.compression !== 'none') {
-      layer = { compression: this.compression, unreadable: `${this.compression} needs Node >= 22.15 or the zstd command, neither is here` };
+      layer = {
+        compression: this.compression,
+        unreadable: `${this.compression} needs Node >= 22.15 or the zstd command, neither is here`,
+      };
     }
     const { name, size } = this;
     if (this.memory) return { name, size, data: Buffer.concat(this.memory), layer };
@@ -209,7 +239,11 @@ class EntryReceiver {
   }
 }
 
-export async function readArchive(input: NodeJS.ReadableStream, workDir: string, keepIndex: KeepIndex): Promise<SavedArchive> {
+export async function readArchive(
+  input: NodeJS.ReadableStream,
+  workDir: string,
+  keepIndex: KeepIndex,
+): Promise<SavedArchive> {
   const entries = new Map<string, ArchiveEntry>();
   const links = new Map<string, string>();
   let spilledBytes = 0;

@@ -11,7 +11,9 @@ export class ArchiveWriter {
 
   constructor(private readonly out: NodeJS.WritableStream) {
     // Remembered rather than thrown from an event: the next write reports it.
-    out.on('error', (e: Error) => { this.failure ??= e; });
+    out.on('error', (e: Error) => {
+      this.failure ??= e;
+    });
   }
 
   private async write(chunk: Buffer): Promise<void> {
@@ -28,7 +30,8 @@ export class ArchiveWriter {
       };
       const onDrain = () => done();
       const onError = (e: Error) => done(e);
-      const onClose = () => done(this.failure ?? new Error('the archive output closed before the archive was complete'));
+      const onClose = () =>
+        done(this.failure ?? new Error('the archive output closed before the archive was complete'));
       this.out.on('drain', onDrain);
       this.out.on('error', onError);
       this.out.on('close', onClose);

@@ -37,13 +37,17 @@ export function canDecompress(c: Compression): boolean {
 function zstdProcess(): Duplex {
   const child = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
   child.on('close', (code) => {
     if (code !== 0) duplex.destroy(new Error(`zstd -d failed (exit ${code}): ${stderr.trim()}`));
   });
   child.on('error', (e) => duplex.destroy(e));
-  duplex.on('close', () => { if (child.exitCode === null) child.kill(); });
+  duplex.on('close', () => {
+    if (child.exitCode === null) child.kill();
+  });
   return duplex;
 }
 

@@ -26,7 +26,9 @@ interface Rootfs {
 export function topLevelSpans(text: string): Map<string, [number, number]> {
   const spans = new Map<string, [number, number]>();
   let i = 0;
-  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i])) i++;
+  };
   const skipString = () => {
     i++; // opening quote
     while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
@@ -39,7 +41,10 @@ export function topLevelSpans(text: string): Map<string, [number, number]> {
       let depth = 0;
       do {
         const c = text[i];
-        if (c === '"') { skipString(); continue; }
+        if (c === '"') {
+          skipString();
+          continue;
+        }
         if (c === '{' || c === '[') depth++;
         else if (c === '}' || c === ']') depth--;
         i++;
@@ -67,7 +72,10 @@ export function topLevelSpans(text: string): Map<string, [number, number]> {
     skipValue();
     spans.set(key, [start, i]);
     ws();
-    if (text[i] === ',') { i++; continue; }
+    if (text[i] === ',') {
+      i++;
+      continue;
+    }
     if (text[i] === '}') break;
     throw new Error(`config: expected ',' or '}' at ${i}`);
   }

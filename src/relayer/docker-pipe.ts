@@ -20,12 +20,21 @@ interface Docker {
   readonly exited: Promise<Exit>;
 }
 
-function runDocker(args: string[], env: NodeJS.ProcessEnv, stdio: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'collect' }): Docker {
+function runDocker(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  stdio: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'collect' },
+): Docker {
   const child = spawn('docker', args, { env, stdio: [stdio.stdin, 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => { stderr = (stderr + c.toString('utf8')).slice(-STDERR_KEEP); });
-  if (stdio.stdout === 'collect') child.stdout?.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString('utf8')).slice(-STDERR_KEEP);
+  });
+  if (stdio.stdout === 'collect')
+    child.stdout?.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8');
+    });
   const exited = new Promise<Exit>((resolve) => {
     child.once('error', (spawnError) => resolve({ code: null, signal: null, stdout, stderr, spawnError }));
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
@@ -48,9 +57,14 @@ function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Do
     if (!load) {
       load = runDocker(['load'], env, { stdin: 'pipe', stdout: 'collect' });
       // EPIPE when docker load gives up reading: kept for the next write, its exit status says why
-      load.child.stdin?.on('error', (e) => { broken ??= e; });
+      load.child.stdin?.on('error', (e) => {
+        broken ??= e;
+      });
     }
-    return load.child.stdin as NodeJS.WritableStream & { once: NodeJS.EventEmitter['once']; off: NodeJS.EventEmitter['off'] };
+    return load.child.stdin as NodeJS.WritableStream & {
+      once: NodeJS.EventEmitter['once'];
+      off: NodeJS.EventEmitter['off'];
+    };
   };
   const stream = new Writable({
     highWaterMark: 1024 * 1024,
@@ -80,24 +94,34 @@ function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Do
   return { stream, started: () => load };
 }
 
-export async function relayerImage(image: string, opts: RelayerOptions & { env?: NodeJS.ProcessEnv }): Promise<RelayerReport> {
+export async function relayerImage(
+  image: string,
+  opts: RelayerOptions & { env?: NodeJS.ProcessEnv },
+): Promise<RelayerReport> {
   const env = opts.env ?? process.env;
   const save = runDocker(['save', image], env, { stdin: 'ignore', stdout: 'pipe' });
   const load = lazyLoad(env);
   // docker load exiting early surfaces as EPIPE on its stdin: the exit status below says why.
   let pipeError: Error | null = null;
-  load.stream.on('error', (e) => { pipeError = e; });
+  load.stream.on('error', (e) => {
+    pipeError = e;
+  });
 
   let report: RelayerReport;
   try {
-    report = await relayerArchive(save.child.stdout as NodeJS.ReadableStream, load.stream, { ...opts, skipUnchanged: true });
+    report = await relayerArchive(save.child.stdout as NodeJS.ReadableStream, load.stream, {
+      ...opts,
+      skipUnchanged: true,
+    });
   } catch (e) {
     // docker's own complaint explains an archive that ended early or a load that stopped reading; a process
     // stopped here after the fact has nothing to say.
     const saveExit = await exitedOnItsOwn(save);
     const loading = load.started();
     const loadExit = loading ? await exitedOnItsOwn(loading) : null;
-    throw (saveExit && failure(`docker save ${image}`, saveExit)) ?? (loadExit && failure('docker load', loadExit)) ?? e;
+    throw (
+      (saveExit && failure(`docker save ${image}`, saveExit)) ?? (loadExit && failure('docker load', loadExit)) ?? e
+    );
   }
   const saved = failure(`docker save ${image}`, await save.exited);
   if (saved) throw saved;
@@ -112,7 +136,10 @@ export async function relayerImage(image: string, opts: RelayerOptions & { env?:
     const err = failure(`docker tag ${image} ${opts.tag}`, await tagged.exited);
     if (err) throw err;
   }
-  const inspect = runDocker(['image', 'inspect', '--format', '{{.Id}}', opts.tag], env, { stdin: 'ignore', stdout: 'collect' });
+  const inspect = runDocker(['image', 'inspect', '--format', '{{.Id}}', opts.tag], env, {
+    stdin: 'ignore',
+    stdout: 'collect',
+  });
   const inspected = await inspect.exited;
   const err = failure(`docker image inspect ${opts.tag}`, inspected);
   if (err) throw err;
@@ -122,7 +149,9 @@ export async function relayerImage(image: string, opts: RelayerOptions & { env?:
 /** The exit of a process that ends within a grace period, or null after stopping it. */
 async function exitedOnItsOwn(docker: Docker, graceMs = 2000): Promise<Exit | null> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), graceMs); });
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), graceMs);
+  });
   const exit = await Promise.race([docker.exited, timeout]);
   clearTimeout(timer);
   if (exit) return exit;

@@ -17,7 +17,10 @@ interface Descriptor {
   annotations?: Record<string, string>;
 }
 
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 
 function blobName(digest: string): string {
   const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
@@ -31,22 +34,27 @@ function parse<T>(read: (name: string) => Buffer | undefined, name: string): T {
   try {
     return JSON.parse(data.toString('utf8')) as T;
   } catch (e) {
-    throw new Error(`${name} is not JSON: ${(e as Error).message}`);
+    throw new Error(`${name} is not JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 
 function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest'
-    || (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown');
+  return (
+    d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
+    (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
+  );
 }
 
 function fromLegacyManifest(read: (name: string) => Buffer | undefined): ImageRefs {
   const list = parse<Array<{ Config: string; Layers: string[] }>>(read, 'manifest.json');
   if (!Array.isArray(list) || list.length !== 1) {
-    throw new Error(`manifest.json lists ${Array.isArray(list) ? list.length : 'no'} images; the relayer takes an archive of exactly one`);
+    throw new Error(
+      `manifest.json lists ${Array.isArray(list) ? list.length : 'no'} images; the relayer takes an archive of exactly one`,
+    );
   }
   const [m] = list;
-  if (typeof m.Config !== 'string' || !Array.isArray(m.Layers)) throw new Error('manifest.json has no Config or Layers');
+  if (typeof m.Config !== 'string' || !Array.isArray(m.Layers))
+    throw new Error('manifest.json has no Config or Layers');
   return { config: m.Config, layers: m.Layers, source: 'manifest.json' };
 }
 
@@ -56,18 +64,27 @@ function fromOciIndex(read: (name: string) => Buffer | undefined): ImageRefs {
     if (depth > 4) throw new Error('index.json nests indexes too deeply');
     for (const d of descriptors) {
       if (isAttestation(d)) continue;
-      if (d.mediaType && INDEX_TYPES.has(d.mediaType)) visit(parse<{ manifests: Descriptor[] }>(read, blobName(d.digest)).manifests ?? [], depth + 1);
+      if (d.mediaType && INDEX_TYPES.has(d.mediaType))
+        visit(parse<{ manifests: Descriptor[] }>(read, blobName(d.digest)).manifests ?? [], depth + 1);
       else images.push(d);
     }
   };
   visit(parse<{ manifests: Descriptor[] }>(read, 'index.json').manifests ?? [], 0);
   const distinct = [...new Map(images.map((d) => [d.digest, d])).values()];
   if (distinct.length !== 1) {
-    const platforms = distinct.map((d) => [d.platform?.os, d.platform?.architecture, d.platform?.variant].filter(Boolean).join('/') || d.digest);
-    throw new Error(`index.json holds ${distinct.length} images (${platforms.join(', ')}); the relayer takes exactly one`);
+    const platforms = distinct.map(
+      (d) => [d.platform?.os, d.platform?.architecture, d.platform?.variant].filter(Boolean).join('/') || d.digest,
+    );
+    throw new Error(
+      `index.json holds ${distinct.length} images (${platforms.join(', ')}); the relayer takes exactly one`,
+    );
   }
   const manifest = parse<{ config: Descriptor; layers: Descriptor[] }>(read, blobName(distinct[0].digest));
-  return { config: blobName(manifest.config.digest), layers: manifest.layers.map((l) => blobName(l.digest)), source: 'index.json' };
+  return {
+    config: blobName(manifest.config.digest),
+    layers: manifest.layers.map((l) => blobName(l.digest)),
+    source: 'index.json',
+  };
 }
 
 export function resolveImage(read: (name: string) => Buffer | undefined): ImageRefs {

@@ -54,7 +54,10 @@ class ForwardReader {
 }
 
 export async function writePieces(
-  layer: AsyncIterable<Buffer>, plan: SplitPlan, archive: ArchiveWriter, nameOf: (index: number) => string,
+  layer: AsyncIterable<Buffer>,
+  plan: SplitPlan,
+  archive: ArchiveWriter,
+  nameOf: (index: number) => string,
 ): Promise<WrittenPiece[]> {
   const reader = new ForwardReader(layer);
   const written: WrittenPiece[] = [];

@@ -38,7 +38,8 @@ function validate(opts: RelayerOptions): void {
     throw new Error(`maxLayerSize must be an integer of at least ${MIN_PIECE_SIZE} bytes, got ${opts.maxLayerSize}`);
   }
   for (const [diffId, size] of opts.split ?? []) {
-    if (!Number.isSafeInteger(size) || size < MIN_PIECE_SIZE) throw new Error(`split size for ${diffId} must be at least ${MIN_PIECE_SIZE} bytes`);
+    if (!Number.isSafeInteger(size) || size < MIN_PIECE_SIZE)
+      throw new Error(`split size for ${diffId} must be at least ${MIN_PIECE_SIZE} bytes`);
   }
   if (!opts.tag || /\s/.test(opts.tag)) throw new Error(`tag must be a repo:tag reference, got "${opts.tag}"`);
 }
@@ -57,7 +58,9 @@ function documentOf(archive: SavedArchive, name: string): Buffer | undefined {
 
 /** The layer's uncompressed bytes, read again from where the reader kept them. */
 function openLayer(entry: ArchiveEntry): AsyncIterable<Buffer> {
-  const source = entry.file ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 }) : Readable.from([entry.data as Buffer]);
+  const source = entry.file
+    ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 })
+    : Readable.from([entry.data as Buffer]);
   const inflate = decompressor(entry.layer?.compression ?? 'none');
   if (!inflate) return source;
   source.on('error', (e: Error) => inflate.destroy(e));
@@ -74,7 +77,13 @@ interface LayerDecision {
   readonly target: number;
 }
 
-function decide(archive: SavedArchive, layerNames: readonly string[], diffIds: readonly string[], createdBy: string[], opts: RelayerOptions): LayerDecision[] {
+function decide(
+  archive: SavedArchive,
+  layerNames: readonly string[],
+  diffIds: readonly string[],
+  createdBy: string[],
+  opts: RelayerOptions,
+): LayerDecision[] {
   return layerNames.map((name, i) => {
     const entry = archive.get(name);
     if (!entry) throw new Error(`the archive lists layer ${name} but does not hold it`);
@@ -87,7 +96,8 @@ function decide(archive: SavedArchive, layerNames: readonly string[], diffIds: r
     const target = targetFor(opts, diffId, probe?.uncompressedSize);
     const base = { diffId, entry, size, createdBy: createdBy[i] ?? '', target: target ?? 0 };
     if (target === undefined) {
-      if (!opts.split && probe?.unreadable) opts.log(`layer ${i + 1} sha256:${short(diffId)}: size unknown, left whole (${probe.unreadable})`);
+      if (!opts.split && probe?.unreadable)
+        opts.log(`layer ${i + 1} sha256:${short(diffId)}: size unknown, left whole (${probe.unreadable})`);
       return { ...base, plan: null };
     }
     if (!probe?.entries) {
@@ -97,7 +107,9 @@ function decide(archive: SavedArchive, layerNames: readonly string[], diffIds: r
     }
     const plan = planSplit(probe.entries, target);
     if (plan.pieces.length < 2) {
-      opts.log(`layer ${i + 1} sha256:${short(diffId)} (${formatBytes(size)}) fits in one piece of ${formatBytes(target)}: left whole`);
+      opts.log(
+        `layer ${i + 1} sha256:${short(diffId)} (${formatBytes(size)}) fits in one piece of ${formatBytes(target)}: left whole`,
+      );
       return { ...base, plan: null };
     }
     return { ...base, plan };
@@ -109,18 +121,28 @@ function reportOversized(d: LayerDecision, index: number, opts: RelayerOptions):
   for (const o of d.plan?.oversized ?? []) {
     const where = `layer ${index + 1} sha256:${short(d.diffId)}`;
     if (o.reason === 'single-entry') {
-      opts.log(`unsplittable: ${displayPath(o.path)} (${formatBytes(o.size)}, ${o.size} bytes) in ${where} is bigger than the piece size ${formatBytes(d.target)}; its piece holds only it and its parent directories`);
+      opts.log(
+        `unsplittable: ${displayPath(o.path)} (${formatBytes(o.size)}, ${o.size} bytes) in ${where} is bigger than the piece size ${formatBytes(d.target)}; its piece holds only it and its parent directories`,
+      );
       found.push({ path: displayPath(o.path), size: o.size, layerDiffId: d.diffId });
     } else if (o.reason === 'hardlink-order') {
-      opts.log(`${where}: entries from ${displayPath(o.path)} to a later hardlink of it must stay in one piece, which is over ${formatBytes(d.target)}`);
+      opts.log(
+        `${where}: entries from ${displayPath(o.path)} to a later hardlink of it must stay in one piece, which is over ${formatBytes(d.target)}`,
+      );
     } else {
-      opts.log(`${where}: its whiteouts alone (${formatBytes(o.size)}) make the first piece bigger than ${formatBytes(d.target)}`);
+      opts.log(
+        `${where}: its whiteouts alone (${formatBytes(o.size)}) make the first piece bigger than ${formatBytes(d.target)}`,
+      );
     }
   }
   return found;
 }
 
-export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJS.WritableStream, opts: RelayerOptions): Promise<RelayerReport> {
+export async function relayerArchive(
+  input: NodeJS.ReadableStream,
+  output: NodeJS.WritableStream,
+  opts: RelayerOptions,
+): Promise<RelayerReport> {
   validate(opts);
   const work = await mkdtemp(join(opts.workDir, 'relayer-'));
   try {
@@ -140,10 +162,17 @@ export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJ
     const unsplittable = decisions.flatMap((d, i) => reportOversized(d, i, opts));
     const changed = decisions.some((d) => d.plan);
     if (!changed && opts.skipUnchanged) {
-      opts.log(`no layer over ${formatBytes(opts.maxLayerSize)}${opts.split ? ' listed for splitting' : ''}: image unchanged`);
+      opts.log(
+        `no layer over ${formatBytes(opts.maxLayerSize)}${opts.split ? ' listed for splitting' : ''}: image unchanged`,
+      );
       output.end();
       const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-      const layers = decisions.map((d) => ({ diffId: d.diffId, size: d.size, createdBy: d.createdBy, pieces: [{ diffId: d.diffId, size: d.size }] }));
+      const layers = decisions.map((d) => ({
+        diffId: d.diffId,
+        size: d.size,
+        createdBy: d.createdBy,
+        pieces: [{ diffId: d.diffId, size: d.size }],
+      }));
       return { changed, configDigest, imageId: configDigest, layers, unsplittable };
     }
 
@@ -157,13 +186,25 @@ export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJ
       let result = done.get(d.diffId);
       if (!result) {
         if (d.plan) {
-          const written = await writePieces(openLayer(d.entry), d.plan, writer, (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`);
-          result = { names: written.map((w) => w.name), pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })) };
-          opts.log(`layer ${i + 1} sha256:${short(d.diffId)} (${formatBytes(d.size)}) split into ${written.length} pieces of at most ${formatBytes(d.target)}`);
+          const written = await writePieces(
+            openLayer(d.entry),
+            d.plan,
+            writer,
+            (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`,
+          );
+          result = {
+            names: written.map((w) => w.name),
+            pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })),
+          };
+          opts.log(
+            `layer ${i + 1} sha256:${short(d.diffId)} (${formatBytes(d.size)}) split into ${written.length} pieces of at most ${formatBytes(d.target)}`,
+          );
         } else {
           const entry = d.entry;
           await writer.stream(entry.name, entry.size, async (write) => {
-            const source = entry.file ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 }) : [entry.data as Buffer];
+            const source = entry.file
+              ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 })
+              : [entry.data as Buffer];
             for await (const chunk of source) await write(chunk as Buffer);
           });
           result = { names: [entry.name], pieces: [{ diffId: d.diffId, size: d.size }] };
@@ -177,9 +218,16 @@ export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJ
     }
 
     const rewrite = changed
-      ? rewriteConfig(configText, decisions.map((d, i) => ({ diffId: d.diffId, pieces: d.plan ? layers[i].pieces.map((p) => p.diffId) : null })))
+      ? rewriteConfig(
+          configText,
+          decisions.map((d, i) => ({
+            diffId: d.diffId,
+            pieces: d.plan ? layers[i].pieces.map((p) => p.diffId) : null,
+          })),
+        )
       : null;
-    if (rewrite && !rewrite.historyRewritten) opts.log('config history does not match the layers one to one: left as it was');
+    if (rewrite && !rewrite.historyRewritten)
+      opts.log('config history does not match the layers one to one: left as it was');
     const newConfig = rewrite ? Buffer.from(rewrite.text, 'utf8') : configBytes;
     const configDigest = `sha256:${createHash('sha256').update(newConfig).digest('hex')}`;
     const configName = `${hex(configDigest)}.json`;
@@ -191,7 +239,9 @@ export async function relayerArchive(input: NodeJS.ReadableStream, output: NodeJ
 
     const before = decisions.length;
     const after = layerNames.length;
-    opts.log(`image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)}`);
+    opts.log(
+      `image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)}`,
+    );
     return { changed, configDigest, imageId: configDigest, layers, unsplittable };
   } finally {
     await rm(work, { recursive: true, force: true });

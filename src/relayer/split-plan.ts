@@ -105,13 +105,20 @@ function groupHardlinks(entries: readonly LayerEntry[]): Grouping {
     if (e.kind === 'hardlink') {
       const target = latest.get(e.linkTarget);
       const targetEntry = target === undefined ? undefined : entries[target];
-      if (targetEntry && targetEntry.kind !== 'directory' && targetEntry.kind !== 'whiteout' && targetEntry.kind !== 'opaque') {
+      if (
+        targetEntry &&
+        targetEntry.kind !== 'directory' &&
+        targetEntry.kind !== 'whiteout' &&
+        targetEntry.kind !== 'opaque'
+      ) {
         const root = attachedTo.get(targetEntry.index) ?? targetEntry.index;
         const hazard =
           !e.raw ||
           impliedDirs.has(e.path) ||
           touchedBetween(occ, e.path, root, e.index).length > 0 ||
-          parentsOf(e.path).some((p) => touchedBetween(occ, p, root, e.index).some((i) => entries[i].kind !== 'directory'));
+          parentsOf(e.path).some((p) =>
+            touchedBetween(occ, p, root, e.index).some((i) => entries[i].kind !== 'directory'),
+          );
         if (hazard) {
           for (let i = root + 1; i <= e.index; i++) noCutBefore.add(i);
         } else {
@@ -226,7 +233,8 @@ export function planSplit(entries: readonly LayerEntry[], target: number): Split
     piece.add(e, 'moved');
   }
   const whiteouts = piece.items.find((i) => i.kind === 'bytes' && i.reason === 'moved');
-  if (whiteouts && piece.size > target) oversized.push({ path: entries[whiteouts.entry].path, size: piece.size, reason: 'whiteouts' });
+  if (whiteouts && piece.size > target)
+    oversized.push({ path: entries[whiteouts.entry].path, size: piece.size, reason: 'whiteouts' });
 
   for (const unit of units(entries, grouping)) {
     const costOf = (b: PieceBuilder) => {
@@ -242,7 +250,11 @@ export function planSplit(entries: readonly LayerEntry[], target: number): Split
     if (fresh && piece.size > target) {
       // Too big even alone: it gets a piece of its own, which the caller reports.
       const big = unit.map((m) => m.entry).reduce((a, b) => (b.size > a.size ? b : a));
-      oversized.push({ path: big.path, size: big.size, reason: unit.length > 1 && big.size + EOA <= target ? 'hardlink-order' : 'single-entry' });
+      oversized.push({
+        path: big.path,
+        size: big.size,
+        reason: unit.length > 1 && big.size + EOA <= target ? 'hardlink-order' : 'single-entry',
+      });
       pieces.push(piece.plan());
       piece = new PieceBuilder(dirIndex);
     }

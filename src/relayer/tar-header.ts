@@ -10,7 +10,10 @@ export const BLOCK = 512;
 export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);
 
 export class TarFormatError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} at byte ${offset}`);
     this.name = 'TarFormatError';
   }

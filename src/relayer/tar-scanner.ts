@@ -2,7 +2,14 @@
 // ends (its pax / GNU long-name blocks included) and what it is. Splitting then copies byte ranges, so every
 // header field, pax record (xattrs included) and data block reaches the pieces exactly as it was.
 import {
-  BLOCK, decodeHeader, isZeroBlock, normalizePath, paddedSize, parsePaxRecords, TarFormatError, type TarHeader,
+  BLOCK,
+  decodeHeader,
+  isZeroBlock,
+  normalizePath,
+  paddedSize,
+  parsePaxRecords,
+  TarFormatError,
+  type TarHeader,
 } from './tar-header.js';
 
 /**
@@ -55,7 +62,13 @@ function classify(path: string, typeflag: string): EntryKind {
 type State =
   | { readonly t: 'header' }
   | { readonly t: 'sparse-ext' }
-  | { readonly t: 'ext-data'; readonly typeflag: string; remaining: number; readonly chunks: Buffer[]; readonly size: number }
+  | {
+      readonly t: 'ext-data';
+      readonly typeflag: string;
+      remaining: number;
+      readonly chunks: Buffer[];
+      readonly size: number;
+    }
   | { readonly t: 'data'; remaining: number }
   | { readonly t: 'done' };
 
@@ -148,7 +161,13 @@ export class TarScanner {
     this.capture?.push(Buffer.from(this.block));
     if (header.typeflag === 'x' || header.typeflag === 'L' || header.typeflag === 'K') {
       if (header.size === 0) return;
-      this.state = { t: 'ext-data', typeflag: header.typeflag, remaining: paddedSize(header.size), chunks: [], size: header.size };
+      this.state = {
+        t: 'ext-data',
+        typeflag: header.typeflag,
+        remaining: paddedSize(header.size),
+        chunks: [],
+        size: header.size,
+      };
       return;
     }
     this.pendingHeader = header;
@@ -176,7 +195,8 @@ export class TarScanner {
     this.pendingKind = kind;
     // Only movable kinds need their bytes; the rest are copied from the stream where they stand.
     const movable = kind === 'directory' || kind === 'whiteout' || kind === 'opaque' || kind === 'hardlink';
-    if (!movable || !this.keepEntries || remaining + (this.offset - this.entryStart) > MAX_RAW_CAPTURE) this.capture = null;
+    if (!movable || !this.keepEntries || remaining + (this.offset - this.entryStart) > MAX_RAW_CAPTURE)
+      this.capture = null;
     this.state = { t: 'data', remaining };
     if (remaining === 0) this.finishEntry();
   }

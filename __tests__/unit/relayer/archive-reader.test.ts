@@ -12,7 +12,9 @@ import { haveZstdCommand, legacyArchive, ociArchive } from '../../../test/fixtur
 import { buildTar, f, pattern, sha256 } from '../../../test/fixtures/relayer/tars.js';
 
 let work: string;
-beforeEach(() => { work = mkdtempSync(join(tmpdir(), 'rp-reader-unit-')); });
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), 'rp-reader-unit-'));
+});
 afterEach(() => rmSync(work, { recursive: true, force: true }));
 
 const KB = 1024;
@@ -23,7 +25,10 @@ describe('readArchive', () => {
     const big = await buildTar([f('big', pattern('big', 300 * KB))]);
     const saved = await ociArchive({ layers: [small, big], gzip: [false, true], attestation: true });
     const asked: Array<[string, number]> = [];
-    const archive = await readArchive(Readable.from([saved.archive]), work, (diffId, size) => { asked.push([diffId, size]); return size > 100 * KB; });
+    const archive = await readArchive(Readable.from([saved.archive]), work, (diffId, size) => {
+      asked.push([diffId, size]);
+      return size > 100 * KB;
+    });
 
     const refs = resolveImage((n) => archive.get(n)?.data);
     expect(refs.source).toBe('manifest.json');
@@ -35,7 +40,10 @@ describe('readArchive', () => {
     expect(readFileSync(l2?.file as string).equals(gzipSync(big))).toBe(true);
     expect(l2?.layer).toMatchObject({ compression: 'gzip', diffId: saved.diffIds[1], uncompressedSize: big.length });
     expect(l2?.layer?.entries?.map((e) => e.path)).toEqual(['big']);
-    expect(asked).toEqual([[saved.diffIds[0], small.length], [saved.diffIds[1], big.length]]);
+    expect(asked).toEqual([
+      [saved.diffIds[0], small.length],
+      [saved.diffIds[1], big.length],
+    ]);
     expect(archive.spilledBytes).toBe(gzipSync(big).length);
     // JSON documents are not mistaken for layers
     expect(archive.get(refs.config)?.layer).toBeUndefined();
@@ -59,7 +67,11 @@ describe('readArchive', () => {
     const saved = await ociArchive({ layers: [layer], zstd: [true] });
     const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
     const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
-    expect(entry?.layer).toMatchObject({ compression: 'zstd', diffId: saved.diffIds[0], uncompressedSize: layer.length });
+    expect(entry?.layer).toMatchObject({
+      compression: 'zstd',
+      diffId: saved.diffIds[0],
+      uncompressedSize: layer.length,
+    });
     expect(entry?.layer?.entries?.map((e) => e.path)).toEqual(['x', 'y']);
   });
 
@@ -73,7 +85,10 @@ describe('readArchive', () => {
       if (canDecompress('zstd')) return; // a Node with zlib zstd: nothing to test here
       const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
       const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
-      expect(entry?.layer).toEqual({ compression: 'zstd', unreadable: 'zstd needs Node >= 22.15 or the zstd command, neither is here' });
+      expect(entry?.layer).toEqual({
+        compression: 'zstd',
+        unreadable: 'zstd needs Node >= 22.15 or the zstd command, neither is here',
+      });
     } finally {
       process.env.PATH = path;
       rmSync(empty, { recursive: true, force: true });
@@ -92,12 +107,28 @@ describe('resolveImage', () => {
   const docs = (m: Record<string, unknown>) => (n: string) => (n in m ? Buffer.from(JSON.stringify(m[n])) : undefined);
 
   test('an OCI index with several platforms is refused, naming them', () => {
-    const index = { manifests: [
-      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:aa', platform: { os: 'linux', architecture: 'amd64' } },
-      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:bb', platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-      { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:cc', annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } },
-    ] };
-    expect(() => resolveImage(docs({ 'index.json': index }))).toThrow('index.json holds 2 images (linux/amd64, linux/arm64/v8)');
+    const index = {
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: 'sha256:aa',
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: 'sha256:bb',
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        },
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: 'sha256:cc',
+          annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+        },
+      ],
+    };
+    expect(() => resolveImage(docs({ 'index.json': index }))).toThrow(
+      'index.json holds 2 images (linux/amd64, linux/arm64/v8)',
+    );
   });
 
   test('a manifest.json without Config or Layers is refused', () => {

@@ -42,7 +42,10 @@ function opts(env: Record<string, string> = {}, maxLayerSize = 40 * 1024) {
   return {
     logs,
     options: {
-      maxLayerSize, tag: 'relayered:1', workDir: work, log: (l: string) => logs.push(l),
+      maxLayerSize,
+      tag: 'relayered:1',
+      workDir: work,
+      log: (l: string) => logs.push(l),
       env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, FAKE_DIR: dir, ...env },
     },
   };
@@ -51,7 +54,7 @@ function opts(env: Record<string, string> = {}, maxLayerSize = 40 * 1024) {
 const calls = () => readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n');
 
 describe('relayerImage', () => {
-  test('pipes docker save through the relayer into docker load and reports the engine\'s image ID', async () => {
+  test("pipes docker save through the relayer into docker load and reports the engine's image ID", async () => {
     const { options, logs } = opts();
     const report = await relayerImage('src:1', options);
     expect(calls()).toEqual(['save src:1', 'load', 'image inspect --format {{.Id}} relayered:1']);
@@ -87,6 +90,8 @@ describe('relayerImage', () => {
 
   test('no docker at all is a clear error', async () => {
     const { options } = opts();
-    await expect(relayerImage('src:1', { ...options, env: { PATH: dir.replace(/$/, '-none') } })).rejects.toThrow(/docker save src:1 could not start: spawn docker ENOENT/);
+    await expect(relayerImage('src:1', { ...options, env: { PATH: dir.replace(/$/, '-none') } })).rejects.toThrow(
+      /docker save src:1 could not start: spawn docker ENOENT/,
+    );
   });
 });

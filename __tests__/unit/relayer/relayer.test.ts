@@ -7,25 +7,54 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { relayerArchive, type RelayerOptions, type RelayerReport } from '../../../src/relayer/index.js';
-import { haveZstdCommand, legacyArchive, ociArchive, type ImageSpec, type SavedImage } from '../../../test/fixtures/relayer/archives.js';
+import {
+  haveZstdCommand,
+  legacyArchive,
+  ociArchive,
+  type ImageSpec,
+  type SavedImage,
+} from '../../../test/fixtures/relayer/archives.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
-import { buildTar, d, f, hard, opaque, readArchiveFiles, sha256, sym, whiteout } from '../../../test/fixtures/relayer/tars.js';
+import {
+  buildTar,
+  d,
+  f,
+  hard,
+  opaque,
+  readArchiveFiles,
+  sha256,
+  sym,
+  whiteout,
+} from '../../../test/fixtures/relayer/tars.js';
 
 const KB = 1024;
 const LIMIT = 40 * KB;
 
 let work: string;
-beforeEach(() => { work = mkdtempSync(join(tmpdir(), 'rp-relayer-unit-')); });
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), 'rp-relayer-unit-'));
+});
 afterEach(() => rmSync(work, { recursive: true, force: true }));
 
 async function layers(): Promise<Buffer[]> {
   return [
-    await buildTar([d('etc', { mode: 0o755 }), f('etc/os-release', 'base'), d('opq'), f('opq/lower', 'hidden later'), f('etc/remove-me', 'bye')]),
+    await buildTar([
+      d('etc', { mode: 0o755 }),
+      f('etc/os-release', 'base'),
+      d('opq'),
+      f('opq/lower', 'hidden later'),
+      f('etc/remove-me', 'bye'),
+    ]),
     await buildTar([
       d('app', { mode: 0o750, uid: 1000, gid: 1000, uname: 'app', gname: 'app' }),
       ...Array.from({ length: 8 }, (_, i) => f(`app/chunk-${i}.bin`, 12 * KB, { uid: 1000, gid: 1000 })),
-      hard('app/chunk-0.link', 'app/chunk-0.bin'), sym('app/current', 'chunk-7.bin'), d('app/empty'),
-      f('app/huge.bin', 60 * KB), whiteout('etc/remove-me'), opaque('opq'), f('opq/new', 'visible'),
+      hard('app/chunk-0.link', 'app/chunk-0.bin'),
+      sym('app/current', 'chunk-7.bin'),
+      d('app/empty'),
+      f('app/huge.bin', 60 * KB),
+      whiteout('etc/remove-me'),
+      opaque('opq'),
+      f('opq/new', 'visible'),
     ]),
     await buildTar([f('etc/motd', 'top layer')]),
   ];
@@ -52,21 +81,36 @@ async function load(archive: Buffer): Promise<Loaded> {
   return { files, manifest, config: JSON.parse(configBytes.toString()), configBytes, layerTars };
 }
 
-async function run(saved: SavedImage, opts: Partial<RelayerOptions> = {}): Promise<{ report: RelayerReport; out: Buffer; logs: string[] }> {
+async function run(
+  saved: SavedImage,
+  opts: Partial<RelayerOptions> = {},
+): Promise<{ report: RelayerReport; out: Buffer; logs: string[] }> {
   const logs: string[] = [];
   const sink = new PassThrough();
   const chunks: Buffer[] = [];
   sink.on('data', (c: Buffer) => chunks.push(c));
   const report = await relayerArchive(Readable.from([saved.archive]), sink, {
-    maxLayerSize: LIMIT, tag: 'relayered:1', workDir: work, log: (l) => logs.push(l), ...opts,
+    maxLayerSize: LIMIT,
+    tag: 'relayered:1',
+    workDir: work,
+    log: (l) => logs.push(l),
+    ...opts,
   });
   return { report, out: Buffer.concat(chunks), logs };
 }
 
 const layouts: Array<[string, (spec: ImageSpec) => Promise<SavedImage>, Partial<ImageSpec>]> = [
   ['legacy layout (engine A)', legacyArchive, {}],
-  ['OCI layout with gzip layers and an attestation (engine B)', ociArchive, { gzip: [true, true, false], attestation: true }],
-  ['pure OCI layout (index.json only) with an attestation', ociArchive, { gzip: [false, true, true], attestation: true, withoutManifestJson: true }],
+  [
+    'OCI layout with gzip layers and an attestation (engine B)',
+    ociArchive,
+    { gzip: [true, true, false], attestation: true },
+  ],
+  [
+    'pure OCI layout (index.json only) with an attestation',
+    ociArchive,
+    { gzip: [false, true, true], attestation: true, withoutManifestJson: true },
+  ],
 ];
 
 describe.each(layouts)('relayerArchive: %s', (_name, make, extra) => {
@@ -98,7 +142,8 @@ describe.each(layouts)('relayerArchive: %s', (_name, make, extra) => {
     const createdBy = loaded.config.history.map((h) => h.created_by);
     const n = split.pieces.length;
     expect(createdBy).toEqual([
-      'COPY layer-1 / # buildkit', 'ENV A=1',
+      'COPY layer-1 / # buildkit',
+      'ENV A=1',
       ...Array.from({ length: n }, (_, i) => `COPY layer-2 / # buildkit (part ${i + 1}/${n})`),
       'COPY layer-3 / # buildkit',
     ]);
@@ -108,7 +153,9 @@ describe.each(layouts)('relayerArchive: %s', (_name, make, extra) => {
     const strip = (c: Record<string, unknown>) => ({ ...c, rootfs: undefined, history: undefined });
     expect(strip(loaded.config as unknown as Record<string, unknown>)).toEqual(strip(JSON.parse(saved.config)));
     // only the image: no index, no attestation, nothing else
-    expect([...loaded.files.keys()].sort()).toEqual([...loaded.manifest.Layers, loaded.manifest.Config, 'manifest.json'].sort());
+    expect([...loaded.files.keys()].sort()).toEqual(
+      [...loaded.manifest.Layers, loaded.manifest.Config, 'manifest.json'].sort(),
+    );
     // the work directory is left as it was given
     expect(readdirSync(work)).toEqual([]);
   });
@@ -137,13 +184,16 @@ describe('relayerArchive options and edge cases', () => {
     expect(await filesystemOf((await load(out)).layerTars)).toEqual(await filesystemOf(input));
   });
 
-  (haveZstdCommand ? test : test.skip)('a zstd layer is decompressed for splitting; its pieces are plain tars', async () => {
-    const input = await layers();
-    const saved = await ociArchive({ layers: input, zstd: [false, true, false] });
-    const { report, out } = await run(saved);
-    expect(report.layers[1].pieces.length).toBeGreaterThan(2);
-    expect(await filesystemOf((await load(out)).layerTars)).toEqual(await filesystemOf(input));
-  });
+  (haveZstdCommand ? test : test.skip)(
+    'a zstd layer is decompressed for splitting; its pieces are plain tars',
+    async () => {
+      const input = await layers();
+      const saved = await ociArchive({ layers: input, zstd: [false, true, false] });
+      const { report, out } = await run(saved);
+      expect(report.layers[1].pieces.length).toBeGreaterThan(2);
+      expect(await filesystemOf((await load(out)).layerTars)).toEqual(await filesystemOf(input));
+    },
+  );
 
   test('nothing to split: changed is false and the output is the same image, retagged', async () => {
     const input = await layers();
@@ -169,11 +219,13 @@ describe('relayerArchive options and edge cases', () => {
     const { report, out } = await run(saved);
     const loaded = await load(out);
     expect(report.layers[0].pieces).toEqual(report.layers[2].pieces);
-    expect(loaded.manifest.Layers.filter((l) => l.startsWith('relayer/'))).toHaveLength(report.layers[0].pieces.length * 2);
+    expect(loaded.manifest.Layers.filter((l) => l.startsWith('relayer/'))).toHaveLength(
+      report.layers[0].pieces.length * 2,
+    );
     expect(new Set(loaded.manifest.Layers).size).toBe(report.layers[0].pieces.length + 1);
   });
 
-  test('a layer whose bytes do not match the config\'s diff ID is refused', async () => {
+  test("a layer whose bytes do not match the config's diff ID is refused", async () => {
     const input = await layers();
     const saved = await legacyArchive({ layers: input });
     const tampered = Buffer.from(saved.archive);
@@ -189,7 +241,9 @@ describe('relayerArchive options and edge cases', () => {
     files.set('manifest.json', Buffer.from(JSON.stringify([m, { ...m, RepoTags: ['other:1'] }])));
     const two = await buildTar([...files].map(([name, data]) => f(name, data)));
     await expect(run({ ...saved, archive: two })).rejects.toThrow(/manifest\.json lists 2 images/);
-    await expect(run({ ...saved, archive: await buildTar([f('hello.txt', 'not an image')]) })).rejects.toThrow(/no index\.json/);
+    await expect(run({ ...saved, archive: await buildTar([f('hello.txt', 'not an image')]) })).rejects.toThrow(
+      /no index\.json/,
+    );
   });
 
   test.each([

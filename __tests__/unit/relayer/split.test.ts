@@ -4,7 +4,18 @@
 // of the layer reaches the pieces byte for byte.
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
 import { splitLayer, type SplitResult } from '../../../test/fixtures/relayer/split.js';
-import { buildTar, d, f, hard, opaque, readTar, sym, whiteout, type ReadEntry, type Spec } from '../../../test/fixtures/relayer/tars.js';
+import {
+  buildTar,
+  d,
+  f,
+  hard,
+  opaque,
+  readTar,
+  sym,
+  whiteout,
+  type ReadEntry,
+  type Spec,
+} from '../../../test/fixtures/relayer/tars.js';
 
 const KB = 1024;
 
@@ -41,9 +52,13 @@ const cases: Case[] = [
     name: 'whiteouts and opaque markers go in the first piece, with their parent directories',
     lower: [d('a'), f('a/old', 'lower'), f('a/keep', 'lower'), d('b'), f('b/lower-only', 'lower')],
     layer: [
-      d('a', { mode: 0o751, uid: 7, gid: 8, uname: 'seven', gname: 'eight' }), ...files('a', 6, 20 * KB),
-      d('b', { mode: 0o700 }), ...files('b', 6, 20 * KB),
-      whiteout('a/old'), opaque('b'), f('b/new', 'upper'),
+      d('a', { mode: 0o751, uid: 7, gid: 8, uname: 'seven', gname: 'eight' }),
+      ...files('a', 6, 20 * KB),
+      d('b', { mode: 0o700 }),
+      ...files('b', 6, 20 * KB),
+      whiteout('a/old'),
+      opaque('b'),
+      f('b/new', 'upper'),
     ],
     target: 48 * KB,
     minPieces: 4,
@@ -51,7 +66,12 @@ const cases: Case[] = [
       expect(names(pieces[0]).slice(0, 4)).toEqual(['a', 'a/.wh.old', 'b', 'b/.wh..wh..opq']);
       // the directory re-emitted for the whiteout is not repeated when its own turn comes
       expect(names(pieces[0]).filter((n) => n === 'a')).toHaveLength(1);
-      expect(pieces.slice(1).flatMap(names).filter((n) => n.includes('.wh.'))).toEqual([]);
+      expect(
+        pieces
+          .slice(1)
+          .flatMap(names)
+          .filter((n) => n.includes('.wh.')),
+      ).toEqual([]);
       const a = pieces[0].find((e) => e.header.name.replace(/\/$/, '') === 'a') as ReadEntry;
       expect(headerFields(a)).toMatchObject({ mode: 0o751, uid: 7, gid: 8, uname: 'seven', gname: 'eight' });
       expect(r.plan.oversized).toEqual([]);
@@ -97,8 +117,12 @@ const cases: Case[] = [
   {
     name: 'a hardlink goes into the piece of its target, after it (chains too)',
     layer: [
-      d('bin'), f('bin/tool', 10 * KB, { mode: 0o755, uid: 2, gid: 3 }), ...files('data', 8, 15 * KB),
-      hard('bin/tool-alias', 'bin/tool'), hard('bin/tool-alias2', 'bin/tool-alias'), f('z-last', 'z'),
+      d('bin'),
+      f('bin/tool', 10 * KB, { mode: 0o755, uid: 2, gid: 3 }),
+      ...files('data', 8, 15 * KB),
+      hard('bin/tool-alias', 'bin/tool'),
+      hard('bin/tool-alias2', 'bin/tool-alias'),
+      f('z-last', 'z'),
     ],
     target: 40 * KB,
     minPieces: 3,
@@ -128,7 +152,13 @@ const cases: Case[] = [
   },
   {
     name: 'a hardlink that may not move ahead of an entry for its own path keeps target..link in one piece',
-    layer: [f('t', 8 * KB), f('l', 'a file at the link path'), ...files('m', 2, 10 * KB), hard('l', 't'), ...files('n', 4, 15 * KB)],
+    layer: [
+      f('t', 8 * KB),
+      f('l', 'a file at the link path'),
+      ...files('m', 2, 10 * KB),
+      hard('l', 't'),
+      ...files('n', 4, 15 * KB),
+    ],
     target: 40 * KB,
     minPieces: 2,
     check: (_r, pieces) => {
@@ -141,13 +171,19 @@ const cases: Case[] = [
   {
     name: 'symlinks, devices, fifos, xattrs, empty directories, modes, owners and mtimes are kept',
     layer: [
-      d('dev', { mode: 0o755 }), { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      d('dev', { mode: 0o755 }),
+      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
       { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0, mode: 0o660, gid: 6 },
       ...files('big', 3, 15 * KB),
-      { name: 'run/queue', type: 'fifo', mode: 0o620, uid: 4, gid: 5 }, d('run'),
+      { name: 'run/queue', type: 'fifo', mode: 0o620, uid: 4, gid: 5 },
+      d('run'),
       sym('etc/localtime', '/usr/share/zoneinfo/UTC', { uid: 9, mtime: 1_500_000_000 }),
-      f('etc/caps', 'binary', { mode: 0o4755, pax: { 'SCHILY.xattr.security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA', 'SCHILY.xattr.user.x': 'y' } }),
-      d('var/empty', { mode: 0o1777 }), ...files('more', 3, 15 * KB),
+      f('etc/caps', 'binary', {
+        mode: 0o4755,
+        pax: { 'SCHILY.xattr.security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA', 'SCHILY.xattr.user.x': 'y' },
+      }),
+      d('var/empty', { mode: 0o1777 }),
+      ...files('more', 3, 15 * KB),
       f('setgid', 'g', { mode: 0o2750, uid: 65534, gid: 65534, uname: 'nobody', gname: 'nogroup', mtime: 1 }),
     ],
     target: 40 * KB,
@@ -156,12 +192,23 @@ const cases: Case[] = [
       const all = pieces.flat();
       const caps = all.find((e) => e.header.name === 'etc/caps') as ReadEntry;
       expect(caps.header.pax).toMatchObject({ 'SCHILY.xattr.user.x': 'y' });
-      expect(all.find((e) => e.header.name === 'dev/sda')?.header).toMatchObject({ type: 'block-device', devmajor: 8, devminor: 0 });
+      expect(all.find((e) => e.header.name === 'dev/sda')?.header).toMatchObject({
+        type: 'block-device',
+        devmajor: 8,
+        devminor: 0,
+      });
     },
   },
   {
     name: 'entry order is kept: a later entry for the same path still wins',
-    layer: [f('conf', 'first version'), ...files('x', 4, 15 * KB), f('conf', 'second version'), ...files('y', 2, 15 * KB), d('dup', { mode: 0o700 }), d('dup', { mode: 0o755 })],
+    layer: [
+      f('conf', 'first version'),
+      ...files('x', 4, 15 * KB),
+      f('conf', 'second version'),
+      ...files('y', 2, 15 * KB),
+      d('dup', { mode: 0o700 }),
+      d('dup', { mode: 0o755 }),
+    ],
     target: 40 * KB,
     minPieces: 3,
     check: (_r, pieces) => {
@@ -174,7 +221,12 @@ const cases: Case[] = [
   },
   {
     name: 'a single file bigger than the limit gets a piece of its own (plus parents) and is reported',
-    layer: [d('opt', { mode: 0o705 }), f('opt/small-1', 10 * KB), f('opt/huge.bin', 100 * KB), f('opt/small-2', 10 * KB)],
+    layer: [
+      d('opt', { mode: 0o705 }),
+      f('opt/small-1', 10 * KB),
+      f('opt/huge.bin', 100 * KB),
+      f('opt/small-2', 10 * KB),
+    ],
     target: 40 * KB,
     minPieces: 3,
     check: (r, pieces) => {
@@ -211,7 +263,8 @@ describe('splitting a layer', () => {
     const pieceBytes = Buffer.concat(result.pieces);
     for (const e of result.entries) expect(pieceBytes.includes(layer.subarray(e.start, e.end))).toBe(true);
 
-    if (!c.skipModel) expect(await filesystemOf([...lower, ...result.pieces])).toEqual(await filesystemOf([...lower, layer]));
+    if (!c.skipModel)
+      expect(await filesystemOf([...lower, ...result.pieces])).toEqual(await filesystemOf([...lower, layer]));
     c.check?.(result, pieces);
   });
 
@@ -269,7 +322,13 @@ function randomLayers(seed: number): { lower: Spec[]; layer: Spec[]; target: num
       layer.push(d(dir, { mode: pick([0o755, 0o700, 0o750]), uid: Math.floor(r() * 3), mtime: 1_600_000_000 + i }));
     } else if (roll < 0.55) {
       const p = r() < 0.15 && files.length ? pick(files) : `${dir}/file-${i}`; // sometimes a duplicate path
-      layer.push(f(p, Math.floor(r() * 20 * KB), { mode: pick([0o644, 0o600, 0o755]), uid: Math.floor(r() * 1000), gid: Math.floor(r() * 1000) }));
+      layer.push(
+        f(p, Math.floor(r() * 20 * KB), {
+          mode: pick([0o644, 0o600, 0o755]),
+          uid: Math.floor(r() * 1000),
+          gid: Math.floor(r() * 1000),
+        }),
+      );
       files.push(p);
     } else if (roll < 0.65) {
       layer.push(sym(`${dir}/sym-${i}`, pick(['../x', '/abs/target', 'rel'])));
@@ -302,7 +361,7 @@ function validHardlinks(layer: Spec[]): Spec[] {
   for (const s of layer) {
     if (s.type === 'link' && kind.get(s.linkname as string) !== 'file') continue;
     out.push(s);
-    kind.set(s.name, s.type === 'link' ? 'file' : s.type ?? 'file');
+    kind.set(s.name, s.type === 'link' ? 'file' : (s.type ?? 'file'));
   }
   return out;
 }
@@ -317,24 +376,27 @@ describe('splitting random layers', () => {
     expect(seen.oversized).toBeGreaterThan(0);
   });
 
-  test.each(Array.from({ length: 60 }, (_, i) => i + 1))('seed %i: same filesystem, pieces within the target', async (seed) => {
-    const { lower, layer: specs, target } = randomLayers(seed);
-    const lowerTar = await buildTar(lower);
-    const layer = await buildTar(specs);
-    const result = await splitLayer(layer, target);
-    expect(await filesystemOf([lowerTar, ...result.pieces])).toEqual(await filesystemOf([lowerTar, layer]));
-    seen.pieces += result.plan.pieces.length;
-    seen.oversized += result.plan.oversized.length;
-    for (const p of result.plan.pieces) {
-      for (const item of p.items) {
-        if (item.kind !== 'bytes' || item.reason !== 'moved') continue;
-        if (result.entries[item.entry].kind === 'hardlink') seen.movedLinks++;
-        else seen.whiteouts++;
+  test.each(Array.from({ length: 60 }, (_, i) => i + 1))(
+    'seed %i: same filesystem, pieces within the target',
+    async (seed) => {
+      const { lower, layer: specs, target } = randomLayers(seed);
+      const lowerTar = await buildTar(lower);
+      const layer = await buildTar(specs);
+      const result = await splitLayer(layer, target);
+      expect(await filesystemOf([lowerTar, ...result.pieces])).toEqual(await filesystemOf([lowerTar, layer]));
+      seen.pieces += result.plan.pieces.length;
+      seen.oversized += result.plan.oversized.length;
+      for (const p of result.plan.pieces) {
+        for (const item of p.items) {
+          if (item.kind !== 'bytes' || item.reason !== 'moved') continue;
+          if (result.entries[item.entry].kind === 'hardlink') seen.movedLinks++;
+          else seen.whiteouts++;
+        }
       }
-    }
-    const over = result.plan.pieces.filter((p) => p.size > target).length;
-    expect(over).toBeLessThanOrEqual(result.plan.oversized.length);
-    const pieceBytes = Buffer.concat(result.pieces);
-    for (const e of result.entries) expect(pieceBytes.includes(layer.subarray(e.start, e.end))).toBe(true);
-  });
+      const over = result.plan.pieces.filter((p) => p.size > target).length;
+      expect(over).toBeLessThanOrEqual(result.plan.oversized.length);
+      const pieceBytes = Buffer.concat(result.pieces);
+      for (const e of result.entries) expect(pieceBytes.includes(layer.subarray(e.start, e.end))).toBe(true);
+    },
+  );
 });

@@ -1,9 +1,28 @@
 // The layer index: offsets that reproduce each entry byte for byte, paths through every extension the
 // appliers honour (ustar prefix, pax, GNU long names), and robustness to how the stream is chunked.
-import { BLOCK, decodeHeader, encodeFileHeader, isHeaderBlock, normalizePath, parsePaxRecords } from '../../../src/relayer/tar-header.js';
+import {
+  BLOCK,
+  decodeHeader,
+  encodeFileHeader,
+  isHeaderBlock,
+  normalizePath,
+  parsePaxRecords,
+} from '../../../src/relayer/tar-header.js';
 import { TarScanner } from '../../../src/relayer/tar-scanner.js';
 import { scan } from '../../../test/fixtures/relayer/split.js';
-import { buildTar, d, END, f, gnuLongNameFile, hard, opaque, pattern, readTar, sym, whiteout } from '../../../test/fixtures/relayer/tars.js';
+import {
+  buildTar,
+  d,
+  END,
+  f,
+  gnuLongNameFile,
+  hard,
+  opaque,
+  pattern,
+  readTar,
+  sym,
+  whiteout,
+} from '../../../test/fixtures/relayer/tars.js';
 
 const longDir = `${'deep/'.repeat(40)}end`; // > 155 + 100 bytes: needs pax
 
@@ -48,7 +67,12 @@ describe('tar header', () => {
 
   test('the outer archive header is a ustar header tar-stream reads', async () => {
     const data = Buffer.from('payload');
-    const tarBuf = Buffer.concat([encodeFileHeader('blobs/sha256/abc', data.length), data, Buffer.alloc(BLOCK - data.length), END]);
+    const tarBuf = Buffer.concat([
+      encodeFileHeader('blobs/sha256/abc', data.length),
+      data,
+      Buffer.alloc(BLOCK - data.length),
+      END,
+    ]);
     const [e] = await readTar(tarBuf);
     expect(e.header.name).toBe('blobs/sha256/abc');
     expect(e.data.toString()).toBe('payload');
