@@ -14,29 +14,3 @@ export interface Logger {
   warning(a: Annotation): void;
   group<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
-
-/** Collects everything; for tests and for callers that only want the result. */
-export class MemoryLogger implements Logger {
-  readonly lines: string[] = [];
-  readonly notices: Annotation[] = [];
-  readonly warnings: Annotation[] = [];
-  info(message: string): void {
-    this.lines.push(message);
-  }
-  progress(message: string): void {
-    this.lines.push(message);
-  }
-  debug(message: string): void {
-    this.lines.push(`debug: ${message}`);
-  }
-  notice(a: Annotation): void {
-    this.notices.push(a);
-  }
-  warning(a: Annotation): void {
-    this.warnings.push(a);
-  }
-  async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    this.lines.push(`[${name}]`);
-    return fn();
-  }
-}
