@@ -49,28 +49,29 @@ function failure(what: string, exit: Exit): Error | null {
   return new Error(`${what} failed (${how}): ${exit.stderr.trim() || '(no stderr)'}`);
 }
 
+type Stdin = NodeJS.WritableStream & { destroyed: boolean; once: NodeJS.EventEmitter['once']; off: NodeJS.EventEmitter['off'] };
+
 /** A stream that starts `docker load` on its first byte: an image that needs no change is never loaded. */
 function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Docker | null } {
   let load: Docker | null = null;
   let broken: Error | null = null;
-  const stdin = () => {
+  const stdin = (): Stdin => {
     if (!load) {
       load = runDocker(['load'], env, { stdin: 'pipe', stdout: 'collect' });
       // EPIPE when docker load gives up reading: kept for the next write, its exit status says why
-      load.child.stdin?.on('error', (e) => {
-        broken ??= e;
-      });
+      load.child.stdin?.on('error', (e) => { broken ??= e; });
     }
-    return load.child.stdin as NodeJS.WritableStream & {
-      once: NodeJS.EventEmitter['once'];
-      off: NodeJS.EventEmitter['off'];
-    };
+    return load.child.stdin as unknown as Stdin;
   };
+  // Node destroys a child's stdin, without an error, once the child exits: a write to it then gets no
+  // 'drain', 'error' or 'close', so the state is checked before every write.
+  const gone = (sink: Stdin) => (broken || sink.destroyed ? broken ?? new Error('docker load exited before reading the whole archive') : null);
   const stream = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
       const sink = stdin();
-      if (broken) return cb(broken);
+      const before = gone(sink);
+      if (before) return cb(before);
       if (sink.write(chunk)) return cb();
       const settle = (e?: Error | null) => {
         sink.off('drain', onDrain);
@@ -80,15 +81,26 @@ function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Do
       };
       const onDrain = () => settle();
       const onError = (e: Error) => settle(e);
-      const onClose = () => settle(broken ?? new Error('docker load stopped reading the archive'));
+      const onClose = () => settle(gone(sink));
       sink.once('drain', onDrain);
       sink.once('error', onError);
       sink.once('close', onClose);
     },
     final(cb) {
       if (!load) return cb();
-      if (broken) return cb(broken);
-      stdin().end(() => cb());
+      const sink = stdin();
+      const before = gone(sink);
+      if (before) return cb(before);
+      let settled = false;
+      const settle = (e?: Error | null) => {
+        if (settled) return;
+        settled = true;
+        cb(e);
+      };
+      sink.once('finish', () => settle());
+      sink.once('error', (e: Error) => settle(e));
+      sink.once('close', () => settle(broken));
+      sink.end();
     },
   });
   return { stream, started: () => load };

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { formatBytes } from '../units.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from './archive-reader.js';
 import { ArchiveWriter } from './archive-writer.js';
@@ -144,9 +144,14 @@ export async function relayerArchive(
   opts: RelayerOptions,
 ): Promise<RelayerReport> {
   validate(opts);
+  // Attached before the first await: a child process's stdout nobody listens to yet is drained and
+  // discarded by Node when the child exits (child_process flushStdio), which a small `docker save` can do.
+  const source = new PassThrough({ highWaterMark: 1024 * 1024 });
+  input.on('error', (e: Error) => source.destroy(e));
+  input.pipe(source);
   const work = await mkdtemp(join(opts.workDir, 'relayer-'));
   try {
-    const archive = await readArchive(input, work, (diffId, size) => targetFor(opts, diffId, size) !== undefined);
+    const archive = await readArchive(source, work, (diffId, size) => targetFor(opts, diffId, size) !== undefined);
     const refs = resolveImage((name) => documentOf(archive, name));
     const configBytes = documentOf(archive, refs.config);
     if (!configBytes) throw new Error(`the archive does not hold the image config ${refs.config}`);

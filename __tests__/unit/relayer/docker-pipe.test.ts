@@ -1,33 +1,20 @@
 // relayerImage's plumbing against a stand-in `docker` on PATH: what it runs, what reaches `docker load`,
 // and how a failing save or load is reported (exit code and the command's own stderr).
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { relayerImage } from '../../../src/relayer/index.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, readArchiveFiles } from '../../../test/fixtures/relayer/tars.js';
 
-const FAKE_DOCKER = `#!/bin/sh
-echo "$*" >> "$FAKE_DIR/calls"
-case "$1" in
-  save)
-    if [ -n "$FAKE_SAVE_FAIL" ]; then echo "Error response from daemon: reference does not exist" >&2; exit 1; fi
-    cat "$FAKE_DIR/input.tar" ;;
-  load)
-    if [ -n "$FAKE_LOAD_FAIL" ]; then head -c 2000 >/dev/null; echo "Error processing tar file(exit status 1): unexpected EOF" >&2; exit 1; fi
-    cat > "$FAKE_DIR/loaded.tar"; echo "Loaded image: relayered:1" ;;
-  tag) ;;
-  image) echo "sha256:0123456789abcdef" ;;
-  *) echo "unexpected: $*" >&2; exit 2 ;;
-esac
-`;
+const FAKE_DOCKER = resolve('test/fixtures/relayer/fake-docker.sh');
 
 let dir: string;
 let work: string;
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rp-fake-docker-'));
   work = mkdtempSync(join(tmpdir(), 'rp-pipe-work-'));
-  writeFileSync(join(dir, 'docker'), FAKE_DOCKER);
+  copyFileSync(FAKE_DOCKER, join(dir, 'docker'));
   chmodSync(join(dir, 'docker'), 0o755);
   const big = await buildTar(Array.from({ length: 6 }, (_, i) => f(`d/f${i}`, 12 * 1024)));
   writeFileSync(join(dir, 'input.tar'), (await legacyArchive({ layers: [big] })).archive);
@@ -86,6 +73,12 @@ describe('relayerImage', () => {
     await expect(relayerImage('src:1', options)).rejects.toThrow(
       'docker load failed (exit 1): Error processing tar file(exit status 1): unexpected EOF',
     );
+  });
+
+  // Node destroys a child's stdin without an error when the child exits: the writer must notice, not hang
+  test.each([1, 2, 3, 4, 5])('a docker load that exits without reading anything is reported, not waited for (run %i)', async () => {
+    const { options } = opts({ FAKE_LOAD_FAIL: 'now' });
+    await expect(relayerImage('src:1', options)).rejects.toThrow('docker load failed (exit 1): Error response from daemon: no space left on device');
   });
 
   test('no docker at all is a clear error', async () => {
