@@ -21,7 +21,8 @@ export class ArchiveWriter {
     this.written += chunk.length;
     if (this.out.write(chunk)) return;
     // a destroyed stream will not emit 'drain', 'error' or 'close' again
-    if ((this.out as { destroyed?: boolean }).destroyed) throw this.failure ?? new Error('the archive output was closed before the archive was complete');
+    if ((this.out as { destroyed?: boolean }).destroyed)
+      throw this.failure ?? new Error('the archive output was closed before the archive was complete');
     await new Promise<void>((resolve, reject) => {
       const done = (e?: Error) => {
         this.out.off('drain', onDrain);

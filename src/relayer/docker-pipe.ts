@@ -49,7 +49,11 @@ function failure(what: string, exit: Exit): Error | null {
   return new Error(`${what} failed (${how}): ${exit.stderr.trim() || '(no stderr)'}`);
 }
 
-type Stdin = NodeJS.WritableStream & { destroyed: boolean; once: NodeJS.EventEmitter['once']; off: NodeJS.EventEmitter['off'] };
+type Stdin = NodeJS.WritableStream & {
+  destroyed: boolean;
+  once: NodeJS.EventEmitter['once'];
+  off: NodeJS.EventEmitter['off'];
+};
 
 /** A stream that starts `docker load` on its first byte: an image that needs no change is never loaded. */
 function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Docker | null } {
@@ -59,13 +63,16 @@ function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Do
     if (!load) {
       load = runDocker(['load'], env, { stdin: 'pipe', stdout: 'collect' });
       // EPIPE when docker load gives up reading: kept for the next write, its exit status says why
-      load.child.stdin?.on('error', (e) => { broken ??= e; });
+      load.child.stdin?.on('error', (e) => {
+        broken ??= e;
+      });
     }
     return load.child.stdin as unknown as Stdin;
   };
   // Node destroys a child's stdin, without an error, once the child exits: a write to it then gets no
   // 'drain', 'error' or 'close', so the state is checked before every write.
-  const gone = (sink: Stdin) => (broken || sink.destroyed ? broken ?? new Error('docker load exited before reading the whole archive') : null);
+  const gone = (sink: Stdin) =>
+    broken || sink.destroyed ? (broken ?? new Error('docker load exited before reading the whole archive')) : null;
   const stream = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {

@@ -76,10 +76,15 @@ describe('relayerImage', () => {
   });
 
   // Node destroys a child's stdin without an error when the child exits: the writer must notice, not hang
-  test.each([1, 2, 3, 4, 5])('a docker load that exits without reading anything is reported, not waited for (run %i)', async () => {
-    const { options } = opts({ FAKE_LOAD_FAIL: 'now' });
-    await expect(relayerImage('src:1', options)).rejects.toThrow('docker load failed (exit 1): Error response from daemon: no space left on device');
-  });
+  test.each([1, 2, 3, 4, 5])(
+    'a docker load that exits without reading anything is reported, not waited for (run %i)',
+    async () => {
+      const { options } = opts({ FAKE_LOAD_FAIL: 'now' });
+      await expect(relayerImage('src:1', options)).rejects.toThrow(
+        'docker load failed (exit 1): Error response from daemon: no space left on device',
+      );
+    },
+  );
 
   test('no docker at all is a clear error', async () => {
     const { options } = opts();

@@ -246,10 +246,15 @@ describe('relayerArchive options and edge cases', () => {
     );
   });
 
-  test('the input is consumed from the call on: a child\'s stdout is not left for Node to discard on exit', async () => {
+  test("the input is consumed from the call on: a child's stdout is not left for Node to discard on exit", async () => {
     const saved = await legacyArchive({ layers: [await buildTar([f('x', 'x')])] });
     const input = new PassThrough();
-    const running = relayerArchive(input, new PassThrough().resume(), { maxLayerSize: LIMIT, tag: 't:1', workDir: work, log: () => undefined });
+    const running = relayerArchive(input, new PassThrough().resume(), {
+      maxLayerSize: LIMIT,
+      tag: 't:1',
+      workDir: work,
+      log: () => undefined,
+    });
     // child_process drains a stdout with no reader when the child exits; a piped stream has one
     expect(input.listenerCount('data')).toBeGreaterThan(0);
     input.end(saved.archive);
