@@ -16,7 +16,7 @@ import { decompressor } from './compression.js';
 import { layerHistory, rewriteConfig } from './config-rewrite.js';
 import { resolveImage } from './image-layout.js';
 import { writePieces } from './piece-writer.js';
-import { planSplit, type SplitPlan } from './split-plan.js';
+import { planSplit, type Oversized, type SplitPlan } from './split-plan.js';
 import { displayPath } from './tar-header.js';
 import type { LayerReport, PieceReport, RelayerOptions, RelayerReport, UnsplittableEntry } from './types.js';
 
@@ -73,8 +73,11 @@ interface LayerDecision {
   readonly entry: ArchiveEntry;
   readonly size: number;
   readonly createdBy: string;
+  /** null: the layer is kept whole. */
   readonly plan: SplitPlan | null;
   readonly target: number;
+  /** Entries that could not be cut down to the target, whether or not the layer is split. */
+  readonly oversized: readonly Oversized[];
 }
 
 function decide(
@@ -98,7 +101,7 @@ function decide(
     if (target === undefined) {
       if (!opts.split && probe?.unreadable)
         opts.log(`layer ${i + 1} sha256:${short(diffId)}: size unknown, left whole (${probe.unreadable})`);
-      return { ...base, plan: null };
+      return { ...base, plan: null, oversized: [] };
     }
     if (!probe?.entries) {
       const why = probe?.unreadable ?? 'it is not a tar archive';
@@ -107,18 +110,17 @@ function decide(
     }
     const plan = planSplit(probe.entries, target);
     if (plan.pieces.length < 2) {
-      opts.log(
-        `layer ${i + 1} sha256:${short(diffId)} (${formatBytes(size)}) fits in one piece of ${formatBytes(target)}: left whole`,
-      );
-      return { ...base, plan: null };
+      const why = plan.oversized.length ? 'cannot be cut smaller' : `fits in one piece of ${formatBytes(target)}`;
+      opts.log(`layer ${i + 1} sha256:${short(diffId)} (${formatBytes(size)}) ${why}: left whole`);
+      return { ...base, plan: null, oversized: plan.oversized };
     }
-    return { ...base, plan };
+    return { ...base, plan, oversized: plan.oversized };
   });
 }
 
 function reportOversized(d: LayerDecision, index: number, opts: RelayerOptions): UnsplittableEntry[] {
   const found: UnsplittableEntry[] = [];
-  for (const o of d.plan?.oversized ?? []) {
+  for (const o of d.oversized) {
     const where = `layer ${index + 1} sha256:${short(d.diffId)}`;
     if (o.reason === 'single-entry') {
       opts.log(
@@ -164,7 +166,10 @@ export async function relayerArchive(
     const createdBy = history.length === diffIds.length ? history.map((h) => h.created_by ?? '') : [];
 
     const decisions = decide(archive, refs.layers, diffIds, createdBy, opts);
-    const unsplittable = decisions.flatMap((d, i) => reportOversized(d, i, opts));
+    // an identical layer listed twice is reported once
+    const unsplittable = decisions.flatMap((d, i) =>
+      decisions.findIndex((x) => x.diffId === d.diffId) === i ? reportOversized(d, i, opts) : [],
+    );
     const changed = decisions.some((d) => d.plan);
     if (!changed && opts.skipUnchanged) {
       opts.log(

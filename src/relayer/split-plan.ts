@@ -174,8 +174,21 @@ class PieceBuilder {
     return bytes + (as === 'range' ? entry.end - entry.start : (entry.raw as Buffer).length);
   }
 
+  /** Paths of the entries placed here (not counting re-emitted parents), and whether all are directories. */
+  private readonly placed: string[] = [];
+  private onlyDirectories = true;
+
+  /** True when the piece holds nothing but directories above `path`: closing it would only repeat them. */
+  onlyParentsOf(path: string): boolean {
+    if (!this.onlyDirectories) return false;
+    const parents = new Set(parentsOf(path));
+    return this.placed.every((p) => parents.has(p));
+  }
+
   add(entry: LayerEntry, as: 'range' | 'moved'): void {
     this.hasEntries = true;
+    this.placed.push(entry.path);
+    if (entry.kind !== 'directory') this.onlyDirectories = false;
     if (this.alreadyHas(entry)) return;
     for (const p of parentsOf(entry.path)) {
       if (this.dirs.has(p)) continue;
@@ -241,11 +254,12 @@ export function planSplit(entries: readonly LayerEntry[], target: number): Split
       const extra = new Set<string>();
       return unit.reduce((sum, m) => sum + b.cost(m.entry, m.as, extra), 0);
     };
-    if (piece.hasEntries && piece.size + costOf(piece) > target) {
+    const lead = unit[0].entry.path;
+    if (piece.hasEntries && piece.size + costOf(piece) > target && !piece.onlyParentsOf(lead)) {
       pieces.push(piece.plan());
       piece = new PieceBuilder(dirIndex);
     }
-    const fresh = !piece.hasEntries;
+    const fresh = !piece.hasEntries || piece.onlyParentsOf(lead);
     for (const m of unit) piece.add(m.entry, m.as);
     if (fresh && piece.size > target) {
       // Too big even alone: it gets a piece of its own, which the caller reports.

@@ -195,6 +195,15 @@ describe('relayerArchive options and edge cases', () => {
     },
   );
 
+  test('a layer that is one file bigger than the limit is left whole and reported unsplittable', async () => {
+    const input = [await buildTar([d('opt'), f('opt/blob.bin', 100 * KB)]), await buildTar([f('x', 'x')])];
+    const saved = await legacyArchive({ layers: input });
+    const { report, logs } = await run(saved);
+    expect(report.changed).toBe(false);
+    expect(report.unsplittable).toEqual([{ path: '/opt/blob.bin', size: 100 * KB, layerDiffId: saved.diffIds[0] }]);
+    expect(logs.join('\n')).toMatch(/cannot be cut smaller: left whole/);
+  });
+
   test('nothing to split: changed is false and the output is the same image, retagged', async () => {
     const input = await layers();
     const saved = await legacyArchive({ layers: input });
