@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { PassThrough, Readable } from 'node:stream';
 import { formatBytes } from '../units.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from './archive-reader.js';
@@ -153,7 +154,13 @@ export async function relayerArchive(
   input.pipe(source);
   const work = await mkdtemp(join(opts.workDir, 'relayer-'));
   try {
+    const readStart = performance.now();
     const archive = await readArchive(source, work, (diffId, size) => targetFor(opts, diffId, size) !== undefined);
+    // timings say whether the time went to the engine's save (reading) or its load (writing)
+    const readSeconds = (performance.now() - readStart) / 1000;
+    opts.log(
+      `read the saved archive in ${readSeconds.toFixed(1)}s (${formatBytes(archive.spilledBytes)} kept in ${work})`,
+    );
     const refs = resolveImage((name) => documentOf(archive, name));
     const configBytes = documentOf(archive, refs.config);
     if (!configBytes) throw new Error(`the archive does not hold the image config ${refs.config}`);
@@ -186,6 +193,7 @@ export async function relayerArchive(
       return { changed, configDigest, imageId: configDigest, layers, unsplittable };
     }
 
+    const writeStart = performance.now();
     const writer = new ArchiveWriter(output);
     // A layer listed twice (identical layers) is written once; a spilled file goes once nothing else needs it.
     const uses = new Map<string, number>();
@@ -249,8 +257,9 @@ export async function relayerArchive(
 
     const before = decisions.length;
     const after = layerNames.length;
+    const writeSeconds = (performance.now() - writeStart) / 1000;
     opts.log(
-      `image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)}`,
+      `image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)} written in ${writeSeconds.toFixed(1)}s`,
     );
     return { changed, configDigest, imageId: configDigest, layers, unsplittable };
   } finally {
