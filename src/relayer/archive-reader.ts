@@ -90,8 +90,14 @@ class Prober {
     try {
       this.scanner.push(chunk);
     } catch {
-      this.failed = true;
+      this.giveUp();
     }
+  }
+
+  /** Not a layer after all: stop decompressing (a zstd child process would otherwise wait for input). */
+  private giveUp(): void {
+    this.failed = true;
+    this.inflate?.destroy();
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -102,10 +108,12 @@ class Prober {
         const done = () => {
           this.inflate?.off('drain', done);
           this.inflate?.off('error', done);
+          this.inflate?.off('close', done);
           resolve();
         };
         this.inflate?.on('drain', done);
         this.inflate?.on('error', done);
+        this.inflate?.on('close', done); // given up on: destroyed
       });
     }
   }
@@ -115,6 +123,7 @@ class Prober {
       await new Promise<void>((resolve) => {
         this.inflate?.on('end', resolve);
         this.inflate?.on('error', () => resolve());
+        this.inflate?.on('close', () => resolve());
         this.inflate?.end();
         this.inflate?.resume();
       });
@@ -124,7 +133,10 @@ class Prober {
         compression: this.compression,
         unreadable: `${this.compression} decompression failed: ${this.inflateError.message}`,
       };
-    if (this.failed) return undefined;
+    if (this.failed) {
+      this.inflate?.destroy();
+      return undefined;
+    }
     try {
       this.scanner.end();
     } catch {

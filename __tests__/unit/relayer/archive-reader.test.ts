@@ -1,5 +1,6 @@
 // Reading a saved archive: what stays in memory and what is spilled, what is probed as a layer, and the
 // probe's diff ID and index, for plain and compressed layers.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,5 +134,32 @@ describe('resolveImage', () => {
 
   test('a manifest.json without Config or Layers is refused', () => {
     expect(() => resolveImage(docs({ 'manifest.json': [{ RepoTags: [] }] }))).toThrow(/no Config or Layers/);
+  });
+});
+
+describe('readArchive on blobs that only look like layers', () => {
+  const blobs: Array<[string, () => Buffer]> = [
+    ['gzip of something that is not a tar', () => gzipSync(pattern('noise', 200 * KB))],
+    [
+      'a broken gzip stream',
+      () => Buffer.concat([gzipSync(pattern('x', 100 * KB)).subarray(0, 5000), pattern('junk', 100 * KB)]),
+    ],
+    ...(haveZstdCommand
+      ? [
+          [
+            'zstd of something that is not a tar',
+            () => execFileSync('zstd', ['-q', '-c'], { input: pattern('z', 300 * KB) }),
+          ] as [string, () => Buffer],
+        ]
+      : []),
+  ];
+  test.each(blobs)('%s is kept, not probed, and does not stall the read', async (_name, blob) => {
+    const archive = await readArchive(
+      Readable.from([await buildTar([f('blobs/sha256/ab', blob()), f('next', 'after')])]),
+      work,
+      () => true,
+    );
+    expect(archive.get('blobs/sha256/ab')?.layer?.diffId).toBeUndefined();
+    expect(archive.get('next')?.data?.toString()).toBe('after');
   });
 });
