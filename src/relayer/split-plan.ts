@@ -140,6 +140,9 @@ class PieceBuilder {
   /** Directories this piece has created so far: path -> the entry that made it. */
   readonly dirs = new Map<string, number>();
   hasEntries = false;
+  /** Whether every entry placed here (re-emitted parents aside) is a directory, and their paths while so. */
+  private onlyDirectories = true;
+  private readonly placed: string[] = [];
 
   constructor(private readonly dirIndex: Map<string, LayerEntry[]>) {}
 
@@ -174,10 +177,6 @@ class PieceBuilder {
     return bytes + (as === 'range' ? entry.end - entry.start : (entry.raw as Buffer).length);
   }
 
-  /** Paths of the entries placed here (not counting re-emitted parents), and whether all are directories. */
-  private readonly placed: string[] = [];
-  private onlyDirectories = true;
-
   /** True when the piece holds nothing but directories above `path`: closing it would only repeat them. */
   onlyParentsOf(path: string): boolean {
     if (!this.onlyDirectories) return false;
@@ -187,8 +186,8 @@ class PieceBuilder {
 
   add(entry: LayerEntry, as: 'range' | 'moved'): void {
     this.hasEntries = true;
-    this.placed.push(entry.path);
     if (entry.kind !== 'directory') this.onlyDirectories = false;
+    else if (this.onlyDirectories) this.placed.push(entry.path);
     if (this.alreadyHas(entry)) return;
     for (const p of parentsOf(entry.path)) {
       if (this.dirs.has(p)) continue;
