@@ -112,7 +112,8 @@ class Run {
   /** Set once the image is read: the facts and the plan of what is pushed now (a split replaces it). */
   private facts!: EngineFacts;
   private current!: Plan;
-  private split: SplitSummary | null = null;
+  /** layer-split: auto: the layer count before the first split, and one line per split layer. */
+  private layersBeforeSplit: number | null = null;
   private readonly splitLines: string[] = [];
 
   constructor(
@@ -159,39 +160,20 @@ class Run {
       (history as PromiseFulfilledResult<{ size: number; createdBy: string }[]>).value,
     );
     this.current = plan;
-    const facts = this.facts;
-    const layers = plan.layers;
     for (const n of plan.notices) log.notice(n);
     for (const w of plan.warnings) log.warning(w);
-    this.logPlan(plan, facts);
+    this.logPlan(plan, this.facts);
     for (const w of plan.preflight) log.warning(w);
     if (login.status === 'rejected') throw login.reason;
     const replaced = login.value;
     this.reportReplaced(replaced);
     if (plan.strategy.kind === 'refuse')
       throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
-    const platform = plan.strategy.kind === 'platform' ? plan.strategy.platform : null;
-    const base = {
-      refs: plan.refs,
-      totalSize: plan.totalSize,
-      layerCount: layers.length,
-      platform,
-      plan,
-      replaced,
-      split: null,
-    };
     if (config.dryRun) {
       if (config.layerSplit === 'auto' && plan.oversized.length)
         log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
-      return {
-        ...base,
-        digest: null,
-        pinnedRef: null,
-        attempts: 0,
-        dryRun: true,
-        durationMs: this.deps.now() - this.started,
-      };
+      return this.result({ digest: null, attempts: 0, replaced });
     }
     await tagged;
     if (config.layerSplit === 'auto' && plan.oversized.length > 0) await this.relayer(null);
@@ -202,20 +184,26 @@ class Run {
       attempts = Math.max(attempts, pushed.attempts);
       digest ??= pushed.digest;
     }
-    const verified = await this.verify(plan, digest as string, attempts);
-    const now = this.current;
+    return this.result({ digest: await this.verify(plan, digest as string, attempts), attempts, replaced });
+  }
+
+  /** Everything else in the result follows from the plan being pushed now (a split replaces it). */
+  private result(r: Pick<RunResult, 'digest' | 'attempts' | 'replaced'>): RunResult {
+    const plan = this.current;
     return {
-      ...base,
-      totalSize: now.totalSize,
-      layerCount: now.layers.length,
+      ...r,
+      refs: plan.refs,
+      pinnedRef: r.digest ? pinnedRef(plan.repository, r.digest) : null,
+      totalSize: plan.totalSize,
+      layerCount: plan.layers.length,
       platform: this.platform(),
-      plan: now,
-      split: this.split,
-      digest: verified,
-      pinnedRef: pinnedRef(plan.repository, verified),
-      attempts,
-      dryRun: false,
+      plan,
+      dryRun: this.config.dryRun,
       durationMs: this.deps.now() - this.started,
+      split:
+        this.layersBeforeSplit === null
+          ? null
+          : { layersBefore: this.layersBeforeSplit, layersAfter: plan.layers.length, lines: [...this.splitLines] },
     };
   }
 
@@ -295,13 +283,9 @@ class Run {
           `${l.pieces.length} layers: ${l.pieces.map((p) => formatBytes(p.size)).join(' + ')}`,
       );
     }
-    this.split = {
-      layersBefore: this.split?.layersBefore ?? before.layers.length,
-      layersAfter: this.current.layers.length,
-      lines: [...this.splitLines],
-    };
+    this.layersBeforeSplit ??= before.layers.length;
     log.info(
-      `layer-split: ${this.split.layersBefore} layers became ${this.split.layersAfter}; ${tag} is pushed under ${before.refs.join(', ')}`,
+      `layer-split: ${this.layersBeforeSplit} layers became ${this.current.layers.length}; ${tag} is pushed under ${before.refs.join(', ')}`,
     );
     for (const line of this.splitLines) log.info(`  ${line}`);
   }
