@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { relayerImage, type RelayerReport } from '../../src/relayer/index.js';
 import { legacyArchive } from '../../test/fixtures/relayer/archives.js';
-import { exportFilesystem, type ExportedEntry } from '../../test/fixtures/relayer/export.js';
+import { exportFilesystem, type ExportedEntry } from '../../test/support/export.js';
 import { buildTar, d, f, hard, opaque, pattern, sym, whiteout } from '../../test/fixtures/relayer/tars.js';
 import { docker, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
 
