@@ -1,11 +1,7 @@
 // Whether the local image carries attestation manifests, and how to push it so the registry gets only
 // what it accepts. Pure: the engine facts and the image's manifest list are read elsewhere.
 import type { AttestationMode } from './inputs.js';
-
-export const INDEX_MEDIA_TYPES = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
+import { INDEX_MEDIA_TYPES, isAttestation as isAttestationDescriptor, platformString } from './oci.js';
 
 /** One entry of GET /images/{name}/json?manifests=1 (API 1.48+), reduced to what is read here. */
 export interface EngineManifest {
@@ -39,14 +35,8 @@ export function apiAtLeast(version: string, min: string): boolean {
   return a > c || (a === c && b >= d);
 }
 
-export function platformString(p: { os?: string; architecture?: string; variant?: string }): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
-
 function isAttestation(m: EngineManifest): boolean {
-  return (
-    m.Kind === 'attestation' || m.Descriptor?.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest'
-  );
+  return isAttestationDescriptor({ Kind: m.Kind, ...m.Descriptor });
 }
 
 const REBUILD = 'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1)';

@@ -1,14 +1,9 @@
 // Asks the registry itself what a tag points to (v2 API), with the same credentials the push used:
 // Basic, or a Bearer token fetched from the realm the 401 challenge names.
 import { httpFetch, type HttpFetch, type HttpResponse } from './http-request.js';
+import { MANIFEST_ACCEPT } from './oci.js';
 import { isLoopbackRegistry } from './reference.js';
 
-const MANIFEST_TYPES = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
 
 export interface Credentials {
   readonly username: string;
@@ -97,7 +92,7 @@ export class RegistryClient {
   /** The manifest a tag (or digest) resolves to, or null when the registry does not have it. */
   async headManifest(repository: string, reference: string): Promise<ManifestHead | null> {
     const res = await this.request('HEAD', `/v2/${repository}/manifests/${reference}`, repository, {
-      Accept: MANIFEST_TYPES,
+      Accept: MANIFEST_ACCEPT,
     });
     if (res.status === 404) return null;
     if (!res.ok)

@@ -2,13 +2,8 @@
 // No @actions/core here: the GitHub adapter (main.ts) and the CLI pass a Logger in.
 import { adviceContext, buildPlan, refsFor, TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from './advisory.js';
-import {
-  apiAtLeast,
-  choosePushStrategy,
-  INDEX_MEDIA_TYPES,
-  platformString,
-  type EngineManifest,
-} from './attestations.js';
+import { apiAtLeast, choosePushStrategy, type EngineManifest } from './attestations.js';
+import { INDEX_MEDIA_TYPES, platformString } from './oci.js';
 import { createRunDockerConfig, removeRunDockerConfig } from './docker-config.js';
 import { DockerError, type CommandResult, type Docker, type EngineFacts, type ImageInspect } from './docker.js';
 import { classifyFailure, type Failure } from './failure.js';

@@ -1,12 +1,11 @@
 import {
   apiAtLeast,
   choosePushStrategy,
-  INDEX_MEDIA_TYPES,
-  platformString,
   type AttestationFacts,
   type EngineManifest,
   type PushStrategy,
 } from '../../src/attestations.js';
+import { INDEX_MEDIA_TYPES, platformString } from '../../src/oci.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';

@@ -3,6 +3,8 @@
 // image may sit behind nested indexes together with BuildKit's attestation manifests, which are skipped:
 // the relayered archive holds the single platform image only.
 
+import { INDEX_MEDIA_TYPES, isAttestation } from '../oci.js';
+
 export interface ImageRefs {
   /** Archive entry names. */
   readonly config: string;
@@ -17,10 +19,6 @@ interface Descriptor {
   annotations?: Record<string, string>;
 }
 
-const INDEX_TYPES = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
 
 function blobName(digest: string): string {
   const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
@@ -38,12 +36,6 @@ function parse<T>(read: (name: string) => Buffer | undefined, name: string): T {
   }
 }
 
-function isAttestation(d: Descriptor): boolean {
-  return (
-    d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ||
-    (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
-  );
-}
 
 function fromLegacyManifest(read: (name: string) => Buffer | undefined): ImageRefs {
   const list = parse<Array<{ Config: string; Layers: string[] }>>(read, 'manifest.json');
@@ -64,7 +56,7 @@ function fromOciIndex(read: (name: string) => Buffer | undefined): ImageRefs {
     if (depth > 4) throw new Error('index.json nests indexes too deeply');
     for (const d of descriptors) {
       if (isAttestation(d)) continue;
-      if (d.mediaType && INDEX_TYPES.has(d.mediaType))
+      if (d.mediaType && INDEX_MEDIA_TYPES.has(d.mediaType))
         visit(parse<{ manifests: Descriptor[] }>(read, blobName(d.digest)).manifests ?? [], depth + 1);
       else images.push(d);
     }

@@ -1,0 +1,57 @@
+// Media types, attestation detection and platform strings: the OCI image-spec / Docker distribution facts the
+// action reads and writes, written once. Pure.
+
+export const MEDIA_TYPES = {
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayerTar: 'application/vnd.oci.image.layer.v1.tar',
+  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+} as const;
+
+/** Media types of a list of manifests (one per platform, plus attestations on a buildx image). */
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList]);
+
+/** Everything a tag can resolve to, for an Accept header: indexes first, as docker asks. */
+export const MANIFEST_ACCEPT = [
+  MEDIA_TYPES.ociIndex,
+  MEDIA_TYPES.ociManifest,
+  MEDIA_TYPES.dockerManifestList,
+  MEDIA_TYPES.dockerManifest,
+].join(', ');
+
+export interface Platform {
+  readonly os?: string;
+  readonly architecture?: string;
+  readonly variant?: string;
+}
+
+/** os/architecture[/variant], as `docker push --platform` takes it. */
+export function platformString(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
+/** BuildKit's annotation on the manifest that holds provenance/SBOM for its sibling. */
+export const ATTESTATION_ANNOTATION = 'vnd.docker.reference.type';
+export const ATTESTATION_REFERENCE_TYPE = 'attestation-manifest';
+
+/**
+ * Whether an index entry is an attestation manifest rather than an image: BuildKit annotates it and gives it the
+ * platform unknown/unknown; the engine API (1.48+) also says Kind "attestation".
+ */
+export function isAttestation(d: {
+  Kind?: string;
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}): boolean {
+  return (
+    d.Kind === 'attestation' ||
+    d.annotations?.[ATTESTATION_ANNOTATION] === ATTESTATION_REFERENCE_TYPE ||
+    (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
+  );
+}
