@@ -6,16 +6,12 @@
 // observe, so an error between two writes never becomes an uncaught exception.
 
 /** What these helpers need of a stream; node's Writable, a child's stdin and a file stream all fit. */
-export interface WritableSink {
-  write(chunk: Buffer | string): boolean;
-  end(): unknown;
-  once(event: string, listener: (...args: never[]) => void): unknown;
-  off(event: string, listener: (...args: never[]) => void): unknown;
+export type WritableSink = NodeJS.WritableStream & {
   readonly destroyed?: boolean;
   readonly errored?: Error | null;
   readonly writableEnded?: boolean;
   readonly writableFinished?: boolean;
-}
+};
 
 /** Names the stream in the error when it closes under a writer: "docker load exited before ...". */
 export type ClosedError = () => Error;
