@@ -7,7 +7,7 @@ export type FailureKind =
   | 'server-error' // other 5xx
   | 'rate-limited' // 429
   | 'network' // reset, refused, timeout, EOF mid-upload
-  | 'attestation' // 400 on a manifest that carries provenance attestations
+  | 'attestation' // 400 on the manifest of a push that carried attestation manifests (see ClassifyContext)
   | 'bad-request' // other 400 / manifest invalid
   | 'unauthorized' // 401, bad credentials
   | 'denied' // 403, credentials fine but no access to this repository
@@ -50,7 +50,12 @@ const RULES: readonly Rule[] = [
     kind: 'image-missing',
     re: /No such image|An image does not exist locally|reference does not exist|does not exist locally with the tag/i,
   },
-  { kind: 'attestation', re: /provenance|attestations? (?:are |is )?not (?:supported|allowed)/i },
+  // A registry that names attestations in its refusal. None of the registries on record does (see MANIFEST_REJECTED_WORDS):
+  // the usual way to know is the context, not the text.
+  {
+    kind: 'attestation',
+    re: /(?:provenance|attestations?|in-toto)\b.*\bnot (?:supported|allowed|accepted)|unsupported (?:media type|mediatype)\W+application\/vnd\.in-toto/i,
+  },
   { kind: 'timeout-524', re: /\b524\b/ },
   { kind: 'rate-limited', re: /toomanyrequests|\b429\b|too many requests/i },
   {
@@ -70,6 +75,23 @@ const RULES: readonly Rule[] = [
     re: /connection reset|connection refused|broken pipe|i\/o timeout|TLS handshake timeout|unexpected EOF|\bEOF\b|server closed|no route to host|no such host|net\/http: request canceled|context deadline exceeded/i,
   },
 ];
+
+/**
+ * How the engines print a registry's refusal of a manifest (HTTP 400), as recorded against the fault proxy sending
+ * the bodies real registries send (test/support/fault-proxy.ts REJECTION_BODIES):
+ * - engine A (classic store) drops the detail: `manifest invalid: manifest invalid`,
+ *   `manifest blob unknown: blob unknown to registry`;
+ * - engine B (containerd store) keeps a string detail only: `error from registry: manifest invalid`,
+ *   `error from registry: blob unknown to registry - sha256:...` (GitLab, moby/buildkit#7007);
+ * - BuildKit / older containerd when the body is not an error document: `failed commit on ref "manifest-sha256:...":
+ *   unexpected status: 400 Bad Request` (Artifactory, Yandex, docker/buildx#1513), or
+ *   `unexpected status from PUT request to .../manifests/...: 400 Bad Request`.
+ */
+const MANIFEST_REJECTED_WORDS =
+  /manifest invalid|MANIFEST_INVALID|manifest blob unknown|blob unknown to registry|unsupported media ?type/i;
+/** Read on the raw line: scrub() hides the ref and URL that say a manifest (not a layer) was refused. */
+const MANIFEST_REJECTED_400 =
+  /failed commit on ref "(?:manifest|index)-sha256:[a-f0-9]+": unexpected status[^"]*?: 400\b|PUT request to \S+\/manifests\/[^/\s]+: 400\b/i;
 
 const STATUS_PATTERNS: readonly RegExp[] = [
   /unexpected HTTP status: (\d{3})/,
@@ -122,8 +144,17 @@ function withoutInfoBlocks(lines: string[]): string[] {
   return kept;
 }
 
+/** What the caller knows about the push that failed: the text alone cannot tell an attestation rejection. */
+export interface ClassifyContext {
+  /**
+   * The push sent an image index listing attestation manifests (attestations: keep, or an engine without
+   * `docker push --platform`). A manifest refusal is then reported as the attestation rejection.
+   */
+  readonly pushedAttestations?: boolean;
+}
+
 /** Classifies the output of a failed docker command (stdout and stderr together). */
-export function classifyFailure(output: string): Failure {
+export function classifyFailure(output: string, context: ClassifyContext = {}): Failure {
   const lines = withoutInfoBlocks(output.split(/\r?\n/))
     .map((l) => l.trim())
     .filter(Boolean);
@@ -147,6 +178,17 @@ export function classifyFailure(output: string): Failure {
   // A bare status code is more precise than a word match for the server-side classes.
   const byStatus = status === null ? null : kindFromStatus(status);
   if (byStatus && (kind === null || kind === 'server-error' || kind === 'network')) kind = byStatus;
+  // Registries refuse an index with attestations in their generic words (manifest invalid, blob unknown, a bare
+  // 400): when the push carried attestations, that is the likely cause, and the advice differs.
+  if (context.pushedAttestations && (kind === null || kind === 'bad-request' || kind === 'unsupported')) {
+    const i = errorLines.findIndex(
+      (l, n) => MANIFEST_REJECTED_WORDS.test(scrubbed[n]) || MANIFEST_REJECTED_400.test(l),
+    );
+    if (i >= 0) {
+      kind = 'attestation';
+      detail = errorLines[i];
+    }
+  }
   const final = kind ?? 'unknown';
   return {
     kind: final,

@@ -29,6 +29,7 @@ const CLASSIC: Row[] = [
   ['520 without a reason phrase', 'received unexpected HTTP status: 520 ', 'server-error', true, 520, null],
   ['unauthorized', 'unauthorized: authentication required', 'unauthorized', false, null, null],
   ['denied', 'denied: requested access to the resource is denied', 'denied', false, null, null],
+  // Engine A drops the registry's detail: distribution's and quay.io's MANIFEST_INVALID print the same.
   ['manifest invalid', 'manifest invalid: manifest invalid', 'bad-request', false, null, null],
   [
     'connection refused',
@@ -93,12 +94,19 @@ const CONTAINERD: Row[] = [
     500,
     BLOB,
   ],
+  // The manifest refusals below were printed by engine B (Docker 28) against the fault proxy sending the bodies real
+  // registries send (test/support/fault-proxy.ts REJECTION_BODIES); without context they are a generic 400.
+  // distribution's MANIFEST_INVALID with detail {} (moby/buildkit#3579), and quay.io's with an object detail
+  // (tektoncd/chains#252): engine B prints only the message.
+  ['manifest invalid (distribution, quay)', 'error from registry: manifest invalid', 'bad-request', false, null, null],
   [
-    'attestations rejected',
-    'failed to push 127.0.0.1:5000/app/x:1: error from registry: manifest invalid - provenance attestations are not supported',
-    'attestation',
+    // BuildKit and older containerd when the body is no error document: Artifactory and Yandex refusing BuildKit
+    // 0.10's index with attestations (docker/buildx#1513).
+    'failed commit on the index (Artifactory)',
+    'failed to solve: failed to push r.example.com/app/x:1: failed commit on ref "manifest-sha256:3032911c04a048a7e1d148e6505ed00d5690d8ae12fef878ad05ce77311afa4f": unexpected status: 400 Bad Request',
+    'bad-request',
     false,
-    null,
+    400,
     null,
   ],
   [
@@ -331,5 +339,94 @@ describe('classifyFailure: repository names are not error text', () => {
     ],
   ])('%s', (_name, output, kind, retryable, status, blob) => {
     check(output, kind, retryable, status, blob);
+  });
+});
+
+// Registries refuse an index with attestation manifests in their generic words; none names attestations (see
+// REJECTION_BODIES in test/support/fault-proxy.ts for the sources). Only the caller knows the push carried them.
+describe('classifyFailure: a manifest refusal when the push carried attestations', () => {
+  const ATTESTED = { pushedAttestations: true };
+  test.each<[string, string, FailureKind, number | null, string]>([
+    // engine B, distribution's MANIFEST_INVALID {"detail":{}} (moby/buildkit#3579) and quay.io's (tektoncd/chains#252)
+    [
+      'manifest invalid (engine B)',
+      'error from registry: manifest invalid',
+      'attestation',
+      null,
+      'error from registry: manifest invalid',
+    ],
+    // engine B, GitLab's MANIFEST_BLOB_UNKNOWN for an attestation whose subject is not stored yet (moby/buildkit#7007)
+    [
+      'blob unknown to registry (GitLab)',
+      `error from registry: blob unknown to registry - ${BLOB}`,
+      'attestation',
+      null,
+      `error from registry: blob unknown to registry - ${BLOB}`,
+    ],
+    // BuildKit / containerd with a body that is no error document (Artifactory, docker/buildx#1513)
+    [
+      'failed commit on the index',
+      'failed commit on ref "manifest-sha256:3032911c04a048a7e1d148e6505ed00d5690d8ae12fef878ad05ce77311afa4f": unexpected status: 400 Bad Request',
+      'attestation',
+      400,
+      'failed commit on ref "manifest-sha256:3032911c04a048a7e1d148e6505ed00d5690d8ae12fef878ad05ce77311afa4f": unexpected status: 400 Bad Request',
+    ],
+    [
+      'a bare 400 on the manifest PUT',
+      'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 400 Bad Request',
+      'attestation',
+      400,
+      'failed to push r.example.com/app/x:1: unexpected status from PUT request to https://r.example.com/v2/app/x/manifests/1: 400 Bad Request',
+    ],
+    // not a manifest refusal: the context changes nothing
+    [
+      'a 400 on a layer commit stays a bad request',
+      'failed commit on ref "layer-sha256:3032911c04a048a7e1d148e6505ed00d5690d8ae12fef878ad05ce77311afa4f": unexpected status: 400 Bad Request',
+      'bad-request',
+      400,
+      'failed commit on ref "layer-sha256:3032911c04a048a7e1d148e6505ed00d5690d8ae12fef878ad05ce77311afa4f": unexpected status: 400 Bad Request',
+    ],
+    [
+      'a 524 stays a 524',
+      `unexpected status from PUT request to ${UPLOAD}: 524 `,
+      'timeout-524',
+      524,
+      `unexpected status from PUT request to ${UPLOAD}: 524`,
+    ],
+    [
+      'denied stays denied',
+      'denied: requested access to the resource is denied',
+      'denied',
+      null,
+      'denied: requested access to the resource is denied',
+    ],
+    [
+      'an image named manifest-invalid is no refusal',
+      `failed to push 127.0.0.1:5000/app/manifest-invalid:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/manifest-invalid/blobs/uploads/u: 502 Bad Gateway`,
+      'server-error',
+      502,
+      'failed to push 127.0.0.1:5000/app/manifest-invalid:1: unexpected status from PUT request to http://127.0.0.1:5000/v2/app/manifest-invalid/blobs/uploads/u: 502 Bad Gateway',
+    ],
+  ])('%s', (_name, output, kind, status, detail) => {
+    const f = classifyFailure(output, ATTESTED);
+    expect(f).toMatchObject({ kind, status, detail, retryable: kind === 'timeout-524' || kind === 'server-error' });
+  });
+
+  test.each([
+    ['manifest invalid (engine B)', 'error from registry: manifest invalid', 'bad-request'],
+    ['manifest invalid (engine A)', 'manifest invalid: manifest invalid', 'bad-request'],
+    // without the context, blob unknown is no known class: retried (the subject may be stored by then)
+    ['blob unknown (GitLab)', `error from registry: blob unknown to registry - ${BLOB}`, 'unknown'],
+  ])('without the context: %s is %s', (_name, output, kind) => {
+    expect(classifyFailure(output).kind).toBe(kind);
+  });
+
+  test('a registry that does name attestations is understood without the context', () => {
+    expect(
+      classifyFailure('error from registry: manifest invalid - attestation manifests are not supported').kind,
+    ).toBe('attestation');
+    expect(classifyFailure('error from registry: unsupported media type: application/vnd.in-toto+json').kind).toBe(
+      'attestation',
+    );
   });
 });

@@ -1,7 +1,9 @@
 // An HTTP reverse proxy in front of a real registry (test/support/registry.ts) that plays the parts of the
 // Replicated registry a local registry cannot: its token authentication (any username with the right token),
-// Cloudflare's 524 on slow uploads, 5xx, connection resets, and the 400 on manifests carrying provenance
-// attestations. Bodies are streamed: layers can be hundreds of MB.
+// Cloudflare's 524 on slow uploads (at once, or after the origin stored the upload), 5xx, connection resets,
+// a per-client rate limit with Retry-After, and the 400 on manifests carrying provenance attestations. Every
+// request is recorded with its start and end time, so tests assert waits where they happen: at the registry.
+// Bodies are streamed: layers can be hundreds of MB.
 import { randomBytes } from 'node:crypto';
 import http, {
   type IncomingHttpHeaders,
@@ -25,7 +27,12 @@ export type FaultAction =
   /** Forward, but destroy the client's socket once this many request-body bytes arrived. */
   | { readonly resetAfterBytes: number }
   /** Wait, then forward. */
-  | { readonly delayMs: number };
+  | { readonly delayMs: number }
+  /**
+   * Forward the whole request and let the registry answer (it stores the blob or manifest), then send the client
+   * this status instead: what a slow commit behind Cloudflare looks like (the origin finished, the edge gave up).
+   */
+  | { readonly forwardThen: StatusAction };
 
 export interface FaultRequest {
   readonly method: string;
@@ -69,6 +76,31 @@ export interface ProxiedRequest {
   readonly requestBytes: number;
   /** The proxy cut the client's connection. */
   readonly reset: boolean;
+  /** The client's User-Agent ('' when none): docker and containerd send one, the action's own client does not. */
+  readonly userAgent: string;
+  /** When the request arrived (Date.now() ms). */
+  readonly startedAt: number;
+  /** When the response was sent in full or the connection closed (Date.now() ms); 0 while in flight. */
+  readonly endedAt: number;
+  /** The registry's own status for a forwarded request (differs from `status` under forwardThen); 0 if not forwarded. */
+  readonly upstreamStatus: number;
+}
+
+export interface RateLimitOptions {
+  /** The request that trips the limit (the proxy answers it 429 too). */
+  readonly method?: string;
+  readonly path: RegExp;
+  /** How long every request is refused once the limit tripped. */
+  readonly forMs: number;
+  /** Retry-After as delta-seconds (rounded up) or as an HTTP-date (RFC 9110 section 10.2.3). */
+  readonly form: 'seconds' | 'date';
+}
+
+export interface RateLimit {
+  /** When the limit tripped (Date.now() ms); 0 until then. */
+  readonly trippedAt: number;
+  /** When requests are accepted again (Date.now() ms); 0 until tripped. For the date form, a whole second. */
+  readonly until: number;
 }
 
 export interface FaultProxy {
@@ -82,8 +114,17 @@ export interface FaultProxy {
   addFault(rule: FaultRule): void;
   /** Removes every rule, rejectAttestations' included. */
   clearFaults(): void;
-  /** From now on a manifest PUT that is or carries a provenance attestation gets the 400 the Replicated registry sends. */
-  rejectAttestations(): void;
+  /**
+   * From now on a manifest PUT that is or carries a provenance attestation gets a 400 with `body` (by default
+   * distribution's MANIFEST_INVALID, see REJECTION_BODIES for the wordings of other registries).
+   */
+  rejectAttestations(body?: string): void;
+  /**
+   * A per-client rate limit as an edge in front of a registry applies it (Cloudflare's rate limiting rules: once the
+   * rule trips, every request from that client is answered 429 with Retry-After until the mitigation timeout ends,
+   * whatever the path). Requests that arrive while it holds get 429 TOOMANYREQUESTS with the time left.
+   */
+  limitRate(opts: RateLimitOptions): RateLimit;
   /** Requests with this method (any when undefined) whose path matches, and with this status when given. */
   count(method: string | undefined, path: RegExp, status?: number): number;
   stop(): Promise<void>;
@@ -94,10 +135,44 @@ export function cloudflareError(status: number): StatusAction {
   return { status, body: `error code: ${status}`, headers: { 'content-type': 'text/plain; charset=UTF-8' } };
 }
 
-export const ATTESTATION_REJECTION = JSON.stringify({
-  errors: [
-    { code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'provenance attestations are not supported' },
-  ],
+/**
+ * What real registries answer (HTTP 400) when they refuse an image index with attestation manifests or another
+ * manifest they will not store. None names attestations: a client cannot tell an attestation rejection from any
+ * other invalid manifest by the text alone.
+ * - distribution: a registry behind an internal proxy refusing BuildKit 0.11's index with attestations
+ *   (moby/buildkit#3579): `{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]}`.
+ *   Distribution's own MANIFEST_INVALID message is "manifest invalid" (registry/api/errcode, api/v2/errors.go).
+ * - quay: quay.io refusing cosign attestation manifests (tektoncd/chains#252, GoogleContainerTools/jib#2470):
+ *   MANIFEST_INVALID, "manifest invalid", detail {"message": "failed to parse manifest: manifest data does not
+ *   match schema"} / "manifest schema version not supported".
+ * - blobUnknown: GitLab refusing an attestation whose subject manifest is not stored yet (moby/buildkit#7007):
+ *   `error from registry: blob unknown to registry - sha256:...` (distribution's MANIFEST_BLOB_UNKNOWN, HTTP 400;
+ *   registry:2 answers the same for an index naming a manifest it lacks, opencontainers/distribution-spec#310).
+ * No public record says what registry.replicated.com answers; it is run on distribution, so `distribution` is
+ * the default here.
+ */
+export const REJECTION_BODIES = {
+  distribution: JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] }),
+  quay: JSON.stringify({
+    errors: [
+      {
+        code: 'MANIFEST_INVALID',
+        detail: { message: 'failed to parse manifest: manifest data does not match schema' },
+        message: 'manifest invalid',
+      },
+    ],
+  }),
+  blobUnknown: (digest: string) =>
+    JSON.stringify({
+      errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: digest }],
+    }),
+} as const;
+
+/** The default rejection: distribution's MANIFEST_INVALID with an empty detail. */
+export const ATTESTATION_REJECTION = REJECTION_BODIES.distribution;
+
+const TOO_MANY_REQUESTS = JSON.stringify({
+  errors: [{ code: 'TOOMANYREQUESTS', message: 'too many requests', detail: null }],
 });
 
 const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
@@ -214,6 +289,15 @@ interface Entry {
   status: number;
   requestBytes: number;
   reset: boolean;
+  userAgent: string;
+  startedAt: number;
+  endedAt: number;
+  upstreamStatus: number;
+}
+
+interface Limit extends RateLimit {
+  trippedAt: number;
+  until: number;
 }
 
 class FaultProxyServer implements FaultProxy {
@@ -222,6 +306,7 @@ class FaultProxyServer implements FaultProxy {
   host = '';
   url = '';
   private rules: Rule[] = [];
+  private limits: Array<{ opts: RateLimitOptions; state: Limit }> = [];
   private readonly tokens = new Set<string>();
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   private readonly agent = new http.Agent({ keepAlive: true });
@@ -253,19 +338,43 @@ class FaultProxyServer implements FaultProxy {
 
   clearFaults(): void {
     this.rules = [];
+    this.limits = [];
   }
 
-  rejectAttestations(): void {
+  rejectAttestations(body: string = ATTESTATION_REJECTION): void {
     this.addFault({
       method: 'PUT',
       path: MANIFEST_PATH,
       match: (r) => isAttestationManifest(r.body),
-      action: {
-        status: 400,
-        body: ATTESTATION_REJECTION,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-      },
+      action: { status: 400, body, headers: { 'content-type': 'application/json; charset=utf-8' } },
     });
+  }
+
+  limitRate(opts: RateLimitOptions): RateLimit {
+    const state: Limit = { trippedAt: 0, until: 0 };
+    this.limits.push({ opts, state });
+    return state;
+  }
+
+  /** The 429 a tripped (or tripping) limit gives this request, or undefined. */
+  private rateLimited(method: string, path: string, now: number): StatusAction | undefined {
+    for (const { opts, state } of this.limits) {
+      if (!state.trippedAt && (!opts.method || opts.method.toUpperCase() === method) && opts.path.test(path)) {
+        state.trippedAt = now;
+        // an HTTP-date has whole seconds: round the end up so that the header says exactly when it ends
+        state.until = opts.form === 'date' ? Math.ceil((now + opts.forMs) / 1000) * 1000 : now + opts.forMs;
+      }
+      if (state.trippedAt && now < state.until) {
+        const retryAfter =
+          opts.form === 'date' ? new Date(state.until).toUTCString() : String(Math.ceil((state.until - now) / 1000));
+        return {
+          status: 429,
+          body: TOO_MANY_REQUESTS,
+          headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': retryAfter },
+        };
+      }
+    }
+    return undefined;
   }
 
   count(method: string | undefined, path: RegExp, status?: number): number {
@@ -294,14 +403,26 @@ class FaultProxyServer implements FaultProxy {
       status: 0,
       requestBytes: 0,
       reset: false,
+      userAgent: String(req.headers['user-agent'] ?? ''),
+      startedAt: Date.now(),
+      endedAt: 0,
+      upstreamStatus: 0,
     };
     this.requests.push(entry);
+    // 'finish' when the whole response was handed to the kernel, 'close' when the connection went first
+    const ended = () => {
+      entry.endedAt ||= Date.now();
+    };
+    res.on('finish', ended);
+    res.on('close', ended);
     try {
       // Manifest PUTs are buffered so that rules can look at them; everything else streams.
       const body =
         entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
           ? await readAll(this.metered(req, entry), MAX_BUFFERED_BODY)
           : undefined;
+      const limited = this.rateLimited(entry.method, entry.path, entry.startedAt);
+      if (limited) return this.fail(req, res, entry, limited, body);
       const rule = this.takeRule({ method: entry.method, path: entry.path, headers: req.headers, body });
       const action = rule?.action;
       if (action && isStatusAction(action)) return this.fail(req, res, entry, action, body);
@@ -310,7 +431,10 @@ class FaultProxyServer implements FaultProxy {
       // the client may have given up during a delay (req.destroyed is no use: a fully read request is destroyed too)
       if (this.stopping.signal.aborted || req.socket.destroyed) return;
       if (this.auth && !(await this.authenticate(req, res, entry, body))) return;
-      this.forward(req, res, entry, body, action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined);
+      this.forward(req, res, entry, body, {
+        resetAfterBytes: action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined,
+        instead: action && 'forwardThen' in action ? action.forwardThen : undefined,
+      });
     } catch (e) {
       if (!res.headersSent && !res.destroyed)
         sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: ${(e as Error).message}` }] });
@@ -353,13 +477,15 @@ class FaultProxyServer implements FaultProxy {
 
   /** Answers with the rule's status after the client sent its whole body, as an origin timeout would. */
   private fail(req: IncomingMessage, res: ServerResponse, entry: Entry, action: StatusAction, buffered?: Buffer): void {
-    const respond = () => {
-      const body = action.body ?? '';
-      entry.status = action.status;
-      res.writeHead(action.status, { 'content-length': Buffer.byteLength(body), ...action.headers });
-      res.end(body);
-    };
-    void this.drain(req, entry, buffered).then(respond);
+    void this.drain(req, entry, buffered).then(() => this.answer(res, entry, action));
+  }
+
+  private answer(res: ServerResponse, entry: Entry, action: StatusAction): void {
+    if (res.destroyed) return;
+    const body = action.body ?? '';
+    entry.status = action.status;
+    res.writeHead(action.status, { 'content-length': Buffer.byteLength(body), ...action.headers });
+    res.end(body);
   }
 
   /** Reads and discards the request body (unless it was buffered already): answering early would break the client's write. */
@@ -445,9 +571,10 @@ class FaultProxyServer implements FaultProxy {
     req: IncomingMessage,
     res: ServerResponse,
     entry: Entry,
-    body?: Buffer,
-    resetAfterBytes?: number,
+    body: Buffer | undefined,
+    opts: { resetAfterBytes?: number; instead?: StatusAction },
   ): void {
+    const { resetAfterBytes, instead } = opts;
     const target = new URL(this.upstream.url);
     const upReq = http.request({
       host: target.hostname,
@@ -458,6 +585,13 @@ class FaultProxyServer implements FaultProxy {
       agent: this.agent,
     });
     upReq.on('response', (upRes) => {
+      entry.upstreamStatus = upRes.statusCode ?? 502;
+      if (instead) {
+        // the registry finished (and stored what it was sent); the client hears only the edge's answer
+        upRes.resume();
+        upRes.on('end', () => this.answer(res, entry, instead));
+        return;
+      }
       if (entry.reset || res.destroyed) return void upRes.resume();
       entry.status = upRes.statusCode ?? 502;
       res.writeHead(entry.status, this.responseHeaders(upRes.headers));
