@@ -8,9 +8,9 @@ import { Job, type StepRun } from '../../test/support/action-runner.js';
 import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy.js';
 import {
   buildImage,
-  engine,
+  describeEachEngine,
+  describeEngine,
   imageExists,
-  rigEngines,
   removeImages,
   uniqueName,
   type Engine,
@@ -37,7 +37,7 @@ function anyFileContains(dir: string, needle: string): string[] {
   return filesUnder(dir).filter((f) => readFileSync(f).includes(needle));
 }
 
-describe.each(rigEngines())('$label', (eng: Engine) => {
+describeEachEngine('$label', (eng: Engine) => {
   let upstream: Registry;
   let proxy: FaultProxy;
   let home: string;
@@ -196,8 +196,7 @@ describe.each(rigEngines())('$label', (eng: Engine) => {
   });
 });
 
-describe('token types (engine A)', () => {
-  const eng = engine('A');
+describeEngine('A', 'token types (engine A)', (eng) => {
   let upstream: Registry;
   const images: string[] = [];
   beforeAll(async () => {
@@ -259,8 +258,7 @@ describe('token types (engine A)', () => {
   });
 });
 
-describe('progress during a long push (engine A)', () => {
-  const eng = engine('A');
+describeEngine('A', 'progress during a long push (engine A)', (eng) => {
   test('prints which layer, how far and how long, every 15 seconds', async () => {
     const upstream = await startRegistry();
     const proxy = await startFaultProxy({ upstream, auth: { scheme: 'bearer', token: TOKEN } });
@@ -290,8 +288,7 @@ describe('progress during a long push (engine A)', () => {
   });
 });
 
-describe('post step after a cancelled run (engine A)', () => {
-  const eng = engine('A');
+describeEngine('A', 'post step after a cancelled run (engine A)', (eng) => {
   test('a run killed mid-push leaves its credentials until post removes them', async () => {
     const upstream = await startRegistry();
     const proxy = await startFaultProxy({ upstream, auth: { scheme: 'bearer', token: TOKEN } });
@@ -322,9 +319,7 @@ describe('post step after a cancelled run (engine A)', () => {
   });
 });
 
-describe('attestations on the current engine (engine B)', () => {
-  const eng = rigEngines().find((e) => e.name === 'B');
-  const maybe = eng ? test : test.skip;
+describeEngine('B', 'attestations on the current engine (engine B)', (eng) => {
   let upstream: Registry;
   let proxy: FaultProxy;
   const images: string[] = [];
@@ -334,20 +329,23 @@ describe('attestations on the current engine (engine B)', () => {
     proxy.rejectAttestations();
   });
   afterAll(async () => {
-    if (eng) await removeImages(eng, images);
+    await removeImages(eng, images);
     await proxy?.stop();
     await upstream?.stop();
   });
 
-  maybe('a buildx image with default provenance pushes green as its platform manifest alone', async () => {
-    const e = eng as Engine;
+  test('a buildx image with default provenance pushes green as its platform manifest alone', async () => {
     const src = `${uniqueName('rp-att')}:b`;
     images.push(src);
-    await buildImage(e, src, { files: { '/a': 5000 }, builder: 'buildkit', extraBuildArgs: ['--provenance=mode=min'] });
+    await buildImage(eng, src, {
+      files: { '/a': 5000 },
+      builder: 'buildkit',
+      extraBuildArgs: ['--provenance=mode=min'],
+    });
     const job = new Job();
     const run = await job.main(
       { 'app-slug': 'att', image: src, 'target-image': 'svc', tag: '1.0.0', token: TOKEN, registry: proxy.host },
-      { env: { DOCKER_HOST: e.host } },
+      { env: { DOCKER_HOST: eng.host } },
     );
     expect(run.code).toBe(0);
     const held = await rawManifest(upstream, 'att/svc', '1.0.0');
@@ -358,39 +356,34 @@ describe('attestations on the current engine (engine B)', () => {
     job.cleanup();
   });
 
-  maybe(
-    'a multi-platform image with attestations is refused before anything is pushed, with the exact flags',
-    async () => {
-      const e = eng as Engine;
-      const src = `${uniqueName('rp-multi')}:b`;
-      images.push(src);
-      await buildImage(e, src, {
-        files: { '/a': 'multi' },
-        builder: 'buildkit',
-        extraBuildArgs: ['--platform', 'linux/amd64,linux/arm64'],
-      });
-      const before = proxy.count('PUT', /./);
-      const job = new Job();
-      const run = await job.main(
-        { 'app-slug': 'att', image: src, 'target-image': 'multi', tag: '1.0.0', token: TOKEN, registry: proxy.host },
-        { env: { DOCKER_HOST: e.host } },
-      );
-      expect(run.code).toBe(1);
-      expect(run.outputs.attempts).toBe('0');
-      expect(run.stdout).toMatch(
-        /^::error title=Multi-platform image with attestations::The image holds 2 platforms \(linux\/amd64, linux\/arm64\).*`docker buildx build --platform linux\/amd64,linux\/arm64 --provenance=false --sbom=false \.\.\.`/m,
-      );
-      expect(proxy.count('PUT', /./)).toBe(before);
-      expect(await listTags(upstream, 'att/multi')).toEqual([]);
-      job.cleanup();
-    },
-  );
+  test('a multi-platform image with attestations is refused before anything is pushed, with the exact flags', async () => {
+    const src = `${uniqueName('rp-multi')}:b`;
+    images.push(src);
+    await buildImage(eng, src, {
+      files: { '/a': 'multi' },
+      builder: 'buildkit',
+      extraBuildArgs: ['--platform', 'linux/amd64,linux/arm64'],
+    });
+    const before = proxy.count('PUT', /./);
+    const job = new Job();
+    const run = await job.main(
+      { 'app-slug': 'att', image: src, 'target-image': 'multi', tag: '1.0.0', token: TOKEN, registry: proxy.host },
+      { env: { DOCKER_HOST: eng.host } },
+    );
+    expect(run.code).toBe(1);
+    expect(run.outputs.attempts).toBe('0');
+    expect(run.stdout).toMatch(
+      /^::error title=Multi-platform image with attestations::The image holds 2 platforms \(linux\/amd64, linux\/arm64\).*`docker buildx build --platform linux\/amd64,linux\/arm64 --provenance=false --sbom=false \.\.\.`/m,
+    );
+    expect(proxy.count('PUT', /./)).toBe(before);
+    expect(await listTags(upstream, 'att/multi')).toEqual([]);
+    job.cleanup();
+  });
 
-  maybe('a multi-platform image built without attestations is pushed as one clean index', async () => {
-    const e = eng as Engine;
+  test('a multi-platform image built without attestations is pushed as one clean index', async () => {
     const src = `${uniqueName('rp-multi-clean')}:b`;
     images.push(src);
-    await buildImage(e, src, {
+    await buildImage(eng, src, {
       files: { '/a': 'multi clean' },
       builder: 'buildkit',
       extraBuildArgs: ['--platform', 'linux/amd64,linux/arm64', '--provenance=false'],
@@ -405,7 +398,7 @@ describe('attestations on the current engine (engine B)', () => {
         token: TOKEN,
         registry: proxy.host,
       },
-      { env: { DOCKER_HOST: e.host } },
+      { env: { DOCKER_HOST: eng.host } },
     );
     expect(run.code).toBe(0);
     const held = await rawManifest(upstream, 'att/multi-clean', '1.0.0');
@@ -421,11 +414,14 @@ describe('attestations on the current engine (engine B)', () => {
     job.cleanup();
   });
 
-  maybe('attestations: keep sends the index, gets the 400 once, and explains it', async () => {
-    const e = eng as Engine;
+  test('attestations: keep sends the index, gets the 400 once, and explains it', async () => {
     const src = `${uniqueName('rp-keep')}:b`;
     images.push(src);
-    await buildImage(e, src, { files: { '/a': 5000 }, builder: 'buildkit', extraBuildArgs: ['--provenance=mode=min'] });
+    await buildImage(eng, src, {
+      files: { '/a': 5000 },
+      builder: 'buildkit',
+      extraBuildArgs: ['--provenance=mode=min'],
+    });
     const job = new Job();
     const run = await job.main(
       {
@@ -438,7 +434,7 @@ describe('attestations on the current engine (engine B)', () => {
         attestations: 'keep',
         'retry-delay': '100ms',
       },
-      { env: { DOCKER_HOST: e.host } },
+      { env: { DOCKER_HOST: eng.host } },
     );
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');

@@ -3,14 +3,21 @@
 // that no credential or token was left behind.
 import { existsSync, readdirSync } from 'node:fs';
 import { Job, type StepRun } from '../../test/support/action-runner.js';
-import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy.js';
-import { buildImage, engine, removeImages, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
+import {
+  ATTESTATION_REJECTION,
+  startFaultProxy,
+  type FaultProxy,
+  type FaultRequest,
+} from '../../test/support/fault-proxy.js';
+import { buildImage, describeEngine, removeImages, uniqueName, type Engine } from '../../test/support/images.js';
 import { freePort, listTags, manifestDigest, startRegistry, type Registry } from '../../test/support/registry.js';
 
 const TOKEN = 'fault-token-3c9e7a';
 const CF_524 = { status: 524, body: 'error code: 524', headers: { 'Content-Type': 'text/plain' } };
 const BLOB_UPLOAD = /\/v2\/.+\/blobs\/uploads\//;
 const MANIFEST = /\/v2\/.+\/manifests\//;
+/** Engine B sends each blob in one PUT with a Content-Length: the layer's, not the small config blob's. */
+const isLayerPut = (r: FaultRequest) => Number(r.headers['content-length'] ?? 0) > 10_000;
 
 interface Ctx {
   eng: Engine;
@@ -76,28 +83,34 @@ function errorLine(run: StepRun): string {
   return run.stdout.split('\n').find((l) => l.startsWith('::error')) ?? '';
 }
 
-describe('faults on engine B (containerd store: no per-layer retry in the engine)', () => {
-  const eng = rigEngines().find((e) => e.name === 'B');
-  const maybe = eng ? test : test.skip;
+describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in the engine)', (eng) => {
   let c: Ctx;
   beforeAll(async () => {
-    if (eng) c = await setUp(eng);
+    c = await setUp(eng);
   });
   afterAll(() => tearDown(c));
   afterEach(() => c?.proxy.clearFaults());
 
-  maybe('transient 524 on a layer upload: recovers on attempt 2', async () => {
+  test('transient 524 on a layer upload: recovers on attempt 2', async () => {
     const src = await image(c, { '/a': 50_000 });
-    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: CF_524 });
+    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, match: isLayerPut, action: CF_524 });
     const run = await push(c, src, 't524');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
+    // counted where it happened: one layer PUT refused, one accepted, one manifest PUT
+    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(1);
+    expect(
+      c.proxy.requests
+        .filter((q) => q.method === 'PUT' && BLOB_UPLOAD.test(q.path) && q.requestBytes > 10_000)
+        .map((q) => q.status),
+    ).toEqual([524, 201]);
+    expect(c.proxy.count('PUT', MANIFEST)).toBe(1);
     expect(run.stdout).toMatch(/^::warning title=Upload timed out \(HTTP 524\)::/m);
     expect(await manifestDigest(c.upstream, 'faults/t524', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
-  maybe('persistent 524 on a layer over max-layer-size: one attempt, the advisory names the layer', async () => {
+  test('persistent 524 on a layer over max-layer-size: one attempt, the advisory names the layer', async () => {
     const src = await image(c, { '/big/blob.bin': 400_000, '/small': 'x' });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, action: CF_524 });
     const run = await push(c, src, 'p524', { 'max-layer-size': '200kB', retries: '3' });
@@ -117,30 +130,55 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
     expectNothingLeftBehind(run);
   });
 
-  maybe('persistent 524 on a small layer: retries up to the bound, then fails', async () => {
+  test('persistent 524 on a small layer: retries up to the bound, then fails', async () => {
     const src = await image(c, { '/a': 30_000 });
-    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, action: CF_524 });
+    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, match: isLayerPut, action: CF_524 });
     const run = await push(c, src, 'bound524', { retries: '2' });
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('3');
+    // engine B never retries a 524 itself: one refused layer PUT per attempt of the action
+    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(3);
+    expect(c.proxy.count('PUT', MANIFEST)).toBe(0);
     expect(errorLine(run)).toMatch(/^::error title=Push timed out \(HTTP 524\)::.*after 3 attempts/);
     expect(await listTags(c.upstream, 'faults/bound524')).toEqual([]);
     expectNothingLeftBehind(run);
   });
 
   // Engine B retries a 503 once on its own but never a 502: a 502 is what reaches the action.
-  maybe('502 on a layer upload then success', async () => {
+  test('502 on a layer upload then success', async () => {
     const src = await image(c, { '/a': 20_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { status: 502, body: 'bad gateway' } });
     const run = await push(c, src, 's502');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
     expect(c.proxy.count('PUT', BLOB_UPLOAD, 502)).toBe(1);
+    expect(c.proxy.count('PUT', MANIFEST, 201)).toBe(1);
     expect(await manifestDigest(c.upstream, 'faults/s502', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
-  maybe('connection reset during a layer upload, then success', async () => {
+  test('524 after the registry stored the layer: the next attempt finds the blob and does not upload it again', async () => {
+    const src = await image(c, { '/a': 200_000 });
+    c.proxy.addFault({
+      method: 'PUT',
+      path: BLOB_UPLOAD,
+      times: 1,
+      match: isLayerPut,
+      action: { forwardThen: CF_524 },
+    });
+    const run = await push(c, src, 'late524');
+    expect(run.code).toBe(0);
+    expect(run.outputs.attempts).toBe('2');
+    const layerPuts = c.proxy.requests.filter(
+      (q) => q.method === 'PUT' && BLOB_UPLOAD.test(q.path) && q.requestBytes > 100_000,
+    );
+    // the registry answered 201 and kept the blob; the client heard 524; nobody sent those 200 kB again
+    expect(layerPuts.map((q) => [q.upstreamStatus, q.status])).toEqual([[201, 524]]);
+    expect(await manifestDigest(c.upstream, 'faults/late524', '1.0.0')).toBe(run.outputs.digest);
+    expectNothingLeftBehind(run);
+  });
+
+  test('connection reset during a layer upload, then success', async () => {
     const src = await image(c, { '/a': 300_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { reset: true } });
     const run = await push(c, src, 'reset');
@@ -152,10 +190,10 @@ describe('faults on engine B (containerd store: no per-layer retry in the engine
   });
 });
 
-describe('faults on engine A (classic store: retries each layer 5 times itself)', () => {
+describeEngine('A', 'faults on engine A (classic store: retries each layer 5 times itself)', (eng) => {
   let c: Ctx;
   beforeAll(async () => {
-    c = await setUp(engine('A'));
+    c = await setUp(eng);
   });
   afterAll(() => tearDown(c));
   afterEach(() => c?.proxy.clearFaults());
@@ -166,20 +204,37 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     const run = await push(c, src, 'm524');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
+    expect(c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path)).map((q) => q.status)).toEqual([
+      524, 201,
+    ]);
     expect(await manifestDigest(c.upstream, 'faults/m524', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
-  test("persistent 524 on a big layer: the engine's own retries, then one attempt and the exact layer", async () => {
-    const src = await image(c, { '/small': 'x', '/data/model.bin': 500_000 });
-    c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, action: CF_524 });
-    c.proxy.addFault({ method: 'PATCH', path: BLOB_UPLOAD, action: CF_524 });
+  // Two layers over max-layer-size, and only the smaller one times out: the engine's own retry lines name it, so the
+  // advisory must name layer 2; a guess (the biggest, or "the only one over the limit") would name layer 3.
+  test("persistent 524 on one of two big layers: the engine's own retries, then one attempt and the exact layer", async () => {
+    const src = await image(c, { '/small': 'x', '/data/model.bin': 500_000, '/data/weights.bin': 900_000 });
+    // engine A streams a layer in PATCHes to the upload URL, then commits it with a PUT to the same URL:
+    // refuse the commit of the upload that carried about 500 kB (the gzip of 500 kB of random bytes)
+    const uploaded = (path: string) =>
+      c.proxy.requests.filter((q) => q.method === 'PATCH' && q.path === path).reduce((n, q) => n + q.requestBytes, 0);
+    c.proxy.addFault({
+      method: 'PUT',
+      path: BLOB_UPLOAD,
+      match: (r) => uploaded(r.path) > 400_000 && uploaded(r.path) < 700_000,
+      action: CF_524,
+    });
     const run = await push(c, src, 'a524', { 'max-layer-size': '300kB' });
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
     expect(run.stdout).toMatch(/Retrying in 5 seconds/);
+    // counted at the proxy: engine A's 5 tries of that one layer, no second attempt of the action (it would add 5)
+    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(5);
+    expect(c.proxy.count('PUT', MANIFEST)).toBe(0);
     const error = errorLine(run);
-    expect(error).toContain('while uploading layer 2/2');
+    expect(error).toContain('while uploading layer 2/3');
+    expect(error).not.toContain('while uploading layer 3/3');
     expect(error).toMatch(/made by `COPY file:[a-f0-9]{64} in \/data\/model.bin`/);
     expect(error).not.toContain('most likely');
     expect(await listTags(c.upstream, 'faults/a524')).toEqual([]);
@@ -192,6 +247,10 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
     const run = await push(c, src, 'm502');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
+    expect(c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path)).map((q) => q.status)).toEqual([
+      502, 201,
+    ]);
+    expect(await manifestDigest(c.upstream, 'faults/m502', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
@@ -202,39 +261,58 @@ describe('faults on engine A (classic store: retries each layer 5 times itself)'
       path: MANIFEST,
       action: {
         status: 400,
-        body: '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"provenance attestations are not supported"}]}',
+        body: ATTESTATION_REJECTION,
         headers: { 'Content-Type': 'application/json' },
       },
     });
     const run = await push(c, src, 'b400');
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
-    expect(errorLine(run)).toMatch(/^::error title=.*\(HTTP 400\)::.*--provenance=false/);
+    expect(c.proxy.count('PUT', MANIFEST, 400)).toBe(1);
+    // a plain image manifest carries no attestations: the generic 400, which still names the usual cause
+    expect(errorLine(run)).toMatch(/^::error title=Registry rejected the manifest \(HTTP 400\)::.*--provenance=false/);
     expect(await listTags(c.upstream, 'faults/b400')).toEqual([]);
     expectNothingLeftBehind(run);
   });
 
-  test('429 with Retry-After on the manifest: the next attempt waits as long as the registry asks', async () => {
+  // A per-client limit at the edge (Cloudflare's rate limiting rules): once it trips on the manifest PUT, every request
+  // of that client gets 429 with Retry-After until it ends, /v2/ included. The action asks /v2/ how long to wait; the
+  // proxy only limits, it answers nothing on /v2/ by itself. The wait is measured at the proxy.
+  test.each(['seconds', 'date'] as const)(
+    '429 with Retry-After as %s on the manifest: the next attempt reaches the registry only when the limit ends',
+    async (form) => {
+      const src = await image(c, { '/a': 10_000 });
+      const limit = c.proxy.limitRate({ method: 'PUT', path: MANIFEST, forMs: 3_000, form });
+      const run = await push(c, src, `r429${form}`);
+      expect(run.code).toBe(0);
+      expect(run.outputs.attempts).toBe('2');
+      const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path));
+      expect(puts.map((q) => q.status)).toEqual([429, 201]);
+      const failed = puts[0];
+      // the engine's next request (the retry) started after the limit's end, and at least Retry-After after the 429
+      const retry = c.proxy.requests.find((q) => q.userAgent !== '' && q.startedAt >= failed.endedAt && q !== failed);
+      expect(retry).toBeDefined();
+      const asked = form === 'seconds' ? 3_000 : limit.until - failed.endedAt;
+      expect((retry?.startedAt ?? 0) - failed.endedAt).toBeGreaterThanOrEqual(asked);
+      expect(retry?.startedAt ?? 0).toBeGreaterThanOrEqual(limit.until);
+      // nothing of docker's met the limit after the first 429: the action did not knock early
+      expect(c.proxy.requests.filter((q) => q.userAgent !== '' && q.status === 429)).toHaveLength(1);
+      expect(await manifestDigest(c.upstream, `faults/r429${form}`, '1.0.0')).toBe(run.outputs.digest);
+      expectNothingLeftBehind(run);
+    },
+  );
+
+  test('524 after the registry stored the manifest: the tag holds the image, and the action reports what it holds', async () => {
     const src = await image(c, { '/a': 10_000 });
-    const limited = {
-      status: 429,
-      body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}',
-      headers: { 'Retry-After': '3' },
-    };
-    c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: limited });
-    // The limit still holds when the action asks /v2/ how long to wait; docker login's own GET /v2/ came earlier.
-    c.proxy.addFault({
-      method: 'GET',
-      path: /^\/v2\/$/,
-      times: 1,
-      action: limited,
-      match: (req) => !/docker/i.test(String(req.headers['user-agent'])),
-    });
-    const run = await push(c, src, 'r429');
+    c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: { forwardThen: CF_524 } });
+    const run = await push(c, src, 'mlate');
+    const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path));
+    expect(puts[0]).toMatchObject({ upstreamStatus: 201, status: 524 });
     expect(run.code).toBe(0);
-    expect(run.outputs.attempts).toBe('2');
-    expect(run.stdout).toMatch(/retrying in 3\.0s/);
-    expect(await manifestDigest(c.upstream, 'faults/r429', '1.0.0')).toBe(run.outputs.digest);
+    // a second PUT of the same manifest is harmless (same digest); more than one retry is not needed
+    expect(puts.length).toBeLessThanOrEqual(2);
+    expect(Number(run.outputs.attempts)).toBe(puts.length);
+    expect(await manifestDigest(c.upstream, 'faults/mlate', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 import { Job } from '../../test/support/action-runner.js';
 import { exportFilesystem } from '../../test/support/export.js';
 import { startFaultProxy } from '../../test/support/fault-proxy.js';
-import { docker, engine, removeImages, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
+import {
+  describeEachEngine,
+  describeEngine,
+  docker,
+  removeImages,
+  uniqueName,
+  type Engine,
+} from '../../test/support/images.js';
 import { rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
 const TOKEN = 'split-token-51d0';
@@ -40,7 +47,7 @@ async function pullBack(e: Engine, reg: Registry, repo: string, tag: string, nam
   }
 }
 
-describe.each(rigEngines())('layer-split: auto on $label', (eng: Engine) => {
+describeEachEngine('layer-split: auto on $label', (eng: Engine) => {
   let reg: Registry;
   const images: string[] = [];
   beforeAll(async () => {
@@ -91,8 +98,7 @@ describe.each(rigEngines())('layer-split: auto on $label', (eng: Engine) => {
   });
 });
 
-describe('adaptive re-split after a 524 (engine B: no per-layer retry in the engine)', () => {
-  const eng = rigEngines().find((e) => e.name === 'B') ?? engine('A');
+describeEngine('B', 'adaptive re-split after a 524 (engine B: no per-layer retry in the engine)', (eng) => {
   test('halves the layer that timed out until the uploads pass, then pushes', async () => {
     const reg = await startRegistry();
     const proxy = await startFaultProxy({ upstream: reg, auth: { scheme: 'bearer', token: TOKEN } });

@@ -3,9 +3,10 @@
 import { resolve } from 'node:path';
 import { Job } from '../../test/support/action-runner.js';
 import { runProcess, type ProcessResult } from '../../test/support/process.js';
-import { buildImage, engine, removeImages, uniqueName } from '../../test/support/images.js';
+import { buildImage, describeEngine, engine, removeImages, uniqueName } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
+// checked on first use; the describes below run only when engine A answers as the classic store
 const eng = engine('A');
 let reg: Registry;
 let user: string;
@@ -27,7 +28,7 @@ async function image(content: string): Promise<string> {
   return buildImage(eng, ref, { files: { '/app/content.txt': content, '/app/blob': 30_000 } });
 }
 
-describe('external registry', () => {
+describeEngine('A', 'external registry', () => {
   test('pushes to REGISTRY/<repository> and reports the proxy reference', async () => {
     const job = new Job();
     const src = await image('external');
@@ -67,7 +68,7 @@ describe('external registry', () => {
   });
 });
 
-describe('tombstone', () => {
+describeEngine('A', 'tombstone', () => {
   test('replaces a released tag with an empty image; the old image stays pullable by digest', async () => {
     const job = new Job();
     const src = await image('release 1.0.0');
@@ -132,7 +133,7 @@ describe('tombstone', () => {
   });
 });
 
-describe('CLI', () => {
+describeEngine('A', 'CLI', () => {
   const CLI = resolve(process.cwd(), 'dist/cli/index.js');
   function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
     return runProcess(process.execPath, [CLI, ...args], {

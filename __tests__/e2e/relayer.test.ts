@@ -9,7 +9,7 @@ import { relayerImage, type RelayerReport } from '../../src/relayer/index.js';
 import { legacyArchive } from '../../test/fixtures/relayer/archives.js';
 import { exportFilesystem, type ExportedEntry } from '../../test/support/export.js';
 import { buildTar, d, f, hard, opaque, pattern, sym, whiteout } from '../../test/fixtures/relayer/tars.js';
-import { docker, rigEngines, uniqueName, type Engine } from '../../test/support/images.js';
+import { describeEachEngine, docker, uniqueName, type Engine } from '../../test/support/images.js';
 
 const KB = 1024;
 const LIMIT = 64 * KB;
@@ -78,7 +78,7 @@ function buildContext(dir: string, base: string): void {
   );
 }
 
-describe.each(rigEngines())('relayer on $label', (eng: Engine) => {
+describeEachEngine('relayer on $label', (eng: Engine) => {
   const base = `${uniqueName('rp-relayer-base')}:1`;
   const built = `${uniqueName('rp-relayer-built')}:1`;
   const relayered = `${uniqueName('rp-relayer-out')}:1`;

@@ -2,8 +2,11 @@
 # Brings up the real parts the end-to-end tests and the demo push through, idempotently:
 #   engine A  Debian bookworm docker.io 20.10 (classic image store) on the default socket
 #   engine B  Docker 28.x from Debian sid (containerd image store, buildx), extracted, not installed,
-#             on its own socket: it is what GitHub's runners run now (see shared/DESIGN.md)
+#             on its own socket: the store GitHub's Ubuntu runners move to with Docker 29
 # Registries are started per test suite (test/support/registry.ts), not here.
+# Each engine is checked for the image store it must have (A classic, B containerd); an engine of the wrong
+# store is not recorded and the script fails: the tests never run one engine's cases on the other.
+# Idempotent and fast (under a second) when the engines are up; `npm test` runs it first (test/rig/global-setup.mjs).
 # Usage: engines.sh [a|all]   (default all). Prints the env file path it wrote.
 set -euo pipefail
 want=${1:-all}
@@ -34,8 +37,26 @@ install_debs() {
 }
 
 wait_engine() { # host seconds
-  for _ in $(seq "$2"); do DOCKER_HOST=$1 docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  for _ in $(seq "$2"); do DOCKER_HOST=$1 docker version --format "{{.Server.Version}}" >/dev/null 2>&1 && return 0; sleep 1; done
   return 1
+}
+
+# record engine $1 at $2 when it answers with image store $3 (classic | containerd: what the engine says, not
+# what its socket suggests); a wrong store is an error, never a stand-in
+failed=
+record() {
+  local status store=classic
+  if ! status=$(DOCKER_HOST=$2 docker info --format '{{json .DriverStatus}}' 2>/dev/null); then
+    if [ "$want" = all ] || [ "$1" = A ]; then log "engine $1 does not answer at $2"; failed=1; fi
+    return 0
+  fi
+  case $status in *containerd.snapshotter*) store=containerd ;; esac
+  if [ "$store" != "$3" ]; then
+    log "engine $1 at $2 uses the $store image store; it must be the $3 store (stop that engine, then rerun)"
+    failed=1
+    return 0
+  fi
+  echo "ENGINE_$1=$2"
 }
 
 start_engine_a() {
@@ -92,13 +113,17 @@ start_engine_b() {
 
 install_debs
 start_engine_a
+if [ "$want" = all ]; then
+  fetch_engine_b; install_buildx; start_engine_b
+fi
+# written whole, then renamed: a test reading it meanwhile sees the old file or the new one
+tmp_env="$state/engines.env.$$"
 {
-  echo "ENGINE_A=unix:///var/run/docker.sock"
-  if [ "$want" = all ]; then
-    fetch_engine_b; install_buildx; start_engine_b
-  fi
-  # record engine B whenever it is up, so `engines.sh a` (the demo) does not hide it from the tests
-  if wait_engine "unix://$B_RUN/docker.sock" 1; then echo "ENGINE_B=unix://$B_RUN/docker.sock"; fi
-} >"$state/engines.env"
+  record A unix:///var/run/docker.sock classic
+  # engine B is recorded whenever it is up, so `engines.sh a` (the demo) does not hide it from the tests
+  record B "unix://$B_RUN/docker.sock" containerd
+} >"$tmp_env"
+mv -f "$tmp_env" "$state/engines.env"
 log "engines up: $(tr '\n' ' ' <"$state/engines.env")"
+[ -z "$failed" ] || exit 1
 echo "$state/engines.env"
