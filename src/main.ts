@@ -1,9 +1,11 @@
 // GitHub adapter, main step: inputs -> core -> outputs, summary, annotations. Only wiring lives here.
 import * as core from '@actions/core';
+import { onCancel } from './cancel.js';
 import { InputError, readConfig } from './inputs.js';
 import type { Logger } from './logger.js';
-import { ActionFailure, runAction } from './run.js';
-import { STATE_CONFIG_DIR } from './state.js';
+import { protectSecret } from './process.js';
+import { ActionFailure, Cancelled, runAction } from './run.js';
+import { STATE_WORK_DIR } from './state.js';
 import { failureSummaryMarkdown, summaryMarkdown } from './summary.js';
 import { realDeps, resultOutputs } from './wiring.js';
 
@@ -16,20 +18,37 @@ const logger: Logger = {
   group: (name, fn) => core.group(name, fn),
 };
 
+/** The job summary is optional (older GHES and local runners have no GITHUB_STEP_SUMMARY): never a failure. */
+async function writeSummary(markdown: string): Promise<void> {
+  try {
+    await core.summary.addRaw(markdown).write();
+  } catch (e) {
+    core.info(`no job summary written: ${(e as Error).message}`);
+  }
+}
+
 export async function main(): Promise<void> {
   // Mask before anything can print it, whether or not the other inputs are valid.
   const token = core.getInput('token');
-  if (token) core.setSecret(token);
+  if (token) {
+    core.setSecret(token);
+    protectSecret(token);
+  }
+  const cancel = onCancel();
   try {
     const config = readConfig((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
     core.setSecret(Buffer.from(`${config.username}:${config.token}`).toString('base64'));
     const result = await runAction(
       config,
-      realDeps(logger, 15_000, (dir) => core.saveState(STATE_CONFIG_DIR, dir)),
+      realDeps(logger, {
+        progressIntervalMs: 15_000,
+        signal: cancel.signal,
+        onWorkDir: (dir) => core.saveState(STATE_WORK_DIR, dir),
+      }),
     );
     for (const [name, value] of Object.entries(resultOutputs(result))) core.setOutput(name, value);
-    await core.summary.addRaw(summaryMarkdown(result)).write();
     if (result.pinnedRef) core.info(`pushed: ${result.pinnedRef}`);
+    await writeSummary(summaryMarkdown(result));
   } catch (e) {
     const title =
       e instanceof ActionFailure
@@ -41,10 +60,11 @@ export async function main(): Promise<void> {
     const attempts = e instanceof ActionFailure ? (e.opts.attempts ?? 0) : 0;
     core.setOutput('attempts', String(attempts));
     core.error(message, { title });
-    process.exitCode = 1;
-    await core.summary
-      .addRaw(failureSummaryMarkdown(title, message, attempts))
-      .write()
-      .catch(() => undefined);
+    process.exitCode = e instanceof Cancelled ? (cancel.exitCode() ?? 1) : 1;
+    await writeSummary(failureSummaryMarkdown(title, message, attempts));
+  } finally {
+    cancel.dispose();
   }
+  // A cancel that arrived after the core finished still ends the step as cancelled.
+  if (cancel.exitCode() !== null) process.exitCode = cancel.exitCode() as number;
 }

@@ -35,9 +35,10 @@ export const DEPRECATION_NOTICE: Advice = {
 export const TOMBSTONE_WARNING: Advice = {
   title: 'Tombstone replaces a released tag with an empty image',
   message:
-    'mode: tombstone pushes an empty image over the tag. This registry cannot delete images, so this is the only ' +
-    'way to withdraw one; every release or installation that still references this tag will get an image with no ' +
-    'files and break. The replaced image stays pullable by its digest.',
+    'mode: tombstone pushes an empty image over the tag, replacing it in place: every release or installation that ' +
+    'still references this tag gets an image with no files and breaks. The replaced image stays pullable by its ' +
+    'digest. To delete an image instead, use the Vendor Portal (Image Registries) or the Vendor API ' +
+    '("Delete App Images"); an image stays pullable by digest until every tag of it is deleted across apps.',
 };
 
 export const TEAM_TOKEN_WARNING: Advice = {
@@ -47,15 +48,16 @@ export const TEAM_TOKEN_WARNING: Advice = {
     "(Vendor Portal > Team > Service Accounts) and use token-type 'service-account'.",
 };
 
-export function adviceContext(config: Config, plan: Pick<Plan, 'repository' | 'layers'>): AdviceContext {
+/** The facts the advice texts quote; before the image is read (login), `plan` is null. */
+export function adviceContext(config: Config, plan: Pick<Plan, 'repository' | 'layers'> | null): AdviceContext {
   return {
     registry: config.registry,
     appSlug: config.appSlug,
-    repository: plan.repository,
+    repository: plan?.repository ?? repositoryOf(config.registry, config.repositoryPath),
     tokenType: config.tokenType,
     username: config.username,
     maxLayerSize: config.maxLayerSize,
-    layerCount: plan.layers.length,
+    layerCount: plan?.layers.length ?? 0,
   };
 }
 

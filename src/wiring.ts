@@ -1,21 +1,44 @@
 // The real parts the core runs with, shared by the GitHub adapter and the CLI.
+import { randomBytes } from 'node:crypto';
 import { Docker } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
 import { relayerImage } from './relayer/index.js';
 import type { CoreDeps, RunResult } from './run.js';
 
-export function realDeps(logger: Logger, progressIntervalMs: number, onConfigDir?: (dir: string) => void): CoreDeps {
+/** Resolves after ms; rejects at once when the signal aborts (a cancel must not wait out a backoff). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('aborted'));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new Error('aborted'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export function realDeps(
+  logger: Logger,
+  opts: { progressIntervalMs: number; signal?: AbortSignal; onWorkDir?: (dir: string) => void },
+): CoreDeps {
   return {
     env: process.env,
     logger,
+    // Lowercase hex: it becomes part of local image names, which must be lowercase.
+    runId: randomBytes(6).toString('hex'),
+    signal: opts.signal,
     docker: (env) => new Docker(env),
     registry: (host, username, password) => new RegistryClient(host, { username, password }),
     now: () => Date.now(),
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    sleep,
     random: Math.random,
-    progressIntervalMs,
-    onConfigDir,
+    progressIntervalMs: opts.progressIntervalMs,
+    onWorkDir: opts.onWorkDir,
     relayer: relayerImage,
   };
 }

@@ -90,7 +90,7 @@ describe('buildPlan: refs', () => {
 
   test('proxyRef', () => {
     expect(proxyRef(config({ registry: 'ecr.example.com:443', repository: 'a/b' }), 'v9')).toBe(
-      'proxy.replicated.com/proxy/my-app/ecr.example.com:443/a/b:v9',
+      'proxy.replicated.com/proxy/my-app/ecr.example.com/a/b:v9', // the default port is normalized away
     );
   });
 });
@@ -149,7 +149,7 @@ describe('buildPlan: notices and warnings', () => {
     expect(TEAM_TOKEN_WARNING.title).toBe('Team API tokens are deprecated');
     expect(TEAM_TOKEN_WARNING.message).toContain("token-type 'service-account'");
     expect(DEPRECATION_NOTICE.title).toBe('registry.replicated.com is deprecated');
-    expect(TOMBSTONE_WARNING.message).toContain('cannot delete images');
+    expect(TOMBSTONE_WARNING.message).toContain('Delete App Images');
     expect(externalTokenTypeNotice('ghcr.io')).toEqual({
       title: 'token-type ignored',
       message:

@@ -1,0 +1,340 @@
+// The run's stages end to end with a fake engine, registry and clock: what is pushed, how often, how long it
+// waits, what it reports, and what it leaves behind.
+import { existsSync } from 'node:fs';
+import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
+import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
+
+const MB = 1_000_000;
+const REF = 'registry.example.com/my-app/api:1.0.0';
+const REPO_TAG = 'my-app/api:1.0.0';
+const RESET = 'read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer';
+
+function setup(
+  sizes = [5 * MB, 40 * MB],
+  opts: Parameters<typeof image>[1] = {},
+  env: NodeJS.ProcessEnv = {},
+): Harness {
+  const h = harness({ env });
+  h.docker.add('api:dev', image(sizes, opts));
+  return h;
+}
+
+async function fails(p: Promise<RunResult>): Promise<ActionFailure> {
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(ActionFailure);
+  return e as ActionFailure;
+}
+
+const pushes = (h: Harness) => h.docker.calls.filter((c) => c.startsWith('push '));
+
+describe('a push that works', () => {
+  test('logs in, tags, pushes, verifies with the registry, and leaves nothing behind', async () => {
+    const h = setup();
+    const r = await runAction(config(), h.deps);
+    expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
+    expect(r.pinnedRef).toBe(`registry.example.com/my-app/api@${r.digest}`);
+    expect(r.attempts).toBe(1);
+    expect(pushes(h)).toEqual([`push ${REF}`]);
+    expect(h.registry.heads).toEqual([REPO_TAG, REPO_TAG]); // before, and the verification after
+    expect(h.docker.names.has(REF)).toBe(false); // the name the run made is gone
+    expect(h.docker.names.get('api:dev')).toBeDefined(); // the user's image is not
+    expect(h.workDirs).toHaveLength(1);
+    expect(existsSync(h.workDirs[0])).toBe(false);
+  });
+
+  test('no child gets the token: not INPUT_TOKEN, not any variable holding it', async () => {
+    const h = setup([MB], {}, { REPLICATED_TOKEN: 's3cret-token', OTHER: 'x-s3cret-token-y', KEEP: 'me' });
+    await runAction(config(), h.deps);
+    const env = h.docker.env;
+    expect(Object.values(env).some((v) => v?.includes('s3cret-token'))).toBe(false);
+    expect(env.INPUT_TOKEN).toBeUndefined();
+    expect(env.KEEP).toBe('me');
+    expect(env.DOCKER_CONFIG).toContain(h.workDirs[0]);
+  });
+
+  test('a local name that existed before is pointed back where it was', async () => {
+    const h = setup();
+    h.docker.add(REF, image([MB], { id: sha('older build') }));
+    await runAction(config(), h.deps);
+    expect(h.docker.names.get(REF)).toBe(sha('older build'));
+  });
+
+  test('several tags: each pushed and verified', async () => {
+    const h = setup();
+    const r = await runAction(config({ tag: '1.0.0,latest' }), h.deps);
+    expect(pushes(h)).toEqual([`push ${REF}`, 'push registry.example.com/my-app/api:latest']);
+    expect(r.refs).toHaveLength(2);
+    expect(h.registry.tags.get('my-app/api:latest')).toBe(r.digest);
+  });
+
+  test('dry run: logs in and reads, tags and pushes nothing', async () => {
+    const h = setup();
+    const r = await runAction(config({ 'dry-run': 'true' }), h.deps);
+    expect(r).toMatchObject({ digest: null, attempts: 0, dryRun: true });
+    expect(h.docker.calls.filter((c) => /^(tag|push) /.test(c))).toEqual([]);
+    expect(h.docker.calls[0]).toMatch(/^(login|read)/);
+  });
+
+  test('the tag it replaces is reported', async () => {
+    const h = setup();
+    h.registry.tags.set(REPO_TAG, sha('old'));
+    const r = await runAction(config(), h.deps);
+    expect(r.replaced).toEqual([{ tag: '1.0.0', digest: sha('old') }]);
+    expect(h.log.text()).toContain(`my-app/api:1.0.0 now points to ${sha('old')}; it will be replaced`);
+  });
+});
+
+describe('retries', () => {
+  test('502 twice, then pushed: 3 attempts, backoff doubling from retry-delay', async () => {
+    const h = setup();
+    h.docker.pushes = [
+      { code: 1, lines: ['received unexpected HTTP status: 502 Bad Gateway'] },
+      { code: 1, lines: [RESET] },
+    ];
+    const r = await runAction(config({ retries: '2' }), h.deps);
+    expect(r.attempts).toBe(3);
+    expect(h.sleeps).toEqual([1000, 2000]); // random 0.5: no jitter
+  });
+
+  test('retries exhausted: the last error, with the count', async () => {
+    const h = setup();
+    h.docker.pushes = Array(3).fill({ code: 1, lines: ['received unexpected HTTP status: 503 Service Unavailable'] });
+    const e = await fails(runAction(config({ retries: '2' }), h.deps));
+    expect(e.title).toBe('Registry error (HTTP 503)');
+    expect(e.message).toMatch(/\(after 3 attempts\)$/);
+    expect(e.opts.attempts).toBe(3);
+    expect(pushes(h)).toHaveLength(3);
+  });
+
+  test('retries: 0 means one attempt', async () => {
+    const h = setup();
+    h.docker.pushes = [{ code: 1, lines: [RESET] }];
+    const e = await fails(runAction(config({ retries: '0' }), h.deps));
+    expect(e.opts.attempts).toBe(1);
+    expect(h.sleeps).toEqual([]);
+  });
+
+  test('429: the next attempt waits as long as Retry-After asks, when that is longer', async () => {
+    const h = setup();
+    h.registry.retryAfter = 30_000;
+    h.docker.pushes = [{ code: 1, lines: ['toomanyrequests: retry later'] }];
+    await runAction(config(), h.deps);
+    expect(h.sleeps).toEqual([30_000]);
+  });
+
+  test('a final error is not retried', async () => {
+    const h = setup();
+    h.docker.pushes = [{ code: 1, lines: ['denied: requested access to the resource is denied'] }];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Access denied to the repository');
+    expect(pushes(h)).toHaveLength(1);
+  });
+
+  test('login: a bad password is not retried; a 503 is', async () => {
+    const h = setup();
+    h.docker.loginErrors = [
+      new Error('Error response from daemon: Get "https://x/v2/": unauthorized: incorrect username or password'),
+    ];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Registry rejected the credentials');
+    expect(pushes(h)).toHaveLength(0);
+
+    const h2 = setup();
+    h2.docker.loginErrors = [new Error('received unexpected HTTP status: 503 Service Unavailable')];
+    await runAction(config(), h2.deps);
+    expect(h2.docker.calls.filter((c) => c.startsWith('login'))).toHaveLength(2);
+  });
+});
+
+describe('HTTP 524', () => {
+  const big = 1_800 * MB;
+  const retrying = (h: Harness, i: number) => {
+    const id = (h.docker.images.get(h.docker.names.get('api:dev') as string)?.image.RootFS.Layers ?? [])[i];
+    return `${id.slice(7, 19)}: Retrying in 5 seconds`;
+  };
+
+  test('on a layer over max-layer-size: one attempt, the layer named, no blind retries', async () => {
+    const h = setup([5 * MB, big]);
+    h.docker.pushes = [{ code: 1, lines: [retrying(h, 1), 'received unexpected HTTP status: 524 '] }];
+    const e = await fails(runAction(config(), h.deps));
+    expect(pushes(h)).toHaveLength(1);
+    expect(e.message).toContain('layer 2/2');
+    expect(e.message).toContain('Not retrying: layer 2 is over max-layer-size');
+  });
+
+  test('layer-split auto: the blamed layer is halved and the split image pushed under the same ref', async () => {
+    const h = setup([5 * MB, 600 * MB]);
+    h.docker.pushes = [{ code: 1, lines: [retrying(h, 1), 'received unexpected HTTP status: 524 '] }];
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(r.attempts).toBe(2);
+    expect(h.relayed).toHaveLength(1);
+    expect([...(h.relayed[0].split?.values() ?? [])]).toEqual([300 * MB]);
+    expect(r.split).toMatchObject({ layersBefore: 2, layersAfter: 3 });
+    expect(r.layerCount).toBe(3);
+    // pushed under the user's ref only; the split image's own name is gone afterwards
+    expect(pushes(h)).toEqual([`push ${REF}`, `push ${REF}`]);
+    expect([...h.docker.names.keys()].filter((n) => n.startsWith('replicated-push-'))).toEqual([]);
+    expect(h.log.maxDepth).toBe(1); // groups never nested
+  });
+
+  test('layer-split auto splits a layer over the limit before the first upload', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(r.attempts).toBe(1);
+    expect(h.relayed).toHaveLength(1);
+    expect(h.relayed[0].split).toBeUndefined();
+    expect(r.split?.layersAfter).toBe(4); // 2.5 GB in 1 GB pieces: 3, plus the small layer
+  });
+
+  test('layer-split auto with unknown layer sizes: no 0 B re-split; the retries are still used', async () => {
+    const h = setup([5 * MB, 600 * MB], { unknownSizes: true });
+    h.docker.pushes = Array(3).fill({ code: 1, lines: ['received unexpected HTTP status: 524 '] });
+    const e = await fails(runAction(config({ 'layer-split': 'auto', retries: '2' }), h.deps));
+    expect(h.relayed).toHaveLength(0);
+    expect(e.opts.attempts).toBe(3);
+    expect(h.log.text()).not.toMatch(/(to|:) +0 B/);
+  });
+});
+
+describe('verification asks the registry', () => {
+  test('another digest under the tag: Digest mismatch', async () => {
+    const h = setup();
+    h.registry.lie = () => (h.registry.heads.length > 1 ? { digest: sha('someone else'), mediaType: 'x' } : undefined);
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Digest mismatch');
+    expect(e.opts.attempts).toBe(1);
+  });
+
+  test('the tag missing after the push', async () => {
+    const h = setup();
+    h.registry.lie = () => null;
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Tag missing after push');
+  });
+
+  test('a failed verification request is asked again, not reported as a mismatch', async () => {
+    const h = setup();
+    h.docker.onPush = () => {
+      h.registry.headErrors = [new Error('registry.example.com: HEAD answered 503')];
+    };
+    const r = await runAction(config(), h.deps);
+    expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
+    expect(h.sleeps).toHaveLength(1);
+  });
+
+  test('a registry that never answers the check: its own error, after the retries', async () => {
+    const h = setup();
+    h.docker.onPush = () => {
+      h.registry.headErrors = Array(3).fill(new Error('timed out: HEAD https://registry.example.com'));
+    };
+    const e = await fails(runAction(config({ retries: '2' }), h.deps));
+    expect(e.title).toBe('Could not verify the push');
+    expect(e.message).toContain('timed out');
+  });
+});
+
+describe('tombstone', () => {
+  test('a tag that does not exist is refused before anything is pushed', async () => {
+    const h = harness();
+    const e = await fails(runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api' }), h.deps));
+    expect(e.title).toBe('Tombstone of a tag that does not exist');
+    expect(e.opts).toMatchObject({ input: 'tag', attempts: 0 });
+    expect(pushes(h)).toEqual([]);
+    expect([...h.docker.names.keys()]).toEqual([]); // the empty image is removed again
+  });
+
+  test('a registry error is not read as "the tag is new": refused as unknown', async () => {
+    const h = harness();
+    h.registry.headErrors = [new Error('registry.example.com: HEAD my-app/api:1.0.0 answered 500')];
+    const e = await fails(runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api' }), h.deps));
+    expect(e.title).toBe('Could not tell whether the tag exists');
+    expect(pushes(h)).toEqual([]);
+  });
+
+  test('an existing tag gets the empty image, never the user image', async () => {
+    const h = harness();
+    h.docker.add('api:dev', image([5 * MB]));
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    const r = await runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api' }), h.deps);
+    expect(r.replaced[0].digest).toBe(sha('released'));
+    expect(r.digest).not.toBe(sha('released'));
+    expect(h.docker.calls).toContain(`tag replicated-push-tombstone-abc123:1 ${REF}`);
+    expect([...h.docker.names.keys()]).toEqual(['api:dev']);
+  });
+});
+
+describe('cancel', () => {
+  test('during a push: nothing more is pushed, the run says cancelled, names are cleaned up', async () => {
+    const h = setup();
+    h.docker.onPush = () => h.controller.abort();
+    const e = await fails(runAction(config({ tag: '1.0.0,latest' }), h.deps));
+    expect(e.title).toBe('Cancelled');
+    expect(pushes(h)).toHaveLength(1);
+    expect(h.docker.names.has(REF)).toBe(false);
+    expect(existsSync(h.workDirs[0])).toBe(false);
+  });
+
+  test('during the wait between attempts: no next attempt', async () => {
+    const h = setup();
+    h.docker.pushes = [{ code: 1, lines: [RESET] }];
+    h.docker.onPush = () => {
+      // abort right after the first attempt fails, before the backoff
+      queueMicrotask(() => h.controller.abort());
+    };
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Cancelled');
+    expect(pushes(h)).toHaveLength(1);
+  });
+});
+
+describe('what is refused before any upload', () => {
+  test('an image the engine does not have', async () => {
+    const h = harness();
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Image not found');
+    expect(e.opts.input).toBe('image');
+  });
+
+  test('a multi-platform attested image', async () => {
+    const h = harness();
+    const img = image([MB], { containerd: true });
+    h.docker.add('api:dev', {
+      ...img,
+      image: {
+        ...img.image,
+        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
+      },
+      manifests: [
+        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
+        { Descriptor: { platform: { os: 'linux', architecture: 'arm64' } } },
+        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
+      ],
+    });
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Multi-platform image with attestations');
+    expect(pushes(h)).toEqual([]);
+    expect(h.docker.names.has(REF)).toBe(false);
+  });
+
+  test('a single-platform attested image is pushed with --platform', async () => {
+    const h = harness();
+    const img = image([MB], { containerd: true });
+    h.docker.add('api:dev', {
+      ...img,
+      image: {
+        ...img.image,
+        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
+      },
+      manifests: [
+        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
+        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
+      ],
+    });
+    const r = await runAction(config(), h.deps);
+    expect(pushes(h)).toEqual([`push ${REF} --platform linux/amd64`]);
+    expect(r.platform).toBe('linux/amd64');
+  });
+});

@@ -1,0 +1,135 @@
+// What the core's stages share: the ports to the outside (docker, the registry, the clock, the relayer), the
+// logger, the cancel signal, and the one error type a user acts on. Nothing here changes during a run.
+import type { CommandResult } from './docker.js';
+import type { EngineManifest } from './attestations.js';
+import type { Config } from './inputs.js';
+import type { HistoryRow } from './layers.js';
+import type { Logger } from './logger.js';
+import type { RelayerOptions, RelayerReport } from './relayer/index.js';
+
+export interface EngineFacts {
+  readonly serverVersion: string;
+  readonly apiVersion: string;
+  /** The containerd image store keeps the image index (and its attestations) locally. */
+  readonly containerdStore: boolean;
+}
+
+export interface LocalImageFacts {
+  readonly Id: string;
+  readonly Os: string;
+  readonly Architecture: string;
+  readonly Variant?: string;
+  readonly RootFS: { Layers?: string[] };
+  /** Present on the containerd image store: the image's own descriptor (an index when attested). */
+  readonly Descriptor?: { mediaType: string; digest: string; size: number };
+}
+
+/** Everything the run reads from the engine about one image, read once. */
+export interface EngineImage {
+  readonly engine: EngineFacts;
+  readonly image: LocalImageFacts;
+  /** Newest first, as `docker history` lists them. */
+  readonly history: readonly HistoryRow[];
+  /** The image index's entries (containerd store, API 1.48+, index images only); null otherwise. */
+  readonly manifests: readonly EngineManifest[] | null;
+}
+
+/** The docker calls the core makes; src/docker.ts implements them, tests pass fakes. */
+export interface DockerApi {
+  login(registry: string, username: string, secret: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  readImage(ref: string, opts?: { signal?: AbortSignal }): Promise<EngineImage>;
+  /** The image ID each name points to now, null for a name the engine does not have. */
+  imageIds(refs: readonly string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string | null>>;
+  tag(source: string, target: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  push(
+    ref: string,
+    opts: { platform?: string; onLine?: (line: string) => void; signal?: AbortSignal },
+  ): Promise<CommandResult>;
+  importEmpty(ref: string, label: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Untags a name (removing the image when it was its last name); best effort. */
+  removeImage(ref: string): Promise<void>;
+}
+
+export interface ManifestHead {
+  readonly digest: string;
+  readonly mediaType: string;
+}
+
+/** The registry's own answers (v2 API); src/registry-client.ts implements it. */
+export interface RegistryApi {
+  /** null only when the registry says 404; every other failure throws. */
+  headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestHead | null>;
+  retryAfterMs(): Promise<number | null>;
+}
+
+export type Relayer = (image: string, opts: RelayerOptions & { env?: NodeJS.ProcessEnv }) => Promise<RelayerReport>;
+
+export interface Clock {
+  now(): number;
+  /** Resolves after ms, or rejects at once when the signal aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  random(): number;
+}
+
+export interface CoreDeps extends Clock {
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+  /** Names this run's local images and work directories apart from any other run on the same engine. */
+  readonly runId: string;
+  /** Aborts on the runner's cancel (SIGINT/SIGTERM): nothing is started or pushed afterwards. */
+  readonly signal?: AbortSignal;
+  readonly progressIntervalMs: number;
+  docker(env: NodeJS.ProcessEnv): DockerApi;
+  registry(host: string, username: string, password: string): RegistryApi;
+  /** Told where the run's work directory (credentials included) lives before anything is written there. */
+  onWorkDir?(dir: string): void;
+  /** Re-layers a local image (layer-split: auto); src/relayer in production. */
+  relayer: Relayer;
+}
+
+/** What every stage gets; read-only. */
+export interface StageContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly docker: DockerApi;
+  readonly registry: RegistryApi;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly runId: string;
+  /** The run's own directory: docker config (credentials), relayer scratch space. Removed at the end. */
+  readonly workDir: string;
+  /** The environment for the run's children: the run's DOCKER_CONFIG, no secret. */
+  readonly childEnv: NodeJS.ProcessEnv;
+  readonly progressIntervalMs: number;
+  readonly relayer: Relayer;
+}
+
+/** A failure the user can act on; `input` names the input at fault when there is one. */
+export class ActionFailure extends Error {
+  constructor(
+    readonly title: string,
+    message: string,
+    readonly opts: { input?: string; attempts?: number; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'ActionFailure';
+  }
+
+  /** The same failure, with the attempt count it happened at. */
+  withAttempts(attempts: number): ActionFailure {
+    return new ActionFailure(this.title, this.message, { ...this.opts, attempts });
+  }
+}
+
+/** The run was cancelled (the runner's cancel, or the CLI's Ctrl-C). */
+export class Cancelled extends ActionFailure {
+  constructor(attempts = 0) {
+    super('Cancelled', 'The run was cancelled; nothing more was pushed.', { attempts });
+    this.name = 'Cancelled';
+  }
+}
+
+/** Checked before every step that talks to the engine or the registry. */
+export function throwIfCancelled(signal: AbortSignal, attempts = 0): void {
+  if (signal.aborted) throw new Cancelled(attempts);
+}

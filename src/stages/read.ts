@@ -1,0 +1,71 @@
+// Stage 1: what the engine holds and what the registry says, read once and in parallel: the image (engine
+// facts, inspect, history, index entries), the login, and what each tag points to before this run.
+import { choosePushStrategy } from '../attestations.js';
+import { classifyFailure } from '../failure.js';
+import { layerFacts } from '../layers.js';
+import { platformString } from '../oci.js';
+import { buildPlan, type Plan } from '../plan.js';
+import { ActionFailure, type EngineFacts, type EngineImage, type StageContext } from '../run-context.js';
+import { failureOutput } from './failure-output.js';
+import { login, tagsBefore, type TagBefore } from './login.js';
+
+export interface ReadResult {
+  readonly engine: EngineFacts;
+  readonly plan: Plan;
+  readonly before: readonly TagBefore[];
+}
+
+/** The plan for an image the engine described: layers, push strategy, warnings. Used again after a split. */
+export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read: EngineImage): Plan {
+  const { image } = read;
+  return buildPlan(
+    ctx.config,
+    source,
+    layerFacts(image.RootFS.Layers ?? [], read.history),
+    choosePushStrategy(
+      {
+        containerdStore: read.engine.containerdStore,
+        apiVersion: read.engine.apiVersion,
+        descriptorMediaType: image.Descriptor?.mediaType ?? null,
+        manifests: read.manifests,
+        platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
+      },
+      ctx.config.attestations,
+    ),
+  );
+}
+
+export async function readStage(ctx: StageContext, source: string): Promise<ReadResult> {
+  const [image, before] = await Promise.allSettled([
+    ctx.docker.readImage(source, { signal: ctx.signal }),
+    // What the tags point to now is asked right after login, so it costs no extra round trip on the path.
+    login(ctx).then(() => tagsBefore(ctx)),
+  ]);
+  // The image is the user's first mistake to report; a login failure only matters for an image that exists.
+  if (image.status === 'rejected') throw imageFailure(ctx, source, image.reason);
+  if (before.status === 'rejected') throw before.reason;
+  return { engine: image.value.engine, plan: planFor(ctx, source, image.value), before: before.value };
+}
+
+function imageFailure(ctx: StageContext, source: string, reason: unknown): Error {
+  if (reason instanceof ActionFailure) return reason;
+  const failure = classifyFailure(failureOutput(reason));
+  if (failure.kind === 'engine-unreachable') {
+    const host = ctx.childEnv.DOCKER_HOST ? ` at DOCKER_HOST=${ctx.childEnv.DOCKER_HOST}` : '';
+    return new ActionFailure(
+      'Docker engine unreachable',
+      `Could not reach the Docker engine${host}: ${failure.detail}. ` +
+        'Check that the engine is running and that DOCKER_HOST / the docker context point at it.',
+      { attempts: 0, cause: reason },
+    );
+  }
+  if (failure.kind === 'image-missing') {
+    return new ActionFailure(
+      'Image not found',
+      `Input 'image': the engine has no image '${source}'. ` +
+        'Build or load it in an earlier step (the name must match, including the tag; the default tag is latest).',
+      { input: 'image', attempts: 0, cause: reason },
+    );
+  }
+  return new ActionFailure('Could not read the image', failure.detail, { input: 'image', attempts: 0, cause: reason });
+}
