@@ -1,11 +1,14 @@
 // Every input, parsed and validated into one frozen Config. Pure: the adapter hands in a getter.
+// INPUTS is the one table of inputs: action.yml's `inputs:` must equal it (a unit test compares them), the CLI's
+// flags and usage text are built from it (cli-args.ts), and the README table is generated from action.yml.
 import {
   defaultTargetName,
   isValidAppSlug,
-  isValidRegistryHost,
   isValidRepositoryPath,
   isValidTag,
+  normalizeRegistryHost,
   parseLocalImage,
+  readsAsDockerHubPath,
   type LocalImage,
 } from './reference.js';
 import { parseDuration, parseSize } from './units.js';
@@ -16,6 +19,177 @@ export const LAYER_SPLIT_MODES = ['advise', 'auto', 'off'] as const;
 export const ATTESTATION_MODES = ['strip', 'keep'] as const;
 export const MODES = ['push', 'tombstone'] as const;
 export const DEFAULT_PROXY_DOMAIN = 'proxy.replicated.com';
+
+/** How the CLI takes an input: `--name ARG` once, `--name ARG` repeatable (a list), `--name` alone, or never. */
+export type CliShape =
+  | { readonly kind: 'value'; readonly arg: string }
+  | { readonly kind: 'list'; readonly arg: string }
+  | { readonly kind: 'flag' }
+  | { readonly kind: 'none'; readonly why: string };
+
+export interface InputSpec {
+  readonly name: string;
+  /** The text action.yml shows (and the README table, and the CLI usage). */
+  readonly description: string;
+  /** The default as action.yml shows it; absent when the default is computed or described in the text. */
+  readonly default?: string;
+  readonly required: boolean;
+  /**
+   * What an empty input means when action.yml shows no default because the action must tell "not set" apart
+   * (token-type: it only means something on the Replicated registry).
+   */
+  readonly unset?: string;
+  readonly cli: CliShape;
+}
+
+export const INPUTS = [
+  {
+    name: 'app-slug',
+    description: 'Vendor Portal application slug (lowercase letters, digits and hyphens).',
+    required: true,
+    cli: { kind: 'value', arg: 'SLUG' },
+  },
+  {
+    name: 'image',
+    description:
+      'Local image to push (name, name:tag, registry/path/name:tag, name@sha256:... or an image ID). ' +
+      'Required with mode push; must be empty with mode tombstone.',
+    required: false,
+    cli: { kind: 'value', arg: 'IMAGE' },
+  },
+  {
+    name: 'target-image',
+    description:
+      'Repository name under the application. Default - the last path component of `image`, without its tag.',
+    required: false,
+    cli: { kind: 'value', arg: 'NAME' },
+  },
+  {
+    name: 'tag',
+    description:
+      'One or more tags, separated by newlines or commas. Default - on a tag push, the git tag (v1.2.3 becomes ' +
+      '1.2.3); on any other ref it is an error (a pushed tag is a release artifact customers may already pull, ' +
+      'so the action never invents one).',
+    required: false,
+    cli: { kind: 'list', arg: 'TAG' },
+  },
+  {
+    name: 'token-type',
+    description:
+      'service-account (the default; any username), user (user API token; username is the Vendor Portal email), ' +
+      'password (email and password), or team (deprecated team token). Replicated registry only.',
+    required: false,
+    unset: 'service-account',
+    cli: { kind: 'value', arg: 'TYPE' },
+  },
+  {
+    name: 'token',
+    description:
+      'The secret - service account token, user API token, team token or password. ' +
+      'Passed to docker login through stdin only.',
+    required: true,
+    cli: {
+      kind: 'none',
+      why: 'flags end up in shell history and process lists: the CLI reads the token from an environment variable',
+    },
+  },
+  {
+    name: 'username',
+    description:
+      'Registry username. Required for token-type user and password (the Vendor Portal email); optional otherwise.',
+    required: false,
+    cli: { kind: 'value', arg: 'NAME' },
+  },
+  {
+    name: 'registry',
+    description:
+      'Registry host or host:port (a custom domain or a test registry works the same). https://, a trailing slash ' +
+      'and :443 are dropped; one name without a dot or port is refused (docker would read it as a Docker Hub path).',
+    default: REPLICATED_REGISTRY,
+    required: false,
+    cli: { kind: 'value', arg: 'HOST' },
+  },
+  {
+    name: 'repository',
+    description:
+      'Repository path on an external registry (e.g. my-org/worker). Default - APP_SLUG/TARGET. ' +
+      'Not allowed for registry.replicated.com.',
+    required: false,
+    cli: { kind: 'value', arg: 'PATH' },
+  },
+  {
+    name: 'proxy-domain',
+    description:
+      'The Replicated proxy registry domain customers pull through (a custom proxy domain, if you have one).',
+    default: DEFAULT_PROXY_DOMAIN,
+    required: false,
+    cli: { kind: 'value', arg: 'HOST' },
+  },
+  {
+    name: 'mode',
+    description:
+      'push, or tombstone - replace an existing tag in place with an empty image (needs tag; releases that ' +
+      'reference the tag get the empty image). To delete an image instead, use the Vendor Portal ' +
+      '(Image Registries) or the Vendor API.',
+    default: 'push',
+    required: false,
+    cli: { kind: 'value', arg: 'MODE' },
+  },
+  {
+    name: 'dry-run',
+    description: 'true validates the inputs, the image and the credentials, prints the plan and pushes nothing.',
+    default: 'false',
+    required: false,
+    cli: { kind: 'flag' },
+  },
+  {
+    name: 'retries',
+    description: 'Extra push attempts after the first (0 = no retry).',
+    default: '2',
+    required: false,
+    cli: { kind: 'value', arg: 'N' },
+  },
+  {
+    name: 'retry-delay',
+    description:
+      'First backoff (500ms, 10s, 2m or plain seconds); doubles each attempt with jitter, capped at 5 minutes.',
+    default: '10s',
+    required: false,
+    cli: { kind: 'value', arg: 'DURATION' },
+  },
+  {
+    name: 'max-layer-size',
+    description: 'The size a layer should stay under (1GB, 900MB, 1GiB, 750MiB or bytes; MB = 10^6, MiB = 2^20).',
+    default: '1GB',
+    required: false,
+    cli: { kind: 'value', arg: 'SIZE' },
+  },
+  {
+    name: 'layer-split',
+    description:
+      'advise (warn and explain big layers and 524s), auto (re-layer the image so every layer fits), or off.',
+    default: 'advise',
+    required: false,
+    cli: { kind: 'value', arg: 'MODE' },
+  },
+  {
+    name: 'attestations',
+    description:
+      "strip (push only the image's platform manifest, without provenance attestations) or keep (push the index as it is).",
+    default: 'strip',
+    required: false,
+    cli: { kind: 'value', arg: 'MODE' },
+  },
+] as const satisfies readonly InputSpec[];
+
+export type InputName = (typeof INPUTS)[number]['name'];
+
+const SPECS: ReadonlyMap<string, InputSpec> = new Map(INPUTS.map((i) => [i.name, i]));
+
+/** The table's entry for an input. */
+export function inputSpec(name: InputName): InputSpec {
+  return SPECS.get(name) as InputSpec;
+}
 
 export type TokenType = (typeof TOKEN_TYPES)[number];
 export type LayerSplitMode = (typeof LAYER_SPLIT_MODES)[number];
@@ -82,54 +256,112 @@ export function tagFromRef(ref: string): string | null {
   return (semver ? semver[1] : m[1]).replace(/\+/g, '-');
 }
 
+/** Values separated by newlines (\n, \r\n or \r: the runner reads each as a line end) or commas. */
 export function splitList(text: string): string[] {
   return text
-    .split(/[\n,]/)
+    .split(/[\r\n,]/)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }
 
-function oneOf<T extends string>(name: string, value: string, allowed: readonly T[], fallback: T): T {
-  const v = value.trim() || fallback;
+const isControl = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f);
+
+/** First control character (C0, DEL, C1) in `text`, newlines excepted when `newlines` is true; -1 when none. */
+export function controlCharacterAt(text: string, newlines = false): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (newlines && (c === 0x0a || c === 0x0d)) continue;
+    if (isControl(c)) return i;
+  }
+  return -1;
+}
+
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` safe to print on one log line: control characters become \n, \u001b and the like. A newline followed by
+ * `::warning::` would otherwise become a workflow command, an escape sequence would drive the terminal.
+ */
+export function printable(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    out += isControl(c) ? (SHORT_ESCAPES[ch] ?? `\\u${c.toString(16).padStart(4, '0')}`) : ch;
+  }
+  return out;
+}
+
+/**
+ * The input as written, trimmed; refused when it holds a control character. Every input is read through here, so
+ * a value quoted in any later message is one printable line. The raw value is never echoed: it may be a secret,
+ * and a newline in it would become a log line of its own.
+ */
+function given(get: InputGetter, name: InputName): string {
+  const spec = inputSpec(name);
+  const list = spec.cli.kind === 'list';
+  const value = get(name).trim();
+  const at = controlCharacterAt(value, list);
+  if (at >= 0) {
+    const code = value.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
+    throw new InputError(
+      name,
+      `Input '${name}' contains a control character (U+${code} at character ${at + 1}); ` +
+        (list ? 'only newlines and commas may separate its values.' : 'it must be one line of text.') +
+        ' The value is not shown.',
+    );
+  }
+  return value;
+}
+
+/** The input, or what the table says an empty one means (action.yml's default, or the documented fallback). */
+function valueOf(get: InputGetter, name: InputName): string {
+  const spec = inputSpec(name);
+  return given(get, name) || spec.default || spec.unset || '';
+}
+
+function oneOf<T extends string>(get: InputGetter, name: InputName, allowed: readonly T[]): T {
+  const v = valueOf(get, name);
   if (!(allowed as readonly string[]).includes(v)) {
     throw new InputError(name, `Input '${name}' must be one of ${allowed.join(', ')}; got '${v}'.`);
   }
   return v as T;
 }
 
-function required(get: InputGetter, name: string): string {
-  const v = get(name).trim();
+function required(get: InputGetter, name: InputName): string {
+  const v = given(get, name);
   if (!v) throw new InputError(name, `Input '${name}' is required.`);
   return v;
 }
 
-function parseBool(name: string, value: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (v === '' || v === 'false') return false;
+function parseBool(get: InputGetter, name: InputName): boolean {
+  const value = valueOf(get, name);
+  const v = value.toLowerCase();
+  if (v === 'false') return false;
   if (v === 'true') return true;
   throw new InputError(name, `Input '${name}' must be true or false; got '${value}'.`);
 }
 
 function parseTags(get: InputGetter, ctx: RunContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
-  const given = splitList(get('tag'));
-  if (given.length === 0 && mode === 'tombstone') {
+  const tagList = splitList(given(get, 'tag'));
+  if (tagList.length === 0 && mode === 'tombstone') {
     throw new InputError(
       'tag',
       "Input 'tag' is required with mode 'tombstone': name the tag to replace; it is never defaulted.",
     );
   }
-  if (given.length === 0) {
+  if (tagList.length === 0) {
     const fromRef = tagFromRef(ctx.ref);
     if (!fromRef || !isValidTag(fromRef)) {
       throw new InputError(
         'tag',
-        `Input 'tag' is empty and the run is not on a tag ref (ref: '${ctx.ref || 'none'}'). ` +
-          'Images cannot be deleted from this registry, so no tag is invented: set `tag`, or run on a tag push.',
+        `Input 'tag' is empty and the run is not on a tag ref (ref: '${printable(ctx.ref) || 'none'}'). ` +
+          'A pushed tag is a release artifact customers may already pull, so no tag is invented: ' +
+          'set `tag`, or run on a tag push.',
       );
     }
     return { tags: [fromRef], source: 'git-tag' };
   }
-  for (const t of given) {
+  for (const t of tagList) {
     if (!isValidTag(t)) {
       throw new InputError(
         'tag',
@@ -138,11 +370,11 @@ function parseTags(get: InputGetter, ctx: RunContext, mode: Mode): { tags: strin
       );
     }
   }
-  return { tags: [...new Set(given)], source: 'input' };
+  return { tags: [...new Set(tagList)], source: 'input' };
 }
 
 function parseUsername(get: InputGetter, tokenType: TokenType): string {
-  const username = get('username').trim();
+  const username = given(get, 'username');
   if (tokenType === 'user' || tokenType === 'password') {
     if (!username) {
       throw new InputError(
@@ -162,7 +394,7 @@ function parseUsername(get: InputGetter, tokenType: TokenType): string {
 }
 
 function parseRetries(get: InputGetter): number {
-  const raw = get('retries').trim() || '2';
+  const raw = valueOf(get, 'retries');
   if (!/^\d+$/.test(raw) || Number(raw) > 10) {
     throw new InputError('retries', `Input 'retries' must be a whole number from 0 to 10; got '${raw}'.`);
   }
@@ -170,8 +402,15 @@ function parseRetries(get: InputGetter): number {
 }
 
 function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
-  const imageText = get('image').trim();
-  if (mode === 'tombstone' && !imageText) return null;
+  const imageText = given(get, 'image');
+  if (mode === 'tombstone') {
+    if (!imageText) return null;
+    throw new InputError(
+      'image',
+      "Input 'image' must be empty with mode 'tombstone': mode tombstone pushes an empty image over the tag; " +
+        "it never pushes 'image'. Remove 'image', or use mode 'push' to push it.",
+    );
+  }
   if (!imageText) throw new InputError('image', "Input 'image' is required.");
   const image = parseLocalImage(imageText);
   if (!image) {
@@ -185,7 +424,7 @@ function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
 }
 
 function parseTarget(get: InputGetter, image: LocalImage | null): string {
-  const target = get('target-image').trim() || (image ? defaultTargetName(image) : null);
+  const target = given(get, 'target-image') || (image ? defaultTargetName(image) : null);
   if (!target) {
     throw new InputError(
       'target-image',
@@ -204,22 +443,29 @@ function parseTarget(get: InputGetter, image: LocalImage | null): string {
   return target;
 }
 
-function parseRegistry(get: InputGetter): string {
-  // Host names are case-insensitive; the one comparison that matters (is it the Replicated registry?) must be too.
-  const registry =
-    get('registry')
-      .trim()
-      .replace(/^https?:\/\//, '')
-      .replace(/\/+$/, '')
-      .toLowerCase() || REPLICATED_REGISTRY;
-  if (!isValidRegistryHost(registry)) {
-    throw new InputError('registry', `Input 'registry': '${registry}' is not a registry host (host or host:port).`);
+/** `registry` and `proxy-domain`: one normalized form (reference.ts), which every later rule compares. */
+function parseHost(get: InputGetter, name: 'registry' | 'proxy-domain'): string {
+  const text = valueOf(get, name);
+  const host = normalizeRegistryHost(text);
+  if (host) return host;
+  if (readsAsDockerHubPath(text)) {
+    throw new InputError(
+      name,
+      `Input '${name}': '${text}' is not a registry host docker would use: a name without a dot or a port is read ` +
+        `as a Docker Hub path (docker.io/${text}/...), while login and verification would go to host '${text}'. ` +
+        'Write the full host name, host:port, or localhost.',
+    );
   }
-  return registry;
+  throw new InputError(
+    name,
+    name === 'registry'
+      ? `Input 'registry': '${text}' is not a registry host (host or host:port).`
+      : `Input 'proxy-domain': '${text}' is not a host name.`,
+  );
 }
 
 function parseRepository(get: InputGetter, external: boolean, fallback: string): string {
-  const repository = get('repository').trim();
+  const repository = given(get, 'repository');
   if (!repository) return fallback;
   if (!external) {
     throw new InputError(
@@ -237,7 +483,7 @@ function parseRepository(get: InputGetter, external: boolean, fallback: string):
 }
 
 export function readConfig(get: InputGetter, ctx: RunContext): Config {
-  const mode = oneOf('mode', get('mode'), MODES, 'push');
+  const mode = oneOf(get, 'mode', MODES);
   const appSlug = required(get, 'app-slug');
   if (!isValidAppSlug(appSlug)) {
     throw new InputError(
@@ -249,22 +495,15 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
   const image = parseImage(get, mode);
   const target = parseTarget(get, image);
   const { tags, source } = parseTags(get, ctx, mode);
-  const tokenTypeText = get('token-type').trim();
-  const tokenType = oneOf('token-type', tokenTypeText, TOKEN_TYPES, 'service-account');
+  const tokenTypeGiven = given(get, 'token-type') !== '';
+  const tokenType = oneOf(get, 'token-type', TOKEN_TYPES);
   const token = required(get, 'token');
   const username = parseUsername(get, tokenType);
-  const registry = parseRegistry(get);
+  const registry = parseHost(get, 'registry');
   const external = registry !== REPLICATED_REGISTRY;
   const repositoryPath = parseRepository(get, external, `${appSlug}/${target}`);
-  const proxyDomain =
-    get('proxy-domain')
-      .trim()
-      .replace(/^https?:\/\//, '')
-      .replace(/\/+$/, '') || DEFAULT_PROXY_DOMAIN;
-  if (!isValidRegistryHost(proxyDomain)) {
-    throw new InputError('proxy-domain', `Input 'proxy-domain': '${proxyDomain}' is not a host name.`);
-  }
-  const delayText = get('retry-delay').trim() || '10s';
+  const proxyDomain = parseHost(get, 'proxy-domain');
+  const delayText = valueOf(get, 'retry-delay');
   const retryDelayMs = parseDuration(delayText);
   if (retryDelayMs === null) {
     throw new InputError(
@@ -272,7 +511,7 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
       `Input 'retry-delay': '${delayText}' is not a duration (e.g. 500ms, 10s, 2m, or plain seconds).`,
     );
   }
-  const sizeText = get('max-layer-size').trim() || '1GB';
+  const sizeText = valueOf(get, 'max-layer-size');
   const maxLayerSize = parseSize(sizeText);
   if (maxLayerSize === null) {
     throw new InputError(
@@ -288,18 +527,18 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
     repositoryPath,
     external,
     proxyDomain,
-    tokenTypeGiven: tokenTypeText !== '',
+    tokenTypeGiven,
     tags: Object.freeze(tags),
     tagSource: source,
     tokenType,
     token,
     username,
     registry,
-    dryRun: parseBool('dry-run', get('dry-run')),
+    dryRun: parseBool(get, 'dry-run'),
     retries: parseRetries(get),
     retryDelayMs,
     maxLayerSize,
-    layerSplit: oneOf('layer-split', get('layer-split'), LAYER_SPLIT_MODES, 'advise'),
-    attestations: oneOf('attestations', get('attestations'), ATTESTATION_MODES, 'strip'),
+    layerSplit: oneOf(get, 'layer-split', LAYER_SPLIT_MODES),
+    attestations: oneOf(get, 'attestations', ATTESTATION_MODES),
   });
 }

@@ -40,6 +40,49 @@ export function isValidRegistryHost(host: string): boolean {
   return DOMAIN_RE.test(host);
 }
 
+/**
+ * Docker's rule (distribution/reference): the first component of a reference names a registry host only when it
+ * has a `.` or a `:` (a port, or IPv6), is `localhost`, or has an uppercase letter; otherwise docker reads it as a
+ * Docker Hub path (`myregistry/app/img` is `docker.io/myregistry/app/img`).
+ */
+export function namesRegistryHost(component: string): boolean {
+  return (
+    component.includes('.') ||
+    component.includes(':') ||
+    component === 'localhost' ||
+    component !== component.toLowerCase()
+  );
+}
+
+/**
+ * The one form of a registry host every rule compares: without `http://`/`https://` and trailing slashes,
+ * lowercase, without the default port `:443`. Null for what is not a registry host docker would use as one:
+ * not host or host:port, a port outside 1..65535, or one label without a dot or port (docker reads
+ * `myregistry/app/img` as a Docker Hub path while login and the registry API would go to `myregistry`).
+ */
+export function normalizeRegistryHost(text: string): string | null {
+  const host = hostForm(text);
+  if (!isValidRegistryHost(host) || !namesRegistryHost(host)) return null;
+  const port = /:(\d+)$/.exec(host);
+  if (port && (Number(port[1]) < 1 || Number(port[1]) > 65535)) return null;
+  return host;
+}
+
+/** True when `text` is a host name docker would not take as a registry (one label: `myregistry`), for the error. */
+export function readsAsDockerHubPath(text: string): boolean {
+  const host = hostForm(text);
+  return isValidRegistryHost(host) && !namesRegistryHost(host);
+}
+
+function hostForm(text: string): string {
+  return text
+    .trim()
+    .replace(/^https?:\/\//i, '')
+    .replace(/\/+$/, '')
+    .toLowerCase()
+    .replace(/:443$/, '');
+}
+
 /** Parses `name`, `name:tag`, `registry/path/name:tag`, `name@sha256:...` or an image ID; null when invalid. */
 export function parseLocalImage(raw: string): LocalImage | null {
   const text = raw.trim();
@@ -65,7 +108,7 @@ export function parseLocalImage(raw: string): LocalImage | null {
   let path = rest;
   if (slash > 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
+    if (namesRegistryHost(first)) {
       if (!isValidRegistryHost(first)) return null;
       path = rest.slice(slash + 1);
     }

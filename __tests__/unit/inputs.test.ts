@@ -1,6 +1,10 @@
 import {
+  controlCharacterAt,
   DEFAULT_PROXY_DOMAIN,
   InputError,
+  INPUTS,
+  inputSpec,
+  printable,
   PLACEHOLDER_USERNAME,
   readConfig,
   REPLICATED_REGISTRY,
@@ -74,6 +78,7 @@ describe('splitList', () => {
     ['a, b ,\n c\n\n,d,', ['a', 'b', 'c', 'd']],
     [' a \r\n b ', ['a', 'b']],
     ['a,a', ['a', 'a']],
+    ['a\rb', ['a', 'b']],
   ])('%j -> %j', (text, expected) => {
     expect(splitList(text)).toEqual(expected);
   });
@@ -166,6 +171,14 @@ describe('readConfig: tag', () => {
     },
   );
 
+  test('the error says why no tag is invented, and prints the ref escaped', () => {
+    const e = inputError({ tag: '' }, { ref: 'refs/heads/x\n::warning::owned' });
+    expect(e.message).toContain('a release artifact customers may already pull');
+    expect(e.message).not.toContain('cannot be deleted');
+    expect(e.message).not.toContain('\n');
+    expect(e.message).toContain("ref: 'refs/heads/x\\n::warning::owned'");
+  });
+
   test('tombstone mode never defaults the tag', () => {
     const e = inputError(
       { mode: 'tombstone', tag: '', image: '', 'target-image': 'worker' },
@@ -243,11 +256,27 @@ describe('readConfig: image and target-image', () => {
 
 describe('readConfig: mode', () => {
   test.each([
-    ['push', 'push'],
-    ['', 'push'],
-    [' tombstone ', 'tombstone'],
-  ])('%j -> %j', (mode, expected) => {
-    expect(config({ mode, 'target-image': 'worker' }).mode).toBe(expected);
+    ['push', 'app/worker:dev', 'push'],
+    ['', 'app/worker:dev', 'push'],
+    [' tombstone ', '', 'tombstone'],
+  ])('%j (image %j) -> %j', (mode, image, expected) => {
+    expect(config({ mode, image, 'target-image': 'worker' }).mode).toBe(expected);
+  });
+
+  test.each([['app/worker:dev'], ['  alpine  '], [`sha256:${'a'.repeat(64)}`], ['Not A Reference']])(
+    'tombstone refuses image %j: it never pushes the image',
+    (image) => {
+      const e = inputError({ mode: 'tombstone', image, 'target-image': 'worker' });
+      expect(e.input).toBe('image');
+      expect(e.message).toBe(
+        "Input 'image' must be empty with mode 'tombstone': mode tombstone pushes an empty image over the tag; " +
+          "it never pushes 'image'. Remove 'image', or use mode 'push' to push it.",
+      );
+    },
+  );
+
+  test.each([[''], ['   ']])('tombstone accepts an empty image %j', (image) => {
+    expect(config({ mode: 'tombstone', image, 'target-image': 'worker' }).image).toBeNull();
   });
 
   test.each([['Push'], ['delete'], ['tomb']])('%j is invalid', (mode) => {
@@ -312,6 +341,17 @@ describe('readConfig: registry, repository and proxy-domain', () => {
     ['http://127.0.0.1:5055', '127.0.0.1:5055', true],
     ['localhost:5000//', 'localhost:5000', true],
     ['[::1]:5000', '[::1]:5000', true],
+    // one normalized form: scheme, case, trailing slash and the default port 443 do not make another registry
+    ['https://REGISTRY.Replicated.com:443/', REPLICATED_REGISTRY, false],
+    ['HTTPS://registry.replicated.com', REPLICATED_REGISTRY, false],
+    ['registry.replicated.com:443', REPLICATED_REGISTRY, false],
+    ['Registry.Replicated.Com', REPLICATED_REGISTRY, false],
+    ['registry.replicated.com:5000', 'registry.replicated.com:5000', true],
+    ['ghcr.io:443', 'ghcr.io', true],
+    ['https://Images.Vendor.Example.com:8443/', 'images.vendor.example.com:8443', true],
+    ['localhost', 'localhost', true],
+    ['localhost:443', 'localhost', true],
+    ['[::1]:443', '[::1]', true],
   ])('registry %j -> %j (external %s)', (registry, expected, external) => {
     const c = config({ registry });
     expect(c.registry).toBe(expected);
@@ -319,13 +359,30 @@ describe('readConfig: registry, repository and proxy-domain', () => {
     expect(c.repositoryPath).toBe('my-app/worker');
   });
 
-  test.each([['registry.example.com/path'], ['registry:port'], ['reg_istry.com'], ['ftp://registry.example.com']])(
-    'registry %j is invalid',
+  test.each([
+    ['registry.example.com/path'],
+    ['registry:port'],
+    ['reg_istry.com'],
+    ['ftp://registry.example.com'],
+    ['registry.example.com:0'],
+    ['registry.example.com:65536'],
+    ['registry.replicated.com.'],
+    ['https://'],
+  ])('registry %j is invalid', (registry) => {
+    const e = inputError({ registry });
+    expect(e.input).toBe('registry');
+    expect(e.message).toContain("Input 'registry'");
+    expect(e.message).toContain('is not a registry host');
+  });
+
+  test.each([['myregistry'], ['https://myregistry/'], ['MyRegistry'], ['myregistry:443'], ['registry-1']])(
+    'registry %j (one label) is refused: docker would read it as a Docker Hub path',
     (registry) => {
       const e = inputError({ registry });
       expect(e.input).toBe('registry');
       expect(e.message).toContain("Input 'registry'");
       expect(e.message).toContain('is not a registry host');
+      expect(e.message).toContain('Docker Hub path');
     },
   );
 
@@ -340,6 +397,9 @@ describe('readConfig: registry, repository and proxy-domain', () => {
   test.each([
     ['', 'my-org/worker', "Input 'repository' is for external registries"],
     ['registry.replicated.com', 'my-org/worker', "Input 'repository' is for external registries"],
+    ['https://REGISTRY.Replicated.com:443/', 'other-app/api', "Input 'repository' is for external registries"],
+    ['registry.replicated.com:443', 'other-app/api', "Input 'repository' is for external registries"],
+    ['Registry.Replicated.Com/', 'other-app/api', "Input 'repository' is for external registries"],
     ['ghcr.io', 'My-Org/worker', "Input 'repository': 'My-Org/worker' is not a valid repository path"],
     ['ghcr.io', 'org//worker', "Input 'repository': 'org//worker' is not a valid repository path"],
   ])('registry %j, repository %j -> %j', (registry, repository, message) => {
@@ -352,6 +412,8 @@ describe('readConfig: registry, repository and proxy-domain', () => {
     ['', 'proxy.replicated.com'],
     ['images.vendor.example.com', 'images.vendor.example.com'],
     ['https://proxy.vendor.example.com/', 'proxy.vendor.example.com'],
+    ['HTTPS://Proxy.Vendor.Example.com:443/', 'proxy.vendor.example.com'],
+    ['proxy.vendor.example.com:8443', 'proxy.vendor.example.com:8443'],
   ])('proxy-domain %j -> %j', (proxyDomain, expected) => {
     expect(config({ 'proxy-domain': proxyDomain }).proxyDomain).toBe(expected);
   });
@@ -360,6 +422,12 @@ describe('readConfig: registry, repository and proxy-domain', () => {
     const e = inputError({ 'proxy-domain': proxyDomain });
     expect(e.input).toBe('proxy-domain');
     expect(e.message).toBe(`Input 'proxy-domain': '${proxyDomain}' is not a host name.`);
+  });
+
+  test.each([['proxy'], ['https://Proxy/']])('proxy-domain %j (one label) is refused', (proxyDomain) => {
+    const e = inputError({ 'proxy-domain': proxyDomain });
+    expect(e.input).toBe('proxy-domain');
+    expect(e.message).toContain('Docker Hub path');
   });
 });
 
@@ -485,8 +553,147 @@ describe('readConfig: the first invalid input is the one reported', () => {
     [{ 'max-layer-size': 'x', 'dry-run': 'x' }, 'max-layer-size'],
     [{ 'dry-run': 'x', retries: 'x' }, 'dry-run'],
     [{ retries: 'x', 'layer-split': 'x' }, 'retries'],
+    [{ mode: 'tombstone', image: 'app/x:1', tag: '' }, 'image'],
+    [{ username: 'a\nb', registry: 'myregistry' }, 'username'],
+    [{ registry: 'myregistry', 'proxy-domain': 'proxy' }, 'registry'],
+    [{ image: 'app\u0000', tag: '\t' }, 'image'],
     [{ 'layer-split': 'x', attestations: 'x' }, 'layer-split'],
   ])('%j -> %s', (overrides, input) => {
     expect(inputError(overrides).input).toBe(input);
+  });
+});
+
+describe('INPUTS: the one table of inputs', () => {
+  test('names are unique', () => {
+    const names = INPUTS.map((i) => i.name);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  test('readConfig asks for every input in the table and for nothing else', () => {
+    const asked = new Set<string>();
+    readConfig((name) => {
+      asked.add(name);
+      return BASE[name] ?? '';
+    }, NO_REF);
+    expect([...asked].sort()).toEqual(INPUTS.map((i) => i.name).sort());
+  });
+
+  test.each(INPUTS.filter((i) => 'default' in i).map((i) => [i.name, (i as { default: string }).default]))(
+    "%s: the table's default %j means the same as an empty input",
+    (name, value) => {
+      expect(config({ [name]: value })).toEqual(config());
+    },
+  );
+
+  test('token-type has no default in action.yml, so the action can tell it was set; unset means service-account', () => {
+    expect('default' in inputSpec('token-type')).toBe(false);
+    expect(inputSpec('token-type').unset).toBe('service-account');
+    expect(config({ 'token-type': 'service-account' })).toEqual({ ...config(), tokenTypeGiven: true });
+  });
+
+  test('the token is never a CLI flag; the only list is tag; the only flag is dry-run', () => {
+    expect(INPUTS.filter((i) => i.cli.kind === 'none').map((i) => i.name)).toEqual(['token']);
+    expect(INPUTS.filter((i) => i.cli.kind === 'list').map((i) => i.name)).toEqual(['tag']);
+    expect(INPUTS.filter((i) => i.cli.kind === 'flag').map((i) => i.name)).toEqual(['dry-run']);
+  });
+
+  test('required inputs are the ones readConfig cannot do without', () => {
+    expect(INPUTS.filter((i) => i.required).map((i) => i.name)).toEqual(['app-slug', 'token']);
+    for (const name of ['app-slug', 'token']) expect(inputError({ [name]: '' }).input).toBe(name);
+  });
+
+  test('no description says images or tags cannot be deleted', () => {
+    for (const i of INPUTS) expect(i.description).not.toMatch(/cannot (be )?delete/);
+    expect(inputSpec('tag').description).toContain('a pushed tag is a release artifact customers may already pull');
+    expect(inputSpec('mode').description).toContain('Vendor Portal');
+  });
+});
+
+describe('readConfig: control characters', () => {
+  const CONTROLS = ['\n', '\r', '\t', '\u0000', '\u0007', '\u001b', '\u007f', '\u0085', '\u009b'];
+  const SINGLE_LINE = INPUTS.filter((i) => i.cli.kind !== 'list').map((i) => i.name);
+
+  const rows = SINGLE_LINE.flatMap((name) => CONTROLS.map((c) => [name, c] as const));
+  test.each(rows)('%s with %j is refused without echoing the value', (name, c) => {
+    const value = `dev@example.com${c}::warning::owned`;
+    const e = inputError({ 'token-type': 'user', username: 'dev@example.com', [name]: value });
+    expect(e.input).toBe(name);
+    expect(e.message).toContain(`Input '${name}' contains a control character`);
+    expect(e.message).toContain(`at character 16`);
+    expect(e.message).toContain('The value is not shown.');
+    expect(e.message).not.toContain('::warning::');
+    expect(e.message).not.toContain('dev@example.com');
+    expect(controlCharacterAt(e.message)).toBe(-1);
+  });
+
+  test('the username of issue 11 (a newline, then a workflow command) is an input error naming username', () => {
+    const e = inputError({ 'token-type': 'user', username: 'dev@example.com\n::warning::pwned' });
+    expect(e.input).toBe('username');
+    expect(e.message).toBe(
+      "Input 'username' contains a control character (U+000A at character 16); it must be one line of text. " +
+        'The value is not shown.',
+    );
+  });
+
+  test.each([
+    ['username', 'ci-bot\n', 'ci-bot'],
+    ['username', '\r\n ci-bot \t', 'ci-bot'],
+    ['token', 's3cret\n', 's3cret'],
+  ])('%s %j: whitespace around the value is trimmed first -> %j', (name, value, expected) => {
+    const c = config({ [name]: value });
+    expect(name === 'token' ? c.token : c.username).toBe(expected);
+  });
+
+  test.each<[string, string[]]>([
+    ['1.0.0\nlatest', ['1.0.0', 'latest']],
+    ['1.0.0\r\nlatest\r\n', ['1.0.0', 'latest']],
+    ['1.0.0\rlatest', ['1.0.0', 'latest']],
+  ])('tag %j: newlines separate tags -> %j', (tag, tags) => {
+    expect(config({ tag }).tags).toEqual(tags);
+  });
+
+  test.each([
+    ['1.0.0\tlatest', '0009', 6],
+    ['1.0.0,\u001b[31mlatest', '001B', 7],
+    ['1.0.0\n\u0000', '0000', 7],
+    ['1.0.0\n::warning::x\u007f', '007F', 19],
+  ])('tag %j is refused (U+%s at %d)', (tag, code, at) => {
+    const e = inputError({ tag });
+    expect(e.input).toBe('tag');
+    expect(e.message).toBe(
+      `Input 'tag' contains a control character (U+${code} at character ${at}); ` +
+        'only newlines and commas may separate its values. The value is not shown.',
+    );
+  });
+
+  test('a tag list with a workflow command on its own line is refused without a newline in the message', () => {
+    const e = inputError({ tag: '1.0.0\n::warning::owned' });
+    expect(e.input).toBe('tag');
+    expect(e.message).not.toContain('\n');
+  });
+
+  test.each([
+    ['', false, -1],
+    ['abc', false, -1],
+    ['a\nb', false, 1],
+    ['a\nb', true, -1],
+    ['a\r\nb', true, -1],
+    ['a\r\n\tb', true, 3],
+    ['\u007f', false, 0],
+    ['ab\u0085', false, 2],
+    ['\u00a0é', false, -1],
+  ])('controlCharacterAt(%j, newlines %s) -> %d', (text, newlines, expected) => {
+    expect(controlCharacterAt(text, newlines)).toBe(expected);
+  });
+
+  test.each([
+    ['plain', 'plain'],
+    ['a\nb', 'a\\nb'],
+    ['\r\n::warning::x', '\\r\\n::warning::x'],
+    ['\u001b[31m', '\\u001b[31m'],
+    ['\u0085', '\\u0085'],
+    ['quote \' and " stay', 'quote \' and " stay'],
+  ])('printable(%j) -> %j', (text, expected) => {
+    expect(printable(text)).toBe(expected);
   });
 });

@@ -5,7 +5,10 @@ import {
   isValidRegistryHost,
   isValidRepositoryPath,
   isValidTag,
+  namesRegistryHost,
+  normalizeRegistryHost,
   parseLocalImage,
+  readsAsDockerHubPath,
   pinnedRef,
   repositoryOf,
   taggedRef,
@@ -222,6 +225,100 @@ describe('isValidRegistryHost', () => {
     ['registry.example.com/path', false],
   ])('%j -> %s', (host, expected) => {
     expect(isValidRegistryHost(host)).toBe(expected);
+  });
+});
+
+describe('normalizeRegistryHost', () => {
+  test.each([
+    ['registry.replicated.com', 'registry.replicated.com'],
+    ['https://REGISTRY.Replicated.com:443/', 'registry.replicated.com'],
+    ['HTTPS://registry.replicated.com', 'registry.replicated.com'],
+    ['http://registry.replicated.com//', 'registry.replicated.com'],
+    ['  registry.replicated.com:443  ', 'registry.replicated.com'],
+    ['Registry.Example.COM', 'registry.example.com'],
+    ['registry.example.com:8443', 'registry.example.com:8443'],
+    ['registry.example.com:4430', 'registry.example.com:4430'],
+    ['registry.example.com:1', 'registry.example.com:1'],
+    ['registry.example.com:65535', 'registry.example.com:65535'],
+    ['registry:5000', 'registry:5000'],
+    ['http://127.0.0.1:5055', '127.0.0.1:5055'],
+    ['127.0.0.1:443', '127.0.0.1'],
+    ['localhost', 'localhost'],
+    ['LOCALHOST:5000/', 'localhost:5000'],
+    ['localhost:443', 'localhost'],
+    ['[::1]:5000', '[::1]:5000'],
+    ['[::1]:443', '[::1]'],
+    ['[::1]', '[::1]'],
+    ['[FE80::1]', '[fe80::1]'],
+  ])('%j -> %j', (text, expected) => {
+    expect(normalizeRegistryHost(text)).toBe(expected);
+  });
+
+  test.each([
+    [''],
+    ['   '],
+    ['https://'],
+    ['/'],
+    // one label without a dot or port: docker reads myregistry/app/img as docker.io/myregistry/app/img
+    ['myregistry'],
+    ['MyRegistry'],
+    ['https://myregistry/'],
+    ['myregistry:443'],
+    ['registry.example.com/path'],
+    ['registry.example.com:0'],
+    ['registry.example.com:65536'],
+    ['registry.example.com:'],
+    ['registry:port'],
+    ['reg_istry.com'],
+    ['registry.example.com.'],
+    ['ftp://registry.example.com'],
+    ['https://user@registry.example.com'],
+    ['registry.example.com\n::warning::x'],
+    ['registry.\texample.com'],
+    ['::1'],
+  ])('%j -> null', (text) => {
+    expect(normalizeRegistryHost(text)).toBeNull();
+  });
+
+  test('idempotent: the normalized form normalizes to itself', () => {
+    for (const text of ['https://REGISTRY.Replicated.com:443/', 'LOCALHOST:5000/', '[::1]:443', 'ghcr.io']) {
+      const once = normalizeRegistryHost(text) as string;
+      expect(normalizeRegistryHost(once)).toBe(once);
+    }
+  });
+});
+
+describe('namesRegistryHost and readsAsDockerHubPath: docker reads one label as a Docker Hub path', () => {
+  test.each([
+    ['registry.example.com', true],
+    ['registry:5000', true],
+    ['localhost', true],
+    ['[::1]', true],
+    ['Registry', true],
+    ['myregistry', false],
+    ['library', false],
+    ['localhost2', false],
+  ])('namesRegistryHost(%j) -> %s', (component, expected) => {
+    expect(namesRegistryHost(component)).toBe(expected);
+  });
+
+  test.each([
+    ['myregistry', true],
+    ['https://MyRegistry/', true],
+    ['myregistry:443', true],
+    ['my-registry', true],
+    ['myregistry:5000', false],
+    ['registry.example.com', false],
+    ['localhost', false],
+    ['reg_istry', false],
+    ['registry.example.com/path', false],
+  ])('readsAsDockerHubPath(%j) -> %s', (text, expected) => {
+    expect(readsAsDockerHubPath(text)).toBe(expected);
+  });
+
+  test('the same rule decides what the image reference names: myregistry/app/img is a Docker Hub path', () => {
+    expect(parseLocalImage('myregistry/app/img')?.path).toBe('myregistry/app/img');
+    expect(parseLocalImage('myregistry.example.com/app/img')?.path).toBe('app/img');
   });
 });
 
