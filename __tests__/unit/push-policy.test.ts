@@ -58,7 +58,12 @@ describe('blamedLayer', () => {
   test.each<[string, Partial<PushFailureFacts>, LayerFact | null, boolean]>([
     ['the blob the engine names is a layer (an uncompressed piece)', { failure: f524(MID.diffId) }, MID, true],
     ['classic store: the layer its status lines left unfinished', { suspect: MID }, MID, true],
-    ['containerd store: status lines are not trusted, the one oversized layer is named', { suspect: MID, containerdStore: true }, BIG, false],
+    [
+      'containerd store: status lines are not trusted, the one oversized layer is named',
+      { suspect: MID, containerdStore: true },
+      BIG,
+      false,
+    ],
     ['no hint: the only layer over the limit', {}, BIG, false],
     ['no hint and two layers over the limit: nobody is blamed', { layers: [SMALL, BIG, BIG2] }, null, false],
     ['the named blob wins over the suspect', { failure: f524(SMALL.diffId), suspect: BIG }, SMALL, true],
@@ -92,7 +97,14 @@ describe('decideAfterPushFailure', () => {
     [
       '524 on a layer over the limit (advise): stop at once, with the reason',
       { suspect: BIG },
-      { retry: false, resplit: null, warning: true, retryAfter: false, title: 'Push timed out (HTTP 524)', note: /Not retrying: layer 2/ },
+      {
+        retry: false,
+        resplit: null,
+        warning: true,
+        retryAfter: false,
+        title: 'Push timed out (HTTP 524)',
+        note: /Not retrying: layer 2/,
+      },
     ],
     [
       '524 on a layer under the limit: retry (a transient origin timeout)',
@@ -117,7 +129,14 @@ describe('decideAfterPushFailure', () => {
     [
       'layer-split auto with unknown sizes: no 0 B re-split, retried as it is',
       { layers: [fact(1, 0, null), fact(2, 0, null)], config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB } },
-      { retry: true, resplit: null, warning: true, retryAfter: false, title: 'Push timed out (HTTP 524)', note: /unknown or too small/ },
+      {
+        retry: true,
+        resplit: null,
+        warning: true,
+        retryAfter: false,
+        title: 'Push timed out (HTTP 524)',
+        note: /unknown or too small/,
+      },
     ],
     [
       '429: retry, honouring Retry-After',
