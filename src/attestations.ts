@@ -15,7 +15,7 @@ export interface EngineManifest {
 
 export type PushStrategy =
   | { kind: 'as-is'; reason: string }
-  | { kind: 'platform'; platform: string; attested: boolean; reason: string }
+  | { kind: 'platform'; platform: string; reason: string }
   | { kind: 'refuse'; title: string; message: string };
 
 export interface AttestationFacts {
@@ -79,7 +79,6 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
   return {
     kind: 'platform',
     platform,
-    attested: attested ?? true,
     reason:
       attested === null
         ? `pushing only the ${platform} manifest: this engine cannot list attestations, so none is risked`

@@ -5,18 +5,15 @@ export type LayerStatus =
   'preparing' | 'waiting' | 'pushing' | 'pushed' | 'exists' | 'mounted' | 'retrying' | 'failed' | 'other';
 
 export type PushEvent =
-  | { kind: 'repository'; repository: string }
-  | { kind: 'layer'; id: string; status: LayerStatus; text: string; retryInSeconds?: number }
+  | { kind: 'layer'; id: string; status: LayerStatus; text: string }
   | { kind: 'digest'; tag: string; digest: string; size: number }
   | { kind: 'text'; text: string };
 
 const LAYER_LINE = /^([a-f0-9]{12}): (.+)$/;
 const DIGEST_LINE = /^(\S+): digest: (sha256:[a-f0-9]{64}) size: (\d+)$/;
-const REPOSITORY_LINE = /^The push refers to repository \[(.+)\]$/;
 
-function layerStatus(text: string): { status: LayerStatus; retryInSeconds?: number } {
-  const retry = /^Retrying in (\d+) seconds?/.exec(text);
-  if (retry) return { status: 'retrying', retryInSeconds: Number(retry[1]) };
+function layerStatus(text: string): { status: LayerStatus } {
+  if (/^Retrying in \d+ seconds?/.test(text)) return { status: 'retrying' };
   if (text.startsWith('Preparing')) return { status: 'preparing' };
   if (text.startsWith('Waiting')) return { status: 'waiting' };
   if (text.startsWith('Pushing')) return { status: 'pushing' };
@@ -30,8 +27,6 @@ function layerStatus(text: string): { status: LayerStatus; retryInSeconds?: numb
 export function parsePushLine(line: string): PushEvent | null {
   const text = line.replace(/\r/g, '').trimEnd();
   if (!text) return null;
-  const repo = REPOSITORY_LINE.exec(text);
-  if (repo) return { kind: 'repository', repository: repo[1] };
   const digest = DIGEST_LINE.exec(text);
   if (digest) return { kind: 'digest', tag: digest[1], digest: digest[2], size: Number(digest[3]) };
   const layer = LAYER_LINE.exec(text);

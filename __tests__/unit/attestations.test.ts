@@ -89,7 +89,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/amd64',
-        attested: true,
         reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
       },
     ],
@@ -100,7 +99,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/amd64',
-        attested: true,
         reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
       },
     ],
@@ -111,7 +109,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/arm64/v8',
-        attested: true,
         reason: 'pushing only the linux/arm64/v8 manifest, without its provenance attestation (attestations: strip)',
       },
     ],
@@ -122,7 +119,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/arm/v7',
-        attested: true,
         reason: 'pushing only the linux/arm/v7 manifest, without its provenance attestation (attestations: strip)',
       },
     ],
@@ -141,7 +137,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/amd64',
-        attested: true,
         reason: 'pushing only the linux/amd64 manifest, without its provenance attestation (attestations: strip)',
       },
     ],
@@ -201,7 +196,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/arm64',
-        attested: true,
         reason: 'pushing only the linux/arm64 manifest: this engine cannot list attestations, so none is risked',
       },
     ],
@@ -212,7 +206,6 @@ describe('choosePushStrategy', () => {
       {
         kind: 'platform',
         platform: 'linux/amd64',
-        attested: true,
         reason: 'pushing only the linux/amd64 manifest: this engine cannot list attestations, so none is risked',
       },
     ],

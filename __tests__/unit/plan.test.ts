@@ -79,7 +79,7 @@ describe('buildPlan: refs', () => {
   });
 
   test('carries source, strategy, layers and their total size', () => {
-    const strategy: PushStrategy = { kind: 'platform', platform: 'linux/amd64', attested: true, reason: 'r' };
+    const strategy: PushStrategy = { kind: 'platform', platform: 'linux/amd64', reason: 'r' };
     const plan = buildPlan(config(), 'sha256:abc', MIXED, strategy);
     expect(plan.source).toBe('sha256:abc');
     expect(plan.strategy).toBe(strategy);

@@ -8,13 +8,13 @@ describe('parsePushLine', () => {
     // repository line
     [
       'The push refers to repository [127.0.0.1:5055/app/demo]',
-      { kind: 'repository', repository: '127.0.0.1:5055/app/demo' },
+      { kind: 'text', text: 'The push refers to repository [127.0.0.1:5055/app/demo]' },
     ],
     [
       'The push refers to repository [registry.replicated.com/my-app/worker]\r',
-      { kind: 'repository', repository: 'registry.replicated.com/my-app/worker' },
+      { kind: 'text', text: 'The push refers to repository [registry.replicated.com/my-app/worker]' },
     ],
-    ['The push refers to repository [[::1]:5000/app/x]', { kind: 'repository', repository: '[::1]:5000/app/x' }],
+    ['The push refers to repository [[::1]:5000/app/x]', { kind: 'text', text: 'The push refers to repository [[::1]:5000/app/x]' }],
     // layer status lines
     ['cacd00243bba: Preparing', { kind: 'layer', id: 'cacd00243bba', status: 'preparing', text: 'Preparing' }],
     ['cacd00243bba: Waiting', { kind: 'layer', id: 'cacd00243bba', status: 'waiting', text: 'Waiting' }],
@@ -34,15 +34,15 @@ describe('parsePushLine', () => {
     ],
     [
       '5f70bf18a086: Retrying in 5 seconds',
-      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 5 seconds', retryInSeconds: 5 },
+      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 5 seconds' },
     ],
     [
       '5f70bf18a086: Retrying in 1 second',
-      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 1 second', retryInSeconds: 1 },
+      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 1 second' },
     ],
     [
       '5f70bf18a086: Retrying in 15 seconds',
-      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 15 seconds', retryInSeconds: 15 },
+      { kind: 'layer', id: '5f70bf18a086', status: 'retrying', text: 'Retrying in 15 seconds' },
     ],
     [
       'abc123abc123: Mounted from app/other',
@@ -144,7 +144,7 @@ describe('pushedDigest', () => {
       .split('\n')
       .map(parsePushLine)
       .filter((e): e is PushEvent => e !== null);
-    expect(events.map((e) => e.kind)).toEqual(['repository', 'layer', 'layer', 'layer', 'layer', 'layer', 'digest']);
+    expect(events.map((e) => e.kind)).toEqual(['text', 'layer', 'layer', 'layer', 'layer', 'layer', 'digest']);
     expect(pushedDigest(events)).toEqual({ digest: DIGEST, size: 735 });
   });
 });
