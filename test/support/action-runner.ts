@@ -44,6 +44,8 @@ export interface RunOptions {
   /** Extra environment: DOCKER_HOST, GITHUB_REF, HOME... */
   readonly env?: NodeJS.ProcessEnv;
   readonly timeoutMs?: number;
+  /** A runner that sets no GITHUB_STEP_SUMMARY (older GitHub Enterprise Server, some self-hosted runners). */
+  readonly noStepSummary?: boolean;
 }
 
 function inputEnv(inputs: Record<string, string>): NodeJS.ProcessEnv {
@@ -83,6 +85,7 @@ export class Job {
       GITHUB_STATE: files.state,
       GITHUB_STEP_SUMMARY: files.summary,
     };
+    if (opts.noStepSummary) delete env.GITHUB_STEP_SUMMARY;
     const r = await runNode(env, opts.timeoutMs ?? 240_000);
     const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
     return {
