@@ -1,0 +1,415 @@
+// The uploader against a scripted loopback registry that behaves as distribution 2.8.2 does (see
+// test/support/upload-registry.ts): the exact requests, the Content-Range values, resume and restart after faults,
+// never a byte twice to one upload, the fallback when chunks are refused, the abort.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
+import { UploadError } from '../../../src/upload/errors.js';
+import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/upload/source.js';
+import {
+  startScriptedRegistry,
+  type RecordedRequest,
+  type ScriptedRegistry,
+  type ScriptedRegistryOptions,
+} from '../../../test/support/upload-registry.js';
+
+const REPO = 'app/blob';
+const TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const SIZE = 10_240;
+const CHUNK = 4_096;
+
+let reg: ScriptedRegistry;
+afterEach(async () => reg?.stop());
+
+async function registry(opts: ScriptedRegistryOptions = {}): Promise<ScriptedRegistry> {
+  reg = await startScriptedRegistry(opts);
+  return reg;
+}
+
+function blob(size = SIZE): { bytes: Buffer; source: BlobSource } {
+  const bytes = randomBytes(size);
+  return { bytes, source: bufferBlobSource(bytes, TYPE) };
+}
+
+/** The n-th PATCH (1-based) of the whole run. */
+const nthPatch = (n: number) => {
+  let seen = 0;
+  return (r: RecordedRequest) => r.method === 'PATCH' && ++seen === n;
+};
+
+async function upload(source: BlobSource, opts: UploadBlobOptions = {}) {
+  const events: UploadEvent[] = [];
+  const result = await uploadBlob(reg.transport(), REPO, source, {
+    chunkSize: CHUNK,
+    retryDelayMs: () => 0,
+    onEvent: (e) => events.push(e),
+    ...opts,
+  });
+  return { result, events, types: events.map((e) => e.type) };
+}
+
+describe('uploadBlob: the protocol', () => {
+  test('HEAD, POST, PATCH chunks in order to the newest Location, PUT ?digest=', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const progress: number[] = [];
+    const { result, types } = await upload(source, { onProgress: (p) => progress.push(p.confirmed) });
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-4095 -> 202',
+      'PATCH upload 4096-8191 -> 202',
+      'PATCH upload 8192-10239 -> 202',
+      'PUT upload -> 201',
+    ]);
+    const patches = reg.requests.filter((r) => r.method === 'PATCH');
+    expect(patches.map((r) => [r.contentLength, r.contentType])).toEqual([
+      ['4096', 'application/octet-stream'],
+      ['4096', 'application/octet-stream'],
+      ['2048', 'application/octet-stream'],
+    ]);
+    // each PATCH went to the Location the previous answer gave (its _state is the offset)
+    expect(patches.map((r) => r.query)).toEqual(['?_state=0', '?_state=4096', '?_state=8192']);
+    const put = reg.requests[reg.requests.length - 1];
+    expect(put.query).toBe(`?_state=10240&digest=${encodeURIComponent(source.digest)}`);
+    expect(put.contentLength).toBe('0');
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(reg.requests[1].contentLength).toBe('0');
+    expect(progress).toEqual([4096, 8192, 10240]);
+    expect(types).toEqual(['uploaded']);
+    expect(result).toMatchObject({ mode: 'chunked', requests: 6, bytesSent: SIZE, resumes: 0, restarts: 0 });
+  });
+
+  test('a blob the registry holds is skipped after one HEAD', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    reg.blobs.set(source.digest, bytes);
+    const { result, types } = await upload(source);
+    expect(reg.sequence()).toEqual(['HEAD blob -> 200']);
+    expect(result.mode).toBe('exists');
+    expect(types).toEqual(['exists']);
+  });
+
+  test('an empty blob: POST and PUT, no PATCH', async () => {
+    await registry();
+    const { source } = blob(0);
+    await upload(source);
+    expect(reg.sequence()).toEqual(['HEAD blob -> 404', 'POST uploads -> 202', 'PUT upload -> 201']);
+    expect(reg.blobs.get(source.digest)).toEqual(Buffer.alloc(0));
+  });
+
+  test('OCI-Chunk-Min-Length raises the chunk size', async () => {
+    await registry({ chunkMinLength: 6_000 });
+    const { bytes, source } = blob();
+    await upload(source);
+    expect(reg.requests.filter((r) => r.method === 'PATCH').map((r) => r.contentRange)).toEqual([
+      '0-5999',
+      '6000-10239',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('relative Locations are resolved against the upload URL', async () => {
+    await registry({ relativeLocations: true });
+    const { bytes, source } = blob();
+    await upload(source);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(reg.requests.filter((r) => r.method === 'PATCH').map((r) => r.path)).toEqual(
+      Array(3).fill(reg.requests[2].path),
+    );
+  });
+
+  test('a file source, read again from an offset when resuming', async () => {
+    await registry({ ignoreState: true, strict: true });
+    const dir = mkdtempSync(join(tmpdir(), 'rp-upload-'));
+    try {
+      const bytes = randomBytes(SIZE);
+      writeFileSync(join(dir, 'blob'), bytes);
+      const source = await fileBlobSource(join(dir, 'blob'), TYPE);
+      reg.setScript((r) => (nthPatch(2)(r) ? { resetAfterBytes: 1_000 } : undefined));
+      await upload(source);
+      expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a source whose bytes are not its digest's is refused before the PUT", async () => {
+    await registry();
+    const { source } = blob();
+    const lying = { ...source, digest: `sha256:${'0'.repeat(64)}` };
+    await expect(upload(lying)).rejects.toMatchObject({ name: 'UploadError', phase: 'source' });
+    expect(reg.requests.some((r) => r.method === 'PUT')).toBe(false);
+  });
+});
+
+describe('uploadBlob: faults of one chunk', () => {
+  test('a 524 that never reached the upload: GET says where it stands, the chunk is sent again, once', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { status: 524, body: 'error code: 524' } : undefined));
+    const { result, types } = await upload(source);
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-4095 -> 202',
+      'PATCH upload 4096-8191 -> 524',
+      'GET upload -> 204',
+      'PATCH upload 4096-8191 -> 202',
+      'PATCH upload 8192-10239 -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.overlaps).toEqual([]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(types).toEqual(['chunk-failed', 'resumed', 'uploaded']);
+    expect(result).toMatchObject({ resumes: 1, restarts: 0, bytesSent: SIZE + CHUNK });
+  });
+
+  test.each([
+    ['a 502', { status: 502 }],
+    ['a 503', { status: 503 }],
+    ['a reset before any byte', { reset: true as const }],
+    ['a slow answer past the deadline', { delayMs: 400 }],
+  ])('%s: resumed in the same session', async (_name, fault) => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? fault : undefined));
+    const { result } = await upload(source, { deadlinePerChunkMs: 200 });
+    expect(reg.overlaps).toEqual([]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(result.restarts).toBe(0);
+    expect(new Set(reg.requests.filter((r) => r.uuid).map((r) => r.uuid)).size).toBe(1);
+  });
+
+  test('a reset mid-chunk on distribution 2.8: the Location is no longer valid, the blob starts again', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { resetAfterBytes: 1_000 } : undefined));
+    const { result, types } = await upload(source);
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-4095 -> 202',
+      'PATCH upload 4096-8191 -> none',
+      'GET upload -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-4095 -> 202',
+      'PATCH upload 4096-8191 -> 202',
+      'PATCH upload 8192-10239 -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.requests[3].bodyBytes).toBe(1_000);
+    // the second session is a new upload: no byte went twice to one
+    expect(reg.requests[2].uuid).not.toBe(reg.requests[6].uuid);
+    expect(reg.overlaps).toEqual([]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(types).toEqual(['chunk-failed', 'restarted', 'uploaded']);
+    expect(result).toMatchObject({ resumes: 0, restarts: 1 });
+  });
+
+  test('a reset mid-chunk on a registry that reports it: resumed from the byte after the last one it holds', async () => {
+    await registry({ ignoreState: true, strict: true });
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { resetAfterBytes: 1_000 } : undefined));
+    const { result } = await upload(source);
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-4095 -> 202',
+      'PATCH upload 4096-8191 -> none',
+      'GET upload -> 204',
+      'PATCH upload 5096-8191 -> 202',
+      'PATCH upload 8192-10239 -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.overlaps).toEqual([]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    // the registry received each byte of the blob once: the cut request's 1,000 bytes were kept, not re-sent
+    expect(reg.requests.reduce((n, r) => n + r.bodyBytes, 0)).toBe(SIZE);
+    // handed to the transport: the whole failed chunk, then its remaining 3,096 bytes
+    expect(result).toMatchObject({ resumes: 1, restarts: 0, bytesSent: SIZE + CHUNK - 1_000 });
+  });
+
+  test('a chunk written but its answer lost (2.8): GET answers 404, the blob starts again', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { loseAnswer: true } : undefined));
+    await upload(source);
+    expect(reg.sequence().slice(3, 6)).toEqual([
+      'PATCH upload 4096-8191 -> none',
+      'GET upload -> 404',
+      'POST uploads -> 202',
+    ]);
+    expect(reg.overlaps).toEqual([]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('a chunk written but its answer lost, on a registry that reports it: continues after it, nothing re-sent', async () => {
+    await registry({ ignoreState: true, strict: true });
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { loseAnswer: true } : undefined));
+    await upload(source);
+    expect(reg.sequence().slice(3)).toEqual([
+      'PATCH upload 4096-8191 -> none',
+      'GET upload -> 204',
+      'PATCH upload 8192-10239 -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('the GET itself fails once: asked again, then resumed', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    let gets = 0;
+    reg.setScript((r) => {
+      if (second(r)) return { status: 524 };
+      if (r.method === 'GET' && ++gets === 1) return { status: 503 };
+      return undefined;
+    });
+    await upload(source);
+    expect(reg.sequence().slice(3, 7)).toEqual([
+      'PATCH upload 4096-8191 -> 524',
+      'GET upload -> 503',
+      'GET upload -> 204',
+      'PATCH upload 4096-8191 -> 202',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('the final PUT answer lost: HEAD finds the blob, done', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    reg.setScript((r) => (r.method === 'PUT' ? { loseAnswer: true } : undefined));
+    await upload(source);
+    expect(reg.sequence().slice(-2)).toEqual(['PUT upload -> none', 'HEAD blob -> 200']);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('the final PUT 524 before the registry saw it: HEAD, GET (all there), PUT again', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    let puts = 0;
+    reg.setScript((r) => (r.method === 'PUT' && ++puts === 1 ? { status: 524 } : undefined));
+    await upload(source);
+    expect(reg.sequence().slice(-4)).toEqual([
+      'PUT upload -> 524',
+      'HEAD blob -> 404',
+      'GET upload -> 204',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('a 202 whose Range shows bytes the client did not send: the session is not trusted, the blob starts again', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { status: 202, headers: { Range: '0-9999', Location: '/x' } } : undefined));
+    const { types } = await upload(source);
+    expect(types).toEqual(['chunk-failed', 'restarted', 'uploaded']);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test('tries are bounded: a chunk that always fails gives up with phase chunk', async () => {
+    await registry();
+    const { source } = blob();
+    reg.setScript((r) => (r.method === 'PATCH' && r.contentRange === '4096-8191' ? { status: 524 } : undefined));
+    const err = await upload(source, { maxTries: 4 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UploadError);
+    expect(err).toMatchObject({ phase: 'chunk', status: 524, aborted: false });
+    expect((err as Error).message).toContain('after 4 tries');
+    expect(reg.requests.filter((r) => r.method === 'PATCH' && r.contentRange === '4096-8191')).toHaveLength(4);
+    expect(reg.overlaps).toEqual([]);
+  });
+
+  test('403 on a chunk is final at once', async () => {
+    await registry();
+    const { source } = blob();
+    reg.setScript((r) => (r.method === 'PATCH' ? { status: 403 } : undefined));
+    await expect(upload(source)).rejects.toMatchObject({ phase: 'chunk', status: 403 });
+    expect(reg.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+  });
+});
+
+describe('uploadBlob: a registry that refuses chunks', () => {
+  test.each([416, 405, 400])('%d on the first PATCH: one request for the whole blob, reported', async (status) => {
+    await registry({ refuseChunksWith: status });
+    const { bytes, source } = blob();
+    const { result, events } = await upload(source);
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      `PATCH upload 0-4095 -> ${status}`,
+      'POST uploads -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.requests[4].contentLength).toBe(String(SIZE));
+    expect(reg.requests[4].bodyBytes).toBe(SIZE);
+    expect(events[0]).toMatchObject({ type: 'fallback', status });
+    expect(result.mode).toBe('single');
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  test("mode 'single' skips chunks", async () => {
+    await registry();
+    const { bytes, source } = blob();
+    await upload(source, { mode: 'single' });
+    expect(reg.sequence()).toEqual(['HEAD blob -> 404', 'POST uploads -> 202', 'PUT upload -> 201']);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+});
+
+describe('uploadBlob: cancel', () => {
+  test('an abort during a chunk stops at once and sends nothing more', async () => {
+    await registry();
+    const { source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { delayMs: 5_000 } : undefined));
+    const ac = new AbortController();
+    const started = Date.now();
+    const run = upload(source, {
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.confirmed === CHUNK) setTimeout(() => ac.abort(new Error('job cancelled')), 50);
+      },
+    });
+    const err = await run.catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(err).toMatchObject({ name: 'UploadError', aborted: true });
+    expect((err as Error).message).toContain('job cancelled');
+    const count = reg.requests.length;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reg.requests.length).toBe(count);
+    expect(reg.requests.some((r) => r.method === 'PUT' || r.method === 'DELETE')).toBe(false);
+  });
+
+  test('an abort during the wait before a retry', async () => {
+    await registry();
+    const { source } = blob();
+    reg.setScript((r) => (r.method === 'PATCH' ? { status: 524 } : undefined));
+    const ac = new AbortController();
+    const run = upload(source, { signal: ac.signal, retryDelayMs: () => 10_000 });
+    setTimeout(() => ac.abort(), 100);
+    await expect(run).rejects.toMatchObject({ aborted: true });
+    expect(reg.sequence()).toEqual(['HEAD blob -> 404', 'POST uploads -> 202', 'PATCH upload 0-4095 -> 524']);
+  });
+
+  test('an already aborted signal sends nothing', async () => {
+    await registry();
+    const { source } = blob();
+    const ac = new AbortController();
+    ac.abort();
+    await expect(upload(source, { signal: ac.signal })).rejects.toMatchObject({ aborted: true });
+    expect(reg.requests).toHaveLength(0);
+  });
+});
