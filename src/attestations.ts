@@ -14,7 +14,8 @@ export interface EngineManifest {
 }
 
 export type PushStrategy =
-  | { kind: 'as-is'; reason: string }
+  /** withAttestations: what is pushed lists attestation manifests (a 400 on it is the attestation rejection). */
+  | { kind: 'as-is'; reason: string; withAttestations: boolean }
   | { kind: 'platform'; platform: string; reason: string }
   | { kind: 'refuse'; title: string; message: string };
 
@@ -43,13 +44,19 @@ const REBUILD = 'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTA
 
 export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMode): PushStrategy {
   if (!facts.containerdStore || !facts.descriptorMediaType || !INDEX_MEDIA_TYPES.has(facts.descriptorMediaType)) {
-    return { kind: 'as-is', reason: 'the image is a single manifest' };
+    return { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false };
   }
-  if (mode === 'keep') return { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' };
+  if (mode === 'keep')
+    return {
+      kind: 'as-is',
+      reason: 'attestations: keep pushes the image index as it is',
+      // an engine that cannot list the index's entries may hold attestations: assume it does
+      withAttestations: facts.manifests ? facts.manifests.some(isAttestation) : true,
+    };
   const images = facts.manifests?.filter((m) => !isAttestation(m) && m.Available !== false) ?? null;
   const attested = facts.manifests ? facts.manifests.some(isAttestation) : null;
   if (attested === false) {
-    return { kind: 'as-is', reason: 'the image index has no attestations' };
+    return { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false };
   }
   if (images && images.length > 1) {
     const list = images.map((m) => platformString(m.Descriptor?.platform ?? {}));

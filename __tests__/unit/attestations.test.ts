@@ -56,31 +56,31 @@ describe('choosePushStrategy', () => {
       'classic store',
       { containerdStore: false, descriptorMediaType: null, manifests: null, apiVersion: '1.41' },
       'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
     [
       'classic store even if a media type is reported',
       { containerdStore: false, descriptorMediaType: OCI_INDEX },
       'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
     [
       'containerd store, single OCI manifest',
       { descriptorMediaType: OCI_MANIFEST, manifests: null },
       'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
     [
       'containerd store, single Docker v2 manifest',
       { descriptorMediaType: DOCKER_MANIFEST },
       'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
     [
       'containerd store, no descriptor',
       { descriptorMediaType: null },
       'strip',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
     [
       'index with one image + attestation -> platform push',
@@ -144,13 +144,13 @@ describe('choosePushStrategy', () => {
       'index without attestations, one image',
       { manifests: [image('amd64')] },
       'strip',
-      { kind: 'as-is', reason: 'the image index has no attestations' },
+      { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false },
     ],
     [
       'index without attestations, other platforms unavailable',
       { manifests: [image('amd64'), image('arm64', undefined, false)] },
       'strip',
-      { kind: 'as-is', reason: 'the image index has no attestations' },
+      { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false },
     ],
     [
       'multi-platform + attestations -> refuse listing platforms',
@@ -209,24 +209,35 @@ describe('choosePushStrategy', () => {
         reason: 'pushing only the linux/amd64 manifest: this engine cannot list attestations, so none is risked',
       },
     ],
-    ['mode keep -> as-is', {}, 'keep', { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' }],
+    [
+      'mode keep -> as-is, attestations included',
+      {},
+      'keep',
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is', withAttestations: true },
+    ],
+    [
+      'mode keep, an index without attestations',
+      { manifests: [image('amd64'), image('arm64')] },
+      'keep',
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is', withAttestations: false },
+    ],
     [
       'mode keep, multi-platform + attestations -> as-is',
       { manifests: [image('amd64'), image('arm64'), attestation()] },
       'keep',
-      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' },
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is', withAttestations: true },
     ],
     [
       'mode keep on an old engine -> as-is',
       { apiVersion: '1.43', manifests: null },
       'keep',
-      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is' },
+      { kind: 'as-is', reason: 'attestations: keep pushes the image index as it is', withAttestations: true },
     ],
     [
       'mode keep on the classic store',
       { containerdStore: false },
       'keep',
-      { kind: 'as-is', reason: 'the image is a single manifest' },
+      { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false },
     ],
   ])('%s', (_name, over, mode, expected) => {
     expect(choosePushStrategy(facts(over), mode)).toEqual(expected);
@@ -251,6 +262,7 @@ describe('choosePushStrategy', () => {
     expect(choosePushStrategy(facts({ manifests }), 'strip')).toEqual({
       kind: 'as-is',
       reason: 'the image index has no attestations',
+      withAttestations: false,
     });
   });
 });

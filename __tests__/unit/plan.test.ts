@@ -29,7 +29,7 @@ const MIXED = [
   fact(3, 40_000_000, 'RUN make'),
   fact(4, 1_000_000_001, 'COPY data /data'),
 ];
-const AS_IS: PushStrategy = { kind: 'as-is', reason: 'the image is a single manifest' };
+const AS_IS: PushStrategy = { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false };
 
 describe('buildPlan: refs', () => {
   test.each<[Record<string, string>, string, string, string[], string[]]>([

@@ -319,6 +319,26 @@ describe('what is refused before any upload', () => {
     expect(h.docker.names.has(REF)).toBe(false);
   });
 
+  test('attestations: keep on an attested index: a manifest 400 is read as the attestation rejection', async () => {
+    const h = harness();
+    const img = image([MB], { containerd: true });
+    h.docker.add('api:dev', {
+      ...img,
+      image: {
+        ...img.image,
+        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
+      },
+      manifests: [
+        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
+        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
+      ],
+    });
+    h.docker.pushes = [{ code: 1, lines: ['manifest invalid: manifest invalid'] }];
+    const e = await fails(runAction(config({ attestations: 'keep' }), h.deps));
+    expect(e.title).toBe('Provenance attestations rejected (HTTP 400)');
+    expect(pushes(h)).toEqual([`push ${REF}`]);
+  });
+
   test('a single-platform attested image is pushed with --platform', async () => {
     const h = harness();
     const img = image([MB], { containerd: true });

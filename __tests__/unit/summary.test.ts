@@ -6,7 +6,7 @@ import { failureSummaryMarkdown, summaryMarkdown } from '../../src/summary.js';
 
 const DIGEST = 'sha256:6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const OLD = 'sha256:0000000000000000000000000000000000000000000000000000000000000001';
-const AS_IS: PushStrategy = { kind: 'as-is', reason: 'r' };
+const AS_IS: PushStrategy = { kind: 'as-is', reason: 'r', withAttestations: false };
 
 const fact = (index: number, size: number): LayerFact => ({
   index,

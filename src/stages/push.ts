@@ -58,7 +58,10 @@ async function pushRef(ctx: StageContext, engine: EngineFacts, initial: PushStat
       if (pushed) return { ok: true, digest: pushed.digest, attempts: attempt, state };
       return fail(new ActionFailure('No digest', `docker push ${ref} succeeded but printed no digest.`));
     }
-    const failure = classifyFailure(once.output);
+    const strategy = state.plan.strategy;
+    const failure = classifyFailure(once.output, {
+      pushedAttestations: strategy.kind === 'as-is' && strategy.withAttestations,
+    });
     log.debug(`attempt ${attempt}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
     const decision = decideAfterPushFailure({
       failure,
