@@ -1,0 +1,423 @@
+// src/docker.ts against a stand-in `docker` first on PATH (test/fixtures/docker/fake-docker.mjs): the argv
+// each call runs, the password on stdin only, an environment without the token, deadlines and cancels, the
+// error texts the failure classifier reads, and the one engine-API connection readImage makes.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Docker, DockerError, EngineApiError, parseResponse } from '../../src/docker.js';
+import { classifyFailure } from '../../src/failure.js';
+import { endAllChildren, forgetSecrets, liveChildren } from '../../src/process.js';
+
+const FAKE = resolve('test/fixtures/docker/fake-docker.mjs');
+const TOKEN = 'rp-test-token-7d1e';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rp-docker-unit-'));
+  writeFileSync(join(dir, 'docker'), `#!/bin/sh\nexec "${process.execPath}" "${FAKE}" "$@"\n`);
+  chmodSync(join(dir, 'docker'), 0o755);
+});
+afterEach(async () => {
+  forgetSecrets();
+  await endAllChildren(100);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Call {
+  args: string[];
+  env: Record<string, string>;
+  stdin?: string;
+  requests?: unknown[];
+}
+
+function docker(config: object = {}, opts: { deadlineMs?: number } = {}): Docker {
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  const env = {
+    PATH: `${dir}:${process.env.PATH}`,
+    FAKE_DOCKER_DIR: dir,
+    HOME: process.env.HOME,
+    INPUT_TOKEN: TOKEN,
+    REPLICATED_TOKEN: TOKEN,
+    DOCKER_CONFIG: join(dir, 'config'),
+  };
+  return new Docker(env, { secrets: [TOKEN], ...opts });
+}
+
+const calls = (): Call[] =>
+  existsSync(join(dir, 'calls.jsonl'))
+    ? readFileSync(join(dir, 'calls.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Call)
+    : [];
+const requests = (): string[] =>
+  existsSync(join(dir, 'requests.jsonl'))
+    ? readFileSync(join(dir, 'requests.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { line: string }).line)
+    : [];
+const stdinOf = (c: Call) => Buffer.from(c.stdin ?? '', 'base64');
+
+describe('CLI calls', () => {
+  test('login sends the password on stdin only: never in argv, never in any child environment', async () => {
+    await docker().login('registry.example.com', 'me@example.com', TOKEN);
+    const [call] = calls();
+    expect(call.args).toEqual(['login', 'registry.example.com', '--username', 'me@example.com', '--password-stdin']);
+    expect(stdinOf(call).toString()).toBe(TOKEN);
+    expect(call.args.join(' ')).not.toContain(TOKEN);
+    expect(Object.values(call.env).join('\n')).not.toContain(TOKEN);
+    expect(call.env.INPUT_TOKEN).toBeUndefined();
+    expect(call.env.REPLICATED_TOKEN).toBeUndefined();
+    expect(call.env.DOCKER_CONFIG).toBe(join(dir, 'config'));
+  });
+
+  test('after a login, the secret is kept from later children even when not named up front', async () => {
+    const env = { PATH: `${dir}:${process.env.PATH}`, FAKE_DOCKER_DIR: dir, MY_TOKEN: 'other-secret-99' };
+    writeFileSync(join(dir, 'config.json'), '{}');
+    const d = new Docker(env);
+    await d.login('r.example', 'u', 'other-secret-99');
+    await d.tag('a:1', 'b:1');
+    for (const c of calls()) expect(c.env.MY_TOKEN).toBeUndefined();
+  });
+
+  test("a refused login is a DockerError with docker's own last lines", async () => {
+    const d = docker({
+      commands: {
+        login: {
+          code: 1,
+          stderr:
+            'Error response from daemon: Get "https://r.example/v2/": unauthorized: incorrect username or password\n',
+        },
+      },
+    });
+    const e = (await d.login('r.example', 'u', TOKEN).catch((x: unknown) => x)) as DockerError;
+    expect(e).toBeInstanceOf(DockerError);
+    expect(e.message).toBe(
+      'docker login failed (exit 1): Error response from daemon: Get "https://r.example/v2/": unauthorized: incorrect username or password',
+    );
+    expect(classifyFailure(e.output).kind).toBe('unauthorized');
+  });
+
+  test.each([
+    ['login', (d: Docker) => d.login('r.example', 'u', TOKEN)],
+    ['tag', (d: Docker) => d.tag('a:1', 'b:1')],
+    ['image', (d: Docker) => d.inspectImage('a:1')],
+    ['history', (d: Docker) => d.history('a:1')],
+    ['import', (d: Docker) => d.importEmpty('t:1', 'x=y')],
+  ])('docker %s that hangs ends at the deadline and says so', async (name, call) => {
+    const key = name === 'image' ? 'image inspect' : name;
+    const d = docker({ commands: { [key]: { sleepMs: 20_000 } } }, { deadlineMs: 500 });
+    const started = Date.now();
+    await expect(call(d)).rejects.toThrow(`docker ${name} did not answer within 0.5 s`);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(liveChildren()).toBe(0);
+  });
+
+  test('an aborted signal ends a call and says it was cancelled', async () => {
+    const d = docker({ commands: { tag: { sleepMs: 20_000 } } });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await expect(d.tag('a:1', 'b:1', { signal: ac.signal })).rejects.toThrow('docker tag was cancelled');
+  });
+
+  test('push has no wall deadline, streams its lines, and returns a failure as a result', async () => {
+    const d = docker(
+      {
+        commands: {
+          push: {
+            sleepMs: 800,
+            code: 1,
+            stdout: 'The push refers to repository [r.example/app/img]\nabc123: Pushing\n',
+            stderr: 'received unexpected HTTP status: 524 \n',
+          },
+        },
+      },
+      { deadlineMs: 300 },
+    );
+    const lines: string[] = [];
+    const result = await d.push('r.example/app/img:1', { platform: 'linux/amd64', onLine: (l) => lines.push(l) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('524');
+    expect(lines).toEqual([
+      'The push refers to repository [r.example/app/img]',
+      'abc123: Pushing',
+      'received unexpected HTTP status: 524 ',
+    ]);
+    expect(calls()[0].args).toEqual(['push', '--platform', 'linux/amd64', 'r.example/app/img:1']);
+  });
+
+  test('a cancelled push throws instead of looking like a failed attempt', async () => {
+    const d = docker({ commands: { push: { sleepMs: 20_000 } } });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await expect(d.push('r.example/a:1', { signal: ac.signal })).rejects.toThrow('docker push was cancelled');
+    expect(liveChildren()).toBe(0);
+  });
+
+  test('inspect and history parse the CLI output', async () => {
+    const d = docker({
+      commands: {
+        'image inspect': {
+          stdout: '{"Id":"sha256:aa","Os":"linux","Architecture":"amd64","RootFS":{"Layers":["sha256:l1"]}}\n',
+        },
+        history: { stdout: '{"Size":"1234","CreatedBy":"COPY x /"}\n{"Size":"0","CreatedBy":"CMD [\\"sh\\"]"}\n' },
+      },
+    });
+    expect((await d.inspectImage('a:1')).RootFS.Layers).toEqual(['sha256:l1']);
+    expect(await d.history('a:1')).toEqual([
+      { size: 1234, createdBy: 'COPY x /' },
+      { size: 0, createdBy: 'CMD ["sh"]' },
+    ]);
+    expect(calls().map((c) => c.args)).toEqual([
+      ['image', 'inspect', '--format', '{{json .}}', 'a:1'],
+      ['history', '--no-trunc', '-H=false', '--format', '{{json .}}', 'a:1'],
+    ]);
+  });
+
+  test('importEmpty sends a tar end marker on stdin and labels the image', async () => {
+    await docker().importEmpty('tomb:1', 'com.replicated-push.tombstone=true');
+    const [call] = calls();
+    expect(call.args).toEqual([
+      'import',
+      '--change',
+      'LABEL com.replicated-push.tombstone=true',
+      '--message',
+      'replicated-push tombstone',
+      '-',
+      'tomb:1',
+    ]);
+    expect(stdinOf(call).equals(Buffer.alloc(1024))).toBe(true);
+  });
+
+  test('removeImage is best effort: a failure or a hang is not an error', async () => {
+    await docker({ commands: { 'image rm': { code: 1, stderr: 'No such image' } } }).removeImage('x:1');
+    await docker({ commands: { 'image rm': { sleepMs: 20_000 } } }, { deadlineMs: 2000 }).removeImage('x:1');
+    expect(calls().map((c) => c.args)).toEqual([
+      ['image', 'rm', 'x:1'],
+      ['image', 'rm', 'x:1'],
+    ]);
+  });
+
+  test('no docker on PATH is a clear error', async () => {
+    const d = new Docker({ PATH: join(dir, 'none') });
+    await expect(d.tag('a:1', 'b:1')).rejects.toThrow(/^docker tag could not start: spawn docker ENOENT/);
+  });
+});
+
+const VERSION_A = { Version: '20.10.24', ApiVersion: '1.41' };
+const VERSION_B = { Version: '28.5.2', ApiVersion: '1.51' };
+const INFO_CLASSIC = { DriverStatus: [['Backing Filesystem', 'extfs']] };
+const INFO_CONTAINERD = { DriverStatus: [['driver-type', 'io.containerd.snapshotter.v1']] };
+const INDEX = 'application/vnd.oci.image.index.v1+json';
+const IMAGE = {
+  Id: 'sha256:1d',
+  Os: 'linux',
+  Architecture: 'amd64',
+  RootFS: { Layers: ['sha256:l1', 'sha256:l2'] },
+};
+const HISTORY = [
+  { Id: 'sha256:1d', Size: 0, CreatedBy: '/bin/sh -c #(nop)\tCMD ["sh"]' },
+  { Id: '<missing>', Size: 5000, CreatedBy: 'COPY big /big' },
+  { Id: '<missing>', Size: 100, CreatedBy: 'ADD rootfs.tar /' },
+];
+const MANIFESTS = [
+  { Kind: 'image', Available: true, Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
+  { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
+];
+
+function engine(over: { version?: object; info?: object; image?: object; chunked?: boolean; manifests?: boolean }) {
+  const image = over.image ?? IMAGE;
+  const routes: Record<string, object> = {
+    '/version': { body: over.version ?? VERSION_A },
+    '/info': { body: over.info ?? INFO_CLASSIC, chunked: over.chunked },
+    '/images/app/img:1/json': { body: image },
+    '/images/app/img:1/history': { body: HISTORY, chunked: over.chunked },
+  };
+  if (over.manifests) routes['/v1.51/images/sha256:1d/json?manifests=1'] = { body: { ...image, Manifests: MANIFESTS } };
+  return { engine: { routes } };
+}
+
+describe('readImage', () => {
+  test('classic store: version, info, image and history over one connection, rows as the CLI shows them', async () => {
+    const read = await docker(engine({})).readImage('app/img:1');
+    expect(read).toEqual({
+      engine: { serverVersion: '20.10.24', apiVersion: '1.41', containerdStore: false },
+      image: IMAGE,
+      history: [
+        { size: 0, createdBy: '/bin/sh -c #(nop) CMD ["sh"]' },
+        { size: 5000, createdBy: 'COPY big /big' },
+        { size: 100, createdBy: 'ADD rootfs.tar /' },
+      ],
+      manifests: null,
+    });
+    expect(calls().map((c) => c.args)).toEqual([['system', 'dial-stdio']]);
+    expect(requests()).toEqual([
+      'GET /version HTTP/1.1',
+      'GET /info HTTP/1.1',
+      'GET /images/app/img:1/json HTTP/1.1',
+      'GET /images/app/img:1/history HTTP/1.1',
+    ]);
+    expect(calls()[0].env.INPUT_TOKEN).toBeUndefined();
+    expect(calls()[0].env.REPLICATED_TOKEN).toBeUndefined();
+  });
+
+  test('chunked answers are read as well as sized ones', async () => {
+    const read = await docker(engine({ chunked: true })).readImage('app/img:1');
+    expect(read.history).toHaveLength(3);
+    expect(read.engine.containerdStore).toBe(false);
+  });
+
+  test('containerd store, an index and API >= 1.48: the manifests are read on the same connection', async () => {
+    const image = { ...IMAGE, Descriptor: { mediaType: INDEX, digest: 'sha256:ix', size: 900 } };
+    const read = await docker(engine({ version: VERSION_B, info: INFO_CONTAINERD, image, manifests: true })).readImage(
+      'app/img:1',
+    );
+    expect(read.engine).toEqual({ serverVersion: '28.5.2', apiVersion: '1.51', containerdStore: true });
+    expect(read.manifests).toEqual(MANIFESTS);
+    expect(calls()).toHaveLength(1);
+    expect(requests()[4]).toBe('GET /v1.51/images/sha256:1d/json?manifests=1 HTTP/1.1');
+  });
+
+  test.each([
+    ['classic store', { version: VERSION_B, info: INFO_CLASSIC }, INDEX],
+    ['API 1.47', { version: { Version: '27.5', ApiVersion: '1.47' }, info: INFO_CONTAINERD }, INDEX],
+    ['a single manifest', { version: VERSION_B, info: INFO_CONTAINERD }, 'application/vnd.oci.image.manifest.v1+json'],
+  ])('no manifests request with %s', async (_name, over, mediaType) => {
+    const image = { ...IMAGE, Descriptor: { mediaType, digest: 'sha256:ix', size: 900 } };
+    const read = await docker(engine({ ...over, image })).readImage('app/img:1');
+    expect(read.manifests).toBeNull();
+    expect(requests()).toHaveLength(4);
+  });
+
+  test('a manifests request the engine refuses leaves manifests null', async () => {
+    const image = { ...IMAGE, Descriptor: { mediaType: INDEX, digest: 'sha256:ix', size: 900 } };
+    const read = await docker(engine({ version: VERSION_B, info: INFO_CONTAINERD, image })).readImage('app/img:1');
+    expect(read.manifests).toBeNull();
+  });
+
+  test('a missing image fails as the classifier reads "image-missing"', async () => {
+    const e = (await docker(engine({}))
+      .readImage('nosuch:1')
+      .catch((x: unknown) => x)) as Error;
+    expect(e).toBeInstanceOf(EngineApiError);
+    expect(e.message).toBe('Error response from daemon: No such image: nosuch:1');
+    expect(classifyFailure(e.message).kind).toBe('image-missing');
+  });
+
+  test.each([
+    'failed to open the raw stream connection: dial unix /nonexistent: connect: no such file or directory',
+    'failed to open the raw stream connection: dial tcp 127.0.0.1:1: connect: connection refused',
+  ])('an engine it cannot reach fails as "engine-unreachable": %s', async (dialError) => {
+    const e = (await docker({ engine: { dialError } })
+      .readImage('app/img:1')
+      .catch((x: unknown) => x)) as Error;
+    expect(e.message).toBe(`Cannot connect to the Docker daemon: ${dialError}`);
+    expect(classifyFailure(e.message).kind).toBe('engine-unreachable');
+  });
+
+  test('an engine that does not answer ends at the deadline', async () => {
+    const d = docker({ engine: { hangMs: 20_000 } }, { deadlineMs: 400 });
+    await expect(d.readImage('app/img:1')).rejects.toThrow('the Docker engine did not answer within 0.4 s');
+    expect(liveChildren()).toBe(0);
+  });
+
+  test('an aborted signal ends the connection', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await expect(docker({ engine: { hangMs: 20_000 } }).readImage('app/img:1', { signal: ac.signal })).rejects.toThrow(
+      'the Docker engine was cancelled',
+    );
+  });
+});
+
+describe('other engine-API reads', () => {
+  test('imageIds: every name on one connection, null for the ones the engine lacks', async () => {
+    const ids = await docker(engine({})).imageIds(['app/img:1', 'gone:2']);
+    expect(ids).toEqual(
+      new Map([
+        ['app/img:1', 'sha256:1d'],
+        ['gone:2', null],
+      ]),
+    );
+    expect(calls()).toHaveLength(1);
+  });
+
+  test('imageIds with an unreachable engine throws', async () => {
+    await expect(
+      docker({ engine: { dialError: 'dial unix /x.sock: connect: no such file' } }).imageIds(['a:1']),
+    ).rejects.toThrow('Cannot connect to the Docker daemon');
+  });
+
+  test('engineFacts reads the store from /info', async () => {
+    expect(await docker(engine({ version: VERSION_B, info: INFO_CONTAINERD })).engineFacts()).toEqual({
+      serverVersion: '28.5.2',
+      apiVersion: '1.51',
+      containerdStore: true,
+    });
+  });
+
+  test("engineApiGet: JSON on 200, the engine's message otherwise", async () => {
+    const d = docker({
+      engine: {
+        routes: {
+          '/ok': { body: { a: 1 } },
+          '/bad': { status: 500, body: { message: 'boom' } },
+          '/text': { body: 'OK' },
+        },
+      },
+    });
+    expect(await d.engineApiGet('/ok')).toEqual({ a: 1 });
+    await expect(d.engineApiGet('/bad')).rejects.toThrow('Error response from daemon: boom');
+    await expect(d.engineApiGet('/text')).rejects.toThrow(/^engine API \/text: /);
+  });
+});
+
+describe('parseResponse', () => {
+  const sized = (status: number, body: string) =>
+    `HTTP/1.1 ${status} X\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const chunked = (parts: string[]) =>
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('')}0\r\n\r\n`;
+
+  test.each([
+    ['sized', sized(200, '{"a":1}'), 200, '{"a":1}'],
+    ['sized 404', sized(404, '{"message":"x"}'), 404, '{"message":"x"}'],
+    ['chunked', chunked(['{"a":', '1}']), 200, '{"a":1}'],
+    ['chunk extension', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n', 200, 'abc'],
+    ['204', 'HTTP/1.1 204 No Content\r\n\r\n', 204, ''],
+    ['HTTP/1.0', 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok', 200, 'ok'],
+  ])('%s', (_name, raw, status, body) => {
+    const parsed = parseResponse(Buffer.from(raw));
+    expect(parsed?.response.status).toBe(status);
+    expect(parsed?.response.body.toString()).toBe(body);
+    expect(parsed?.consumed).toBe(Buffer.byteLength(raw));
+  });
+
+  test('an incomplete response needs more bytes, at every cut', () => {
+    for (const raw of [sized(200, '{"a":1}'), chunked(['{"a":', '1}'])]) {
+      for (let cut = 0; cut < raw.length; cut++) expect(parseResponse(Buffer.from(raw.slice(0, cut)))).toBeNull();
+    }
+  });
+
+  test('pipelined responses are taken one at a time', () => {
+    const raw = Buffer.from(sized(200, 'one') + chunked(['two']) + sized(200, 'three'));
+    const bodies: string[] = [];
+    let rest = raw;
+    for (let p = parseResponse(rest); p; p = parseResponse(rest)) {
+      bodies.push(p.response.body.toString());
+      rest = rest.subarray(p.consumed);
+    }
+    expect(bodies).toEqual(['one', 'two', 'three']);
+    expect(rest.length).toBe(0);
+  });
+
+  test.each([
+    ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', /not an HTTP response/],
+    ['no length', 'HTTP/1.1 200 OK\r\n\r\nbody', /without Content-Length/],
+    ['bad length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad Content-Length/],
+    ['bad chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
+    ['huge body', 'HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n', /over/],
+  ])('%s throws', (_name, raw, error) => {
+    expect(() => parseResponse(Buffer.from(raw))).toThrow(error);
+  });
+});
