@@ -5,6 +5,7 @@ import type { EngineManifest } from './attestations.js';
 import type { Config } from './inputs.js';
 import type { HistoryRow } from './layers.js';
 import type { Logger } from './logger.js';
+import type { RegistryTransport } from './registry-client.js';
 import type { RelayerOptions, RelayerReport } from './relayer/index.js';
 
 export interface EngineFacts {
@@ -56,7 +57,7 @@ export interface ManifestHead {
 }
 
 /** The registry's own answers (v2 API); src/registry-client.ts implements it. */
-export interface RegistryApi {
+export interface RegistryApi extends RegistryTransport {
   /** null only when the registry says 404; every other failure throws. */
   headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<ManifestHead | null>;
   retryAfterMs(): Promise<number | null>;

@@ -17,6 +17,7 @@ import type { TagBefore } from './stages/login.js';
 import { pushStage, type PushState } from './stages/push.js';
 import { readStage } from './stages/read.js';
 import { splitStage, type SplitSummary } from './stages/split.js';
+import { checkTombstone } from './stages/tombstone-check.js';
 import { verifyStage } from './stages/verify.js';
 import { tagsBeforeLines, tombstoneRefusal } from './tag-policy.js';
 
@@ -100,6 +101,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     own.push(...pushed.state.images.slice(state.images.length));
     if (!pushed.ok) throw pushed.error;
     await verifyStage(ctx, pushed.state.plan.repositoryPath, pushed.digest, pushed.attempts);
+    if (config.mode === 'tombstone') await checkTombstone(ctx, pushed.state.plan.repositoryPath, pushed.digest);
     return result(pushed.state, pushed.digest, pushed.attempts);
   } catch (e) {
     throw e instanceof ActionFailure

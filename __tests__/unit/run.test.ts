@@ -1,6 +1,8 @@
 // The run's stages end to end with a fake engine, registry and clock: what is pushed, how often, how long it
 // waits, what it reports, and what it leaves behind.
 import { existsSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
 import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
 
@@ -263,6 +265,18 @@ describe('tombstone', () => {
     expect(r.digest).not.toBe(sha('released'));
     expect(h.docker.calls).toContain(`tag replicated-push-tombstone-abc123:1 ${REF}`);
     expect([...h.docker.names.keys()]).toEqual(['api:dev']);
+    expect(h.log.text()).toContain('is an image with no files');
+  });
+
+  test('a tag that serves files after the tombstone push fails the run', async () => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    h.docker.importEmpty = async (ref: string) => {
+      h.docker.add(ref, image([5 * MB], { id: sha('not empty at all') })); // an engine that imported something
+    };
+    const e = await fails(runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api' }), h.deps));
+    expect(e.title).toBe('Tombstone check failed');
+    expect(e.message).toMatch(/holds files/);
   });
 });
 
@@ -356,5 +370,18 @@ describe('what is refused before any upload', () => {
     const r = await runAction(config(), h.deps);
     expect(pushes(h)).toEqual([`push ${REF} --platform linux/amd64`]);
     expect(r.platform).toBe('linux/amd64');
+  });
+});
+
+describe('isEmptyLayer', () => {
+  test.each<[string, Buffer, boolean]>([
+    ['an empty tar (two zero blocks)', Buffer.alloc(1024), true],
+    ['the same, gzipped', gzipSync(Buffer.alloc(1024)), true],
+    ['a tar with an entry', Buffer.concat([Buffer.from('etc/passwd'), Buffer.alloc(1014)]), false],
+    ['gzip of a tar with an entry', gzipSync(Buffer.concat([Buffer.from('a'), Buffer.alloc(1023)])), false],
+    ['broken gzip', Buffer.from([0x1f, 0x8b, 1, 2, 3]), false],
+    ['a gzip bomb is cut off, not inflated', gzipSync(Buffer.alloc(10 * 1024 * 1024)), false],
+  ])('%s -> %s', (_name, blob, empty) => {
+    expect(isEmptyLayer(blob)).toBe(empty);
   });
 });
