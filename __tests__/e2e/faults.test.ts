@@ -16,6 +16,9 @@ const TOKEN = 'fault-token-3c9e7a';
 const CF_524 = { status: 524, body: 'error code: 524', headers: { 'Content-Type': 'text/plain' } };
 const BLOB_UPLOAD = /\/v2\/.+\/blobs\/uploads\//;
 const MANIFEST = /\/v2\/.+\/manifests\//;
+/** Requests of one test's repository: the proxy is shared by the tests of a describe. */
+const uploadsOf = (repo: string) => new RegExp(`^/v2/faults/${repo}/blobs/uploads/`);
+const manifestsOf = (repo: string) => new RegExp(`^/v2/faults/${repo}/manifests/`);
 /** Engine B sends each blob in one PUT with a Content-Length: the layer's, not the small config blob's. */
 const isLayerPut = (r: FaultRequest) => Number(r.headers['content-length'] ?? 0) > 10_000;
 
@@ -98,13 +101,13 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
     // counted where it happened: one layer PUT refused, one accepted, one manifest PUT
-    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(1);
+    expect(c.proxy.count('PUT', uploadsOf('t524'), 524)).toBe(1);
     expect(
       c.proxy.requests
-        .filter((q) => q.method === 'PUT' && BLOB_UPLOAD.test(q.path) && q.requestBytes > 10_000)
+        .filter((q) => q.method === 'PUT' && uploadsOf('t524').test(q.path) && q.requestBytes > 10_000)
         .map((q) => q.status),
     ).toEqual([524, 201]);
-    expect(c.proxy.count('PUT', MANIFEST)).toBe(1);
+    expect(c.proxy.count('PUT', manifestsOf('t524'))).toBe(1);
     expect(run.stdout).toMatch(/^::warning title=Upload timed out \(HTTP 524\)::/m);
     expect(await manifestDigest(c.upstream, 'faults/t524', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
@@ -137,8 +140,8 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('3');
     // engine B never retries a 524 itself: one refused layer PUT per attempt of the action
-    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(3);
-    expect(c.proxy.count('PUT', MANIFEST)).toBe(0);
+    expect(c.proxy.count('PUT', uploadsOf('bound524'), 524)).toBe(3);
+    expect(c.proxy.count('PUT', manifestsOf('bound524'))).toBe(0);
     expect(errorLine(run)).toMatch(/^::error title=Push timed out \(HTTP 524\)::.*after 3 attempts/);
     expect(await listTags(c.upstream, 'faults/bound524')).toEqual([]);
     expectNothingLeftBehind(run);
@@ -151,8 +154,8 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     const run = await push(c, src, 's502');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
-    expect(c.proxy.count('PUT', BLOB_UPLOAD, 502)).toBe(1);
-    expect(c.proxy.count('PUT', MANIFEST, 201)).toBe(1);
+    expect(c.proxy.count('PUT', uploadsOf('s502'), 502)).toBe(1);
+    expect(c.proxy.count('PUT', manifestsOf('s502'), 201)).toBe(1);
     expect(await manifestDigest(c.upstream, 'faults/s502', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
@@ -170,7 +173,7 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
     const layerPuts = c.proxy.requests.filter(
-      (q) => q.method === 'PUT' && BLOB_UPLOAD.test(q.path) && q.requestBytes > 100_000,
+      (q) => q.method === 'PUT' && uploadsOf('late524').test(q.path) && q.requestBytes > 100_000,
     );
     // the registry answered 201 and kept the blob; the client heard 524; nobody sent those 200 kB again
     expect(layerPuts.map((q) => [q.upstreamStatus, q.status])).toEqual([[201, 524]]);
@@ -204,9 +207,9 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     const run = await push(c, src, 'm524');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
-    expect(c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path)).map((q) => q.status)).toEqual([
-      524, 201,
-    ]);
+    expect(
+      c.proxy.requests.filter((q) => q.method === 'PUT' && manifestsOf('m524').test(q.path)).map((q) => q.status),
+    ).toEqual([524, 201]);
     expect(await manifestDigest(c.upstream, 'faults/m524', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
@@ -230,8 +233,8 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     expect(run.outputs.attempts).toBe('1');
     expect(run.stdout).toMatch(/Retrying in 5 seconds/);
     // counted at the proxy: engine A's 5 tries of that one layer, no second attempt of the action (it would add 5)
-    expect(c.proxy.count('PUT', BLOB_UPLOAD, 524)).toBe(5);
-    expect(c.proxy.count('PUT', MANIFEST)).toBe(0);
+    expect(c.proxy.count('PUT', uploadsOf('a524'), 524)).toBe(5);
+    expect(c.proxy.count('PUT', manifestsOf('a524'))).toBe(0);
     const error = errorLine(run);
     expect(error).toContain('while uploading layer 2/3');
     expect(error).not.toContain('while uploading layer 3/3');
@@ -247,14 +250,14 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     const run = await push(c, src, 'm502');
     expect(run.code).toBe(0);
     expect(run.outputs.attempts).toBe('2');
-    expect(c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path)).map((q) => q.status)).toEqual([
-      502, 201,
-    ]);
+    expect(
+      c.proxy.requests.filter((q) => q.method === 'PUT' && manifestsOf('m502').test(q.path)).map((q) => q.status),
+    ).toEqual([502, 201]);
     expect(await manifestDigest(c.upstream, 'faults/m502', '1.0.0')).toBe(run.outputs.digest);
     expectNothingLeftBehind(run);
   });
 
-  test('400 on the manifest: one attempt and the attestation advisory', async () => {
+  test('400 on a plain manifest: one attempt and the generic 400 advisory', async () => {
     const src = await image(c, { '/a': 10_000 });
     c.proxy.addFault({
       method: 'PUT',
@@ -268,7 +271,7 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     const run = await push(c, src, 'b400');
     expect(run.code).toBe(1);
     expect(run.outputs.attempts).toBe('1');
-    expect(c.proxy.count('PUT', MANIFEST, 400)).toBe(1);
+    expect(c.proxy.count('PUT', manifestsOf('b400'), 400)).toBe(1);
     // a plain image manifest carries no attestations: the generic 400, which still names the usual cause
     expect(errorLine(run)).toMatch(/^::error title=Registry rejected the manifest \(HTTP 400\)::.*--provenance=false/);
     expect(await listTags(c.upstream, 'faults/b400')).toEqual([]);
@@ -286,7 +289,7 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
       const run = await push(c, src, `r429${form}`);
       expect(run.code).toBe(0);
       expect(run.outputs.attempts).toBe('2');
-      const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path));
+      const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && manifestsOf(`r429${form}`).test(q.path));
       expect(puts.map((q) => q.status)).toEqual([429, 201]);
       const failed = puts[0];
       // the engine's next request (the retry) started after the limit's end, and at least Retry-After after the 429
@@ -296,7 +299,9 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
       expect((retry?.startedAt ?? 0) - failed.endedAt).toBeGreaterThanOrEqual(asked);
       expect(retry?.startedAt ?? 0).toBeGreaterThanOrEqual(limit.until);
       // nothing of docker's met the limit after the first 429: the action did not knock early
-      expect(c.proxy.requests.filter((q) => q.userAgent !== '' && q.status === 429)).toHaveLength(1);
+      expect(
+        c.proxy.requests.filter((q) => q.userAgent !== '' && q.status === 429 && q.startedAt >= limit.trippedAt),
+      ).toHaveLength(1);
       expect(await manifestDigest(c.upstream, `faults/r429${form}`, '1.0.0')).toBe(run.outputs.digest);
       expectNothingLeftBehind(run);
     },
@@ -306,7 +311,7 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     const src = await image(c, { '/a': 10_000 });
     c.proxy.addFault({ method: 'PUT', path: MANIFEST, times: 1, action: { forwardThen: CF_524 } });
     const run = await push(c, src, 'mlate');
-    const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && MANIFEST.test(q.path));
+    const puts = c.proxy.requests.filter((q) => q.method === 'PUT' && manifestsOf('mlate').test(q.path));
     expect(puts[0]).toMatchObject({ upstreamStatus: 201, status: 524 });
     expect(run.code).toBe(0);
     // a second PUT of the same manifest is harmless (same digest); more than one retry is not needed
