@@ -88,10 +88,7 @@ export const INPUTS = [
       'The secret - service account token, user API token, team token or password. ' +
       'Passed to docker login through stdin only.',
     required: true,
-    cli: {
-      kind: 'none',
-      why: 'flags end up in shell history and process lists: the CLI reads the token from an environment variable',
-    },
+    cli: { kind: 'none', why: 'flags end up in shell history and process lists' },
   },
   {
     name: 'username',
