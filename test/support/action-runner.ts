@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runProcess, type ProcessResult } from './process.js';
 
-export const DIST = resolve(process.cwd(), 'dist/index.js');
+export const DIST = resolve(process.cwd(), process.env.RP_DIST || 'dist/index.js');
 
 export interface StepRun {
   readonly code: number;
