@@ -89,7 +89,7 @@ export interface CallOptions {
 }
 
 export interface DockerOptions {
-  /** Values no docker child may see in its environment (the token). */
+  /** Values no child may see in its environment (the token): protected for every child process from now on. */
   readonly secrets?: readonly string[];
   /** Deadline of every call that can hang (all but push). */
   readonly deadlineMs?: number;
@@ -105,6 +105,8 @@ export class Docker {
   private readonly deadlineMs: number;
 
   constructor(env: NodeJS.ProcessEnv, opts: DockerOptions = {}) {
+    // Protected for every child from here on (zstd in the relayer included), not only docker's.
+    for (const secret of opts.secrets ?? []) protectSecret(secret);
     this.env = childEnv(env, opts.secrets ?? []);
     this.deadlineMs = opts.deadlineMs ?? DOCKER_DEADLINE_MS;
   }

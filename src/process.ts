@@ -2,7 +2,7 @@
 // cancel can end them all (endAllChildren); a deadline or an aborted signal ends one the same way (SIGTERM,
 // then SIGKILL after a short grace) and the result says which. Output is captured with a cap (the last
 // MiB of each stream), and no child ever gets the run's secrets in its environment.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -89,6 +89,19 @@ export function forgetSecrets(): void {
   protectedSecrets.clear();
 }
 
+/** An environment as every child gets it: childEnv with the protected secrets. */
+export function protectedEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return childEnv(env, [...protectedSecrets]);
+}
+
+/**
+ * Whether a command runs and exits 0 (`zstd --version`): a quick synchronous probe with a deadline, the one
+ * child that is not tracked, since it is over before this returns.
+ */
+export function commandWorks(command: string, args: readonly string[], timeoutMs = 5000): boolean {
+  return spawnSync(command, args, { stdio: 'ignore', env: protectedEnv(), timeout: timeoutMs }).status === 0;
+}
+
 /** Children started and not yet exited. */
 export function liveChildren(): number {
   return live.size;
@@ -156,7 +169,7 @@ class Handle implements ProcessHandle {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
     const cap = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
     const stdinMode = opts.stdin ?? (opts.input === undefined ? 'ignore' : 'pipe');
-    const env = childEnv(opts.env ?? process.env, [...protectedSecrets]);
+    const env = protectedEnv(opts.env ?? process.env);
     this.child = spawn(command, args, { env, stdio: [stdinMode, 'pipe', 'pipe'] });
     const child = this.child;
     live.add(this);

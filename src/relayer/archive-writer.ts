@@ -1,6 +1,9 @@
 // The outer archive handed to `docker load`: plain files, written as they are produced with the output's
 // backpressure respected, so nothing bigger than a chunk is ever buffered here.
+import { endStream, writeChunk } from '../stream-write.js';
 import { END_OF_ARCHIVE, encodeFileHeader, paddedSize } from './tar-header.js';
+
+const CLOSED_EARLY = 'the archive output closed before the archive was complete';
 
 export type ChunkWriter = (chunk: Buffer) => Promise<void>;
 
@@ -19,26 +22,7 @@ export class ArchiveWriter {
   private async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     this.written += chunk.length;
-    if (this.out.write(chunk)) return;
-    // a destroyed stream will not emit 'drain', 'error' or 'close' again
-    if ((this.out as { destroyed?: boolean }).destroyed)
-      throw this.failure ?? new Error('the archive output was closed before the archive was complete');
-    await new Promise<void>((resolve, reject) => {
-      const done = (e?: Error) => {
-        this.out.off('drain', onDrain);
-        this.out.off('error', onError);
-        this.out.off('close', onClose);
-        if (e) reject(e);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onError = (e: Error) => done(e);
-      const onClose = () =>
-        done(this.failure ?? new Error('the archive output closed before the archive was complete'));
-      this.out.on('drain', onDrain);
-      this.out.on('error', onError);
-      this.out.on('close', onClose);
-    });
+    await writeChunk(this.out, chunk, () => this.failure ?? new Error(CLOSED_EARLY));
   }
 
   async file(name: string, data: Buffer): Promise<void> {
@@ -61,10 +45,7 @@ export class ArchiveWriter {
 
   async finish(): Promise<void> {
     await this.write(END_OF_ARCHIVE);
-    await new Promise<void>((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      this.out.once('error', reject);
-      this.out.end(() => resolve());
-    });
+    if (this.failure) throw this.failure;
+    await endStream(this.out, () => this.failure ?? new Error(CLOSED_EARLY));
   }
 }

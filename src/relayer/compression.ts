@@ -1,9 +1,9 @@
 // Layer blobs in a saved archive are plain tars (classic store) or whatever the content store holds (the
 // containerd store keeps pulled and BuildKit-built layers gzip'd, sometimes zstd). Told apart by magic
 // bytes, not media types: the legacy layout has none.
-import { spawn, spawnSync } from 'node:child_process';
 import { Duplex, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { commandWorks, howItEnded, startProcess } from '../process.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -23,7 +23,7 @@ function zstdCli(): boolean {
   const path = process.env.PATH ?? '';
   let found = cliChecked.get(path);
   if (found === undefined) {
-    found = spawnSync('zstd', ['--version'], { stdio: 'ignore' }).status === 0;
+    found = commandWorks('zstd', ['--version']);
     cliChecked.set(path, found);
   }
   return found;
@@ -33,21 +33,20 @@ export function canDecompress(c: Compression): boolean {
   return c !== 'zstd' || nodeZstd !== undefined || zstdCli();
 }
 
-/** `zstd -dc` as a stream; its failure (corrupt input) becomes the stream's error. */
+/**
+ * `zstd -dc` as a stream, through the process layer (ended by a cancel, no secret in its environment); its
+ * failure (corrupt input) becomes the stream's error.
+ */
 function zstdProcess(): Duplex {
-  const child = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
+  const child = startProcess('zstd', ['-dc', '-q'], { stdin: 'pipe', stdout: 'pipe', captureBytes: 16 * 1024 });
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
-  child.on('close', (code) => {
-    if (code !== 0) duplex.destroy(new Error(`zstd -d failed (exit ${code}): ${stderr.trim()}`));
+  void child.result.then((r) => {
+    if (r.code === 0) return;
+    duplex.destroy(
+      new Error(r.code === null ? `zstd -d ${howItEnded(r)}` : `zstd -d failed (exit ${r.code}): ${r.stderr.trim()}`),
+    );
   });
-  child.on('error', (e) => duplex.destroy(e));
-  duplex.on('close', () => {
-    if (child.exitCode === null) child.kill();
-  });
+  duplex.on('close', () => void child.kill());
   return duplex;
 }
 

@@ -1,113 +1,59 @@
-// relayerImage: `docker save IMAGE | relayer | docker load`, with the two docker processes spawned and piped
-// directly (no shell), their exit codes checked and their stderr in the error when they fail.
-import { spawn, type ChildProcess } from 'node:child_process';
+// relayerImage: `docker save IMAGE | relayer | docker load`, with the two docker processes started through the
+// process layer (kept for a cancel, no secret in their environment) and piped directly (no shell), their exit
+// codes checked and their stderr in the error when they fail.
 import { Writable } from 'node:stream';
+import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
+import { endStream, writeBlocked, writeChunk } from '../stream-write.js';
 import { relayerArchive } from './relayer.js';
 import type { RelayerOptions, RelayerReport } from './types.js';
 
 const STDERR_KEEP = 16 * 1024;
+/** docker tag answers at once on a healthy engine. */
+const TAG_DEADLINE_MS = 60_000;
 
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly spawnError?: Error;
+interface Spawn {
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
 }
 
-interface Docker {
-  readonly child: ChildProcess;
-  readonly exited: Promise<Exit>;
-}
-
-function runDocker(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  stdio: { stdin: 'pipe' | 'ignore'; stdout: 'pipe' | 'collect' },
-): Docker {
-  const child = spawn('docker', args, { env, stdio: [stdio.stdin, 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr = (stderr + c.toString('utf8')).slice(-STDERR_KEEP);
+function docker(args: string[], spawn: Spawn, stdio: { stdin?: 'pipe'; stdout?: 'pipe'; deadlineMs?: number }) {
+  return startProcess('docker', args, {
+    env: spawn.env,
+    signal: spawn.signal,
+    stdin: stdio.stdin,
+    stdout: stdio.stdout,
+    deadlineMs: stdio.deadlineMs,
+    captureBytes: STDERR_KEEP,
   });
-  if (stdio.stdout === 'collect')
-    child.stdout?.on('data', (c: Buffer) => {
-      stdout += c.toString('utf8');
-    });
-  const exited = new Promise<Exit>((resolve) => {
-    child.once('error', (spawnError) => resolve({ code: null, signal: null, stdout, stderr, spawnError }));
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, exited };
 }
 
-function failure(what: string, exit: Exit): Error | null {
-  if (exit.spawnError) return new Error(`${what} could not start: ${exit.spawnError.message}`);
+function failure(what: string, exit: ProcessResult): Error | null {
+  if (exit.spawnError || exit.timedOut || exit.aborted) return new Error(`${what} ${howItEnded(exit, TAG_DEADLINE_MS)}`);
   if (exit.code === 0) return null;
   const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
   return new Error(`${what} failed (${how}): ${exit.stderr.trim() || '(no stderr)'}`);
 }
 
-type Stdin = NodeJS.WritableStream & {
-  destroyed: boolean;
-  once: NodeJS.EventEmitter['once'];
-  off: NodeJS.EventEmitter['off'];
-};
-
 /** A stream that starts `docker load` on its first byte: an image that needs no change is never loaded. */
-function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Docker | null } {
-  let load: Docker | null = null;
-  let broken: Error | null = null;
-  const stdin = (): Stdin => {
-    if (!load) {
-      load = runDocker(['load'], env, { stdin: 'pipe', stdout: 'collect' });
-      // EPIPE when docker load gives up reading: kept for the next write, its exit status says why
-      load.child.stdin?.on('error', (e) => {
-        broken ??= e;
-      });
-    }
-    return load.child.stdin as unknown as Stdin;
+function lazyLoad(spawn: Spawn): { stream: Writable; started: () => ProcessHandle | null } {
+  let load: ProcessHandle | null = null;
+  const stdin = () => {
+    load ??= docker(['load'], spawn, { stdin: 'pipe' });
+    return load.stdin as Writable;
   };
-  // Node destroys a child's stdin, without an error, once the child exits: a write to it then gets no
-  // 'drain', 'error' or 'close', so the state is checked before every write.
-  const gone = (sink: Stdin) =>
-    broken || sink.destroyed ? (broken ?? new Error('docker load exited before reading the whole archive')) : null;
+  // Node destroys a child's stdin, without an error, once the child exits: its exit status says why.
+  const closed = () => new Error('docker load exited before reading the whole archive');
   const stream = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _enc, cb) {
-      const sink = stdin();
-      const before = gone(sink);
-      if (before) return cb(before);
-      if (sink.write(chunk)) return cb();
-      const settle = (e?: Error | null) => {
-        sink.off('drain', onDrain);
-        sink.off('error', onError);
-        sink.off('close', onClose);
-        cb(e);
-      };
-      const onDrain = () => settle();
-      const onError = (e: Error) => settle(e);
-      const onClose = () => settle(gone(sink));
-      sink.once('drain', onDrain);
-      sink.once('error', onError);
-      sink.once('close', onClose);
+      writeChunk(stdin(), chunk, closed).then(() => cb(), cb);
     },
     final(cb) {
       if (!load) return cb();
       const sink = stdin();
-      const before = gone(sink);
+      const before = writeBlocked(sink, closed);
       if (before) return cb(before);
-      let settled = false;
-      const settle = (e?: Error | null) => {
-        if (settled) return;
-        settled = true;
-        cb(e);
-      };
-      sink.once('finish', () => settle());
-      sink.once('error', (e: Error) => settle(e));
-      sink.once('close', () => settle(broken));
-      sink.end();
+      endStream(sink, closed).then(() => cb(), cb);
     },
   });
   return { stream, started: () => load };
@@ -115,11 +61,11 @@ function lazyLoad(env: NodeJS.ProcessEnv): { stream: Writable; started: () => Do
 
 export async function relayerImage(
   image: string,
-  opts: RelayerOptions & { env?: NodeJS.ProcessEnv },
+  opts: RelayerOptions & { env?: NodeJS.ProcessEnv; signal?: AbortSignal },
 ): Promise<RelayerReport> {
-  const env = opts.env ?? process.env;
-  const save = runDocker(['save', image], env, { stdin: 'ignore', stdout: 'pipe' });
-  const load = lazyLoad(env);
+  const spawn: Spawn = { env: opts.env ?? process.env, signal: opts.signal };
+  const save = docker(['save', image], spawn, { stdout: 'pipe' });
+  const load = lazyLoad(spawn);
   // docker load exiting early surfaces as EPIPE on its stdin: the exit status below says why.
   let pipeError: Error | null = null;
   load.stream.on('error', (e) => {
@@ -128,7 +74,7 @@ export async function relayerImage(
 
   let report: RelayerReport;
   try {
-    report = await relayerArchive(save.child.stdout as NodeJS.ReadableStream, load.stream, {
+    report = await relayerArchive(save.stdout as NodeJS.ReadableStream, load.stream, {
       ...opts,
       skipUnchanged: true,
     });
@@ -142,43 +88,32 @@ export async function relayerImage(
       (saveExit && failure(`docker save ${image}`, saveExit)) ?? (loadExit && failure('docker load', loadExit)) ?? e
     );
   }
-  const saved = failure(`docker save ${image}`, await save.exited);
+  const saved = failure(`docker save ${image}`, await save.result);
   if (saved) throw saved;
   const started = load.started();
   if (started) {
-    const loadErr = await loadFailure(started);
+    const loaded = await started.result;
+    const loadErr = failure('docker load', loaded);
     if (loadErr) throw loadErr;
     if (pipeError) throw pipeError;
-    opts.log((await started.exited).stdout.trim());
+    opts.log(loaded.stdout.trim());
   } else if (image !== opts.tag) {
-    const tagged = runDocker(['tag', image, opts.tag], env, { stdin: 'ignore', stdout: 'collect' });
-    const err = failure(`docker tag ${image} ${opts.tag}`, await tagged.exited);
+    const tagged = docker(['tag', image, opts.tag], spawn, { deadlineMs: TAG_DEADLINE_MS });
+    const err = failure(`docker tag ${image} ${opts.tag}`, await tagged.result);
     if (err) throw err;
   }
-  const inspect = runDocker(['image', 'inspect', '--format', '{{.Id}}', opts.tag], env, {
-    stdin: 'ignore',
-    stdout: 'collect',
-  });
-  const inspected = await inspect.exited;
-  const err = failure(`docker image inspect ${opts.tag}`, inspected);
-  if (err) throw err;
-  return { ...report, imageId: inspected.stdout.trim() };
+  return report;
 }
 
 /** The exit of a process that ends within a grace period, or null after stopping it. */
-async function exitedOnItsOwn(docker: Docker, graceMs = 2000): Promise<Exit | null> {
+async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
     timer = setTimeout(() => resolve(null), graceMs);
   });
-  const exit = await Promise.race([docker.exited, timeout]);
+  const exit = await Promise.race([child.result, timeout]);
   clearTimeout(timer);
   if (exit) return exit;
-  docker.child.kill();
-  await docker.exited;
+  await child.kill();
   return null;
-}
-
-async function loadFailure(load: Docker | null): Promise<Error | null> {
-  return load ? failure('docker load', await load.exited) : null;
 }

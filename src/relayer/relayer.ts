@@ -190,7 +190,7 @@ export async function relayerArchive(
         createdBy: d.createdBy,
         pieces: [{ diffId: d.diffId, size: d.size }],
       }));
-      return { changed, configDigest, imageId: configDigest, layers, unsplittable };
+      return { changed, configDigest, layers, unsplittable };
     }
 
     const writeStart = performance.now();
@@ -261,7 +261,7 @@ export async function relayerArchive(
     opts.log(
       `image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)} written in ${writeSeconds.toFixed(1)}s`,
     );
-    return { changed, configDigest, imageId: configDigest, layers, unsplittable };
+    return { changed, configDigest, layers, unsplittable };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

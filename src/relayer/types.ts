@@ -49,12 +49,6 @@ export interface RelayerReport {
   changed: boolean;
   /** sha256 of the new image's config. */
   configDigest: string;
-  /**
-   * The image ID. relayerArchive reports the config digest, which is the ID on the classic image store
-   * (engine A). relayerImage reports what the engine says after loading: on the containerd image store
-   * (Docker 28 default) that is the digest of the manifest containerd builds on load.
-   */
-  imageId: string;
   layers: LayerReport[];
   /** Single entries bigger than the piece size: each went into a piece of its own. */
   unsplittable: UnsplittableEntry[];
