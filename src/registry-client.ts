@@ -31,11 +31,16 @@ export interface ManifestHead {
   readonly mediaType: string;
 }
 
-/** The registry answered, but not as hoped: `status` is its HTTP status (null when the answer itself was unusable). */
+/**
+ * The registry answered, but not as hoped: `status` is its HTTP status (null when the answer itself was unusable).
+ * `kind`: 'status' for an HTTP status a retry may change; 'protocol' for an answer no client can use (garbage
+ * JSON, no token, an unknown scheme); 'unsafe-realm' when the credentials were withheld from a token realm.
+ */
 export class RegistryError extends Error {
   constructor(
     message: string,
     readonly status: number | null,
+    readonly kind: 'status' | 'protocol' | 'unsafe-realm' = 'status',
   ) {
     super(message);
     this.name = 'RegistryError';
@@ -224,7 +229,11 @@ export class RegistryClient implements RegistryTransport {
     const work = (async () => {
       if (challenge.scheme === 'basic') return this.basic();
       if (challenge.scheme !== 'bearer')
-        throw new RegistryError(`${this.host}: unsupported authentication scheme "${challenge.scheme}"`, 401);
+        throw new RegistryError(
+          `${this.host}: unsupported authentication scheme "${challenge.scheme}"`,
+          401,
+          'protocol',
+        );
       return `Bearer ${await this.token(challenge, scope, signal)}`;
     })();
     this.pending.set(scope, work);
@@ -245,31 +254,34 @@ export class RegistryClient implements RegistryTransport {
     return `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
   }
 
-  /** The realm rule: Basic credentials cross the network in the clear unless the realm is https or close by. */
+  /**
+   * The realm rule: Basic credentials go to a token realm only over https, or over http to the registry's own host
+   * (a loopback test registry). Another loopback address is not exempt: on a shared runner it is another local
+   * service, and a remote registry naming one would hand the credentials to it.
+   */
   private checkRealm(realm: URL): void {
     if (realm.protocol === 'https:') return;
     const why =
       realm.protocol !== 'http:'
         ? `its scheme ${realm.protocol.slice(0, -1)} is not https`
         : `it is plain http on another host than the registry`;
-    const near =
-      realm.hostname.toLowerCase() === this.base.hostname.toLowerCase() || isLoopbackRegistry(realm.hostname);
-    if (realm.protocol === 'http:' && near) return;
+    if (realm.protocol === 'http:' && realm.hostname.toLowerCase() === this.base.hostname.toLowerCase()) return;
     throw new RegistryError(
       `${this.host}: refusing to send credentials to the token realm ${realm.host}: ${why} ` +
-        `(a realm must use https, be on ${this.base.hostname} itself, or be on loopback)`,
+        `(a realm must use https or be on ${this.base.hostname} itself)`,
       null,
+      'unsafe-realm',
     );
   }
 
   private async token(challenge: Challenge, scope: string, signal: AbortSignal | undefined): Promise<string> {
     const { realm, service } = challenge.params;
-    if (!realm) throw new RegistryError(`${this.host}: Bearer challenge without a realm`, 401);
+    if (!realm) throw new RegistryError(`${this.host}: Bearer challenge without a realm`, 401, 'protocol');
     let url: URL;
     try {
       url = new URL(realm);
     } catch {
-      throw new RegistryError(`${this.host}: the Bearer challenge's realm is not a URL`, 401);
+      throw new RegistryError(`${this.host}: the Bearer challenge's realm is not a URL`, 401, 'protocol');
     }
     this.checkRealm(url);
     if (service) url.searchParams.set('service', service);
@@ -287,13 +299,22 @@ export class RegistryClient implements RegistryTransport {
     try {
       body = JSON.parse(res.body.toString('utf8'));
     } catch {
-      throw new RegistryError(`${this.host}: ${from} answered ${res.body.length} bytes that are not JSON`, res.status);
+      throw new RegistryError(
+        `${this.host}: ${from} answered ${res.body.length} bytes that are not JSON`,
+        res.status,
+        'protocol',
+      );
     }
     const fields = (body ?? {}) as { token?: unknown; access_token?: unknown };
     const token = fields.token ?? fields.access_token;
-    if (typeof token !== 'string' || !token) throw new RegistryError(`${this.host}: ${from} returned no token`, null);
+    if (typeof token !== 'string' || !token)
+      throw new RegistryError(`${this.host}: ${from} returned no token`, null, 'protocol');
     if (!HEADER_SAFE.test(token))
-      throw new RegistryError(`${this.host}: ${from} returned a token that is not a valid header value`, null);
+      throw new RegistryError(
+        `${this.host}: ${from} returned a token that is not a valid header value`,
+        null,
+        'protocol',
+      );
     return token;
   }
 }

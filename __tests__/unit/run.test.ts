@@ -2,6 +2,8 @@
 // waits, what it reports, and what it leaves behind.
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { HttpError } from '../../src/http-request.js';
+import { RegistryError } from '../../src/registry-client.js';
 import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
 import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
@@ -301,6 +303,61 @@ describe('cancel', () => {
     const e = await fails(runAction(config(), h.deps));
     expect(e.title).toBe('Cancelled');
     expect(pushes(h)).toHaveLength(1);
+  });
+});
+
+describe('a registry that misbehaves before the push', () => {
+  const logins = (h: Harness) => h.docker.calls.filter((c) => c.startsWith('login'));
+
+  test('a token realm that may not get the credentials: refused before docker login sends them', async () => {
+    const h = setup();
+    h.registry.headErrors = [
+      new RegistryError(
+        'registry.example.com: refusing to send credentials to the token realm evil:80',
+        null,
+        'unsafe-realm',
+      ),
+    ];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Credentials withheld');
+    expect(e.message).toContain('token realm evil:80');
+    expect(logins(h)).toEqual([]);
+    expect(pushes(h)).toEqual([]);
+  });
+
+  test('a registry that does not answer in time (retries: 0): one try, an error naming the host', async () => {
+    const h = setup();
+    h.registry.headErrors = [new HttpError('timeout', 'GET 127.0.0.1:9/token', 'no complete answer within 30 s')];
+    const e = await fails(runAction(config({ retries: '0' }), h.deps));
+    expect(e.title).toBe('Registry unreachable');
+    expect(e.message).toMatch(/^registry\.example\.com did not answer/);
+    expect(logins(h)).toEqual([]);
+  });
+
+  test('a reset is asked again under the retry policy', async () => {
+    const h = setup();
+    h.registry.headErrors = [new HttpError('network', 'HEAD registry.example.com/v2/x', 'socket hang up')];
+    const r = await runAction(config(), h.deps);
+    expect(r.attempts).toBe(1);
+    expect(h.sleeps).toEqual([1000]);
+  });
+
+  test('garbage from the token endpoint: not retried, not read as "the tag is new"', async () => {
+    const h = setup();
+    h.registry.headErrors = [
+      new RegistryError('registry.example.com: the token realm x answered 9 bytes that are not JSON', 200, 'protocol'),
+    ];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Registry answer unusable');
+    expect(h.sleeps).toEqual([]);
+  });
+
+  test('an HTTP status on the lookup is reported and the push goes on', async () => {
+    const h = setup();
+    h.registry.headErrors = [new RegistryError('registry.example.com: HEAD my-app/api:1.0.0 answered 500', 500)];
+    const r = await runAction(config(), h.deps);
+    expect(r.replaced[0]).toEqual({ tag: '1.0.0', digest: null, error: expect.stringContaining('answered 500') });
+    expect(h.log.text()).toContain('could not read what it points to now');
   });
 });
 

@@ -7,6 +7,8 @@ import { loginRetryable } from '../push-policy.js';
 import { DEFAULT_MAX_DELAY_MS, withRetries, type AttemptOutcome } from '../retry.js';
 import { ActionFailure, throwIfCancelled, type StageContext } from '../run-context.js';
 import { formatDuration } from '../units.js';
+import { HttpError } from '../http-request.js';
+import { RegistryError } from '../registry-client.js';
 import { failureOutput } from './failure-output.js';
 
 export interface TagBefore {
@@ -55,16 +57,60 @@ export async function login(ctx: StageContext): Promise<void> {
   if (!result.outcome.ok) throw result.outcome.error;
 }
 
+/**
+ * The registry first, docker second: the action's own client asks what each tag points to, which checks the token
+ * realm before any credential leaves and puts a deadline and a size cap on every answer. `docker login` would send
+ * the credentials to whatever realm the challenge names and wait as long as a registry drips. Then docker logs in.
+ */
+export async function loginStage(ctx: StageContext): Promise<TagBefore[]> {
+  const before = await tagsBefore(ctx);
+  await login(ctx);
+  return before;
+}
+
+/** A registry that does not answer, or answers what no client can use, stops the run; an HTTP status does not. */
+function unusable(ctx: StageContext, e: unknown): ActionFailure | null {
+  const host = ctx.config.registry;
+  if (e instanceof HttpError)
+    return new ActionFailure('Registry unreachable', `${host} did not answer in time or at all: ${e.message}`, {
+      cause: e,
+    });
+  if (e instanceof RegistryError && e.kind === 'unsafe-realm')
+    return new ActionFailure('Credentials withheld', `${e.message}. Nothing was sent to it, and nothing was pushed.`, {
+      cause: e,
+    });
+  if (e instanceof RegistryError && e.kind === 'protocol')
+    return new ActionFailure('Registry answer unusable', `${e.message}; nothing was pushed.`, { cause: e });
+  return null;
+}
+
 export async function tagsBefore(ctx: StageContext): Promise<TagBefore[]> {
   const { config } = ctx;
-  return Promise.all(
-    config.tags.map(async (tag): Promise<TagBefore> => {
+  const result = await withRetries(
+    retryPolicy(ctx),
+    retryHooks(ctx, `ask ${config.registry}`),
+    async (): Promise<AttemptOutcome<TagBefore[]>> => {
+      throwIfCancelled(ctx.signal);
       try {
-        const head = await ctx.registry.headManifest(config.repositoryPath, tag, ctx.signal);
-        return { tag, digest: head?.digest ?? null };
+        const value = await Promise.all(
+          config.tags.map(async (tag): Promise<TagBefore> => {
+            try {
+              const head = await ctx.registry.headManifest(config.repositoryPath, tag, ctx.signal);
+              return { tag, digest: head?.digest ?? null };
+            } catch (e) {
+              if (unusable(ctx, e)) throw e;
+              return { tag, digest: null, error: (e as Error).message };
+            }
+          }),
+        );
+        return { ok: true, value };
       } catch (e) {
-        return { tag, digest: null, error: (e as Error).message };
+        const failure = unusable(ctx, e) as ActionFailure;
+        // A network failure or a timeout may pass; an answer no client can use will not.
+        return { ok: false, retry: e instanceof HttpError && e.kind !== 'aborted', error: failure };
       }
-    }),
+    },
   );
+  if (!result.outcome.ok) throw (result.outcome.error as ActionFailure).withAttempts(0);
+  return result.outcome.value;
 }

@@ -7,7 +7,7 @@ import { platformString } from '../oci.js';
 import { buildPlan, type Plan } from '../plan.js';
 import { ActionFailure, type EngineFacts, type EngineImage, type StageContext } from '../run-context.js';
 import { failureOutput } from './failure-output.js';
-import { login, tagsBefore, type TagBefore } from './login.js';
+import { loginStage, type TagBefore } from './login.js';
 
 export interface ReadResult {
   readonly engine: EngineFacts;
@@ -38,8 +38,7 @@ export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read:
 export async function readStage(ctx: StageContext, source: string): Promise<ReadResult> {
   const [image, before] = await Promise.allSettled([
     ctx.docker.readImage(source, { signal: ctx.signal }),
-    // What the tags point to now is asked right after login, so it costs no extra round trip on the path.
-    login(ctx).then(() => tagsBefore(ctx)),
+    loginStage(ctx),
   ]);
   // The image is the user's first mistake to report; a login failure only matters for an image that exists.
   if (image.status === 'rejected') throw imageFailure(ctx, source, image.reason);
