@@ -1,0 +1,256 @@
+// The image content the uploader pushes, read from the engine without `docker push`: `docker save IMAGE` streamed
+// into the work directory (source-archive.ts), then the blobs and the manifest chosen as the engine would push them.
+// - containerd store: the image's own compressed blobs and its platform manifest, bytes unchanged, so the registry
+//   gets the manifest (and digest) `docker push --platform` gives it; attestation manifests are left out.
+// - classic store: each layer tar gzipped here, deterministically (source-gzip.ts); the config exactly as saved
+//   (its digest is the image ID); a Docker v2 schema 2 manifest made here (source-layout.ts).
+// Every blob is checked while it is read: a blob named by a digest must hash to it, a classic layer to the diff ID
+// its config names. The work directory ends up holding about the image's compressed size; the caller removes it.
+import { createReadStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
+import { MEDIA_TYPES, type Platform } from '../oci.js';
+import { resolveImage } from '../relayer/image-layout.js';
+import { abortError, UploadError } from './errors.js';
+import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from './source.js';
+import { spillArchive, type SpilledArchive, type SpilledEntry } from './source-archive.js';
+import type { GzipOptions } from './source-gzip.js';
+import { blobName, dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from './source-layout.js';
+
+export interface ImageManifest {
+  readonly mediaType: string;
+  /** The exact bytes to PUT. */
+  readonly bytes: Buffer;
+  /** sha256 of `bytes`. */
+  readonly digest: string;
+}
+
+export interface ImageForUpload {
+  readonly config: BlobSource;
+  /** In the manifest's order (an image may repeat a layer). */
+  readonly layers: readonly BlobSource[];
+  readonly manifest: ImageManifest;
+  /** Which way the content was taken: the engine's own blobs (containerd) or gzipped here (classic). */
+  readonly store: 'classic' | 'containerd';
+  /** The platform manifest chosen (containerd store), else the config's os/architecture when it says. */
+  readonly platform: string;
+  /** Bytes written to the work directory. */
+  readonly spilledBytes: number;
+}
+
+export interface ReadImageOptions {
+  /** The environment of `docker save` (DOCKER_HOST...), given by the caller without secrets. */
+  readonly env: NodeJS.ProcessEnv;
+  /** Where the blobs go (created if missing); the caller removes it. */
+  readonly workDir: string;
+  readonly signal?: AbortSignal;
+  /** Which platform manifest to take from a multi-platform index (containerd store): "linux/amd64". */
+  readonly platform?: string | Platform;
+  /** The engine's image store (EngineFacts.containerdStore); when absent, told by the archive (see storeOf). */
+  readonly containerdStore?: boolean;
+  readonly gzip?: GzipOptions;
+}
+
+const STDERR_KEEP = 16 * 1024;
+
+function sourceError(message: string, cause?: unknown): UploadError {
+  return new UploadError(message, 'source', null, null, false, cause === undefined ? undefined : { cause });
+}
+
+const docs = (archive: SpilledArchive) => (name: string) => archive.get(name)?.data;
+
+/**
+ * Which store wrote the archive, when the caller does not say: an OCI index whose image has compressed layers is a
+ * content store's (containerd); a classic store writes its layers as plain tars in either layout (manifest.json
+ * with <id>/layer.tar, or Docker 25+'s blobs/sha256 beside index.json).
+ */
+export function storeOf(archive: SpilledArchive, platform?: string | Platform): 'classic' | 'containerd' {
+  if (!archive.get('index.json')) return 'classic';
+  return hasCompressedLayers(selectManifest(docs(archive), platform).doc) ? 'containerd' : 'classic';
+}
+
+/** A layer the archive held as a plain tar but the content store names as such: served by gunzipping our copy. */
+function gunzippedBlob(entry: SpilledEntry, mediaType: string): BlobSource {
+  const file = (entry.gzip as NonNullable<SpilledEntry['gzip']>).file;
+  return {
+    digest: entry.digest,
+    size: entry.size,
+    mediaType,
+    open(offset: number): Readable {
+      let skip = offset;
+      const skipper = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          if (skip >= chunk.length) {
+            skip -= chunk.length;
+            return cb();
+          }
+          const out = chunk.subarray(skip);
+          skip = 0;
+          cb(null, out);
+        },
+      });
+      const src = createReadStream(file, { highWaterMark: 1024 * 1024 });
+      const gunzip = createGunzip();
+      const fail = (e: Error) => skipper.destroy(e);
+      src.on('error', fail);
+      gunzip.on('error', fail);
+      skipper.on('close', () => {
+        src.destroy();
+        gunzip.destroy();
+      });
+      return src.pipe(gunzip).pipe(skipper);
+    },
+  };
+}
+
+async function entryBlob(entry: SpilledEntry, mediaType: string): Promise<BlobSource> {
+  if (entry.gzip) return gunzippedBlob(entry, mediaType);
+  if (entry.data) return bufferBlobSource(entry.data, mediaType);
+  return fileBlobSource(entry.file as string, mediaType, entry.digest);
+}
+
+function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<ImageForUpload> {
+  const choice = selectManifest(docs(archive), platform);
+  const blob = async (d: Descriptor, what: string) => {
+    const entry = archive.get(blobName(d.digest));
+    if (!entry) throw sourceError(`the archive lacks the ${what} ${d.digest} that manifest ${choice.digest} names`);
+    if (entry.size !== d.size)
+      throw sourceError(`the archive's ${what} ${d.digest} has ${entry.size} bytes, the manifest says ${d.size}`);
+    return entryBlob(entry, d.mediaType ?? MEDIA_TYPES.ociLayerGzip);
+  };
+  return (async () => ({
+    config: await blob(choice.doc.config, 'config'),
+    layers: await Promise.all(choice.doc.layers.map((l) => blob(l, 'layer'))),
+    manifest: { mediaType: choice.mediaType, bytes: choice.bytes, digest: choice.digest },
+    store: 'containerd' as const,
+    platform: choice.platform,
+    spilledBytes: archive.spilledBytes,
+  }))();
+}
+
+async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload> {
+  const refs = resolveImage(docs(archive));
+  const configEntry = archive.get(refs.config);
+  if (!configEntry?.data) throw sourceError(`the archive has no config document ${refs.config}`);
+  const legacyId = /^([a-f0-9]{64})\.json$/.exec(refs.config)?.[1];
+  if (legacyId && configEntry.digest !== `sha256:${legacyId}`)
+    throw sourceError(
+      `the archive's ${refs.config} is not what its name says: its bytes hash to ${configEntry.digest}`,
+    );
+  let config: { os?: string; architecture?: string; variant?: string; rootfs?: { diff_ids?: string[] } };
+  try {
+    config = JSON.parse(configEntry.data.toString('utf8')) as typeof config;
+  } catch (e) {
+    throw sourceError(`the image config ${refs.config} is not JSON`, e);
+  }
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== refs.layers.length)
+    throw sourceError(`the config names ${diffIds.length} layers, the archive lists ${refs.layers.length}`);
+  const layers = await Promise.all(
+    refs.layers.map(async (name, i) => {
+      const entry = archive.get(name);
+      if (!entry) throw sourceError(`the archive lacks the layer ${name}`);
+      if (!entry.gzip) throw sourceError(`the layer ${name} is not an uncompressed tar, as a classic store saves them`);
+      if (entry.digest !== diffIds[i])
+        throw sourceError(
+          `the layer ${name} hashes to ${entry.digest}, the config names ${diffIds[i]} (layer ${i + 1})`,
+        );
+      return fileBlobSource(entry.gzip.file, MEDIA_TYPES.dockerLayerGzip, entry.gzip.digest);
+    }),
+  );
+  const configBlob = bufferBlobSource(configEntry.data, MEDIA_TYPES.dockerConfig);
+  const bytes = dockerManifest(configBlob, layers);
+  return {
+    config: configBlob,
+    layers,
+    manifest: { mediaType: MEDIA_TYPES.dockerManifest, bytes, digest: sha256Digest(bytes) },
+    store: 'classic',
+    platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
+    spilledBytes: archive.spilledBytes,
+  };
+}
+
+/** The blobs and manifest to upload from an archive read already. Throws an UploadError (phase 'source'). */
+export async function imageFromArchive(
+  archive: SpilledArchive,
+  opts: { readonly containerdStore?: boolean; readonly platform?: string | Platform } = {},
+): Promise<ImageForUpload> {
+  try {
+    const store =
+      opts.containerdStore === undefined
+        ? storeOf(archive, opts.platform)
+        : opts.containerdStore
+          ? 'containerd'
+          : 'classic';
+    return store === 'containerd' ? await fromContentStore(archive, opts.platform) : await fromClassicStore(archive);
+  } catch (e) {
+    throw e instanceof UploadError ? e : sourceError((e as Error).message, e);
+  }
+}
+
+/** imageFromArchive over an archive stream (a saved file, a test's archive). */
+export async function readArchiveForUpload(
+  input: Readable,
+  opts: Omit<ReadImageOptions, 'env'>,
+): Promise<ImageForUpload> {
+  let archive: SpilledArchive;
+  try {
+    archive = await spillArchive(input, opts.workDir, { signal: opts.signal, gzip: opts.gzip });
+  } catch (e) {
+    if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
+    throw e instanceof UploadError ? e : sourceError(`reading the saved image: ${(e as Error).message}`, e);
+  }
+  return imageFromArchive(archive, opts);
+}
+
+function saveFailed(image: string, exit: ProcessResult): UploadError | null {
+  if (exit.code === 0) return null;
+  const how = exit.code === null ? howItEnded(exit) : `failed (exit ${exit.code})`;
+  return sourceError(`docker save ${image} ${how}: ${exit.stderr.trim() || '(no stderr)'}`);
+}
+
+/** The exit of a child that ends within a grace period, or null after stopping it. */
+async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), graceMs);
+  });
+  const exit = await Promise.race([child.result, late]);
+  clearTimeout(timer);
+  if (exit) return exit;
+  await child.kill();
+  return null;
+}
+
+/**
+ * Reads IMAGE from the engine for the uploader: `docker save` streamed into `workDir`, no layer held in memory.
+ * Rejects with an UploadError (phase 'source'): docker save's own complaint when it failed, the blob whose bytes
+ * do not match its name, `aborted` after a cancel (docker save ended, reading stopped).
+ */
+export async function readImageForUpload(image: string, opts: ReadImageOptions): Promise<ImageForUpload> {
+  if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
+  const save = startProcess('docker', ['save', image], {
+    env: opts.env,
+    signal: opts.signal,
+    stdout: 'pipe',
+    captureBytes: STDERR_KEEP,
+  });
+  let archive: SpilledArchive;
+  try {
+    archive = await spillArchive(save.stdout as Readable, opts.workDir, { signal: opts.signal, gzip: opts.gzip });
+  } catch (e) {
+    if (opts.signal?.aborted) {
+      await save.kill();
+      throw abortError(opts.signal, null, 'source');
+    }
+    // docker's own words explain an archive that ended early; a save stopped here after the fact says nothing.
+    const exit = await exitedOnItsOwn(save);
+    throw (exit && saveFailed(image, exit)) ?? sourceError(`reading docker save ${image}: ${(e as Error).message}`, e);
+  }
+  const exit = await save.result;
+  if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
+  const failed = saveFailed(image, exit);
+  if (failed) throw failed;
+  return imageFromArchive(archive, opts);
+}
