@@ -3,13 +3,12 @@
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
-import { createHash } from 'node:crypto';
-import { ChunkReader } from './chunk-reader.js';
 import { abortError, sleep, UploadError, type UploadPhase } from './errors.js';
 import {
   chunkOutcome,
   contentRange,
   describeFailure,
+  errorCodes,
   effectiveChunkSize,
   requestDeadlineMs,
   resolveLocation,
@@ -17,6 +16,7 @@ import {
   withDigest,
   isTransientStatus,
 } from './protocol.js';
+import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
 import { backoffDelay } from '../retry.js';
@@ -242,8 +242,11 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
       return { kind: 'done' };
     }
     if (res && !isTransientStatus(res.status)) {
-      // 404 (upload gone) or 400 DIGEST_INVALID (the registry got other bytes than ours): a new upload may succeed.
-      if (res.status === 404 || res.status === 400) {
+      // The registry hashed what it received, and no byte went twice to this upload: the source is not its digest.
+      if (errorCodes(res.body).includes('DIGEST_INVALID'))
+        throw up.fatal('source', `the registry computed another digest for the source's bytes`, res);
+      // 404: the upload is gone; start again.
+      if (res.status === 404) {
         await up.failed('commit', describeFailure(res), res.status);
         return { kind: 'restart', reason: `final PUT: ${describeFailure(res)}` };
       }
@@ -265,27 +268,17 @@ async function chunkedSession(up: BlobUpload, chunkSize: number): Promise<Sessio
   const session = await openSession(up);
   let location = session.location;
   const size = effectiveChunkSize(chunkSize, session.minChunk);
-  const reader = new ChunkReader(source.open(0));
-  const hash = createHash('sha256');
   let offset = 0; // what the newest Location's upload holds
-  let buf: Buffer = Buffer.alloc(0);
-  let bufStart = 0;
+  let cursor: SourceCursor | null = null;
   try {
     while (offset < source.size) {
-      if (offset >= bufStart + buf.length) {
-        buf = await reader.read(Math.min(size, source.size - offset));
-        bufStart = offset;
-        if (buf.length === 0)
-          throw new UploadError(
-            `${digest}: the source ended at ${offset} of ${source.size} bytes`,
-            'source',
-            digest,
-            null,
-          );
-        hash.update(buf);
+      if (!cursor?.usableAt(offset)) {
+        cursor?.close();
+        cursor = new SourceCursor(source, offset);
       }
-      const piece = buf.subarray(offset - bufStart);
-      const chunk = { start: offset, length: piece.length };
+      // chunks stay on multiples of the chunk size: after a resume mid-chunk, the rest of that chunk
+      const length = Math.min(size - (offset % size), source.size - offset);
+      const chunk = { start: offset, length };
       const { res, error } = await up.send(
         'chunk',
         {
@@ -293,14 +286,18 @@ async function chunkedSession(up: BlobUpload, chunkSize: number): Promise<Sessio
           url: location,
           headers: {
             'Content-Type': OCTET_STREAM,
-            'Content-Range': contentRange(offset, piece.length),
-            'Content-Length': String(piece.length),
+            'Content-Range': contentRange(offset, length),
+            'Content-Length': String(length),
           },
-          body: piece,
+          body: cursor.take(length),
           deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(size),
         },
-        piece.length,
+        length,
       );
+      if (cursor.sourceError)
+        throw new UploadError(`${digest}: ${cursor.sourceError.message}`, 'source', digest, null, false, {
+          cause: cursor.sourceError,
+        });
       const outcome = chunkOutcome(chunk, res && { status: res.status, range: res.headers.get('range') });
       if (outcome.action === 'next') {
         offset = outcome.next;
@@ -322,11 +319,9 @@ async function chunkedSession(up: BlobUpload, chunkSize: number): Promise<Sessio
       up.resumes++;
       up.opts.onEvent?.({ type: 'resumed', digest, offset });
     }
-    const read = `sha256:${hash.digest('hex')}`;
-    if (read !== digest) throw new UploadError(`${digest}: the source's bytes hash to ${read}`, 'source', digest, null);
     return await commit(up, location);
   } finally {
-    reader.close();
+    cursor?.close();
   }
 }
 
@@ -358,7 +353,7 @@ async function singleRequest(up: BlobUpload): Promise<void> {
 
 /**
  * Uploads one blob unless the registry holds it. Resolves when the registry has it; rejects with an UploadError
- * (phase: where it stopped; aborted: a cancel). At most one chunk of it is in memory.
+ * (phase: where it stopped; aborted: a cancel). Chunks are streamed from the source: none is held in memory.
  */
 export async function uploadBlob(
   transport: RegistryTransport,

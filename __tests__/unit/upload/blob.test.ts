@@ -136,11 +136,21 @@ describe('uploadBlob: the protocol', () => {
     }
   });
 
-  test("a source whose bytes are not its digest's is refused before the PUT", async () => {
+  test("a source whose bytes are not its digest's: the registry's DIGEST_INVALID is final, no new upload", async () => {
     await registry();
     const { source } = blob();
     const lying = { ...source, digest: `sha256:${'0'.repeat(64)}` };
-    await expect(upload(lying)).rejects.toMatchObject({ name: 'UploadError', phase: 'source' });
+    const err = await upload(lying).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'UploadError', phase: 'source', status: 400 });
+    expect((err as Error).message).toContain('DIGEST_INVALID');
+    expect(reg.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
+
+  test('a source shorter than its size fails with phase source', async () => {
+    await registry();
+    const { source } = blob();
+    const short = { ...source, size: SIZE + 5_000 };
+    await expect(upload(short)).rejects.toMatchObject({ name: 'UploadError', phase: 'source' });
     expect(reg.requests.some((r) => r.method === 'PUT')).toBe(false);
   });
 });
