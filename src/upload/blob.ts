@@ -343,7 +343,7 @@ async function singleRequest(up: BlobUpload): Promise<void> {
     );
     body.destroy();
     if (res && (res.status === 201 || res.status === 204)) return;
-    if (res && !isTransientStatus(res.status) && res.status !== 404)
+    if (res && !isTransientStatus(res.status) && res.status !== 404 && res.status !== 401)
       throw up.fatal('single', 'the registry refused the blob', res);
     const reason = describeFailure(res, error);
     if (await blobExists(up)) return;

@@ -90,7 +90,7 @@ export function isTransientStatus(status: number): boolean {
 /**
  * The decision after one PATCH of [start, start+length). A refusal of the first chunk (400, 405, 415, 416, 501)
  * means the registry does not take chunked uploads; a 416 later means our view of the upload is off, which GET
- * settles. A 2xx whose Range disagrees with what was sent cannot be trusted: start again.
+ * settles, as it does after a 401 (a token that expired: the registry read nothing). A 2xx whose Range disagrees with what was sent cannot be trusted: start again.
  */
 export function chunkOutcome(
   chunk: { readonly start: number; readonly length: number },
@@ -106,7 +106,8 @@ export function chunkOutcome(
     return range.next === end ? { action: 'next', next: end } : { action: 'restart' };
   }
   if (chunk.start === 0 && [400, 405, 415, 416, 501].includes(status)) return { action: 'fallback' };
-  if (status === 416 || isTransientStatus(status)) return { action: 'check' };
+  // 401: a token that expired mid-upload; a streamed body is not replayed by the transport, the GET re-authorizes.
+  if (status === 416 || status === 401 || isTransientStatus(status)) return { action: 'check' };
   if (status === 404) return { action: 'restart' };
   return { action: 'fail' };
 }

@@ -342,6 +342,20 @@ describe('uploadBlob: faults of one chunk', () => {
     expect(reg.overlaps).toEqual([]);
   });
 
+  test('401 on a chunk (token expired mid-upload): GET, then the same chunk again', async () => {
+    await registry();
+    const { bytes, source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { status: 401 } : undefined));
+    await upload(source);
+    expect(reg.sequence().slice(3, 6)).toEqual([
+      'PATCH upload 4096-8191 -> 401',
+      'GET upload -> 204',
+      'PATCH upload 4096-8191 -> 202',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
   test('403 on a chunk is final at once', async () => {
     await registry();
     const { source } = blob();

@@ -140,7 +140,7 @@ describe('chunkOutcome', () => {
     ['400 later: final', later, ans(400), { action: 'fail' }],
     ['404 (upload gone)', later, ans(404), { action: 'restart' }],
     ['404 on the first chunk', first, ans(404), { action: 'restart' }],
-    ['401', later, ans(401), { action: 'fail' }],
+    ['401 (token expired; nothing was read)', later, ans(401), { action: 'check' }],
     ['403', first, ans(403), { action: 'fail' }],
   ])('%s', (_name, chunk, answer, expected) => {
     expect(chunkOutcome(chunk, answer)).toEqual(expected);
@@ -194,7 +194,7 @@ describe('errorCodes / describeFailure', () => {
     ],
     [undefined, new Error('PATCH r/v2/a: socket hang up'), 'PATCH r/v2/a: socket hang up'],
     [undefined, 'x', 'x'],
-  ])('%j %s -> %s', (answer, error, expected) => {
+  ])('case %#', (answer, error, expected) => {
     expect(describeFailure(answer, error)).toBe(expected);
   });
 });
