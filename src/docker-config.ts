@@ -1,7 +1,7 @@
 // A docker config directory for this run alone: `docker login` writes the credentials there instead of
 // ~/.docker, so concurrent jobs on one runner never share them and no later step inherits them.
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 export interface RunDockerConfig {
@@ -15,12 +15,12 @@ function userConfigDir(env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * Creates the run's config directory (mode 0700) under `parent` (RUNNER_TEMP on a runner). The user's engine
+ * Creates the run's config directory `dir` (mode 0700; inside the run's work directory). The user's engine
  * selection still applies: DOCKER_HOST and DOCKER_CONTEXT pass through the environment, and a current context
  * chosen with `docker context use` is carried over, with the contexts store linked, not copied.
  */
-export function createRunDockerConfig(env: NodeJS.ProcessEnv, parent = env.RUNNER_TEMP || tmpdir()): RunDockerConfig {
-  const dir = mkdtempSync(join(parent, 'replicated-push-'));
+export function createRunDockerConfig(env: NodeJS.ProcessEnv, dir: string): RunDockerConfig {
+  mkdirSync(dir, { mode: 0o700 });
   const config: Record<string, unknown> = {};
   const userDir = userConfigDir(env);
   if (!env.DOCKER_HOST && !env.DOCKER_CONTEXT) {
@@ -37,8 +37,8 @@ export function createRunDockerConfig(env: NodeJS.ProcessEnv, parent = env.RUNNE
   return { dir, env: { ...env, DOCKER_CONFIG: dir } };
 }
 
-/** Removes the directory and the credentials in it; safe to call twice (main, then post). */
-export function removeRunDockerConfig(dir: string): boolean {
+/** Removes a directory of the run (credentials included); safe to call twice (main, then post). */
+export function removeRunDirectory(dir: string): boolean {
   if (!dir || !existsSync(dir)) return false;
   rmSync(dir, { recursive: true, force: true });
   return true;

@@ -82,6 +82,8 @@ export interface ImageRead {
   readonly history: HistoryRow[];
   /** The image index's manifests (containerd store, index, API >= 1.48), else null. */
   readonly manifests: EngineManifest[] | null;
+  /** For each name asked about (`names`): the image ID it points to now, null when the engine does not have it. */
+  readonly names: Map<string, string | null>;
 }
 
 export interface CallOptions {
@@ -149,48 +151,22 @@ export class Docker {
     await this.check(['login', registry, '--username', username, '--password-stdin'], { input: secret, ...opts });
   }
 
-  async inspectImage(image: string, opts: CallOptions = {}): Promise<ImageInspect> {
-    const { stdout } = await this.check(['image', 'inspect', '--format', '{{json .}}', image], opts);
-    return JSON.parse(stdout) as ImageInspect;
-  }
-
-  /** `docker history` rows, newest first: uncompressed size in bytes and the creating instruction. */
-  async history(image: string, opts: CallOptions = {}): Promise<HistoryRow[]> {
-    const { stdout } = await this.check(['history', '--no-trunc', '-H=false', '--format', '{{json .}}', image], opts);
-    return stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const row = JSON.parse(line) as { Size: string | number; CreatedBy: string };
-        return { size: Number(row.Size) || 0, createdBy: row.CreatedBy };
-      });
-  }
-
-  /**
-   * Version and image store from the engine API. `docker info` would also run every CLI plugin to list it
-   * (100+ ms with buildx installed); the API answers in a few.
-   */
-  async engineFacts(opts: CallOptions = {}): Promise<EngineFacts> {
-    return this.withEngine(opts, async (conn) => {
-      const version = conn.json('/version');
-      const info = conn.json('/info');
-      return factsFrom((await version) as VersionBody, (await info) as InfoBody);
-    });
-  }
-
   /**
    * Everything the run reads before it plans, over one `docker system dial-stdio`: /version, /info, the image
    * and its history in one pipelined batch, then the index's manifests when the strategy needs them
    * (containerd store, an index descriptor, API >= 1.48). A missing image fails as the CLI words it
    * ("No such image"); an engine that cannot be reached as "Cannot connect to the Docker daemon".
    */
-  async readImage(ref: string, opts: CallOptions = {}): Promise<ImageRead> {
+  async readImage(ref: string, opts: CallOptions & { names?: readonly string[] } = {}): Promise<ImageRead> {
     return this.withEngine(opts, async (conn) => {
       const name = pathName(ref);
       const version = conn.json('/version');
       const info = conn.json('/info');
       const inspect = conn.json(`/images/${name}/json`);
       const rows = conn.json(`/images/${name}/history`);
+      // What the names the run will tag point to now, in the same batch (no connection of their own).
+      const names = idsOf(conn, opts.names ?? []);
+      names.catch(() => undefined); // reported by the await below, unless the image itself failed first
       const engine = factsFrom((await version) as VersionBody, (await info) as InfoBody);
       const image = (await inspect) as ImageInspect;
       const history = ((await rows) as { Size?: number; CreatedBy?: string }[]).map(historyRow);
@@ -202,26 +178,11 @@ export class Docker {
           .catch(() => null)) as { Manifests?: EngineManifest[] } | null;
         manifests = body?.Manifests ?? null;
       }
-      return { engine, image, history, manifests };
+      return { engine, image, history, manifests, names: await names };
     });
   }
 
   /** The image ID each name points to now, null for a name the engine does not have: one connection for all. */
-  async imageIds(refs: readonly string[], opts: CallOptions = {}): Promise<Map<string, string | null>> {
-    return this.withEngine(opts, async (conn) => {
-      const answers = refs.map((ref) => conn.json(`/images/${pathName(ref)}/json`));
-      const ids = new Map<string, string | null>();
-      for (const [i, ref] of refs.entries()) {
-        try {
-          ids.set(ref, ((await answers[i]) as { Id: string }).Id);
-        } catch (e) {
-          if (e instanceof EngineApiError && e.status === 404) ids.set(ref, null);
-          else throw e;
-        }
-      }
-      return ids;
-    });
-  }
 
   /** An image with one empty layer, made from an empty tar on stdin: nothing is pulled. */
   async importEmpty(ref: string, label: string, opts: CallOptions = {}): Promise<void> {
@@ -252,14 +213,6 @@ export class Docker {
     return this.run(args, { onLine: opts.onLine, signal: opts.signal, deadline: false });
   }
 
-  /**
-   * GET on the engine API through `docker system dial-stdio`, so DOCKER_HOST, contexts, ssh and TLS all apply as
-   * they do for the CLI.
-   */
-  async engineApiGet(path: string, opts: CallOptions = {}): Promise<unknown> {
-    return this.withEngine(opts, (conn) => conn.json(path));
-  }
-
   private async withEngine<T>(opts: CallOptions, use: (conn: EngineConnection) => Promise<T>): Promise<T> {
     const conn = new EngineConnection(
       startProcess('docker', ['system', 'dial-stdio'], {
@@ -277,6 +230,21 @@ export class Docker {
       await conn.close();
     }
   }
+}
+
+/** The image ID each name points to, null for a name the engine does not have; requests pipelined on `conn`. */
+async function idsOf(conn: EngineConnection, refs: readonly string[]): Promise<Map<string, string | null>> {
+  const answers = refs.map((ref) => conn.json(`/images/${pathName(ref)}/json`));
+  const ids = new Map<string, string | null>();
+  for (const [i, ref] of refs.entries()) {
+    try {
+      ids.set(ref, ((await answers[i]) as { Id: string }).Id);
+    } catch (e) {
+      if (e instanceof EngineApiError && e.status === 404) ids.set(ref, null);
+      else throw e;
+    }
+  }
+  return ids;
 }
 
 interface VersionBody {

@@ -33,14 +33,15 @@ export interface EngineImage {
   readonly history: readonly HistoryRow[];
   /** The image index's entries (containerd store, API 1.48+, index images only); null otherwise. */
   readonly manifests: readonly EngineManifest[] | null;
+  /** For each name asked about: the image ID it points to now, null when the engine does not have it. */
+  readonly names: ReadonlyMap<string, string | null>;
 }
 
 /** The docker calls the core makes; src/docker.ts implements them, tests pass fakes. */
 export interface DockerApi {
   login(registry: string, username: string, secret: string, opts?: { signal?: AbortSignal }): Promise<void>;
-  readImage(ref: string, opts?: { signal?: AbortSignal }): Promise<EngineImage>;
-  /** The image ID each name points to now, null for a name the engine does not have. */
-  imageIds(refs: readonly string[], opts?: { signal?: AbortSignal }): Promise<Map<string, string | null>>;
+  /** Also says what each of `names` points to now, in the same round trip. */
+  readImage(ref: string, opts?: { signal?: AbortSignal; names?: readonly string[] }): Promise<EngineImage>;
   tag(source: string, target: string, opts?: { signal?: AbortSignal }): Promise<void>;
   push(
     ref: string,
@@ -63,7 +64,10 @@ export interface RegistryApi extends RegistryTransport {
   retryAfterMs(): Promise<number | null>;
 }
 
-export type Relayer = (image: string, opts: RelayerOptions & { env?: NodeJS.ProcessEnv }) => Promise<RelayerReport>;
+export type Relayer = (
+  image: string,
+  opts: RelayerOptions & { env?: NodeJS.ProcessEnv; signal?: AbortSignal },
+) => Promise<RelayerReport>;
 
 export interface Clock {
   now(): number;

@@ -2,7 +2,7 @@
 // retries -> verify -> result. Each stage takes what it needs and returns what it found (src/stages/); what
 // to do after a failure is the pure push policy (src/push-policy.ts). No @actions/core here: the GitHub
 // adapter (main.ts) and the CLI pass a Logger in.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRunDockerConfig } from './docker-config.js';
@@ -48,9 +48,10 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
   // One directory for everything the run writes (credentials, relayer scratch space), so a post step that
   // follows a killed run has one path to remove.
   const workDir = mkdtempSync(join(deps.env.RUNNER_TEMP || tmpdir(), 'replicated-push-'));
+  chmodSync(workDir, 0o700);
   deps.onWorkDir?.(workDir);
   try {
-    const dockerConfig = createRunDockerConfig(deps.env, workDir);
+    const dockerConfig = createRunDockerConfig(deps.env, join(workDir, 'docker'));
     const env = childEnv(dockerConfig.env, [config.token]);
     const ctx: StageContext = {
       config,
@@ -79,7 +80,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     throwIfCancelled(ctx.signal);
     if (!config.image) own.push(await makeTombstone(ctx));
     const source = config.image ? config.image.raw : own[0].ref;
-    const { engine, plan, before } = await readStage(ctx, source);
+    const { engine, plan, before, names: namesBefore } = await readStage(ctx, source);
     report(ctx, plan, engine, before);
     if (plan.strategy.kind === 'refuse')
       throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });
@@ -94,7 +95,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
       log.info(`dry-run: credentials accepted by ${config.registry}; nothing was tagged or pushed.`);
       return result(initial, null, 0);
     }
-    names = await nameForPush(ctx, source, plan.refs, config.image?.isId ? source : null);
+    names = await nameForPush(ctx, source, namesBefore, config.image?.isId ? source : null);
     const state = await preflightSplit(ctx, initial);
     own.push(...state.images);
     const pushed = await pushStage(ctx, engine, state);

@@ -97,8 +97,8 @@ describeEachEngine('$label', (eng: Engine) => {
     expect(leaks(run, TOKEN)).toEqual([]);
     expect(run.stdout).toContain(`::add-mask::${TOKEN}`);
     // the credentials lived in RUNNER_TEMP and are gone; ~/.docker was never written
-    expect(run.state.dockerConfigDir).toContain(job.runnerTemp);
-    expect(existsSync(run.state.dockerConfigDir)).toBe(false);
+    expect(run.state.workDir).toContain(job.runnerTemp);
+    expect(existsSync(run.state.workDir)).toBe(false);
     expect(anyFileContains(job.runnerTemp, TOKEN)).toEqual([]);
     expect(existsSync(join(home, '.docker', 'config.json'))).toBe(false);
     const post = await job.post(run.state, { env: env() });
@@ -303,7 +303,7 @@ describeEngine('A', 'post step after a cancelled run (engine A)', (eng) => {
         { env: { DOCKER_HOST: eng.host }, timeoutMs: 8_000 },
       );
       expect(run.code).not.toBe(0);
-      const dir = run.state.dockerConfigDir;
+      const dir = join(run.state.workDir, 'docker');
       expect(existsSync(join(dir, 'config.json'))).toBe(true);
       expect(readFileSync(join(dir, 'config.json'), 'utf8')).toContain('"auths"');
       const post = await job.post(run.state, { env: { DOCKER_HOST: eng.host } });

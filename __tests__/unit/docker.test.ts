@@ -102,12 +102,9 @@ describe('CLI calls', () => {
   test.each([
     ['login', (d: Docker) => d.login('r.example', 'u', TOKEN)],
     ['tag', (d: Docker) => d.tag('a:1', 'b:1')],
-    ['image', (d: Docker) => d.inspectImage('a:1')],
-    ['history', (d: Docker) => d.history('a:1')],
     ['import', (d: Docker) => d.importEmpty('t:1', 'x=y')],
   ])('docker %s that hangs ends at the deadline and says so', async (name, call) => {
-    const key = name === 'image' ? 'image inspect' : name;
-    const d = docker({ commands: { [key]: { sleepMs: 20_000 } } }, { deadlineMs: 500 });
+    const d = docker({ commands: { [name]: { sleepMs: 20_000 } } }, { deadlineMs: 500 });
     const started = Date.now();
     await expect(call(d)).rejects.toThrow(`docker ${name} did not answer within 0.5 s`);
     expect(Date.now() - started).toBeLessThan(5000);
@@ -153,26 +150,6 @@ describe('CLI calls', () => {
     setTimeout(() => ac.abort(), 200);
     await expect(d.push('r.example/a:1', { signal: ac.signal })).rejects.toThrow('docker push was cancelled');
     expect(liveChildren()).toBe(0);
-  });
-
-  test('inspect and history parse the CLI output', async () => {
-    const d = docker({
-      commands: {
-        'image inspect': {
-          stdout: '{"Id":"sha256:aa","Os":"linux","Architecture":"amd64","RootFS":{"Layers":["sha256:l1"]}}\n',
-        },
-        history: { stdout: '{"Size":"1234","CreatedBy":"COPY x /"}\n{"Size":"0","CreatedBy":"CMD [\\"sh\\"]"}\n' },
-      },
-    });
-    expect((await d.inspectImage('a:1')).RootFS.Layers).toEqual(['sha256:l1']);
-    expect(await d.history('a:1')).toEqual([
-      { size: 1234, createdBy: 'COPY x /' },
-      { size: 0, createdBy: 'CMD ["sh"]' },
-    ]);
-    expect(calls().map((c) => c.args)).toEqual([
-      ['image', 'inspect', '--format', '{{json .}}', 'a:1'],
-      ['history', '--no-trunc', '-H=false', '--format', '{{json .}}', 'a:1'],
-    ]);
   });
 
   test('importEmpty sends a tar end marker on stdin and labels the image', async () => {
@@ -250,6 +227,7 @@ describe('readImage', () => {
         { size: 100, createdBy: 'ADD rootfs.tar /' },
       ],
       manifests: null,
+      names: new Map(),
     });
     expect(calls().map((c) => c.args)).toEqual([['system', 'dial-stdio']]);
     expect(requests()).toEqual([
@@ -331,9 +309,10 @@ describe('readImage', () => {
   });
 });
 
-describe('other engine-API reads', () => {
-  test('imageIds: every name on one connection, null for the ones the engine lacks', async () => {
-    const ids = await docker(engine({})).imageIds(['app/img:1', 'gone:2']);
+describe('what local names point to', () => {
+  test('readImage asks about the names in the same batch: one connection, null for the ones the engine lacks', async () => {
+    const { names: ids } = await docker(engine({})).readImage('app/img:1', { names: ['app/img:1', 'gone:2'] });
+    expect(requests()).toContain('GET /images/gone:2/json HTTP/1.1');
     expect(ids).toEqual(
       new Map([
         ['app/img:1', 'sha256:1d'],
@@ -341,35 +320,6 @@ describe('other engine-API reads', () => {
       ]),
     );
     expect(calls()).toHaveLength(1);
-  });
-
-  test('imageIds with an unreachable engine throws', async () => {
-    await expect(
-      docker({ engine: { dialError: 'dial unix /x.sock: connect: no such file' } }).imageIds(['a:1']),
-    ).rejects.toThrow('Cannot connect to the Docker daemon');
-  });
-
-  test('engineFacts reads the store from /info', async () => {
-    expect(await docker(engine({ version: VERSION_B, info: INFO_CONTAINERD })).engineFacts()).toEqual({
-      serverVersion: '28.5.2',
-      apiVersion: '1.51',
-      containerdStore: true,
-    });
-  });
-
-  test("engineApiGet: JSON on 200, the engine's message otherwise", async () => {
-    const d = docker({
-      engine: {
-        routes: {
-          '/ok': { body: { a: 1 } },
-          '/bad': { status: 500, body: { message: 'boom' } },
-          '/text': { body: 'OK' },
-        },
-      },
-    });
-    expect(await d.engineApiGet('/ok')).toEqual({ a: 1 });
-    await expect(d.engineApiGet('/bad')).rejects.toThrow('Error response from daemon: boom');
-    await expect(d.engineApiGet('/text')).rejects.toThrow(/^engine API \/text: /);
   });
 });
 

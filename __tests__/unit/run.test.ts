@@ -334,6 +334,14 @@ describe('a registry that misbehaves before the push', () => {
     expect(logins(h)).toEqual([]);
   });
 
+  test('credentials the registry refuses: the credentials message, without a docker login', async () => {
+    const h = setup();
+    h.registry.headErrors = [new RegistryError('registry.example.com: the token realm r answered 401', 401)];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.title).toBe('Registry rejected the credentials');
+    expect(logins(h)).toEqual([]);
+  });
+
   test('a reset is asked again under the retry policy', async () => {
     const h = setup();
     h.registry.headErrors = [new HttpError('network', 'HEAD registry.example.com/v2/x', 'socket hang up')];

@@ -29,10 +29,10 @@ export async function makeTombstone(ctx: StageContext): Promise<OwnImage> {
 export async function nameForPush(
   ctx: StageContext,
   source: string,
-  refs: readonly string[],
+  before: ReadonlyMap<string, string | null>,
   keepOn: string | null,
 ): Promise<LocalName[]> {
-  const before = await ctx.docker.imageIds(refs, { signal: ctx.signal });
+  const refs = [...before.keys()];
   const names: LocalName[] = [];
   try {
     for (const ref of refs) {

@@ -68,9 +68,23 @@ export async function loginStage(ctx: StageContext): Promise<TagBefore[]> {
   return before;
 }
 
-/** A registry that does not answer, or answers what no client can use, stops the run; an HTTP status does not. */
+/**
+ * A registry that does not answer, answers what no client can use, or refuses the credentials stops the run before
+ * docker logs in; any other HTTP status is only reported.
+ */
 function unusable(ctx: StageContext, e: unknown): ActionFailure | null {
   const host = ctx.config.registry;
+  if (e instanceof RegistryError && e.status === 401 && e.kind === 'status') {
+    const failure = {
+      kind: 'unauthorized',
+      retryable: false,
+      status: 401,
+      blobDigest: null,
+      detail: e.message,
+    } as const;
+    const advice = failureAdvice(failure, adviceContext(ctx.config, null));
+    return new ActionFailure(advice.title, advice.message, { cause: e });
+  }
   if (e instanceof HttpError)
     return new ActionFailure('Registry unreachable', `${host} did not answer in time or at all: ${e.message}`, {
       cause: e,

@@ -4,7 +4,7 @@ import { choosePushStrategy } from '../attestations.js';
 import { classifyFailure } from '../failure.js';
 import { layerFacts } from '../layers.js';
 import { platformString } from '../oci.js';
-import { buildPlan, type Plan } from '../plan.js';
+import { buildPlan, refsFor, type Plan } from '../plan.js';
 import { ActionFailure, type EngineFacts, type EngineImage, type StageContext } from '../run-context.js';
 import { failureOutput } from './failure-output.js';
 import { loginStage, type TagBefore } from './login.js';
@@ -13,6 +13,8 @@ export interface ReadResult {
   readonly engine: EngineFacts;
   readonly plan: Plan;
   readonly before: readonly TagBefore[];
+  /** What the local names the push needs (the plan's refs) point to now. */
+  readonly names: ReadonlyMap<string, string | null>;
 }
 
 /** The plan for an image the engine described: layers, push strategy, warnings. Used again after a split. */
@@ -37,13 +39,14 @@ export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read:
 
 export async function readStage(ctx: StageContext, source: string): Promise<ReadResult> {
   const [image, before] = await Promise.allSettled([
-    ctx.docker.readImage(source, { signal: ctx.signal }),
+    ctx.docker.readImage(source, { signal: ctx.signal, names: refsFor(ctx.config) }),
     loginStage(ctx),
   ]);
   // The image is the user's first mistake to report; a login failure only matters for an image that exists.
   if (image.status === 'rejected') throw imageFailure(ctx, source, image.reason);
   if (before.status === 'rejected') throw before.reason;
-  return { engine: image.value.engine, plan: planFor(ctx, source, image.value), before: before.value };
+  const read = image.value;
+  return { engine: read.engine, plan: planFor(ctx, source, read), before: before.value, names: read.names };
 }
 
 function imageFailure(ctx: StageContext, source: string, reason: unknown): Error {
