@@ -1,0 +1,242 @@
+// The uploader's image content read from real engines (readImageForUpload), then pushed with the action's own
+// uploader to a real registry and read back with skopeo: one describe per engine, never one for the other.
+// - engine A (classic store): config digest = image ID, layers gzipped here gunzip to `docker save`'s tars, the
+//   same manifest digest on a second read, and the engine pulls the pushed image back as the same image ID.
+// - engine B (containerd store): the manifest digest equals what `docker push --platform linux/amd64` gives the
+//   registry for the same image, with the same blobs.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { liveChildren } from '../../src/process.js';
+import { RegistryClient } from '../../src/registry-client.js';
+import { UploadError } from '../../src/upload/errors.js';
+import { uploadImage } from '../../src/upload/image.js';
+import { readImageForUpload, type ImageForUpload } from '../../src/upload/image-source.js';
+import type { BlobSource } from '../../src/upload/source.js';
+import { MEDIA_TYPES } from '../../src/oci.js';
+import {
+  buildImage,
+  describeEngine,
+  docker,
+  removeImages,
+  uniqueName,
+  type Engine,
+} from '../../test/support/images.js';
+import { rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
+
+const execFileP = promisify(execFile);
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const MiB = 1024 * 1024;
+
+let registry: Registry;
+let dir: string;
+beforeAll(async () => {
+  registry = await startRegistry();
+  dir = mkdtempSync(join(tmpdir(), 'rp-imgsrc-e2e-'));
+});
+afterAll(async () => {
+  await registry?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const creds = () => Object.entries(registry.users)[0];
+const engineEnv = (e: Engine): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: e.host };
+  delete env.DOCKER_CONTEXT;
+  return env;
+};
+let workCount = 0;
+const workDir = () => join(dir, `work-${++workCount}`);
+
+async function bytesOf(b: BlobSource): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of b.open(0)) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** `docker save` into a directory (tar xf), for comparing files. */
+async function savedFiles(e: Engine, ref: string): Promise<string> {
+  const out = mkdtempSync(join(dir, 'saved-'));
+  const file = join(out, 'image.tar');
+  await docker(e.host, ['save', '-o', file, ref]);
+  await execFileP('tar', ['xf', file, '-C', out]);
+  return out;
+}
+
+/** Pushes what readImageForUpload read, through the action's uploader (in chunks), to repo:tag. */
+async function upload(img: ImageForUpload, repo: string, tag: string) {
+  const [username, password] = creds();
+  const client = new RegistryClient(registry.host, { username, password });
+  return uploadImage(
+    client,
+    repo,
+    { manifest: img.manifest.bytes, config: img.config, layers: img.layers, tags: [tag] },
+    { chunkSize: MiB },
+  );
+}
+
+/** skopeo's view of what the registry holds, and its copy of every file of it, compared with what was read. */
+async function expectRegistryHolds(img: ImageForUpload, repo: string, tag: string): Promise<void> {
+  const ref = `docker://${registry.host}/${repo}:${tag}`;
+  const [u, p] = creds();
+  const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', `--creds=${u}:${p}`, ref]);
+  const inspected = JSON.parse(stdout) as { Digest: string; Layers: string[] };
+  expect(inspected.Digest).toBe(img.manifest.digest);
+  expect(inspected.Layers).toEqual(img.layers.map((l) => l.digest));
+  const copy = mkdtempSync(join(dir, 'skopeo-'));
+  await execFileP('skopeo', ['copy', '--src-tls-verify=false', `--src-creds=${u}:${p}`, ref, `dir:${copy}`]);
+  expect(readFileSync(join(copy, 'manifest.json'))).toEqual(img.manifest.bytes);
+  for (const blob of [img.config, ...img.layers]) {
+    const file = readFileSync(join(copy, blob.digest.replace('sha256:', '')));
+    expect(sha256(file)).toBe(blob.digest);
+    expect(file).toEqual(await bytesOf(blob));
+  }
+}
+
+async function dockerLogin(e: Engine, config: string): Promise<void> {
+  const [u, p] = creds();
+  await execFileP('sh', ['-c', `printf %s "$P" | docker login -u "$U" --password-stdin ${registry.host}`], {
+    env: { ...engineEnv(e), DOCKER_CONFIG: config, U: u, P: p },
+  });
+}
+
+describeEngine('A', 'image content from engine A (classic store)', (eng) => {
+  const ref = `${uniqueName('rp-imgsrc-a')}:1`;
+  let id: string;
+  let layersInEngine: string[];
+  beforeAll(async () => {
+    await buildImage(eng, ref, { files: { '/big': 3 * MiB, '/etc/text': 'hello\n'.repeat(10_000), '/x': 'x' } });
+    const inspect = JSON.parse(await docker(eng.host, ['image', 'inspect', ref]))[0] as {
+      Id: string;
+      RootFS: { Layers: string[] };
+    };
+    id = inspect.Id;
+    layersInEngine = inspect.RootFS.Layers;
+  });
+  afterAll(() => removeImages(eng, [ref]));
+
+  test('config digest = image ID; each layer gzipped here gunzips to the tar docker save wrote; deterministic', async () => {
+    const img = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir() });
+    expect(img.store).toBe('classic');
+    expect(img.config.digest).toBe(id);
+    expect(img.config.mediaType).toBe(MEDIA_TYPES.dockerConfig);
+    expect(img.layers).toHaveLength(layersInEngine.length);
+    expect(img.manifest.mediaType).toBe(MEDIA_TYPES.dockerManifest);
+
+    const saved = await savedFiles(eng, ref);
+    const list = JSON.parse(readFileSync(join(saved, 'manifest.json'), 'utf8')) as [{ Layers: string[] }];
+    expect(list[0].Layers).toHaveLength(img.layers.length);
+    for (const [i, layer] of img.layers.entries()) {
+      expect(layer.mediaType).toBe(MEDIA_TYPES.dockerLayerGzip);
+      const tarBytes = readFileSync(join(saved, list[0].Layers[i]));
+      const gz = await bytesOf(layer);
+      expect(gz.length).toBe(layer.size);
+      expect(sha256(gz)).toBe(layer.digest);
+      expect(gunzipSync(gz).equals(tarBytes)).toBe(true);
+      expect(sha256(tarBytes)).toBe(layersInEngine[i]);
+    }
+    const again = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir() });
+    expect(again.manifest.digest).toBe(img.manifest.digest);
+  });
+
+  test('pushed with the uploader: skopeo sees the same manifest and files, and the engine pulls the same image ID', async () => {
+    const img = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir() });
+    const repo = `imgsrc/${uniqueName('a')}`;
+    const result = await upload(img, repo, '1');
+    expect(result.digest).toBe(img.manifest.digest);
+    await expectRegistryHolds(img, repo, '1');
+
+    const config = mkdtempSync(join(dir, 'docker-config-'));
+    const pulled = `${registry.host}/${repo}:1`;
+    try {
+      await dockerLogin(eng, config);
+      await docker(eng.host, ['pull', pulled], { DOCKER_CONFIG: config });
+      expect(await docker(eng.host, ['image', 'inspect', '--format', '{{.Id}}', pulled])).toBe(id);
+    } finally {
+      await removeImages(eng, [pulled]);
+    }
+  });
+
+  test('a cancel ends docker save and the read rejects as aborted', async () => {
+    const big = `${uniqueName('rp-imgsrc-a-cancel')}:1`;
+    await buildImage(eng, big, { files: { '/big': 64 * MiB } });
+    try {
+      const ac = new AbortController();
+      const reading = readImageForUpload(big, { env: engineEnv(eng), workDir: workDir(), signal: ac.signal });
+      setTimeout(() => ac.abort(new Error('run cancelled')), 300);
+      const err = await reading.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UploadError);
+      expect((err as UploadError).aborted).toBe(true);
+      expect(liveChildren()).toBe(0);
+    } finally {
+      await removeImages(eng, [big]);
+    }
+  });
+
+  test('a missing image fails with docker save’s own words', async () => {
+    const err = await readImageForUpload(`${uniqueName('rp-imgsrc-none')}:1`, {
+      env: engineEnv(eng),
+      workDir: workDir(),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UploadError);
+    expect((err as Error).message).toMatch(
+      /docker save .* failed \(exit 1\): .*(No such image|not found|reference does not exist)/i,
+    );
+  });
+});
+
+describeEngine('B', 'image content from engine B (containerd store)', (eng) => {
+  const ref = `${uniqueName('rp-imgsrc-b')}:1`;
+  beforeAll(async () => {
+    // buildx with its default attestations: the index holds the amd64 manifest and an attestation manifest
+    await buildImage(eng, ref, { files: { '/big': 3 * MiB, '/etc/text': 'hello\n'.repeat(10_000), '/x': 'x' } });
+  });
+  afterAll(() => removeImages(eng, [ref]));
+
+  test('the manifest digest equals what docker push --platform linux/amd64 gives the registry, with the same blobs', async () => {
+    const img = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir(), platform: 'linux/amd64' });
+    expect(img.store).toBe('containerd');
+    expect(img.platform).toBe('linux/amd64');
+    const inspect = JSON.parse(await docker(eng.host, ['image', 'inspect', ref]))[0] as {
+      RootFS: { Layers: string[] };
+    };
+    expect(img.layers).toHaveLength(inspect.RootFS.Layers.length);
+    expect(img.layers.every((l) => l.mediaType === MEDIA_TYPES.ociLayerGzip)).toBe(true);
+
+    // docker push --platform to one repository, our uploader to another
+    const pushedRepo = `imgsrc/${uniqueName('b-docker')}`;
+    const pushedRef = `${registry.host}/${pushedRepo}:1`;
+    const config = mkdtempSync(join(dir, 'docker-config-'));
+    writeFileSync(join(config, 'config.json'), '{}');
+    await dockerLogin(eng, config);
+    await docker(eng.host, ['tag', ref, pushedRef]);
+    try {
+      await docker(eng.host, ['push', '--platform', 'linux/amd64', pushedRef], { DOCKER_CONFIG: config });
+    } finally {
+      await removeImages(eng, [pushedRef]);
+    }
+    const byDocker = await rawManifest(registry, pushedRepo, '1');
+    expect(byDocker?.digest).toBe(img.manifest.digest);
+    expect(byDocker?.json.config?.digest).toBe(img.config.digest);
+    expect(byDocker?.json.layers?.map((l) => l.digest)).toEqual(img.layers.map((l) => l.digest));
+
+    const ourRepo = `imgsrc/${uniqueName('b-ours')}`;
+    const result = await upload(img, ourRepo, '1');
+    expect(result.digest).toBe(byDocker?.digest);
+    await expectRegistryHolds(img, ourRepo, '1');
+  });
+
+  test('a platform the image lacks is an error naming the one it has', async () => {
+    const err = await readImageForUpload(ref, {
+      env: engineEnv(eng),
+      workDir: workDir(),
+      platform: 'linux/s390x',
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UploadError);
+    expect((err as Error).message).toContain('has no linux/s390x manifest (it has linux/amd64)');
+  });
+});
