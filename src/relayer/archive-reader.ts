@@ -3,14 +3,17 @@
 // memory, the rest in files under the work directory. Whatever looks like a layer (a tar, plain or
 // compressed) is probed on the way past: its diff ID, its uncompressed size and, for the layers the caller
 // will split, the index of its entries. A layer is therefore read from the input exactly once.
+// The index's movable entries keep their bytes in one RawStore for the whole archive (memory up to a limit,
+// then a file in the work directory: see tar-scanner.ts).
 import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import tar from 'tar-stream';
+import { writeChunk } from '../stream-write.js';
 import { canDecompress, decompressor, detectCompression, type Compression } from './compression.js';
-import { BLOCK, isHeaderBlock, isZeroBlock, normalizePath } from './tar-header.js';
-import { TarScanner, type LayerEntry } from './tar-scanner.js';
+import { BLOCK, isHeaderBlock, isZeroBlock, normalizePath, TarFormatError } from './tar-header.js';
+import { RawStore, TarScanner, type LayerEntry } from './tar-scanner.js';
 
 export interface LayerProbe {
   readonly compression: Compression;
@@ -20,6 +23,8 @@ export interface LayerProbe {
   /** The layer's index, for the layers `keepIndex` asked for. */
   readonly entries?: LayerEntry[];
   readonly unreadable?: string;
+  /** The bytes begin as a tar but are not a valid one (what is wrong, and at which byte of the tar). */
+  readonly invalid?: string;
 }
 
 export interface ArchiveEntry {
@@ -38,6 +43,8 @@ export interface SavedArchive {
   readonly entries: ReadonlyMap<string, ArchiveEntry>;
   /** Bytes written to the work directory. */
   readonly spilledBytes: number;
+  /** The bytes of the kept indexes' movable entries; the caller closes it. */
+  readonly raws: RawStore;
 }
 
 /** Decides, once a layer's diff ID and size are known, whether its index is worth keeping. */
@@ -60,19 +67,27 @@ function looksLikeTar(head: Buffer, compression: Compression): boolean {
   return block.length === BLOCK && (isHeaderBlock(block) || isZeroBlock(block));
 }
 
-/** Hashes and indexes a layer's uncompressed bytes as they go past; gives up quietly on anything not a tar. */
+/**
+ * Hashes and indexes a layer's uncompressed bytes as they go past. Gives up on anything that turns out not to
+ * be a tar, saying why: for a blob that only looks like a layer that is nothing, for a layer it is an error.
+ */
 class Prober {
   private readonly hash = createHash('sha256');
-  private readonly scanner = new TarScanner();
+  private readonly scanner: TarScanner;
   private size = 0;
   private failed = false;
+  private invalid: string | null = null;
+  /** A failure of the work directory (the RawStore's file), not of the data: the run fails with it. */
+  private failure: unknown = null;
   private readonly inflate: Duplex | null;
   private inflateError: Error | null = null;
 
   constructor(
     readonly compression: Compression,
     private readonly keepIndex: KeepIndex,
+    private readonly raws: RawStore,
   ) {
+    this.scanner = new TarScanner(raws);
     this.inflate = decompressor(compression);
     if (this.inflate) {
       this.inflate.on('data', (chunk: Buffer) => this.feed(chunk));
@@ -89,32 +104,29 @@ class Prober {
     this.size += chunk.length;
     try {
       this.scanner.push(chunk);
-    } catch {
-      this.giveUp();
+    } catch (e) {
+      this.giveUp(e);
     }
   }
 
   /** Not a layer after all: stop decompressing (a zstd child process would otherwise wait for input). */
-  private giveUp(): void {
+  private giveUp(e: unknown): void {
     this.failed = true;
+    if (e instanceof TarFormatError) this.invalid = e.message;
+    else this.failure = e;
+    this.raws.release(this.scanner.entries);
     this.inflate?.destroy();
   }
 
   async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
     if (!this.inflate) return this.feed(chunk);
     if (this.failed) return;
-    if (!this.inflate.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.inflate?.off('drain', done);
-          this.inflate?.off('error', done);
-          this.inflate?.off('close', done);
-          resolve();
-        };
-        this.inflate?.on('drain', done);
-        this.inflate?.on('error', done);
-        this.inflate?.on('close', done); // given up on: destroyed
-      });
+    try {
+      await writeChunk(this.inflate, chunk);
+    } catch (e) {
+      // a decompression error (end() reports it) or given up on (destroyed): the read goes on without probing
+      if (!this.failed) throw e;
     }
   }
 
@@ -133,17 +145,21 @@ class Prober {
         compression: this.compression,
         unreadable: `${this.compression} decompression failed: ${this.inflateError.message}`,
       };
+    if (!this.failed) {
+      try {
+        this.scanner.end();
+      } catch (e) {
+        this.giveUp(e);
+      }
+    }
+    if (this.failure) throw this.failure;
     if (this.failed) {
       this.inflate?.destroy();
-      return undefined;
-    }
-    try {
-      this.scanner.end();
-    } catch {
-      return undefined;
+      return { compression: this.compression, invalid: this.invalid ?? 'not a tar archive' };
     }
     const diffId = `sha256:${this.hash.digest('hex')}`;
     const keep = this.keepIndex(diffId, this.size);
+    if (!keep) this.raws.release(this.scanner.entries);
     return {
       compression: this.compression,
       diffId,
@@ -166,20 +182,7 @@ class FileSpill {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.out.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.out.off('error', onError);
-          resolve();
-        };
-        const onError = (e: Error) => {
-          this.out.off('drain', onDrain);
-          reject(e);
-        };
-        this.out.once('drain', onDrain);
-        this.out.once('error', onError);
-      });
-    }
+    await writeChunk(this.out, chunk);
   }
 
   async close(): Promise<void> {
@@ -207,6 +210,7 @@ class EntryReceiver {
     private readonly size: number,
     private readonly spillPath: () => string,
     private readonly keepIndex: KeepIndex,
+    private readonly raws: RawStore,
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
@@ -221,7 +225,8 @@ class EntryReceiver {
     const head = Buffer.concat(this.pending);
     this.compression = detectCompression(head);
     this.tarLike = looksLikeTar(head, this.compression);
-    if (this.tarLike && canDecompress(this.compression)) this.prober = new Prober(this.compression, this.keepIndex);
+    if (this.tarLike && canDecompress(this.compression))
+      this.prober = new Prober(this.compression, this.keepIndex, this.raws);
     if (this.size <= IN_MEMORY_MAX || (this.size <= JSON_IN_MEMORY_MAX && looksLikeJson(head))) this.memory = [];
     else this.spill = new FileSpill(this.spillPath());
     for (const chunk of this.pending.splice(0)) await this.sink(chunk);
@@ -260,30 +265,38 @@ export async function readArchive(
   const links = new Map<string, string>();
   let spilledBytes = 0;
   let spillCount = 0;
+  const raws = new RawStore(join(workDir, 'raw-entries'));
   const extract = tar.extract();
   input.on('error', (e: Error) => extract.destroy(e));
   input.pipe(extract);
 
-  for await (const entry of extract) {
-    const header = entry.header;
-    const name = normalizePath(header.name);
-    if (header.type === 'symlink' && header.linkname) {
-      links.set(name, normalizePath(posix.join(posix.dirname(name), header.linkname)));
+  try {
+    for await (const entry of extract) {
+      const header = entry.header;
+      const name = normalizePath(header.name);
+      if (header.type === 'symlink' && header.linkname) {
+        links.set(name, normalizePath(posix.join(posix.dirname(name), header.linkname)));
+      }
+      if (header.type !== 'file' && header.type !== 'contiguous-file') {
+        entry.resume();
+        continue;
+      }
+      const spillPath = () => join(workDir, `blob-${++spillCount}`);
+      const receiver = new EntryReceiver(name, header.size ?? 0, spillPath, keepIndex, raws);
+      for await (const chunk of entry as AsyncIterable<Buffer>) await receiver.write(chunk);
+      const received = await receiver.end();
+      if (received.file) spilledBytes += received.size;
+      entries.set(name, received);
     }
-    if (header.type !== 'file' && header.type !== 'contiguous-file') {
-      entry.resume();
-      continue;
-    }
-    const receiver = new EntryReceiver(name, header.size ?? 0, () => join(workDir, `blob-${++spillCount}`), keepIndex);
-    for await (const chunk of entry as AsyncIterable<Buffer>) await receiver.write(chunk);
-    const received = await receiver.end();
-    if (received.file) spilledBytes += received.size;
-    entries.set(name, received);
+  } catch (e) {
+    await raws.close();
+    throw e;
   }
 
   return {
     entries,
     spilledBytes,
+    raws,
     get(name: string) {
       let n = normalizePath(name);
       for (let hops = 0; hops < 8 && !entries.has(n) && links.has(n); hops++) n = links.get(n) as string;

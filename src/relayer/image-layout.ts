@@ -19,7 +19,6 @@ interface Descriptor {
   annotations?: Record<string, string>;
 }
 
-
 function blobName(digest: string): string {
   const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
   if (!m) throw new Error(`malformed digest ${digest}`);
@@ -35,7 +34,6 @@ function parse<T>(read: (name: string) => Buffer | undefined, name: string): T {
     throw new Error(`${name} is not JSON: ${(e as Error).message}`, { cause: e });
   }
 }
-
 
 function fromLegacyManifest(read: (name: string) => Buffer | undefined): ImageRefs {
   const list = parse<Array<{ Config: string; Layers: string[] }>>(read, 'manifest.json');

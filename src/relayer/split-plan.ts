@@ -10,10 +10,34 @@
 //   unpacked): it moves into the piece of its target, just after it;
 // - everything else keeps its order, so a later entry for a path still wins over an earlier one.
 import { END_OF_ARCHIVE } from './tar-header.js';
-import type { LayerEntry } from './tar-scanner.js';
+import type { LayerEntry, RawBytes } from './tar-scanner.js';
 
+type Range = { readonly kind: 'range'; readonly start: number; readonly end: number; readonly entry: number };
+
+/**
+ * A planned piece's content, in order: ranges of the layer stream, and entries placed out of stream order
+ * (moved, or re-emitted as a parent) as their raw bytes, which the RawStore may hold on disk.
+ */
+export type PlanItem =
+  | Range
+  | { readonly kind: 'bytes'; readonly raw: RawBytes; readonly entry: number; readonly reason: 'moved' | 'parent' };
+
+export interface PlannedPiece {
+  readonly items: readonly PlanItem[];
+  /** Bytes of the piece's tar, end-of-archive blocks included. */
+  readonly size: number;
+}
+
+export interface LayerPlan {
+  readonly pieces: readonly PlannedPiece[];
+  /** Pieces over the target that could not be avoided. */
+  readonly oversized: readonly Oversized[];
+}
+
+// What writePieces (piece-writer.ts) takes: its byte items are in memory. relayer.ts turns a LayerPlan into one
+// of these (see piecesInOrder) so that the bytes held on disk need not be loaded all at once.
 export type PieceItem =
-  | { readonly kind: 'range'; readonly start: number; readonly end: number; readonly entry: number }
+  | Range
   | { readonly kind: 'bytes'; readonly data: Buffer; readonly entry: number; readonly reason: 'moved' | 'parent' };
 
 export interface PiecePlan {
@@ -32,11 +56,15 @@ export interface Oversized {
 
 export interface SplitPlan {
   readonly pieces: readonly PiecePlan[];
-  /** Pieces over the target that could not be avoided. */
-  readonly oversized: readonly Oversized[];
 }
 
 const EOA = END_OF_ARCHIVE.length;
+
+/** The scanner keeps the bytes of every movable entry (directories, whiteouts, opaque markers, hardlinks). */
+function rawOf(e: LayerEntry): RawBytes {
+  if (!e.raw) throw new Error(`entry ${e.index} (${e.kind}) was indexed without its bytes`);
+  return e.raw;
+}
 
 function parentsOf(path: string): string[] {
   if (path === '') return [];
@@ -113,7 +141,6 @@ function groupHardlinks(entries: readonly LayerEntry[]): Grouping {
       ) {
         const root = attachedTo.get(targetEntry.index) ?? targetEntry.index;
         const hazard =
-          !e.raw ||
           impliedDirs.has(e.path) ||
           touchedBetween(occ, e.path, root, e.index).length > 0 ||
           parentsOf(e.path).some((p) =>
@@ -135,7 +162,7 @@ function groupHardlinks(entries: readonly LayerEntry[]): Grouping {
 }
 
 class PieceBuilder {
-  readonly items: PieceItem[] = [];
+  readonly items: PlanItem[] = [];
   size = EOA;
   /** Directories this piece has created so far: path -> the entry that made it. */
   readonly dirs = new Map<string, number>();
@@ -152,8 +179,7 @@ class PieceBuilder {
     if (!list) return undefined;
     let best: LayerEntry | undefined;
     for (const d of list) if (d.index < at) best = d;
-    best = best ?? list[list.length - 1];
-    return best.raw ? best : undefined;
+    return best ?? list[list.length - 1];
   }
 
   /** A directory entry already re-emitted here as a parent, unchanged since: its own turn adds nothing. */
@@ -169,12 +195,12 @@ class PieceBuilder {
       if (this.dirs.has(p) || extra.has(p)) continue;
       const d = this.dirFor(p, entry.index);
       if (d) {
-        bytes += (d.raw as Buffer).length;
+        bytes += rawOf(d).length;
         extra.add(p);
       }
     }
     if (entry.kind === 'directory') extra.add(entry.path);
-    return bytes + (as === 'range' ? entry.end - entry.start : (entry.raw as Buffer).length);
+    return bytes + (as === 'range' ? entry.end - entry.start : rawOf(entry).length);
   }
 
   /** True when the piece holds nothing but directories above `path`: closing it would only repeat them. */
@@ -193,26 +219,26 @@ class PieceBuilder {
       if (this.dirs.has(p)) continue;
       const d = this.dirFor(p, entry.index);
       if (!d) continue;
-      this.push({ kind: 'bytes', data: d.raw as Buffer, entry: d.index, reason: 'parent' });
+      this.push({ kind: 'bytes', raw: rawOf(d), entry: d.index, reason: 'parent' });
       this.dirs.set(p, d.index);
     }
     if (as === 'range') this.push({ kind: 'range', start: entry.start, end: entry.end, entry: entry.index });
-    else this.push({ kind: 'bytes', data: entry.raw as Buffer, entry: entry.index, reason: 'moved' });
+    else this.push({ kind: 'bytes', raw: rawOf(entry), entry: entry.index, reason: 'moved' });
     // Anything else at a directory's path replaces the directory: later children need it again.
     if (entry.kind === 'directory') this.dirs.set(entry.path, entry.index);
     else this.dirs.delete(entry.path);
   }
 
-  private push(item: PieceItem): void {
+  private push(item: PlanItem): void {
     const last = this.items[this.items.length - 1];
     // adjacent ranges become one copy
     if (item.kind === 'range' && last?.kind === 'range' && last.end === item.start) {
       this.items[this.items.length - 1] = { kind: 'range', start: last.start, end: item.end, entry: last.entry };
     } else this.items.push(item);
-    this.size += item.kind === 'range' ? item.end - item.start : item.data.length;
+    this.size += item.kind === 'range' ? item.end - item.start : item.raw.length;
   }
 
-  plan(): PiecePlan {
+  plan(): PlannedPiece {
     return { items: this.items, size: this.size };
   }
 }
@@ -232,17 +258,15 @@ function units(entries: readonly LayerEntry[], grouping: Grouping): Unit[] {
   return result;
 }
 
-export function planSplit(entries: readonly LayerEntry[], target: number): SplitPlan {
+export function planSplit(entries: readonly LayerEntry[], target: number): LayerPlan {
   const dirIndex = directoryIndex(entries);
   const grouping = groupHardlinks(entries);
-  const pieces: PiecePlan[] = [];
+  const pieces: PlannedPiece[] = [];
   const oversized: Oversized[] = [];
   let piece = new PieceBuilder(dirIndex);
 
   for (const e of entries) {
-    if (e.kind !== 'whiteout' && e.kind !== 'opaque') continue;
-    if (!e.raw) throw new Error(`whiteout ${e.path} is too large to move into the first piece`);
-    piece.add(e, 'moved');
+    if (e.kind === 'whiteout' || e.kind === 'opaque') piece.add(e, 'moved');
   }
   const whiteouts = piece.items.find((i) => i.kind === 'bytes' && i.reason === 'moved');
   if (whiteouts && piece.size > target)

@@ -19,21 +19,28 @@ export class TarFormatError extends Error {
   }
 }
 
+/**
+ * What the scanner reads of a header: what locates an entry and what the split rules look at. Everything else
+ * (mode, owner, times, device numbers) reaches the pieces as the original bytes and is never decoded.
+ */
 export interface TarHeader {
   readonly name: string;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
+  /** Bytes of data after the header, as the header says (a pax `size` record overrides it). */
   readonly size: number;
-  readonly mtime: number;
   /** One character; the old NUL flag of a regular file is reported as '0'. */
   readonly typeflag: string;
   readonly linkname: string;
-  readonly uname: string;
-  readonly gname: string;
   /** GNU old-style sparse file whose sparse map continues in extension blocks after this one. */
   readonly sparseContinues: boolean;
 }
+
+// A layer is untrusted data (an image FROM a base someone else wrote): every number that decides how many
+// bytes the scanner skips is checked, and rejected where Go's archive/tar rejects it. Docker and containerd
+// read layers with that package, so a layer refused here could not have been loaded by them either, and a
+// layer they load is never refused here.
+
+/** Go's archive/tar reads pax and GNU long-name data up to this size and refuses the archive beyond it. */
+export const MAX_EXTENSION_SIZE = 1024 * 1024;
 
 export function paddedSize(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
@@ -50,15 +57,34 @@ function field(block: Buffer, start: number, length: number): string {
   return block.toString('latin1', start, end);
 }
 
-/** Octal (NUL/space padded) or, when the high bit of the first byte is set, GNU base-256. */
-function numeric(block: Buffer, start: number, length: number): number {
+/**
+ * A numeric field as Go's archive/tar parses it: octal text (leading and trailing NULs and spaces ignored, the
+ * text ends at a NUL), or GNU base-256 when the high bit of the first byte is set (the next bit is the sign).
+ * NaN when malformed, or when the value is beyond what a double holds exactly (2^53: 8 PiB).
+ */
+export function parseNumeric(block: Buffer, start: number, length: number): number {
   if (block[start] & 0x80) {
-    let value = block[start] & 0x3f; // 0x40 would be the sign of a negative number: none here is negative
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + block[i];
-    return value;
+    const invert = block[start] & 0x40 ? 0xff : 0; // negative: two's complement, read as -(~x) - 1
+    let value = 0;
+    for (let i = start; i < start + length; i++) {
+      const byte = (block[i] ^ invert) & (i === start ? 0x3f : 0xff);
+      value = value * 256 + byte;
+      if (value > Number.MAX_SAFE_INTEGER) return NaN;
+    }
+    return invert ? -value - 1 : value;
   }
-  const text = field(block, start, length).trim();
-  return text === '' ? 0 : parseInt(text, 8);
+  let from = start;
+  let to = start + length;
+  const pad = (b: number) => b === 0 || b === 0x20;
+  while (from < to && pad(block[from])) from++;
+  while (to > from && pad(block[to - 1])) to--;
+  const nul = block.indexOf(0, from);
+  if (nul >= 0 && nul < to) to = nul;
+  const text = block.toString('latin1', from, to);
+  if (text === '') return 0;
+  if (!/^[0-7]+$/.test(text)) return NaN;
+  const value = parseInt(text, 8);
+  return Number.isSafeInteger(value) ? value : NaN;
 }
 
 function checksums(block: Buffer): { unsigned: number; signed: number } {
@@ -75,9 +101,15 @@ function checksums(block: Buffer): { unsigned: number; signed: number } {
 /** True when the block is a header whose checksum matches: how a plain tar is told from other bytes. */
 export function isHeaderBlock(block: Buffer): boolean {
   if (block.length < BLOCK) return false;
-  const stored = numeric(block, 148, 8);
+  const stored = parseNumeric(block, 148, 8);
   const { unsigned, signed } = checksums(block);
   return stored === unsigned || stored === signed;
+}
+
+/** `"text"` for an error message: printable ASCII as is, the rest escaped, at most 40 characters. */
+export function quoted(text: string): string {
+  const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  return JSON.stringify(shown);
 }
 
 export function decodeHeader(block: Buffer, offset: number): TarHeader {
@@ -87,34 +119,51 @@ export function decodeHeader(block: Buffer, offset: number): TarHeader {
   // Only POSIX ustar has the prefix field; GNU keeps access/change times there.
   if (magic === 'ustar\0' && block[345] !== 0) name = `${field(block, 345, 155)}/${name}`;
   const flag = block[156];
+  const size = parseNumeric(block, 124, 12);
+  if (Number.isNaN(size)) {
+    const raw = block.toString('latin1', 124, 136);
+    throw new TarFormatError(`invalid size field ${quoted(raw)} in the header of ${quoted(name)}`, offset);
+  }
   return {
     name,
-    mode: numeric(block, 100, 8),
-    uid: numeric(block, 108, 8),
-    gid: numeric(block, 116, 8),
-    size: numeric(block, 124, 12),
-    mtime: numeric(block, 136, 12),
+    size,
     typeflag: flag === 0 ? '0' : String.fromCharCode(flag),
     linkname: field(block, 157, 100),
-    uname: field(block, 265, 32),
-    gname: field(block, 297, 32),
     sparseContinues: flag === 0x53 /* S */ && block[482] !== 0,
   };
 }
 
-/** `<length> <key>=<value>\n` records of a pax extended header. */
-export function parsePaxRecords(data: Buffer, offset: number): Map<string, string> {
+/**
+ * `<length> <key>=<value>\n` records of a pax extended header, checked as Go's archive/tar checks them. With
+ * `keys`, only those records are decoded and returned (the others, xattrs of any size, are only checked).
+ */
+export function parsePaxRecords(data: Buffer, offset: number, keys?: ReadonlySet<string>): Map<string, string> {
   const records = new Map<string, string>();
+  const bad = (why: string): never => {
+    throw new TarFormatError(`malformed pax record: ${why}`, offset);
+  };
   let pos = 0;
+  // Go stops at no NUL; tar writers pad the data block, never the data: NULs here only end the records.
   while (pos < data.length && data[pos] !== 0) {
     const space = data.indexOf(0x20, pos);
-    const length = space < 0 ? NaN : parseInt(data.toString('latin1', pos, space), 10);
-    if (!(length > 0) || pos + length > data.length) throw new TarFormatError('malformed pax record', offset);
-    const record = data.toString('latin1', space + 1, pos + length - 1);
-    const eq = record.indexOf('=');
-    if (eq < 0) throw new TarFormatError('malformed pax record', offset);
-    records.set(record.slice(0, eq), record.slice(eq + 1));
-    pos += length;
+    const lengthText = data.toString('latin1', pos, space < 0 ? Math.min(data.length, pos + 20) : space);
+    if (space < 0 || !/^\+?[0-9]{1,15}$/.test(lengthText)) bad(`length ${quoted(lengthText)} is not a number`);
+    const length = Number(lengthText);
+    // the shortest record is "5 k=\n"
+    if (length < 5 || length > data.length - pos)
+      bad(`length ${length} does not fit its data (${data.length - pos} bytes left)`);
+    const end = pos + length;
+    if (space + 1 >= end || data[end - 1] !== 0x0a) bad(`record of length ${length} does not end in a newline`);
+    const eq = data.indexOf(0x3d, space + 1);
+    if (eq < 0 || eq >= end - 1) bad('record without "="');
+    const key = data.toString('latin1', space + 1, eq);
+    if (key === '') bad('empty key');
+    if (!keys || keys.has(key)) {
+      const value = data.toString('latin1', eq + 1, end - 1);
+      if ((key === 'path' || key === 'linkpath') && value.includes('\0')) bad(`NUL in ${key}`);
+      records.set(key, value);
+    }
+    pos = end;
   }
   return records;
 }

@@ -8,7 +8,10 @@ import {
   normalizePath,
   parsePaxRecords,
 } from '../../../src/relayer/tar-header.js';
-import { TarScanner } from '../../../src/relayer/tar-scanner.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RawStore, TarScanner, type RawBytes } from '../../../src/relayer/tar-scanner.js';
 import { scan } from '../../../test/fixtures/relayer/split.js';
 import {
   buildTar,
@@ -23,6 +26,12 @@ import {
   sym,
   whiteout,
 } from '../../../test/fixtures/relayer/tars.js';
+
+let work: string;
+beforeEach(() => {
+  work = mkdtempSync(join(tmpdir(), 'rp-scanner-unit-'));
+});
+afterEach(() => rmSync(work, { recursive: true, force: true }));
 
 const longDir = `${'deep/'.repeat(40)}end`; // > 155 + 100 bytes: needs pax
 
@@ -126,12 +135,26 @@ describe('TarScanner', () => {
     for (let i = 1; i < entries.length; i++) expect(entries[i].start).toBe(entries[i - 1].end);
   });
 
-  test('movable kinds carry their raw bytes, others do not', async () => {
+  test.each([
+    ['all in memory', () => new RawStore(), false],
+    ['past a memory limit of 1 KiB, on disk', () => new RawStore(join(work, 'raws'), 1024), true],
+  ])('movable kinds carry their raw bytes, others do not: %s', async (_name, store, onDisk) => {
     const tarBuf = await sample();
-    for (const e of scan(tarBuf)) {
-      const movable = ['directory', 'whiteout', 'opaque', 'hardlink'].includes(e.kind);
-      if (movable) expect(e.raw?.equals(tarBuf.subarray(e.start, e.end))).toBe(true);
-      else expect(e.raw).toBeUndefined();
+    const raws = store();
+    try {
+      for (const e of scan(tarBuf, 4096, raws)) {
+        const movable = ['directory', 'whiteout', 'opaque', 'hardlink'].includes(e.kind);
+        if (!movable) {
+          expect(e.raw).toBeUndefined();
+          continue;
+        }
+        const read: Buffer[] = [];
+        for await (const c of raws.read(e.raw as RawBytes)) read.push(c);
+        expect(Buffer.concat(read).equals(tarBuf.subarray(e.start, e.end))).toBe(true);
+      }
+      expect(raws.spilled > 0).toBe(onDisk);
+    } finally {
+      await raws.close();
     }
   });
 
