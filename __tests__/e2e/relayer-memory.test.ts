@@ -12,10 +12,10 @@ import { PassThrough, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import type { RelayerReport } from '../../../src/relayer/index.js';
-import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
-import { canonical, overlay, unpack, type Unpacked } from '../../../test/fixtures/relayer/overlay.js';
-import { gzippedLayer, paxHeavyDirectories, readTarStream } from '../../../test/fixtures/relayer/tars.js';
+import type { RelayerReport } from '../../src/relayer/index.js';
+import { ociArchive } from '../../test/fixtures/relayer/archives.js';
+import { canonical, overlay, unpack, type Unpacked } from '../../test/fixtures/relayer/overlay.js';
+import { gzippedLayer, paxHeavyDirectories, readTarStream } from '../../test/fixtures/relayer/tars.js';
 
 const MiB = 1024 * 1024;
 
