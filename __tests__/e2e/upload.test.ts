@@ -158,8 +158,8 @@ describe('chunked upload through a proxy that refuses requests over 8 MB', () =>
 async function layer(files: Record<string, Buffer>): Promise<{ gz: Buffer; diffId: string }> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => p.on('end', r));
+  p.on('data', (c: unknown) => void chunks.push(c as Buffer));
+  const ended = new Promise<void>((r) => p.on('end', () => r()));
   for (const [name, body] of Object.entries(files))
     p.entry({ name, size: body.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, body);
   p.finalize();
