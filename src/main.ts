@@ -20,6 +20,7 @@ const logger: Logger = {
 
 /** The job summary is optional (older GHES and local runners have no GITHUB_STEP_SUMMARY): never a failure. */
 async function writeSummary(markdown: string): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return core.debug('this runner has no job summary (GITHUB_STEP_SUMMARY unset)');
   try {
     await core.summary.addRaw(markdown).write();
   } catch (e) {
