@@ -110,7 +110,7 @@ async function entryBlob(entry: SpilledEntry, mediaType: string): Promise<BlobSo
   return fileBlobSource(entry.file as string, mediaType, entry.digest);
 }
 
-function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<ImageForUpload> {
+async function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<ImageForUpload> {
   const choice = selectManifest(docs(archive), platform);
   const blob = async (d: Descriptor, what: string) => {
     const entry = archive.get(blobName(d.digest));
@@ -119,14 +119,14 @@ function fromContentStore(archive: SpilledArchive, platform?: string | Platform)
       throw sourceError(`the archive's ${what} ${d.digest} has ${entry.size} bytes, the manifest says ${d.size}`);
     return entryBlob(entry, d.mediaType ?? MEDIA_TYPES.ociLayerGzip);
   };
-  return (async () => ({
+  return {
     config: await blob(choice.doc.config, 'config'),
     layers: await Promise.all(choice.doc.layers.map((l) => blob(l, 'layer'))),
     manifest: { mediaType: choice.mediaType, bytes: choice.bytes, digest: choice.digest },
-    store: 'containerd' as const,
+    store: 'containerd',
     platform: choice.platform,
     spilledBytes: archive.spilledBytes,
-  }))();
+  };
 }
 
 async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload> {

@@ -33,7 +33,12 @@ export interface ManifestChoice {
 export type ReadDoc = (name: string) => Buffer | undefined;
 
 const MANIFEST_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
-const COMPRESSED_LAYER = /(\+gzip|\+zstd|\.tar\.gzip)$/;
+/** Layer media types a content store keeps compressed (nondistributable/foreign variants are not in oci.ts). */
+const COMPRESSED_LAYERS: ReadonlySet<string> = new Set([
+  MEDIA_TYPES.ociLayerGzip,
+  MEDIA_TYPES.ociLayerZstd,
+  MEDIA_TYPES.dockerLayerGzip,
+]);
 
 export function blobName(digest: string): string {
   const m = /^(sha256):([a-f0-9]{64})$/.exec(digest);
@@ -67,7 +72,7 @@ export function platformMatches(want: Platform, have: Platform): boolean {
 
 /** Whether every layer the manifest names is compressed (a content store's blobs, not a classic store's tars). */
 export function hasCompressedLayers(doc: ManifestDoc): boolean {
-  return doc.layers.length > 0 && doc.layers.every((l) => COMPRESSED_LAYER.test(l.mediaType ?? ''));
+  return doc.layers.length > 0 && doc.layers.every((l) => COMPRESSED_LAYERS.has(l.mediaType ?? ''));
 }
 
 /**
