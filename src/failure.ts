@@ -198,3 +198,30 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     detail: detail.replace(/^Error response from daemon: /, ''),
   };
 }
+
+/** Where the action's own uploader stopped (src/upload/errors.ts, reduced to what classification reads). */
+export interface UploadStop {
+  readonly status: number | null;
+  readonly phase: string;
+  readonly message: string;
+}
+
+/**
+ * A failure of the chunked uploader, in the classes docker's failures fall in: the last HTTP status says it; no
+ * status is a connection that failed; reading the image from the engine (phase source) is local and final.
+ */
+export function classifyUploadStop(stop: UploadStop): Failure {
+  const kind: FailureKind =
+    stop.phase === 'source'
+      ? 'unknown'
+      : stop.status === null
+        ? 'network'
+        : (kindFromStatus(stop.status) ?? (stop.status >= 400 ? 'bad-request' : 'unknown'));
+  return {
+    kind,
+    retryable: stop.phase !== 'source' && RETRYABLE.has(kind),
+    status: stop.status,
+    blobDigest: null,
+    detail: stop.message,
+  };
+}

@@ -17,6 +17,7 @@ export const REPLICATED_REGISTRY = 'registry.replicated.com';
 export const TOKEN_TYPES = ['service-account', 'user', 'password', 'team'] as const;
 export const LAYER_SPLIT_MODES = ['advise', 'auto', 'off'] as const;
 export const ATTESTATION_MODES = ['strip', 'keep'] as const;
+export const UPLOAD_MODES = ['auto', 'docker', 'chunked'] as const;
 export const MODES = ['push', 'tombstone'] as const;
 export const DEFAULT_PROXY_DOMAIN = 'proxy.replicated.com';
 
@@ -177,6 +178,22 @@ export const INPUTS = [
     required: false,
     cli: { kind: 'value', arg: 'MODE' },
   },
+  {
+    name: 'upload',
+    description:
+      'auto (docker push while every layer is under max-layer-size; the action uploads a bigger layer itself in ' +
+      'resumable chunks, and so retries after a 524), docker (always docker push), or chunked (always the chunked uploader).',
+    default: 'auto',
+    required: false,
+    cli: { kind: 'value', arg: 'MODE' },
+  },
+  {
+    name: 'chunk-size',
+    description: 'Bytes per upload request of the chunked uploader (units as max-layer-size).',
+    default: '32MB',
+    required: false,
+    cli: { kind: 'value', arg: 'SIZE' },
+  },
 ] as const satisfies readonly InputSpec[];
 
 export type InputName = (typeof INPUTS)[number]['name'];
@@ -191,6 +208,7 @@ export function inputSpec(name: InputName): InputSpec {
 export type TokenType = (typeof TOKEN_TYPES)[number];
 export type LayerSplitMode = (typeof LAYER_SPLIT_MODES)[number];
 export type AttestationMode = (typeof ATTESTATION_MODES)[number];
+export type UploadMode = (typeof UPLOAD_MODES)[number];
 export type Mode = (typeof MODES)[number];
 
 /** Registries accept any username with these token types; docker login still wants one. */
@@ -221,6 +239,10 @@ export interface Config {
   readonly retryDelayMs: number;
   readonly maxLayerSize: number;
   readonly layerSplit: LayerSplitMode;
+  /** How blobs reach the registry: docker push, the action's chunked uploader, or auto (see push-policy.ts). */
+  readonly upload: UploadMode;
+  /** Bytes per request of the chunked uploader. */
+  readonly chunkSize: number;
   readonly attestations: AttestationMode;
 }
 
@@ -508,12 +530,12 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
       `Input 'retry-delay': '${delayText}' is not a duration (e.g. 500ms, 10s, 2m, or plain seconds).`,
     );
   }
-  const sizeText = valueOf(get, 'max-layer-size');
-  const maxLayerSize = parseSize(sizeText);
-  if (maxLayerSize === null) {
+  const maxLayerSize = sizeOf(get, 'max-layer-size');
+  const chunkSize = sizeOf(get, 'chunk-size');
+  if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new InputError(
-      'max-layer-size',
-      `Input 'max-layer-size': '${sizeText}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`,
+      'chunk-size',
+      `Input 'chunk-size' must be from 1MB to 1GB (each request carries that much, and one chunk may be held in memory).`,
     );
   }
   return Object.freeze({
@@ -537,5 +559,20 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
     maxLayerSize,
     layerSplit: oneOf(get, 'layer-split', LAYER_SPLIT_MODES),
     attestations: oneOf(get, 'attestations', ATTESTATION_MODES),
+    upload: oneOf(get, 'upload', UPLOAD_MODES),
+    chunkSize,
   });
+}
+
+/** Bounds of chunk-size: smaller makes thousands of requests per GB; larger defeats the point of chunks. */
+const MIN_CHUNK_SIZE = 1_000_000;
+const MAX_CHUNK_SIZE = 1_000_000_000;
+
+function sizeOf(get: InputGetter, name: 'max-layer-size' | 'chunk-size'): number {
+  const text = valueOf(get, name);
+  const size = parseSize(text);
+  if (size === null) {
+    throw new InputError(name, `Input '${name}': '${text}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`);
+  }
+  return size;
 }

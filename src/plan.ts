@@ -5,6 +5,7 @@ import type { PushStrategy } from './attestations.js';
 import { REPLICATED_REGISTRY, type Config } from './inputs.js';
 import { layersOver, type LayerFact } from './layers.js';
 import { repositoryOf, taggedRef } from './reference.js';
+import { formatBytes } from './units.js';
 
 export interface Plan {
   /** REGISTRY/APP_SLUG/TARGET */
@@ -22,6 +23,11 @@ export interface Plan {
   readonly preflight: readonly Advice[];
   readonly notices: readonly Advice[];
   readonly warnings: readonly Advice[];
+  /**
+   * The chunked uploader can send what docker push would: a single manifest, or one platform's manifest of an index
+   * (attestations stripped). An index pushed as it is goes through docker push only.
+   */
+  readonly chunkable: boolean;
 }
 
 export const DEPRECATION_NOTICE: Advice = {
@@ -78,7 +84,13 @@ export function refsFor(config: Config): string[] {
   return config.tags.map((t) => taggedRef(repository, t));
 }
 
-export function buildPlan(config: Config, source: string, layers: readonly LayerFact[], strategy: PushStrategy): Plan {
+export function buildPlan(
+  config: Config,
+  source: string,
+  layers: readonly LayerFact[],
+  strategy: PushStrategy,
+  image: { readonly index: boolean } = { index: false },
+): Plan {
   const repositoryPath = config.repositoryPath;
   const repository = repositoryOf(config.registry, repositoryPath);
   const oversized = layersOver(layers, config.maxLayerSize);
@@ -100,8 +112,20 @@ export function buildPlan(config: Config, source: string, layers: readonly Layer
     layers,
     totalSize: layers.reduce((sum, l) => sum + l.size, 0),
     oversized,
-    preflight: config.layerSplit === 'off' ? [] : oversized.map((l) => oversizeLayerAdvice(l, ctx)),
+    preflight: config.layerSplit === 'off' ? [] : oversized.map((l) => preflightAdvice(l, ctx, config)),
     notices,
     warnings,
+    chunkable: strategy.kind === 'platform' || !image.index,
+  };
+}
+
+/** The warning for a layer over max-layer-size, saying what the action will do about it. */
+function preflightAdvice(layer: LayerFact, ctx: AdviceContext, config: Config): Advice {
+  const advice = oversizeLayerAdvice(layer, ctx);
+  if (config.layerSplit === 'auto') return advice;
+  if (config.upload === 'docker') return advice;
+  return {
+    title: advice.title,
+    message: `${advice.message} This action uploads it in resumable chunks of ${formatBytes(config.chunkSize)} (upload: ${config.upload}), so the image stays as it is.`,
   };
 }

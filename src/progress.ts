@@ -70,3 +70,26 @@ function shorten(instruction: string): string {
   const s = instruction.replace(/\b(file|dir|multi):([a-f0-9]{12})[a-f0-9]{52}\b/g, '$1:$2…');
   return s.length > 60 ? `${s.slice(0, 59)}…` : s;
 }
+
+/** The chunked uploader's progress: bytes the registry acknowledged per blob, chunks done, elapsed. */
+export class UploadProgress {
+  private readonly blobs = new Map<string, { size: number; confirmed: number; chunks: number }>();
+
+  constructor(private readonly startedAt: number) {}
+
+  observe(p: { digest: string; size: number; confirmed: number; chunks: number }): void {
+    this.blobs.set(p.digest, { size: p.size, confirmed: p.confirmed, chunks: p.chunks });
+  }
+
+  line(now: number): string {
+    const all = [...this.blobs.values()];
+    const size = all.reduce((s, b) => s + b.size, 0);
+    const confirmed = all.reduce((s, b) => s + b.confirmed, 0);
+    const done = all.filter((b) => b.confirmed >= b.size).length;
+    const chunks = all.reduce((s, b) => s + b.chunks, 0);
+    return (
+      `upload: ${done}/${all.length} blobs done, ${formatBytes(confirmed)} of ${formatBytes(size)} acknowledged, ` +
+      `${chunks} chunks; ${formatDuration(now - this.startedAt)} elapsed`
+    );
+  }
+}

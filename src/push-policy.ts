@@ -10,8 +10,29 @@ import { formatBytes } from './units.js';
 /** The smallest piece the relayer cuts: halving below it cannot help (and layers of unknown size are 0 B). */
 export const MIN_SPLIT_SIZE = 4096;
 
+/** How an attempt sends the image: `docker push`, or the action's own chunked, resumable uploader (src/upload). */
+export type PushMethod = 'docker' | 'chunked';
+
+/**
+ * The first attempt's method. upload: auto sends an image with a layer over max-layer-size in chunks from the
+ * start (docker push sends each blob in one request, which outlives the registry proxy's origin timeout); a
+ * re-layered image (layer-split: auto) has no such layer left, so it goes through docker push.
+ */
+export function firstMethod(
+  config: Pick<Config, 'upload'>,
+  plan: { readonly oversized: readonly LayerFact[]; readonly chunkable: boolean },
+): PushMethod {
+  if (!plan.chunkable) return 'docker';
+  if (config.upload === 'auto') return plan.oversized.length > 0 ? 'chunked' : 'docker';
+  return config.upload;
+}
+
 export interface PushFailureFacts {
   readonly failure: Failure;
+  /** How the failed attempt sent the image. */
+  readonly method: PushMethod;
+  /** The uploader can send this image (Plan.chunkable). */
+  readonly chunkable: boolean;
   /** The layers of the image being pushed now, and those over max-layer-size. */
   readonly layers: readonly LayerFact[];
   readonly oversized: readonly LayerFact[];
@@ -21,7 +42,7 @@ export interface PushFailureFacts {
   readonly suspect: LayerFact | null;
   /** 1-based attempt that just failed. */
   readonly attempt: number;
-  readonly config: Pick<Config, 'retries' | 'layerSplit' | 'maxLayerSize'>;
+  readonly config: Pick<Config, 'retries' | 'layerSplit' | 'maxLayerSize' | 'upload'>;
   readonly advice: AdviceContext;
 }
 
@@ -41,8 +62,10 @@ export interface PushDecision {
   readonly resplit: Resplit | null;
   /** A 429: the next attempt waits at least as long as the registry's Retry-After. */
   readonly honourRetryAfter: boolean;
-  /** One line for the log explaining a stop or a skipped re-split. */
+  /** One line for the log explaining a stop, a skipped re-split or a change of method. */
   readonly note: string | null;
+  /** How the next attempt sends the image. */
+  readonly method: PushMethod;
 }
 
 /**
@@ -69,15 +92,42 @@ export function resplitAfter524(layers: readonly LayerFact[], blamed: LayerFact 
 }
 
 export function decideAfterPushFailure(f: PushFailureFacts): PushDecision {
+  const d = decide(f);
+  return { ...d, method: d.method ?? f.method };
+}
+
+/** A decision that keeps the method unless it names one. */
+type Decision = Omit<PushDecision, 'method'> & { readonly method?: PushMethod };
+
+function decide(f: PushFailureFacts): Decision {
   const { failure, config } = f;
   const lastAllowed = f.attempt > config.retries;
   if (failure.kind === 'timeout-524') {
     const { layer, exact } = blamedLayer(f);
     const advice = timeoutAdvice(layer, f.oversized, f.advice, false, exact ? null : failure.blobDigest);
     const error: Advice = { title: 'Push timed out (HTTP 524)', message: advice.message };
+    // docker push sent a blob in one request; the chunked uploader keeps every request short, with the image as it is.
+    if (f.method === 'docker' && config.upload !== 'docker' && f.chunkable)
+      return {
+        retry: true,
+        warning: advice,
+        error,
+        resplit: null,
+        honourRetryAfter: false,
+        note: 'upload: the next attempt sends the blobs in resumable chunks (the image is unchanged).',
+        method: 'chunked',
+      };
     if (config.layerSplit === 'auto') {
       const resplit = resplitAfter524(f.layers, layer);
-      if (resplit) return { retry: true, warning: advice, error, resplit: lastAllowed ? null : resplit, honourRetryAfter: false, note: null };
+      if (resplit)
+        return {
+          retry: true,
+          warning: advice,
+          error,
+          resplit: lastAllowed ? null : resplit,
+          honourRetryAfter: false,
+          note: null,
+        };
       // Sizes unknown (history that does not match the layers) or already tiny: splitting cannot help, so the
       // attempt is retried as it is, under the same rules as without layer-split.
       const note = 'layer-split: the layer sizes are unknown or too small to halve; retrying without a re-split.';
@@ -101,7 +151,7 @@ function adviseOn524(
   warning: Advice,
   error: Advice,
   config: PushFailureFacts['config'],
-): PushDecision {
+): Decision {
   if (layer !== null && layer.size > config.maxLayerSize) {
     const why = `Not retrying: layer ${layer.index} is over max-layer-size (${formatBytes(config.maxLayerSize)}), so another upload would time out the same way.`;
     return {

@@ -5,7 +5,9 @@ import type { EngineManifest } from './attestations.js';
 import type { Config } from './inputs.js';
 import type { HistoryRow } from './layers.js';
 import type { Logger } from './logger.js';
+import type { UploadStop } from './failure.js';
 import type { RegistryTransport } from './registry-client.js';
+import type { BlobProgress, UploadEvent } from './upload/index.js';
 import type { RelayerOptions, RelayerReport } from './relayer/index.js';
 
 export interface EngineFacts {
@@ -69,6 +71,36 @@ export type Relayer = (
   opts: RelayerOptions & { env?: NodeJS.ProcessEnv; signal?: AbortSignal },
 ) => Promise<RelayerReport>;
 
+/** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
+export interface ChunkedPushRequest {
+  readonly image: string;
+  /** The platform manifest to send from an index (attestations stripped), as `docker push --platform` would. */
+  readonly platform: string | null;
+  readonly containerdStore: boolean;
+  readonly repositoryPath: string;
+  /** The manifest is put under each. */
+  readonly tags: readonly string[];
+  readonly chunkSize: number;
+  /** Scratch space for the saved image; the caller removes it. */
+  readonly workDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal: AbortSignal;
+  readonly transport: RegistryTransport;
+  onEvent(e: UploadEvent): void;
+  onProgress(p: BlobProgress): void;
+}
+
+export type ChunkedPushResult =
+  | { readonly ok: true; readonly digest: string }
+  | {
+      readonly ok: false;
+      readonly stop: UploadStop;
+      /** 1-based index of the layer whose blob failed, when it was a layer. */
+      readonly layer: number | null;
+    };
+
+export type ChunkedPush = (req: ChunkedPushRequest) => Promise<ChunkedPushResult>;
+
 export interface Clock {
   now(): number;
   /** Resolves after ms, or rejects at once when the signal aborts. */
@@ -90,6 +122,8 @@ export interface CoreDeps extends Clock {
   onWorkDir?(dir: string): void;
   /** Re-layers a local image (layer-split: auto); src/relayer in production. */
   relayer: Relayer;
+  /** Sends a local image in resumable chunks (upload: chunked, or auto); src/upload in production. */
+  chunkedPush: ChunkedPush;
 }
 
 /** What every stage gets; read-only. */
@@ -107,6 +141,7 @@ export interface StageContext {
   readonly childEnv: NodeJS.ProcessEnv;
   readonly progressIntervalMs: number;
   readonly relayer: Relayer;
+  readonly chunkedPush: ChunkedPush;
 }
 
 /** A failure the user can act on; `input` names the input at fault when there is one. */

@@ -9,6 +9,7 @@ import { createRunDockerConfig } from './docker-config.js';
 import type { Config } from './inputs.js';
 import { TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { planLines } from './plan-report.js';
+import { firstMethod } from './push-policy.js';
 import { childEnv } from './process.js';
 import { pinnedRef } from './reference.js';
 import { ActionFailure, throwIfCancelled, type CoreDeps, type EngineFacts, type StageContext } from './run-context.js';
@@ -65,6 +66,7 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
       childEnv: env,
       progressIntervalMs: deps.progressIntervalMs,
       relayer: deps.relayer,
+      chunkedPush: deps.chunkedPush,
     };
     return await pushImage(ctx, started);
   } finally {
@@ -88,7 +90,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     if (refusal) throw new ActionFailure(refusal.title, refusal.message, { input: refusal.input, attempts: 0 });
     const result = (state: PushState, digest: string | null, attempts: number): RunResult =>
       resultOf(ctx, state, digest, attempts, before, started);
-    const initial: PushState = { plan, split: null, images: [] };
+    const initial: PushState = { plan, split: null, images: [], method: firstMethod(config, plan) };
     if (config.dryRun) {
       if (config.layerSplit === 'auto' && plan.oversized.length)
         log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
@@ -117,7 +119,8 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
 async function preflightSplit(ctx: StageContext, state: PushState): Promise<PushState> {
   if (ctx.config.layerSplit !== 'auto' || state.plan.oversized.length === 0) return state;
   const split = await splitStage(ctx, state.plan, null, null, 1);
-  return split ? { plan: split.plan, split: split.summary, images: [split.image] } : state;
+  if (!split) return state;
+  return { plan: split.plan, split: split.summary, images: [split.image], method: firstMethod(ctx.config, split.plan) };
 }
 
 function report(ctx: StageContext, plan: Plan, engine: EngineFacts, before: readonly TagBefore[]): void {

@@ -4,6 +4,7 @@ import { Docker } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
 import { relayerImage } from './relayer/index.js';
+import { pushLocalImage } from './upload/push-local.js';
 import type { CoreDeps, RunResult } from './run.js';
 
 /** Resolves after ms; rejects at once when the signal aborts (a cancel must not wait out a backoff). */
@@ -40,6 +41,7 @@ export function realDeps(
     progressIntervalMs: opts.progressIntervalMs,
     onWorkDir: opts.onWorkDir,
     relayer: relayerImage,
+    chunkedPush: pushLocalImage,
   };
 }
 

@@ -1,4 +1,4 @@
-import { classifyFailure, type Failure, type FailureKind } from '../../src/failure.js';
+import { classifyUploadStop, classifyFailure, type Failure, type FailureKind } from '../../src/failure.js';
 
 const HEX = '6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const BLOB = `sha256:${HEX}`;
@@ -428,5 +428,26 @@ describe('classifyFailure: a manifest refusal when the push carried attestations
     expect(classifyFailure('error from registry: unsupported media type: application/vnd.in-toto+json').kind).toBe(
       'attestation',
     );
+  });
+});
+
+describe('classifyUploadStop', () => {
+  test.each<[string, { status: number | null; phase: string }, string, boolean]>([
+    ['524 on a chunk', { status: 524, phase: 'chunk' }, 'timeout-524', true],
+    ['524 on the final PUT', { status: 524, phase: 'commit' }, 'timeout-524', true],
+    ['502 on the POST', { status: 502, phase: 'start' }, 'server-error', true],
+    ['429', { status: 429, phase: 'chunk' }, 'rate-limited', true],
+    ['no answer at all', { status: null, phase: 'chunk' }, 'network', true],
+    ['401', { status: 401, phase: 'start' }, 'unauthorized', false],
+    ['403', { status: 403, phase: 'start' }, 'denied', false],
+    ['404 on the manifest PUT', { status: 404, phase: 'manifest' }, 'not-found', false],
+    ['400 on the manifest', { status: 400, phase: 'manifest' }, 'bad-request', false],
+    ['416 that the uploader could not get past', { status: 416, phase: 'chunk' }, 'bad-request', false],
+    ['docker save failed', { status: null, phase: 'source' }, 'unknown', false],
+  ])('%s -> %s', (_name, stop, kind, retryable) => {
+    const f = classifyUploadStop({ ...stop, message: 'm' });
+    expect(f.kind).toBe(kind);
+    expect(f.retryable).toBe(retryable);
+    expect(f.detail).toBe('m');
   });
 });

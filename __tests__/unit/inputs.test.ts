@@ -108,6 +108,8 @@ describe('readConfig: defaults', () => {
       maxLayerSize: 1_000_000_000,
       layerSplit: 'advise',
       attestations: 'strip',
+      upload: 'auto',
+      chunkSize: 32_000_000,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.tags)).toBe(true);
@@ -695,5 +697,27 @@ describe('readConfig: control characters', () => {
     ['quote \' and " stay', 'quote \' and " stay'],
   ])('printable(%j) -> %j', (text, expected) => {
     expect(printable(text)).toBe(expected);
+  });
+});
+
+describe('upload and chunk-size', () => {
+  test.each<[Record<string, string>, string, number]>([
+    [{}, 'auto', 32_000_000],
+    [{ upload: 'chunked', 'chunk-size': '4MB' }, 'chunked', 4_000_000],
+    [{ upload: 'docker', 'chunk-size': '64MiB' }, 'docker', 64 * 1024 * 1024],
+    [{ 'chunk-size': '1GB' }, 'auto', 1_000_000_000],
+  ])('%j -> %s, %d', (inputs, upload, chunkSize) => {
+    expect(config(inputs)).toMatchObject({ upload, chunkSize });
+  });
+
+  test.each<[Record<string, string>, string, RegExp]>([
+    [{ upload: 'fast' }, 'upload', /must be one of auto, docker, chunked/],
+    [{ 'chunk-size': 'big' }, 'chunk-size', /'big' is not a size/],
+    [{ 'chunk-size': '512kB' }, 'chunk-size', /from 1MB to 1GB/],
+    [{ 'chunk-size': '2GB' }, 'chunk-size', /from 1MB to 1GB/],
+  ])('%j is refused, naming %s', (inputs, input, message) => {
+    const e = inputError(inputs);
+    expect(e.input).toBe(input);
+    expect(e.message).toMatch(message);
   });
 });

@@ -4,6 +4,7 @@ import type { LayerFact } from '../../src/layers.js';
 import {
   blamedLayer,
   decideAfterPushFailure,
+  firstMethod,
   loginRetryable,
   MIN_SPLIT_SIZE,
   resplitAfter524,
@@ -43,12 +44,14 @@ function facts(over: Partial<PushFailureFacts> = {}): PushFailureFacts {
   const layers = over.layers ?? [SMALL, BIG, MID];
   return {
     failure: f524(),
+    method: 'docker',
+    chunkable: true,
     layers,
     oversized: layers.filter((l) => l.size > GB),
     containerdStore: false,
     suspect: null,
     attempt: 1,
-    config: { retries: 2, layerSplit: 'advise', maxLayerSize: GB },
+    config: { retries: 2, layerSplit: 'advise', maxLayerSize: GB, upload: 'docker' },
     advice: ctx,
     ...over,
   };
@@ -118,17 +121,20 @@ describe('decideAfterPushFailure', () => {
     ],
     [
       'layer-split auto: re-split the blamed layer and retry',
-      { suspect: BIG, config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB } },
+      { suspect: BIG, config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB, upload: 'docker' } },
       { retry: true, resplit: [2], warning: true, retryAfter: false, title: 'Push timed out (HTTP 524)' },
     ],
     [
       'layer-split auto on the last attempt: no re-split that nobody would push',
-      { suspect: BIG, attempt: 3, config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB } },
+      { suspect: BIG, attempt: 3, config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB, upload: 'docker' } },
       { retry: true, resplit: null, warning: true, retryAfter: false, title: 'Push timed out (HTTP 524)' },
     ],
     [
       'layer-split auto with unknown sizes: no 0 B re-split, retried as it is',
-      { layers: [fact(1, 0, null), fact(2, 0, null)], config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB } },
+      {
+        layers: [fact(1, 0, null), fact(2, 0, null)],
+        config: { retries: 2, layerSplit: 'auto', maxLayerSize: GB, upload: 'docker' },
+      },
       {
         retry: true,
         resplit: null,
@@ -184,6 +190,59 @@ describe('decideAfterPushFailure', () => {
     const d = decideAfterPushFailure(facts({ failure: f524(blob), containerdStore: true }));
     expect(d.warning?.message).toContain('blob sha256:eeeeeeeeeeee');
     expect(d.warning?.message).toContain('most likely layer 2/3');
+  });
+});
+
+describe('upload: which method, and the switch after a 524', () => {
+  const auto = { retries: 2, layerSplit: 'advise', maxLayerSize: GB, upload: 'auto' } as const;
+
+  test.each<[string, 'auto' | 'docker' | 'chunked', LayerFact[], boolean, 'docker' | 'chunked']>([
+    ['auto, every layer under the limit: docker push', 'auto', [SMALL, MID], true, 'docker'],
+    ['auto, a layer over the limit: chunks from the first attempt', 'auto', [SMALL, BIG], true, 'chunked'],
+    ['chunked: always', 'chunked', [SMALL], true, 'chunked'],
+    ['docker: never', 'docker', [SMALL, BIG], true, 'docker'],
+    ['an index pushed as it is cannot go in chunks', 'chunked', [SMALL, BIG], false, 'docker'],
+  ])('%s', (_name, upload, layers, chunkable, method) => {
+    expect(firstMethod({ upload }, { oversized: layers.filter((l) => l.size > GB), chunkable })).toBe(method);
+  });
+
+  test('a 524 on docker push: the retry goes in chunks, even on a layer over the limit', () => {
+    const d = decideAfterPushFailure(facts({ suspect: BIG, config: auto }));
+    expect(d).toMatchObject({ retry: true, method: 'chunked', resplit: null });
+    expect(d.note).toMatch(/resumable chunks/);
+  });
+
+  test('a 524 in chunks on a layer over the limit: stop (advise), re-split (auto)', () => {
+    expect(decideAfterPushFailure(facts({ suspect: BIG, method: 'chunked', config: auto }))).toMatchObject({
+      retry: false,
+      method: 'chunked',
+    });
+    const split = decideAfterPushFailure(
+      facts({ failure: f524(BIG.diffId), method: 'chunked', config: { ...auto, layerSplit: 'auto' } }),
+    );
+    expect(split).toMatchObject({ retry: true, method: 'chunked' });
+    expect(split.resplit?.layers.map((l) => l.index)).toEqual([2]);
+  });
+
+  test('upload: docker keeps docker push after a 524', () => {
+    expect(decideAfterPushFailure(facts({ suspect: MID, config: { ...auto, upload: 'docker' } })).method).toBe(
+      'docker',
+    );
+  });
+
+  test('an index the uploader cannot send keeps docker push after a 524', () => {
+    expect(decideAfterPushFailure(facts({ suspect: MID, chunkable: false, config: auto })).method).toBe('docker');
+  });
+
+  test('other failures keep the method', () => {
+    const d = decideAfterPushFailure(
+      facts({
+        method: 'chunked',
+        failure: classifyFailure('received unexpected HTTP status: 502 Bad Gateway'),
+        config: auto,
+      }),
+    );
+    expect(d).toMatchObject({ retry: true, method: 'chunked' });
   });
 });
 

@@ -163,7 +163,7 @@ describe('HTTP 524', () => {
   test('on a layer over max-layer-size: one attempt, the layer named, no blind retries', async () => {
     const h = setup([5 * MB, big]);
     h.docker.pushes = [{ code: 1, lines: [retrying(h, 1), 'received unexpected HTTP status: 524 '] }];
-    const e = await fails(runAction(config(), h.deps));
+    const e = await fails(runAction(config({ upload: 'docker' }), h.deps));
     expect(pushes(h)).toHaveLength(1);
     expect(e.message).toContain('layer 2/2');
     expect(e.message).toContain('Not retrying: layer 2 is over max-layer-size');
@@ -172,7 +172,7 @@ describe('HTTP 524', () => {
   test('layer-split auto: the blamed layer is halved and the split image pushed under the same ref', async () => {
     const h = setup([5 * MB, 600 * MB]);
     h.docker.pushes = [{ code: 1, lines: [retrying(h, 1), 'received unexpected HTTP status: 524 '] }];
-    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    const r = await runAction(config({ 'layer-split': 'auto', upload: 'docker' }), h.deps);
     expect(r.attempts).toBe(2);
     expect(h.relayed).toHaveLength(1);
     expect([...(h.relayed[0].split?.values() ?? [])]).toEqual([300 * MB]);
@@ -196,10 +196,78 @@ describe('HTTP 524', () => {
   test('layer-split auto with unknown layer sizes: no 0 B re-split; the retries are still used', async () => {
     const h = setup([5 * MB, 600 * MB], { unknownSizes: true });
     h.docker.pushes = Array(3).fill({ code: 1, lines: ['received unexpected HTTP status: 524 '] });
-    const e = await fails(runAction(config({ 'layer-split': 'auto', retries: '2' }), h.deps));
+    const e = await fails(runAction(config({ 'layer-split': 'auto', retries: '2', upload: 'docker' }), h.deps));
     expect(h.relayed).toHaveLength(0);
     expect(e.opts.attempts).toBe(3);
     expect(h.log.text()).not.toMatch(/(to|:) +0 B/);
+  });
+});
+
+describe('the chunked uploader', () => {
+  const big = 1_800 * MB;
+
+  test('upload auto with a layer over max-layer-size: chunks from the first attempt, every tag at once', async () => {
+    const h = setup([5 * MB, big]);
+    const r = await runAction(config({ tag: '1.0.0,latest', 'chunk-size': '8MB' }), h.deps);
+    expect(pushes(h)).toEqual([]);
+    expect(h.uploader.calls).toHaveLength(1);
+    expect(h.uploader.calls[0]).toMatchObject({ image: 'api:dev', tags: ['1.0.0', 'latest'], chunkSize: 8_000_000 });
+    expect(h.uploader.calls[0].env.INPUT_TOKEN).toBeUndefined();
+    expect(r.digest).toBe(h.registry.tags.get('my-app/api:latest'));
+    expect(r.attempts).toBe(1);
+    expect(h.log.warnings[0].message).toMatch(/uploads it in resumable chunks of 8.0 MB/);
+  });
+
+  test('a 524 on docker push: the retry goes in chunks (attempts 2)', async () => {
+    const h = setup([5 * MB, 600 * MB], { containerd: true });
+    h.docker.pushes = [
+      {
+        code: 1,
+        lines: [
+          'failed commit on ref "layer-sha256:x": unexpected status from PUT request to https://r/v2/x/blobs/uploads/y: 524 ',
+        ],
+      },
+    ];
+    const r = await runAction(config(), h.deps);
+    expect(pushes(h)).toHaveLength(1);
+    expect(h.uploader.calls).toHaveLength(1);
+    expect(r.attempts).toBe(2);
+    expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
+  });
+
+  test('upload: docker never uses the uploader', async () => {
+    const h = setup([5 * MB, big]);
+    await runAction(config({ upload: 'docker' }), h.deps);
+    expect(h.uploader.calls).toHaveLength(0);
+    expect(pushes(h)).toHaveLength(1);
+  });
+
+  test('the advisory says where the chunked upload failed, and names the exact layer', async () => {
+    const h = setup([5 * MB, big]);
+    h.uploader.results = [{ ok: false, stop: { status: 524, phase: 'commit', message: 'PUT answered 524' }, layer: 2 }];
+    const e = await fails(runAction(config(), h.deps));
+    expect(e.message).toMatch(/^The chunked upload of layer 2 sent every chunk; the final PUT/);
+    expect(e.message).toContain('layer 2/2');
+    expect(e.message).toContain('Not retrying');
+    expect(e.opts.attempts).toBe(1);
+  });
+
+  test('a reset that outlasts the uploader is retried under the policy', async () => {
+    const h = setup([5 * MB], {});
+    h.uploader.results = [{ ok: false, stop: { status: null, phase: 'chunk', message: 'socket hang up' }, layer: 1 }];
+    const r = await runAction(config({ upload: 'chunked' }), h.deps);
+    expect(h.uploader.calls).toHaveLength(2);
+    expect(r.attempts).toBe(2);
+  });
+
+  test('docker save failing under the uploader is final', async () => {
+    const h = setup([5 * MB], {});
+    h.uploader.results = [
+      { ok: false, stop: { status: null, phase: 'source', message: 'docker save: no space left' }, layer: null },
+    ];
+    const e = await fails(runAction(config({ upload: 'chunked' }), h.deps));
+    expect(e.message).toMatch(/^Reading the image from the engine/);
+    expect(h.uploader.calls).toHaveLength(1);
   });
 });
 

@@ -1,88 +1,107 @@
-// Stage: push each ref, attempt after attempt. What follows a failure is decided by the pure push policy; a
-// re-split replaces the plan being pushed, carried from attempt to attempt as data.
-import { classifyFailure } from '../failure.js';
+// Stage: push each ref, attempt after attempt, by docker push or the action's chunked uploader. What follows a
+// failure is decided by the pure push policy; a re-split or a change of method is carried from attempt to attempt
+// as data (PushState).
+import { classifyFailure, classifyUploadStop, type Failure } from '../failure.js';
+import type { LayerFact } from '../layers.js';
 import { adviceContext, type Plan } from '../plan.js';
-import { PushProgress } from '../progress.js';
+import { PushProgress, UploadProgress } from '../progress.js';
 import { parsePushLine, pushedDigest, type PushEvent } from '../push-output.js';
-import { decideAfterPushFailure } from '../push-policy.js';
+import { decideAfterPushFailure, type PushMethod } from '../push-policy.js';
 import { backoffDelay } from '../retry.js';
 import { ActionFailure, Cancelled, type EngineFacts, type StageContext } from '../run-context.js';
-import { formatDuration } from '../units.js';
+import { formatBytes, formatDuration } from '../units.js';
+import type { UploadEvent } from '../upload/index.js';
 import type { OwnImage } from './local-images.js';
 import { retryPolicy } from './login.js';
 import { splitStage, type SplitSummary } from './split.js';
 
-/** What is being pushed: the plan (replaced by a re-split), the split so far, the images the splits made. */
+/** What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits made. */
 export interface PushState {
   readonly plan: Plan;
   readonly split: SplitSummary | null;
   readonly images: readonly OwnImage[];
+  readonly method: PushMethod;
 }
 
 export type PushOutcome =
   | { readonly ok: true; readonly digest: string; readonly attempts: number; readonly state: PushState }
   | { readonly ok: false; readonly error: ActionFailure; readonly state: PushState };
 
+/** One attempt: the digest pushed (and whether every remaining tag got it), or what went wrong. */
+type Attempt =
+  | { readonly ok: true; readonly digest: string; readonly allTags: boolean }
+  | { readonly ok: false; readonly failure: Failure; readonly suspect: LayerFact | null; readonly where: string }
+  | { readonly ok: false; readonly final: ActionFailure };
+
 /** Pushes every ref of the plan in turn; attempts is the most any one ref needed. Never throws. */
 export async function pushStage(ctx: StageContext, engine: EngineFacts, initial: PushState): Promise<PushOutcome> {
   let state = initial;
   let attempts = 0;
   let digest: string | null = null;
-  for (const ref of initial.plan.refs) {
-    const pushed = await pushRef(ctx, engine, state, ref);
+  for (let i = 0; i < initial.plan.refs.length; i++) {
+    const pushed = await pushRef(ctx, engine, state, i);
     state = pushed.state;
     if (!pushed.ok) return pushed;
     attempts = Math.max(attempts, pushed.attempts);
     digest ??= pushed.digest;
+    if (pushed.allTags) break;
   }
   return { ok: true, digest: digest as string, attempts, state };
 }
 
-async function pushRef(ctx: StageContext, engine: EngineFacts, initial: PushState, ref: string): Promise<PushOutcome> {
+async function pushRef(
+  ctx: StageContext,
+  engine: EngineFacts,
+  initial: PushState,
+  index: number,
+): Promise<PushOutcome & { allTags?: boolean }> {
   const { config, log } = ctx;
+  const ref = initial.plan.refs[index];
   let state = initial;
   for (let attempt = 1; ; attempt++) {
     const fail = (error: ActionFailure): PushOutcome => ({ ok: false, error: error.withAttempts(attempt), state });
     if (ctx.signal.aborted) return fail(new Cancelled());
-    let once: Awaited<ReturnType<typeof pushOnce>>;
+    const title = `Push ${ref}${state.method === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
+    let once: Attempt;
     try {
-      once = await log.group(`Push ${ref}${attempt > 1 ? ` (attempt ${attempt})` : ''}`, () =>
-        pushOnce(ctx, state.plan, ref),
+      once = await log.group(title, () =>
+        state.method === 'chunked'
+          ? chunkedOnce(ctx, engine, state.plan, config.tags.slice(index))
+          : dockerOnce(ctx, state.plan, ref),
       );
     } catch (e) {
-      return fail(new ActionFailure('Push failed', `docker push ${ref} could not run: ${(e as Error).message}`));
+      return fail(new ActionFailure('Push failed', `${ref} could not be pushed: ${(e as Error).message}`));
     }
     if (ctx.signal.aborted) return fail(new Cancelled());
-    if (once.code === 0) {
-      const pushed = pushedDigest(once.events);
-      if (pushed) return { ok: true, digest: pushed.digest, attempts: attempt, state };
-      return fail(new ActionFailure('No digest', `docker push ${ref} succeeded but printed no digest.`));
-    }
-    const strategy = state.plan.strategy;
-    const failure = classifyFailure(once.output, {
-      pushedAttestations: strategy.kind === 'as-is' && strategy.withAttestations,
-    });
+    if (once.ok) return { ok: true, digest: once.digest, attempts: attempt, state, allTags: once.allTags };
+    if ('final' in once) return fail(once.final);
+    const { failure } = once;
     log.debug(`attempt ${attempt}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
     const decision = decideAfterPushFailure({
       failure,
+      method: state.method,
+      chunkable: state.plan.chunkable,
       layers: state.plan.layers,
       oversized: state.plan.oversized,
       containerdStore: engine.containerdStore,
-      suspect: once.progress.suspect(),
+      suspect: once.suspect,
       attempt,
       config,
       advice: adviceContext(config, state.plan),
     });
-    if (decision.warning) log.warning(decision.warning);
+    const where = once.where ? `${once.where} ` : '';
+    if (decision.warning)
+      log.warning({ title: decision.warning.title, message: `${where}${decision.warning.message}` });
     if (decision.note) log.info(decision.note);
     if (!decision.retry || attempt > config.retries) {
       const tail = attempt > 1 ? ` (after ${attempt} attempts)` : '';
-      return fail(new ActionFailure(decision.error.title, `${decision.error.message}${tail}`));
+      return fail(new ActionFailure(decision.error.title, `${where}${decision.error.message}${tail}`));
     }
+    state = { ...state, method: decision.method };
     if (decision.resplit) {
       try {
         const split = await splitStage(ctx, state.plan, decision.resplit, state.split, state.images.length + 1);
-        if (split) state = { plan: split.plan, split: split.summary, images: [...state.images, split.image] };
+        if (split) state = { ...state, plan: split.plan, split: split.summary, images: [...state.images, split.image] };
       } catch (e) {
         if (e instanceof Cancelled) return fail(e);
         // The push itself may still get through on a retry (a transient 524): the policy's retry stands.
@@ -101,20 +120,22 @@ async function pushRef(ctx: StageContext, engine: EngineFacts, initial: PushStat
   }
 }
 
-async function pushOnce(
-  ctx: StageContext,
-  plan: Plan,
-  ref: string,
-): Promise<{ code: number; output: string; events: PushEvent[]; progress: PushProgress }> {
-  const progress = new PushProgress(plan.layers, ctx.clock.now());
-  const events: PushEvent[] = [];
+/** A periodic progress line; optional, so it never turns a push into a failure. */
+function everyInterval(ctx: StageContext, line: () => string): () => void {
   const timer = setInterval(() => {
     try {
-      ctx.log.progress(progress.line(ctx.clock.now()));
+      ctx.log.progress(line());
     } catch {
-      // progress is optional: it never turns a push into a failure
+      // progress is optional
     }
   }, ctx.progressIntervalMs);
+  return () => clearInterval(timer);
+}
+
+async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<Attempt> {
+  const progress = new PushProgress(plan.layers, ctx.clock.now());
+  const events: PushEvent[] = [];
+  const stop = everyInterval(ctx, () => progress.line(ctx.clock.now()));
   try {
     const result = await ctx.docker.push(ref, {
       platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : undefined,
@@ -127,8 +148,94 @@ async function pushOnce(
         ctx.log.info(line);
       },
     });
-    return { code: result.code, output: `${result.stdout}\n${result.stderr}`, events, progress };
+    if (result.code === 0) {
+      const pushed = pushedDigest(events);
+      if (pushed) return { ok: true, digest: pushed.digest, allTags: false };
+      return {
+        ok: false,
+        final: new ActionFailure('No digest', `docker push ${ref} succeeded but printed no digest.`),
+      };
+    }
+    const strategy = plan.strategy;
+    const failure = classifyFailure(`${result.stdout}\n${result.stderr}`, {
+      pushedAttestations: strategy.kind === 'as-is' && strategy.withAttestations,
+    });
+    return { ok: false, failure, suspect: progress.suspect(), where: '' };
   } finally {
-    clearInterval(timer);
+    stop();
+  }
+}
+
+/** The image sent by the action's uploader, the manifest put under every remaining tag at once. */
+async function chunkedOnce(
+  ctx: StageContext,
+  engine: EngineFacts,
+  plan: Plan,
+  tags: readonly string[],
+): Promise<Attempt> {
+  const progress = new UploadProgress(ctx.clock.now());
+  const stop = everyInterval(ctx, () => progress.line(ctx.clock.now()));
+  try {
+    const result = await ctx.chunkedPush({
+      image: plan.source,
+      platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,
+      containerdStore: engine.containerdStore,
+      repositoryPath: plan.repositoryPath,
+      tags,
+      chunkSize: ctx.config.chunkSize,
+      workDir: ctx.workDir,
+      env: ctx.childEnv,
+      signal: ctx.signal,
+      transport: ctx.registry,
+      onEvent: (e) => {
+        const line = eventLine(e);
+        if (line) ctx.log.info(line);
+      },
+      onProgress: (p) => progress.observe(p),
+    });
+    if (result.ok) {
+      ctx.log.info(`${tags.join(', ')}: digest: ${result.digest}`);
+      return { ok: true, digest: result.digest, allTags: true };
+    }
+    const layer = result.layer ? plan.layers[result.layer - 1] : undefined;
+    // The uploader knows which layer's blob failed: the policy then blames that layer exactly.
+    const failure = { ...classifyUploadStop(result.stop), blobDigest: layer?.diffId ?? null };
+    const what = layer ? `layer ${layer.index}` : 'the image';
+    const where: Record<string, string> = {
+      chunk: `The chunked upload of ${what} failed on a chunk (chunk-size ${formatBytes(ctx.config.chunkSize)}).`,
+      commit: `The chunked upload of ${what} sent every chunk; the final PUT (the registry committing the blob) failed.`,
+      manifest: 'Every blob was uploaded in chunks; the manifest PUT failed.',
+      source: 'Reading the image from the engine for the chunked upload failed.',
+    };
+    ctx.log.info(`chunked upload stopped (${result.stop.phase}): ${result.stop.message}`);
+    return {
+      ok: false,
+      failure,
+      suspect: null,
+      where: where[result.stop.phase] ?? `The chunked upload of ${what} failed.`,
+    };
+  } finally {
+    stop();
+  }
+}
+
+/** What the log says of an upload event; null for what the progress line already shows. */
+export function eventLine(e: UploadEvent): string | null {
+  const blob = e.digest.slice(7, 19);
+  switch (e.type) {
+    case 'exists':
+      return `${blob}: already in the registry (${formatBytes(e.size)})`;
+    case 'uploaded':
+      return `${blob}: uploaded ${formatBytes(e.size)} ${e.mode === 'chunked' ? `in ${e.chunks} chunk(s)` : 'in one request'} (${formatDuration(e.elapsedMs)})`;
+    case 'chunk-failed':
+      return `${blob}: the chunk at ${formatBytes(e.start)} failed (${e.reason}); asking the registry where the upload stands`;
+    case 'resumed':
+      return `${blob}: resuming at ${formatBytes(e.offset)}`;
+    case 'restarted':
+      return `${blob}: the registry dropped the upload (${e.reason}); starting this blob again`;
+    case 'fallback':
+      return `${blob}: the registry refused a chunked upload (HTTP ${e.status}: ${e.reason}); sending this blob in one request`;
+    default:
+      return null;
   }
 }

@@ -3,7 +3,7 @@
 import { choosePushStrategy } from '../attestations.js';
 import { classifyFailure } from '../failure.js';
 import { layerFacts } from '../layers.js';
-import { platformString } from '../oci.js';
+import { INDEX_MEDIA_TYPES, platformString } from '../oci.js';
 import { buildPlan, refsFor, type Plan } from '../plan.js';
 import { ActionFailure, type EngineFacts, type EngineImage, type StageContext } from '../run-context.js';
 import { failureOutput } from './failure-output.js';
@@ -34,6 +34,7 @@ export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read:
       },
       ctx.config.attestations,
     ),
+    { index: INDEX_MEDIA_TYPES.has(image.Descriptor?.mediaType ?? '') },
   );
 }
 
