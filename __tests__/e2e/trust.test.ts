@@ -285,6 +285,85 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     });
   }
 
+  // Issue 11 item 7, the relayer's children: before the fix `docker save` went on after the step was gone.
+  test('SIGINT while the image is re-layered (docker save | relayer | docker load): exits 130, no docker child left, nothing pushed', async () => {
+    const token = `trust-cancel-split-${randomBytes(12).toString('hex')}`;
+    const { reg, proxy } = await proxied(token);
+    const target = uniqueName('cancelsplit');
+    const repo = `cancelsplit/${target}`;
+    const src = `${uniqueName('rp-trust-cancel-split')}:src`;
+    images.push(src);
+    const files: Record<string, Buffer | string> = { 'app.txt': 'cancel split\n' };
+    for (let i = 0; i < 48; i++) files[`data/part-${i}.bin`] = randomBytes(MB);
+    await buildOneLayerImage(eng, src, files);
+    const spy = createSpy(spyDir());
+    const job = new Job();
+    cleanups.push(() => job.cleanup());
+    const step = startMain(
+      job,
+      {
+        'app-slug': 'cancelsplit',
+        image: src,
+        'target-image': target,
+        tag: '1.0.0',
+        registry: proxy.host,
+        token,
+        'max-layer-size': '8MB',
+        'layer-split': 'auto',
+      },
+      { DOCKER_HOST: eng.host, PATH: spy.path() },
+    );
+    const relayering = () => spy.alive().filter((c) => c.args[0] === 'save' || c.args[0] === 'load');
+    let caught: string[] = [];
+    try {
+      await waitFor(
+        'docker save or docker load running',
+        () => (caught = relayering().map((c) => c.args[0])).length > 0,
+        90_000,
+      );
+    } catch (e) {
+      process.kill(step.pid, 'SIGKILL');
+      throw new Error(`${(e as Error).message}\n${tail(step.stdout())}`, { cause: e });
+    }
+    const signalledAt = Date.now();
+    const cancel = await cancelLikeRunner(step, 'SIGINT');
+    const { end } = cancel;
+    // the split image, if docker load got as far as naming it
+    const ids = new Set([
+      ...runIds(spy.calls()),
+      ...[...end.stdout.matchAll(/replicated-push-split-([0-9a-f]+):\d+/g)].map((m) => m[1]),
+    ]);
+    const observed = {
+      signalsSent: cancel.sent.map((s) => s.signal),
+      code: end.code,
+      dockerAlive: spy.alive().map((c) => `${c.pid} docker ${c.args.join(' ')}`),
+      descendants: descendants(step.pid).map((d) => `${d.pid} ${d.cmdline}`),
+      runnerTemp: entries(job.runnerTemp),
+      uploads: proxy.count('POST', /\/blobs\/uploads\/$/),
+      manifestPuts: proxy.count('PUT', /\/manifests\//),
+      tag: await manifestDigest(reg, repo, '1.0.0'),
+      localNames: await leftovers(eng, { ids, target }),
+    };
+    const post = await job.post(end.state);
+    process.stderr.write(
+      `[trust ${eng.name}] SIGINT during ${caught.join('+')}: step exited ${end.code ?? end.signal} ` +
+        `${end.endedAt - signalledAt} ms after the signal\n`,
+    );
+    expect({ ...observed, post: post.code, runnerTempAfterPost: entries(job.runnerTemp) }).toEqual({
+      signalsSent: ['SIGINT'],
+      code: 130,
+      dockerAlive: [],
+      descendants: [],
+      runnerTemp: [],
+      uploads: 0,
+      manifestPuts: 0,
+      tag: null,
+      localNames: [],
+      post: 0,
+      runnerTempAfterPost: [],
+    });
+  });
+
   // Issue 11 item 9. The token reaches the step as INPUT_TOKEN (and here also as another variable of the job);
   // no child may inherit either. layer-split: auto so that docker save and docker load run too.
   test('no docker or zstd child gets the token in its environment; DOCKER_CONFIG is the run’s own under RUNNER_TEMP', async () => {
@@ -294,7 +373,8 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     const src = `${uniqueName('rp-trust-env')}:src`;
     images.push(src);
     const files = sixMegabytes('env');
-    await buildOneLayerImage(eng, src, files);
+    // on engine B the layer is zstd-compressed: Node 20 has no zstd, so the relayer runs the zstd command too
+    await buildOneLayerImage(eng, src, files, { zstd: eng.name === 'B' });
     const spy = createSpy(spyDir());
     const job = new Job();
     cleanups.push(() => job.cleanup());
@@ -319,6 +399,7 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     const verbs = new Set(calls.filter((c) => c.command === 'docker').map((c) => c.args[0]));
     // the children that matter were seen: login (the secret on stdin), push, and the relayer's save and load
     for (const verb of ['login', 'push', 'save', 'load']) expect([...verbs]).toContain(verb);
+    if (eng.name === 'B') expect(calls.filter((c) => c.command === 'zstd').length).toBeGreaterThanOrEqual(1);
     const leaks = calls.flatMap((c) => {
       const where = `${c.command} ${c.args.slice(0, 2).join(' ')} (pid ${c.pid})`;
       return [
@@ -329,19 +410,21 @@ describeEachEngine('trust on $label', (eng: Engine) => {
       ];
     });
     expect(leaks).toEqual([]);
-    for (const c of calls) {
+    // docker's credentials are the run's own; zstd needs none
+    for (const c of calls.filter((d) => d.command === 'docker')) {
       expect({ call: `${c.command} ${c.args[0]}`, DOCKER_CONFIG: c.env.DOCKER_CONFIG ?? '' }).toEqual({
         call: `${c.command} ${c.args[0]}`,
         DOCKER_CONFIG: expect.stringMatching(new RegExp(`^${join(job.runnerTemp, 'replicated-push-')}`)),
       });
     }
     // the variables that do not hold the secret still reach the children (the engine is found through them)
-    expect(calls.every((c) => c.env.DOCKER_HOST === eng.host)).toBe(true);
+    expect(calls.filter((c) => c.command === 'docker').every((c) => c.env.DOCKER_HOST === eng.host)).toBe(true);
     // `::add-mask::` is how the runner learns to mask it; nowhere else may the log hold it
     expect(run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::') && l.includes(token))).toEqual([]);
     expect(entries(job.runnerTemp)).toEqual([]);
     process.stderr.write(
-      `[trust ${eng.name}] environment of ${calls.length} children checked (${[...verbs].sort().join(', ')})\n`,
+      `[trust ${eng.name}] environment of ${calls.length} children checked (docker ${[...verbs].sort().join(', ')}; ` +
+        `zstd x${calls.filter((c) => c.command === 'zstd').length})\n`,
     );
   });
 
@@ -389,10 +472,11 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     expect(await manifestDigest(reg, `denied/${target}`, '1.0.0')).toBeNull();
 
     const ids = runIds(spy.calls());
-    expect({ runsWithOwnNames: ids.size }).toEqual({ runsWithOwnNames: 1 });
-    expect(await idOf(ref)).toBe(before);
-    const left = (await leftovers(eng, { ids, target })).filter((n) => n !== ref);
-    expect(left).toEqual([]);
-    expect(entries(job.runnerTemp)).toEqual([]);
+    expect({
+      refNamesWhatItDidBefore: (await idOf(ref)) === before,
+      localNames: (await leftovers(eng, { ids, target })).filter((n) => n !== ref),
+      runnerTemp: entries(job.runnerTemp),
+      runsWithOwnNames: ids.size,
+    }).toEqual({ refNamesWhatItDidBefore: true, localNames: [], runnerTemp: [], runsWithOwnNames: 1 });
   });
 });

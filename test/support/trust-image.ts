@@ -121,12 +121,14 @@ export function sha256(data: Buffer | string): string {
 /**
  * FROM scratch, one COPY of the whole context: every file of `files` (path -> content) in ONE layer, so that
  * layer-split can cut it into pieces (a single file cannot be split). Engine A builds with the classic builder,
- * engine B with buildx --load.
+ * engine B with buildx --load, or with its layer zstd-compressed (`zstd`), which the relayer reads through the
+ * zstd command on Node 20.
  */
 export async function buildOneLayerImage(
   e: Engine,
   ref: string,
   files: Record<string, Buffer | string>,
+  opts: { zstd?: boolean } = {},
 ): Promise<void> {
   const ctx = mkdtempSync(join(tmpdir(), 'rp-trustctx-'));
   try {
@@ -135,7 +137,16 @@ export async function buildOneLayerImage(
       writeFileSync(join(ctx, 'root', path), content);
     }
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY root/ /\nCMD ["/nothing"]\n');
-    const args = e.name === 'A' ? ['build', '-q', '-t', ref, ctx] : ['buildx', 'build', '-q', '--load', '-t', ref, ctx];
+    if (opts.zstd && e.name !== 'B') throw new Error('zstd layers need the containerd image store (engine B)');
+    // zstd: the layer stays zstd-compressed in the containerd store, and `docker save` hands it out so
+    const output = opts.zstd
+      ? [
+          '--provenance=false',
+          '--output',
+          `type=image,name=${ref},compression=zstd,force-compression=true,oci-mediatypes=true`,
+        ]
+      : ['--load', '-t', ref];
+    const args = e.name === 'A' ? ['build', '-q', '-t', ref, ctx] : ['buildx', 'build', '-q', ...output, ctx];
     await docker(e.host, args, e.name === 'A' ? { DOCKER_BUILDKIT: '0' } : {});
   } finally {
     rmSync(ctx, { recursive: true, force: true });
