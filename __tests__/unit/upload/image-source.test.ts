@@ -60,7 +60,7 @@ beforeEach(() => {
 afterEach(() => rmSync(work, { recursive: true, force: true }));
 
 describe('deterministic gzip', () => {
-  const text = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `line ${i % 977} of a layer\n`).join(''));
+  const text = Buffer.from(Array.from({ length: 8_000 }, (_, i) => `line ${i % 977} of a layer\n`).join(''));
   const mixed = Buffer.concat([text, pattern('rnd', 300_000), text.subarray(0, 12_345)]);
 
   test.each([
