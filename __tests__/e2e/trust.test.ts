@@ -189,9 +189,14 @@ describeEachEngine('trust on $label', (eng: Engine) => {
   // CancelAndKillProcessTree / SendSignal, _sigintTimeout 7500 ms, _sigtermTimeout 2500 ms): the docker children
   // get no signal from the runner, the step has to end them.
   const UPLOAD_DELAY_MS = 10_000;
-  for (const first of ['SIGINT', 'SIGTERM'] as const) {
+  const cancelCases = [
+    { first: 'SIGINT', upload: 'auto', by: 'docker push' },
+    { first: 'SIGTERM', upload: 'auto', by: 'docker push' },
+    { first: 'SIGINT', upload: 'chunked', by: 'the chunked uploader' },
+  ] as const;
+  for (const { first, upload, by } of cancelCases) {
     const code = first === 'SIGINT' ? 130 : 143;
-    test(`${first} mid-push: exits ${code}, ends docker push, the tag never appears, nothing left under RUNNER_TEMP`, async () => {
+    test(`${first} mid-push (upload: ${upload}, ${by}): exits ${code}, the tag never appears, no child or file left`, async () => {
       const token = `trust-cancel-${randomBytes(12).toString('hex')}`;
       const { reg, proxy } = await proxied(token);
       // every upload start waits 10 s at the proxy: the push is in flight when the cancel comes, and a push that
@@ -207,7 +212,15 @@ describeEachEngine('trust on $label', (eng: Engine) => {
       cleanups.push(() => job.cleanup());
       const step = startMain(
         job,
-        { 'app-slug': 'cancel', image: src, 'target-image': target, tag: '1.0.0', registry: proxy.host, token },
+        {
+          'app-slug': 'cancel',
+          image: src,
+          'target-image': target,
+          tag: '1.0.0',
+          registry: proxy.host,
+          token,
+          upload,
+        },
         { DOCKER_HOST: eng.host, PATH: spy.path() },
       );
       try {
@@ -256,11 +269,14 @@ describeEachEngine('trust on $label', (eng: Engine) => {
       const post = await job.post(end.state);
       const afterPost = { code: post.code, runnerTemp: entries(job.runnerTemp) };
       process.stderr.write(
-        `[trust ${eng.name}] ${first} mid-push: step exited ${end.code ?? end.signal} ${end.endedAt - inFlightAt} ms ` +
+        `[trust ${eng.name}] ${first} mid-push (upload: ${upload}): step exited ${end.code ?? end.signal} ${end.endedAt - inFlightAt} ms ` +
           `after the signal; proxy timeline (ms from the signal):\n${timeline(proxy, inFlightAt)}\n`,
       );
 
-      expect(before).toEqual({ pushing: true, children: true });
+      // docker push is the step's child while it uploads; the chunked uploader is the step itself
+      expect(before).toEqual(
+        upload === 'chunked' ? { pushing: false, children: before.children } : { pushing: true, children: true },
+      );
       expect({ atExit, afterwards, afterPost }).toEqual({
         atExit: {
           signalsSent: [first],
