@@ -30,6 +30,7 @@ function plan(over: Partial<Plan> = {}): Plan {
     preflight: [],
     notices: [],
     warnings: [],
+    chunkable: true,
     ...over,
   };
 }

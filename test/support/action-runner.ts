@@ -78,7 +78,7 @@ export class Job {
 
   async main(inputs: Record<string, string>, opts: RunOptions = {}): Promise<StepRun> {
     const files = { output: this.fresh('output'), state: this.fresh('state'), summary: this.fresh('summary') };
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...baseEnv(this.runnerTemp, opts.env),
       ...inputEnv(inputs),
       GITHUB_OUTPUT: files.output,

@@ -193,7 +193,7 @@ class Hostile implements HostileRegistry {
   }
 
   /** The login's unscoped request gets a token at once; a repository-scoped one gets the configured behaviour. */
-  private token(req: IncomingMessage, res: ServerResponse, entry: Entry): void {
+  private token(_req: IncomingMessage, res: ServerResponse, entry: Entry): void {
     const scope = new URL(entry.url, 'http://x').searchParams.get('scope') ?? '';
     const token = `hr-${randomBytes(12).toString('hex')}`;
     this.tokens.add(token);
