@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'build/', 'coverage/', '.rig/']),
+  globalIgnores(['dist/', 'node_modules/', 'build/', 'coverage/', '.rig/', '.bench/']),
   js.configs.recommended,
   tseslint.configs.recommended,
   {

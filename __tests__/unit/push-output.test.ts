@@ -14,7 +14,10 @@ describe('parsePushLine', () => {
       'The push refers to repository [registry.replicated.com/my-app/worker]\r',
       { kind: 'text', text: 'The push refers to repository [registry.replicated.com/my-app/worker]' },
     ],
-    ['The push refers to repository [[::1]:5000/app/x]', { kind: 'text', text: 'The push refers to repository [[::1]:5000/app/x]' }],
+    [
+      'The push refers to repository [[::1]:5000/app/x]',
+      { kind: 'text', text: 'The push refers to repository [[::1]:5000/app/x]' },
+    ],
     // layer status lines
     ['cacd00243bba: Preparing', { kind: 'layer', id: 'cacd00243bba', status: 'preparing', text: 'Preparing' }],
     ['cacd00243bba: Waiting', { kind: 'layer', id: 'cacd00243bba', status: 'waiting', text: 'Waiting' }],

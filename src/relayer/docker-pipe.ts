@@ -28,7 +28,8 @@ function docker(args: string[], spawn: Spawn, stdio: { stdin?: 'pipe'; stdout?: 
 }
 
 function failure(what: string, exit: ProcessResult): Error | null {
-  if (exit.spawnError || exit.timedOut || exit.aborted) return new Error(`${what} ${howItEnded(exit, TAG_DEADLINE_MS)}`);
+  if (exit.spawnError || exit.timedOut || exit.aborted)
+    return new Error(`${what} ${howItEnded(exit, TAG_DEADLINE_MS)}`);
   if (exit.code === 0) return null;
   const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
   return new Error(`${what} failed (${how}): ${exit.stderr.trim() || '(no stderr)'}`);
