@@ -437,6 +437,22 @@ describe('a registry that misbehaves before the push', () => {
   });
 });
 
+/** A buildx image on the containerd store: an index of these platforms plus an attestation manifest. */
+function attestedIndex(h: Harness, architectures: string[]): void {
+  const img = image([MB], { containerd: true });
+  h.docker.add('api:dev', {
+    ...img,
+    image: {
+      ...img.image,
+      Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
+    },
+    manifests: [
+      ...architectures.map((architecture) => ({ Descriptor: { platform: { os: 'linux', architecture } } })),
+      { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
+    ],
+  });
+}
+
 describe('what is refused before any upload', () => {
   test('an image the engine does not have', async () => {
     const h = harness();
@@ -447,19 +463,7 @@ describe('what is refused before any upload', () => {
 
   test('a multi-platform attested image', async () => {
     const h = harness();
-    const img = image([MB], { containerd: true });
-    h.docker.add('api:dev', {
-      ...img,
-      image: {
-        ...img.image,
-        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
-      },
-      manifests: [
-        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
-        { Descriptor: { platform: { os: 'linux', architecture: 'arm64' } } },
-        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
-      ],
-    });
+    attestedIndex(h, ['amd64', 'arm64']);
     const e = await fails(runAction(config(), h.deps));
     expect(e.title).toBe('Multi-platform image with attestations');
     expect(pushes(h)).toEqual([]);
@@ -468,18 +472,7 @@ describe('what is refused before any upload', () => {
 
   test('attestations: keep on an attested index: a manifest 400 is read as the attestation rejection', async () => {
     const h = harness();
-    const img = image([MB], { containerd: true });
-    h.docker.add('api:dev', {
-      ...img,
-      image: {
-        ...img.image,
-        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
-      },
-      manifests: [
-        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
-        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
-      ],
-    });
+    attestedIndex(h, ['amd64']);
     h.docker.pushes = [{ code: 1, lines: ['manifest invalid: manifest invalid'] }];
     const e = await fails(runAction(config({ attestations: 'keep' }), h.deps));
     expect(e.title).toBe('Provenance attestations rejected (HTTP 400)');
@@ -488,18 +481,7 @@ describe('what is refused before any upload', () => {
 
   test('a single-platform attested image is pushed with --platform', async () => {
     const h = harness();
-    const img = image([MB], { containerd: true });
-    h.docker.add('api:dev', {
-      ...img,
-      image: {
-        ...img.image,
-        Descriptor: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha('i'), size: 1 },
-      },
-      manifests: [
-        { Descriptor: { platform: { os: 'linux', architecture: 'amd64' } } },
-        { Kind: 'attestation', Descriptor: { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } } },
-      ],
-    });
+    attestedIndex(h, ['amd64']);
     const r = await runAction(config(), h.deps);
     expect(pushes(h)).toEqual([`push ${REF} --platform linux/amd64`]);
     expect(r.platform).toBe('linux/amd64');
