@@ -22,3 +22,4 @@ if (all || which.has('relayer')) {
   const { benchRelayer } = await import('./relayer.js');
   await section('relayer', benchRelayer);
 }
+if (all || which.has('upload')) await section('upload', async () => (await import('./upload.js')).benchUpload());
