@@ -1,0 +1,98 @@
+// The chunked push as the run calls it: `docker save` (a stand-in docker on PATH that writes a saved archive) into
+// the work directory, the blobs in chunks to a scripted loopback registry, the manifest under every tag; and what
+// comes back when it fails (where, and which layer).
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChunkedPushRequest } from '../../../src/run-context.js';
+import { pushLocalImage } from '../../../src/upload/push-local.js';
+import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
+import { buildTar, d, f, pattern } from '../../../test/fixtures/relayer/tars.js';
+import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
+
+let dir: string;
+let registry: ScriptedRegistry;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rp-push-local-'));
+  registry = await startScriptedRegistry();
+});
+afterEach(async () => {
+  await registry.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A `docker` that answers `docker save` with this archive (or fails as docker does). */
+async function fakeSave(archive: Buffer | null): Promise<NodeJS.ProcessEnv> {
+  const bin = join(dir, 'bin');
+  const saved = join(dir, 'saved.tar');
+  if (archive) writeFileSync(saved, archive);
+  const script = archive
+    ? `#!/bin/sh\n[ "$1" = save ] && exec cat "${saved}"\nexit 1\n`
+    : `#!/bin/sh\necho "Error response from daemon: reference does not exist" >&2\nexit 1\n`;
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'docker'), script);
+  chmodSync(join(bin, 'docker'), 0o755);
+  return { PATH: `${bin}:${process.env.PATH}` };
+}
+
+function request(
+  env: NodeJS.ProcessEnv,
+  over: Partial<ChunkedPushRequest> = {},
+): ChunkedPushRequest & { events: string[] } {
+  const events: string[] = [];
+  const work = join(dir, 'work');
+  mkdirSync(work, { recursive: true });
+  return {
+    image: 'app:1',
+    platform: null,
+    containerdStore: false,
+    repositoryPath: 'my-app/api',
+    tags: ['1.0.0', 'latest'],
+    chunkSize: 64 * 1024,
+    workDir: work,
+    env,
+    signal: new AbortController().signal,
+    transport: registry.transport(),
+    onEvent: (e) => events.push(e.type),
+    onProgress: () => undefined,
+    events,
+    ...over,
+  };
+}
+
+test('a saved image goes up in chunks and its manifest under every tag; the work directory is left clean', async () => {
+  const layers = [await buildTar([d('data'), f('data/big', pattern('big', 200_000))]), await buildTar([f('a', 'a\n')])];
+  const env = await fakeSave((await legacyArchive({ layers })).archive);
+  const req = request(env);
+  const r = await pushLocalImage(req);
+  expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
+  const digest = r.ok ? r.digest : '';
+  const keys = [...registry.manifests.keys()].join(' ');
+  expect(keys).toContain('1.0.0');
+  expect(keys).toContain('latest');
+  expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+  expect(registry.blobs.size).toBe(3); // two layers and the config
+  expect(req.events.filter((e) => e === 'uploaded')).toHaveLength(3);
+  expect(registry.sequence().filter((l) => l.startsWith('PATCH')).length).toBeGreaterThan(2); // the big layer in chunks
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('docker save failing: a stop in the source phase, no layer named, nothing sent', async () => {
+  const env = await fakeSave(null);
+  const r = await pushLocalImage(request(env));
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'source', status: null }, layer: null });
+  expect(registry.requests).toEqual([]);
+});
+
+test('a blob the registry keeps refusing names its layer', async () => {
+  const layers = [await buildTar([f('a', 'a\n')]), await buildTar([f('big', pattern('big', 150_000))])];
+  const env = await fakeSave((await legacyArchive({ layers })).archive);
+  registry.setScript((q) => (q.method === 'PATCH' ? { status: 403 } : undefined));
+  const r = await pushLocalImage(request(env));
+  expect(r.ok).toBe(false);
+  if (!r.ok) {
+    expect(r.stop.status).toBe(403);
+    expect([1, 2]).toContain(r.layer);
+  }
+});
