@@ -124,6 +124,8 @@ describeEngine('B', 'adaptive re-split after a 524 (engine B: no per-layer retry
           token: TOKEN,
           'layer-split': 'auto',
           'max-layer-size': '10MB',
+          // the re-split after a 524 on docker push (upload: auto would first retry in chunks)
+          upload: 'docker',
           retries: '3',
           'retry-delay': '100ms',
         },

@@ -232,7 +232,7 @@ export function eventLine(e: UploadEvent): string | null {
     case 'resumed':
       return `${blob}: resuming at ${formatBytes(e.offset)}`;
     case 'restarted':
-      return `${blob}: the registry dropped the upload (${e.reason}); starting this blob again`;
+      return `${blob}: starting this blob again in a new upload (${e.reason})`;
     case 'fallback':
       return `${blob}: the registry refused a chunked upload (HTTP ${e.status}: ${e.reason}); sending this blob in one request`;
     default:

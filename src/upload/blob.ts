@@ -19,9 +19,12 @@ import {
 import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
+import { HttpError } from '../http-request.js';
 import { backoffDelay } from '../retry.js';
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
+/** The smallest chunk a shrinking upload goes down to (chunk-size's own minimum); a smaller one is not shrunk. */
+export const MIN_CHUNK_SIZE = 1_000_000;
 /** Failures one blob may meet (chunks, status checks, commits, restarts together) before the upload gives up. */
 export const DEFAULT_MAX_TRIES = 6;
 const SMALL_REQUEST_DEADLINE_MS = 60_000;
@@ -91,6 +94,8 @@ class BlobUpload {
   resumes = 0;
   restarts = 0;
   chunks = 0;
+  /** Bytes per PATCH now: halved after a chunk meets a 524 or a timeout, and kept for the sessions after it. */
+  chunkSize: number;
   readonly started = Date.now();
   readonly maxTries: number;
   readonly delay: (failure: number) => number;
@@ -102,6 +107,7 @@ class BlobUpload {
     readonly source: BlobSource,
     readonly opts: UploadBlobOptions,
   ) {
+    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.maxTries = opts.maxTries ?? DEFAULT_MAX_TRIES;
     this.delay = opts.retryDelayMs ?? defaultDelay;
     this.digest = source.digest;
@@ -263,11 +269,11 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
 }
 
 /** One upload session: POST, the chunks from 0, the PUT. Never sends a byte twice to this session. */
-async function chunkedSession(up: BlobUpload, chunkSize: number): Promise<SessionEnd> {
+async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   const { source, digest } = up;
   const session = await openSession(up);
   let location = session.location;
-  const size = effectiveChunkSize(chunkSize, session.minChunk);
+  let size = effectiveChunkSize(up.chunkSize, session.minChunk);
   let offset = 0; // what the newest Location's upload holds
   let cursor: SourceCursor | null = null;
   try {
@@ -311,9 +317,19 @@ async function chunkedSession(up: BlobUpload, chunkSize: number): Promise<Sessio
       if (outcome.action === 'fail') throw up.fatal('chunk', `the registry refused the chunk at ${offset}`, res, error);
       up.opts.onEvent?.({ type: 'chunk-failed', digest, start: offset, reason });
       await up.failed('chunk', reason, res?.status ?? null);
+      // A proxy that gives up on a request this big (524) or a chunk that outlived its deadline: the same size
+      // would meet the same end, so the next requests carry half as much (not below the registry's minimum).
+      if (res?.status === 524 || (error instanceof HttpError && error.kind === 'timeout')) {
+        up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, size), Math.floor(size / 2));
+        size = effectiveChunkSize(up.chunkSize, session.minChunk);
+      }
       if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };
       const at = await whereItStands(up, location, chunk);
-      if (!at) return { kind: 'restart', reason: `chunk at ${offset}: ${reason}; the upload is no longer valid` };
+      if (!at)
+        return {
+          kind: 'restart',
+          reason: `chunk at ${offset}: ${reason}; the registry acknowledges nothing to resume from`,
+        };
       offset = at.offset;
       location = at.location;
       up.resumes++;
@@ -370,7 +386,7 @@ export async function uploadBlob(
   }
   let mode: 'chunked' | 'single' = opts.mode ?? 'chunked';
   while (mode === 'chunked') {
-    const end = await chunkedSession(up, opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    const end = await chunkedSession(up);
     if (end.kind === 'done') break;
     if (end.kind === 'fallback') {
       opts.onEvent?.({ type: 'fallback', digest, status: end.status, reason: end.reason });

@@ -174,6 +174,9 @@ export async function uploadImage(
   try {
     const blobOpts: UploadBlobOptions = { ...opts, signal: inner.signal };
     const unique = [...new Map(image.layers.map((l) => [l.digest, l])).values()];
+    // Every blob is known before the first byte goes: a progress line can count them from the start.
+    for (const b of [...unique, image.config])
+      opts.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
     const uploaded = await pool(unique, opts.concurrency ?? DEFAULT_CONCURRENCY, inner, (l) =>
       uploadBlob(transport, repository, l, blobOpts),
     );

@@ -128,7 +128,6 @@ async function* rest(first: Buffer, it: AsyncIterator<Buffer>, done: boolean): A
  * `signal` destroys the input and rejects with the signal's reason.
  */
 export async function spillArchive(input: Readable, workDir: string, opts: SpillOptions = {}): Promise<SpilledArchive> {
-  await mkdir(workDir, { recursive: true });
   const entries = new Map<string, SpilledEntry>();
   const links = new Map<string, string>();
   let spilledBytes = 0;
@@ -142,7 +141,10 @@ export async function spillArchive(input: Readable, workDir: string, opts: Spill
   input.on('error', (e: Error) => extract.destroy(e));
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
+  // Piped before the first await: Node drains (and drops) the stdout of a child that exits while nobody reads it,
+  // so a small `docker save` could end before a later pipe saw a byte.
   input.pipe(extract);
+  await mkdir(workDir, { recursive: true });
 
   try {
     for await (const entry of extract) {

@@ -156,6 +156,31 @@ describe('uploadBlob: the protocol', () => {
 });
 
 describe('uploadBlob: faults of one chunk', () => {
+  test('a proxy that refuses requests over a size (524): the chunk is halved until it passes, and stays so', async () => {
+    await registry();
+    const { bytes, source } = blob(3_000_000);
+    reg.setScript((r) =>
+      r.method === 'PATCH' && Number(r.contentLength) > 1_200_000
+        ? { status: 524, body: 'error code: 524' }
+        : undefined,
+    );
+    const { result, types } = await upload(source, { chunkSize: 2_000_000 });
+    expect(reg.sequence()).toEqual([
+      'HEAD blob -> 404',
+      'POST uploads -> 202',
+      'PATCH upload 0-1999999 -> 524',
+      'GET upload -> 204',
+      'POST uploads -> 202',
+      'PATCH upload 0-999999 -> 202',
+      'PATCH upload 1000000-1999999 -> 202',
+      'PATCH upload 2000000-2999999 -> 202',
+      'PUT upload -> 201',
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    expect(types).toEqual(['chunk-failed', 'restarted', 'uploaded']);
+    expect(result.restarts).toBe(1);
+  });
+
   test('a 524 that never reached the upload: GET says where it stands, the chunk is sent again, once', async () => {
     await registry();
     const { bytes, source } = blob();
