@@ -320,7 +320,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
       // A proxy that gives up on a request this big (524) or a chunk that outlived its deadline: the same size
       // would meet the same end, so the next requests carry half as much (not below the registry's minimum).
       if (res?.status === 524 || (error instanceof HttpError && error.kind === 'timeout')) {
-        up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, size), Math.floor(size / 2));
+        up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, length), Math.floor(length / 2));
         size = effectiveChunkSize(up.chunkSize, session.minChunk);
       }
       if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };

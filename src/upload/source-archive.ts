@@ -6,8 +6,7 @@
 // Only the compressed copy of a tar is written, so the work directory holds about the image's compressed size.
 // A blob named by its digest (blobs/sha256/<hex>) whose bytes hash otherwise fails the read at once.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -141,10 +140,11 @@ export async function spillArchive(input: Readable, workDir: string, opts: Spill
   input.on('error', (e: Error) => extract.destroy(e));
   if (opts.signal?.aborted) onAbort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  // Piped before the first await: Node drains (and drops) the stdout of a child that exits while nobody reads it,
-  // so a small `docker save` could end before a later pipe saw a byte.
+  // No await between here and the loop: Node drains (and drops) the stdout of a child that exits while nobody
+  // reads it, so a small `docker save` could end before a later pipe saw a byte; and entries tar-stream extracts
+  // before the loop listens would be lost.
+  mkdirSync(workDir, { recursive: true });
   input.pipe(extract);
-  await mkdir(workDir, { recursive: true });
 
   try {
     for await (const entry of extract) {
