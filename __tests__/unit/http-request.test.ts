@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { HttpError, httpRequest, describeRequest } from '../../src/http-request.js';
+import { rejection } from '../../test/support/rejection.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -26,15 +27,7 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function caught(p: Promise<unknown>): Promise<HttpError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(HttpError);
-    return e as HttpError;
-  }
-  throw new Error('expected an HttpError');
-}
+const caught = (p: Promise<unknown>) => rejection(p, HttpError);
 
 /** Reads a request body on the server side: its length and sha256. */
 function digestOf(req: http.IncomingMessage): Promise<{ length: number; sha256: string }> {

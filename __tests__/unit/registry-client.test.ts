@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { HttpError, httpRequest, type HttpRequest } from '../../src/http-request.js';
 import { MANIFEST_ACCEPT } from '../../src/oci.js';
 import { RegistryClient, RegistryError } from '../../src/registry-client.js';
+import { rejection } from '../../test/support/rejection.js';
 
 const USER = 'vendor@example.com';
 const PASS = 's3cret-token';
@@ -149,25 +150,8 @@ const client = (host: string, options?: ConstructorParameters<typeof RegistryCli
 const unauthorized = (seen: Seen[]) => seen.filter((s) => s.path !== '/token' && !s.authorization).length;
 const tokenRequests = (seen: Seen[]) => seen.filter((s) => s.path === '/token');
 
-async function registryError(p: Promise<unknown>): Promise<RegistryError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(RegistryError);
-    return e as RegistryError;
-  }
-  throw new Error('expected a RegistryError');
-}
-
-async function httpError(p: Promise<unknown>): Promise<HttpError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(HttpError);
-    return e as HttpError;
-  }
-  throw new Error('expected an HttpError');
-}
+const registryError = (p: Promise<unknown>) => rejection(p, RegistryError);
+const httpError = (p: Promise<unknown>) => rejection(p, HttpError);
 
 describe('Basic', () => {
   test('a 401 Basic challenge is answered with the credentials, then remembered for every scope', async () => {
