@@ -1,9 +1,11 @@
 // Writes the planned pieces of one layer into the archive in a single sequential pass over the layer's
-// (uncompressed) bytes: ranges come from the stream in increasing order, moved and repeated entries from
-// the plan's memory. Each piece's digest is computed on the way: it is the piece's diff ID.
+// (uncompressed) bytes: ranges come from the stream in increasing order, moved and repeated entries from the
+// RawStore as their turn comes (from memory or its file, so their total never sits in memory). Each piece's
+// digest is computed on the way: it is the piece's diff ID.
 import { createHash } from 'node:crypto';
 import type { ArchiveWriter, ChunkWriter } from './archive-writer.js';
-import type { SplitPlan } from './split-plan.js';
+import type { LayerPlan } from './split-plan.js';
+import type { RawStore } from './tar-scanner.js';
 import { END_OF_ARCHIVE } from './tar-header.js';
 
 export interface WrittenPiece {
@@ -55,7 +57,8 @@ class ForwardReader {
 
 export async function writePieces(
   layer: AsyncIterable<Buffer>,
-  plan: SplitPlan,
+  plan: LayerPlan,
+  raws: RawStore,
   archive: ArchiveWriter,
   nameOf: (index: number) => string,
 ): Promise<WrittenPiece[]> {
@@ -71,7 +74,7 @@ export async function writePieces(
           return write(chunk);
         };
         for (const item of piece.items) {
-          if (item.kind === 'bytes') await sink(item.data);
+          if (item.kind === 'bytes') for await (const part of raws.read(item.raw)) await sink(part);
           else await reader.copy(item.start, item.end, sink);
         }
         await sink(END_OF_ARCHIVE);

@@ -17,8 +17,8 @@ import { decompressor } from './compression.js';
 import { layerHistory, rewriteConfig } from './config-rewrite.js';
 import { resolveImage } from './image-layout.js';
 import { writePieces } from './piece-writer.js';
-import { planSplit, type LayerPlan, type Oversized, type SplitPlan } from './split-plan.js';
-import { displayPath, END_OF_ARCHIVE } from './tar-header.js';
+import { planSplit, type LayerPlan, type Oversized } from './split-plan.js';
+import { displayPath } from './tar-header.js';
 import type { RawStore } from './tar-scanner.js';
 import type { LayerReport, PieceReport, RelayerOptions, RelayerReport, UnsplittableEntry } from './types.js';
 
@@ -68,60 +68,6 @@ function openLayer(entry: ArchiveEntry): AsyncIterable<Buffer> {
   source.on('error', (e: Error) => inflate.destroy(e));
   inflate.on('close', () => source.destroy());
   return source.pipe(inflate);
-}
-
-/**
- * A planned layer as writePieces takes it: the pieces' bytes in order as one stream, and one range of it per
- * piece. Ranges of the layer are read forward from `layer`; entries placed out of stream order (moved, or
- * re-emitted as parents) are read from the RawStore as their turn comes, from memory or from its file, so
- * their total size never sits in memory. (writePieces could take a LayerPlan and the store itself, and this
- * would go: piece-writer.ts is another helper's file.)
- */
-export function piecesInOrder(
-  layer: AsyncIterable<Buffer>,
-  planned: LayerPlan,
-  raws: RawStore,
-): { source: AsyncIterable<Buffer>; plan: SplitPlan } {
-  let at = 0;
-  const pieces = planned.pieces.map((p) => {
-    const length = p.size - END_OF_ARCHIVE.length;
-    const items = length > 0 ? [{ kind: 'range' as const, start: at, end: at + length, entry: p.items[0].entry }] : [];
-    at += length;
-    return { items, size: p.size };
-  });
-  async function* source(): AsyncIterable<Buffer> {
-    const it = layer[Symbol.asyncIterator]();
-    let chunk: Buffer = Buffer.alloc(0);
-    let pos = 0; // layer offset of chunk[0]
-    try {
-      for (const piece of planned.pieces) {
-        for (const item of piece.items) {
-          if (item.kind === 'bytes') {
-            yield* raws.read(item.raw);
-            continue;
-          }
-          if (item.start < pos)
-            throw new Error(`layer range ${item.start}..${item.end} is behind the stream (at ${pos})`);
-          let start = item.start;
-          while (start < item.end) {
-            if (start >= pos + chunk.length) {
-              pos += chunk.length;
-              const next = await it.next();
-              if (next.done) throw new Error(`layer ended at byte ${pos}, before ${item.end}`);
-              chunk = next.value;
-              continue;
-            }
-            const to = Math.min(item.end, pos + chunk.length);
-            yield chunk.subarray(start - pos, to - pos);
-            start = to;
-          }
-        }
-      }
-    } finally {
-      await it.return?.();
-    }
-  }
-  return { source: source(), plan: { pieces } };
 }
 
 interface LayerDecision {
@@ -263,8 +209,13 @@ export async function relayerArchive(
       let result = done.get(d.diffId);
       if (!result) {
         if (d.plan) {
-          const { source, plan } = piecesInOrder(openLayer(d.entry), d.plan, archive.raws);
-          const written = await writePieces(source, plan, writer, (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`);
+          const written = await writePieces(
+            openLayer(d.entry),
+            d.plan,
+            archive.raws,
+            writer,
+            (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`,
+          );
           result = {
             names: written.map((w) => w.name),
             pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })),

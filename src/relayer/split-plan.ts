@@ -34,28 +34,12 @@ export interface LayerPlan {
   readonly oversized: readonly Oversized[];
 }
 
-// What writePieces (piece-writer.ts) takes: its byte items are in memory. relayer.ts turns a LayerPlan into one
-// of these (see piecesInOrder) so that the bytes held on disk need not be loaded all at once.
-export type PieceItem =
-  | Range
-  | { readonly kind: 'bytes'; readonly data: Buffer; readonly entry: number; readonly reason: 'moved' | 'parent' };
-
-export interface PiecePlan {
-  readonly items: readonly PieceItem[];
-  /** Bytes of the piece's tar, end-of-archive blocks included. */
-  readonly size: number;
-}
-
 export interface Oversized {
   readonly path: string;
   readonly size: number;
   /** single-entry: one file bigger than the target; hardlink-order: entries that had to stay together;
    * whiteouts: so many whiteouts that the first piece alone is over the target. */
   readonly reason: 'single-entry' | 'hardlink-order' | 'whiteouts';
-}
-
-export interface SplitPlan {
-  readonly pieces: readonly PiecePlan[];
 }
 
 const EOA = END_OF_ARCHIVE.length;
