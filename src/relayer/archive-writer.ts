@@ -1,11 +1,12 @@
 // The outer archive handed to `docker load`: plain files, written as they are produced with the output's
 // backpressure respected, so nothing bigger than a chunk is ever buffered here.
 import { endStream, writeChunk } from '../stream-write.js';
+import type { ChunkWriter } from './sink.js';
 import { END_OF_ARCHIVE, encodeFileHeader, paddedSize } from './tar-header.js';
 
-const CLOSED_EARLY = 'the archive output closed before the archive was complete';
+export type { ChunkWriter };
 
-export type ChunkWriter = (chunk: Buffer) => Promise<void>;
+const CLOSED_EARLY = 'the archive output closed before the archive was complete';
 
 export class ArchiveWriter {
   private failure: Error | null = null;

@@ -1,9 +1,9 @@
-// Writes the planned pieces of one layer into the archive in a single sequential pass over the layer's
+// Writes the planned pieces of one layer to the sink in a single sequential pass over the layer's
 // (uncompressed) bytes: ranges come from the stream in increasing order, moved and repeated entries from the
 // RawStore as their turn comes (from memory or its file, so their total never sits in memory). Each piece's
 // digest is computed on the way: it is the piece's diff ID.
 import { createHash } from 'node:crypto';
-import type { ArchiveWriter, ChunkWriter } from './archive-writer.js';
+import type { ChunkWriter, LayerSink } from './sink.js';
 import type { LayerPlan } from './split-plan.js';
 import type { RawStore } from './tar-scanner.js';
 import { END_OF_ARCHIVE } from './tar-header.js';
@@ -59,7 +59,7 @@ export async function writePieces(
   layer: AsyncIterable<Buffer>,
   plan: LayerPlan,
   raws: RawStore,
-  archive: ArchiveWriter,
+  out: LayerSink,
   nameOf: (index: number) => string,
 ): Promise<WrittenPiece[]> {
   const reader = new ForwardReader(layer);
@@ -68,7 +68,7 @@ export async function writePieces(
     for (const [i, piece] of plan.pieces.entries()) {
       const hash = createHash('sha256');
       const name = nameOf(i);
-      await archive.stream(name, piece.size, async (write) => {
+      await out.layer(name, piece.size, async (write) => {
         const sink: ChunkWriter = (chunk) => {
           hash.update(chunk);
           return write(chunk);

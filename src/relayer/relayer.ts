@@ -1,9 +1,6 @@
-// relayerArchive: a `docker save` archive in, a `docker load` archive out, with every layer over the limit
-// split into pieces that build the same filesystem.
-//
-// Output layout: the legacy one (manifest.json with Config, RepoTags, Layers), which Docker 20.10's loader and
-// Docker 28's containerd-store loader both accept with entries in any order. That lets layers be written
-// as they are produced, and the config (which needs every piece's digest) and manifest.json last.
+// relayerToSink: a `docker save` archive in, every layer over the limit split into pieces that build the same
+// filesystem, the new image out to a LayerSink: a `docker load` archive (relayerArchive, archive-sink.ts) or
+// compressed blobs the action uploads itself (blob-sink.ts).
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,15 +9,19 @@ import { performance } from 'node:perf_hooks';
 import { PassThrough, Readable } from 'node:stream';
 import { formatBytes } from '../units.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from './archive-reader.js';
-import { ArchiveWriter } from './archive-writer.js';
+import { ArchiveSink } from './archive-sink.js';
 import { decompressor } from './compression.js';
 import { layerHistory, rewriteConfig } from './config-rewrite.js';
 import { resolveImage } from './image-layout.js';
 import { writePieces } from './piece-writer.js';
 import { planSplit, type LayerPlan, type Oversized } from './split-plan.js';
 import { displayPath } from './tar-header.js';
+import type { LayerSink } from './sink.js';
 import type { RawStore } from './tar-scanner.js';
 import type { LayerReport, PieceReport, RelayerOptions, RelayerReport, UnsplittableEntry } from './types.js';
+
+/** What the splitting needs; the tag only names a loaded image. */
+export type SinkOptions = Omit<RelayerOptions, 'tag'>;
 
 /** Below this a piece could not hold even a header and the end-of-archive blocks. */
 const MIN_PIECE_SIZE = 4096;
@@ -35,7 +36,7 @@ function hex(diffId: string): string {
   return diffId.replace(/^sha256:/, '');
 }
 
-function validate(opts: RelayerOptions): void {
+function validate(opts: SinkOptions): void {
   if (!Number.isSafeInteger(opts.maxLayerSize) || opts.maxLayerSize < MIN_PIECE_SIZE) {
     throw new Error(`maxLayerSize must be an integer of at least ${MIN_PIECE_SIZE} bytes, got ${opts.maxLayerSize}`);
   }
@@ -43,10 +44,9 @@ function validate(opts: RelayerOptions): void {
     if (!Number.isSafeInteger(size) || size < MIN_PIECE_SIZE)
       throw new Error(`split size for ${diffId} must be at least ${MIN_PIECE_SIZE} bytes`);
   }
-  if (!opts.tag || /\s/.test(opts.tag)) throw new Error(`tag must be a repo:tag reference, got "${opts.tag}"`);
 }
 
-function targetFor(opts: RelayerOptions, diffId: string, size: number | undefined): number | undefined {
+function targetFor(opts: SinkOptions, diffId: string, size: number | undefined): number | undefined {
   if (opts.split) return opts.split.get(diffId);
   return size !== undefined && size > opts.maxLayerSize ? opts.maxLayerSize : undefined;
 }
@@ -87,7 +87,7 @@ function decide(
   layerNames: readonly string[],
   diffIds: readonly string[],
   createdBy: string[],
-  opts: RelayerOptions,
+  opts: SinkOptions,
 ): LayerDecision[] {
   return layerNames.map((name, i) => {
     const entry = archive.get(name);
@@ -122,7 +122,7 @@ function decide(
   });
 }
 
-function reportOversized(d: LayerDecision, index: number, opts: RelayerOptions): UnsplittableEntry[] {
+function reportOversized(d: LayerDecision, index: number, opts: SinkOptions): UnsplittableEntry[] {
   const found: UnsplittableEntry[] = [];
   for (const o of d.oversized) {
     const where = `layer ${index + 1} sha256:${short(d.diffId)}`;
@@ -144,10 +144,27 @@ function reportOversized(d: LayerDecision, index: number, opts: RelayerOptions):
   return found;
 }
 
+/** A `docker save` archive in, a `docker load` archive (tagged opts.tag) out. */
 export async function relayerArchive(
   input: NodeJS.ReadableStream,
   output: NodeJS.WritableStream,
   opts: RelayerOptions,
+): Promise<RelayerReport> {
+  if (!opts.tag || /\s/.test(opts.tag)) throw new Error(`tag must be a repo:tag reference, got "${opts.tag}"`);
+  const report = await relayerToSink(input, new ArchiveSink(output, opts.tag), opts);
+  // Nothing was written: the output still ends, so a reader (docker load, a file) is not left waiting.
+  if (!report.changed && opts.skipUnchanged) output.end();
+  return report;
+}
+
+/**
+ * A `docker save` archive in, the re-layered image out to `sink`. With opts.skipUnchanged and no layer to split,
+ * the sink is never written to (report.changed is false).
+ */
+export async function relayerToSink(
+  input: NodeJS.ReadableStream,
+  sink: LayerSink,
+  opts: SinkOptions,
 ): Promise<RelayerReport> {
   validate(opts);
   // Attached before the first await: a child process's stdout nobody listens to yet is drained and
@@ -187,7 +204,6 @@ export async function relayerArchive(
       opts.log(
         `no layer over ${formatBytes(opts.maxLayerSize)}${opts.split ? ' listed for splitting' : ''}: image unchanged`,
       );
-      output.end();
       const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
       const layers = decisions.map((d) => ({
         diffId: d.diffId,
@@ -199,7 +215,6 @@ export async function relayerArchive(
     }
 
     const writeStart = performance.now();
-    const writer = new ArchiveWriter(output);
     // A layer listed twice (identical layers) is written once; a spilled file goes once nothing else needs it.
     const uses = new Map<string, number>();
     for (const d of decisions) uses.set(d.entry.name, (uses.get(d.entry.name) ?? 0) + 1);
@@ -213,7 +228,7 @@ export async function relayerArchive(
             openLayer(d.entry),
             d.plan,
             archive.raws,
-            writer,
+            sink,
             (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`,
           );
           result = {
@@ -225,13 +240,8 @@ export async function relayerArchive(
           );
         } else {
           const entry = d.entry;
-          await writer.stream(entry.name, entry.size, async (write) => {
-            const source = entry.file
-              ? createReadStream(entry.file, { highWaterMark: 1024 * 1024 })
-              : [entry.data as Buffer];
-            for await (const chunk of source) await write(chunk as Buffer);
-          });
-          result = { names: [entry.name], pieces: [{ diffId: d.diffId, size: d.size }] };
+          const name = await sink.kept(entry, d.diffId, () => openLayer(entry));
+          result = { names: [name], pieces: [{ diffId: d.diffId, size: d.size }] };
         }
         done.set(d.diffId, result);
       }
@@ -254,19 +264,13 @@ export async function relayerArchive(
       opts.log('config history does not match the layers one to one: left as it was');
     const newConfig = rewrite ? Buffer.from(rewrite.text, 'utf8') : configBytes;
     const configDigest = `sha256:${createHash('sha256').update(newConfig).digest('hex')}`;
-    const configName = `${hex(configDigest)}.json`;
-    await writer.file(configName, newConfig);
     const layerNames = decisions.flatMap((d) => (done.get(d.diffId) as { names: string[] }).names);
-    const manifest = [{ Config: configName, RepoTags: [opts.tag], Layers: layerNames }];
-    await writer.file('manifest.json', Buffer.from(JSON.stringify(manifest), 'utf8'));
-    await writer.finish();
+    const written = await sink.finish(newConfig, configDigest, layerNames);
 
     const before = decisions.length;
     const after = layerNames.length;
     const writeSeconds = (performance.now() - writeStart) / 1000;
-    opts.log(
-      `image ${opts.tag}: ${before} layers -> ${after}, config ${configDigest}, archive ${formatBytes(writer.written)} written in ${writeSeconds.toFixed(1)}s`,
-    );
+    opts.log(`${before} layers -> ${after}, config ${configDigest}; ${written} written in ${writeSeconds.toFixed(1)}s`);
     return { changed, configDigest, layers, unsplittable };
   } finally {
     await raws?.close();

@@ -8,7 +8,7 @@ export interface RelayerOptions {
    * otherwise every layer whose uncompressed size is over maxLayerSize is split to maxLayerSize.
    */
   split?: Map<string, number>;
-  /** repo:tag the loaded image carries (RepoTags of the archive written). */
+  /** repo:tag the loaded image carries (RepoTags of the archive written); unused by a blob output. */
   tag: string;
   /** Temp space the caller owns and removes; the relayer uses a subdirectory, at most about the archive's size. */
   workDir: string;
