@@ -1,10 +1,13 @@
 // relayerImage: `docker save IMAGE | relayer | docker load`, with the two docker processes started through the
 // process layer (kept for a cancel, no secret in their environment) and piped directly (no shell), their exit
-// codes checked and their stderr in the error when they fail.
+// codes checked and their stderr in the error when they fail. relayerBlobs: `docker save IMAGE | relayer` into
+// blob files for the action's own upload, nothing loaded.
 import { Writable } from 'node:stream';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
 import { endStream, writeBlocked, writeChunk } from '../stream-write.js';
-import { relayerArchive } from './relayer.js';
+import type { PreparedImage } from '../upload/prepared-image.js';
+import { BlobSink } from './blob-sink.js';
+import { relayerArchive, relayerToSink, type SinkOptions } from './relayer.js';
 import type { RelayerOptions, RelayerReport } from './types.js';
 
 const STDERR_KEEP = 16 * 1024;
@@ -104,6 +107,36 @@ export async function relayerImage(
     if (err) throw err;
   }
   return report;
+}
+
+export interface BlobsOptions extends SinkOptions {
+  /** Where the blob files go (created by the caller); they stay there for the uploads, the caller removes it. */
+  readonly blobDir: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly signal?: AbortSignal;
+}
+
+export interface RelayeredBlobs {
+  readonly report: RelayerReport;
+  /** null when no layer needed splitting (report.changed false): nothing was written. */
+  readonly image: PreparedImage | null;
+}
+
+/** `docker save IMAGE`, split into blobs under opts.blobDir: the image is never loaded. */
+export async function relayerBlobs(image: string, opts: BlobsOptions): Promise<RelayeredBlobs> {
+  const spawn: Spawn = { env: opts.env ?? process.env, signal: opts.signal };
+  const save = docker(['save', image], spawn, { stdout: 'pipe' });
+  const sink = new BlobSink(opts.blobDir, { signal: opts.signal });
+  let report: RelayerReport;
+  try {
+    report = await relayerToSink(save.stdout as NodeJS.ReadableStream, sink, { ...opts, skipUnchanged: true });
+  } catch (e) {
+    const saveExit = await exitedOnItsOwn(save);
+    throw (saveExit && failure(`docker save ${image}`, saveExit)) ?? e;
+  }
+  const saved = failure(`docker save ${image}`, await save.result);
+  if (saved) throw saved;
+  return { report, image: report.changed ? sink.image : null };
 }
 
 /** The exit of a process that ends within a grace period, or null after stopping it. */

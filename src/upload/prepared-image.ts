@@ -1,0 +1,53 @@
+// An image made by the action itself, ready to upload: blob files in the run's work directory and the manifest that
+// names them (layer-split: auto's pieces, blob-sink.ts). It is uploaded as it is, by every attempt that needs it: no
+// `docker save` again, nothing loaded into the engine; the registry's HEAD per blob skips what an earlier attempt
+// already sent.
+import type { ChunkedPushResult } from '../run-context.js';
+import type { BlobProgress, UploadEvent } from './blob.js';
+import { UploadError } from './errors.js';
+import { uploadImage } from './image.js';
+import type { ImageManifest } from './image-source.js';
+import type { BlobSource } from './source.js';
+import type { RegistryTransport } from './transport.js';
+
+export interface PreparedImage {
+  readonly config: BlobSource;
+  /** In the manifest's order. */
+  readonly layers: readonly BlobSource[];
+  readonly manifest: ImageManifest;
+  /** The directory holding the blob files; whoever made it removes it (or the run's work directory goes). */
+  readonly dir: string;
+}
+
+export interface PreparedPushRequest {
+  readonly image: PreparedImage;
+  readonly repositoryPath: string;
+  /** The manifest is put under each. */
+  readonly tags: readonly string[];
+  readonly chunkSize: number;
+  readonly signal: AbortSignal;
+  readonly transport: RegistryTransport;
+  onEvent(e: UploadEvent): void;
+  onProgress(p: BlobProgress): void;
+}
+
+/** Uploads a prepared image; never throws: a failure says where it stopped and which layer (1-based) it was. */
+export async function pushPreparedImage(req: PreparedPushRequest): Promise<ChunkedPushResult> {
+  const { image } = req;
+  try {
+    const result = await uploadImage(
+      req.transport,
+      req.repositoryPath,
+      { manifest: image.manifest.bytes, config: image.config, layers: image.layers, tags: req.tags },
+      { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress },
+    );
+    return { ok: true, digest: result.digest };
+  } catch (e) {
+    const stop =
+      e instanceof UploadError
+        ? { status: e.status, phase: e.phase, message: e.message }
+        : { status: null, phase: 'source', message: (e as Error).message };
+    const at = e instanceof UploadError && e.digest ? image.layers.findIndex((l) => l.digest === e.digest) : -1;
+    return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
+  }
+}
