@@ -1,0 +1,174 @@
+// The image read through the engine's own push: the action's receiver on 127.0.0.1 (loopback-receiver.ts), a tag of
+// the run's own on the image (127.0.0.1:PORT/replicated-push-<id>/upload:<id>; the engine treats 127.0.0.0/8 as an
+// insecure registry and talks plain http to it), `docker push` to that tag, the tag removed after. Each blob goes on
+// to the real registry in resumable chunks as soon as its digest and size are known, following its bytes while they
+// arrive (containerd store: one PUT per blob, digest first) or once it is whole (classic store: PATCH, then the
+// digest); the manifest the engine pushed is put under every tag once all blobs are there. What the registry gets is
+// exactly what `docker push [--platform]` would have given it. Why: on the containerd store `docker save` exports at
+// ~30 MB/s, `docker push` reads the store directly (issue 12's measurements: 120 MB 3.6 s against 1.1 s).
+import { randomBytes } from 'node:crypto';
+import { runProcess, startProcess, howItEnded, type ProcessResult } from '../process.js';
+import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
+import { abortError, UploadError } from './errors.js';
+import { uploadImage } from './image.js';
+import { startLoopbackReceiver, type LoopbackReceiver, type ReceivedBlob } from './loopback-receiver.js';
+import type { RegistryTransport } from './transport.js';
+
+export interface LoopbackPushOptions {
+  readonly image: string;
+  /** `docker push --platform` (containerd store): the platform manifest only. */
+  readonly platform?: string;
+  readonly env: NodeJS.ProcessEnv;
+  /** Where received blobs go (exists); the caller removes it. */
+  readonly dir: string;
+  readonly transport: RegistryTransport;
+  readonly repositoryPath: string;
+  readonly tags: readonly string[];
+  readonly chunkSize: number;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: UploadEvent) => void;
+  readonly onProgress?: (p: BlobProgress) => void;
+  /** The push is ended when the receiver hears nothing this long (default 120 s). */
+  readonly idleMs?: number;
+  /** Names the tag apart from other runs' (default: random). */
+  readonly runId?: string;
+}
+
+export type LoopbackPushResult =
+  | { readonly ok: true; readonly digest: string; readonly layers: readonly string[] }
+  /** The engine never reached the receiver (it runs elsewhere, or cannot push): nothing was sent, try another way. */
+  | { readonly ok: false; readonly unreachable: true; readonly why: string };
+
+const SMALL_DEADLINE_MS = 60_000;
+const STDERR_KEEP = 16 * 1024;
+
+function sourceError(message: string, cause?: unknown): UploadError {
+  return new UploadError(message, 'source', null, null, false, cause === undefined ? undefined : { cause });
+}
+
+function said(r: ProcessResult): string {
+  return (r.stderr.trim() || r.stdout.trim() || '(no output)').split('\n').slice(-3).join(' / ');
+}
+
+/** Ends the push when the receiver has been idle for `idleMs`: a stalled engine does not hold the run. */
+function watchdog(receiver: LoopbackReceiver, idleMs: number): { signal: AbortSignal; stop(): void } {
+  const ctl = new AbortController();
+  const timer = setInterval(
+    () => {
+      if (Date.now() - receiver.lastActivity > idleMs) ctl.abort(new Error(`no bytes for ${idleMs / 1000} s`));
+    },
+    Math.min(5000, idleMs),
+  );
+  return { signal: ctl.signal, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Pushes IMAGE through the receiver to the real registry. Rejects with an UploadError: docker push's own words when
+ * it failed after reaching the receiver, the blob upload that failed, `aborted` after a cancel. Resolves with
+ * `unreachable` when the engine never reached the receiver, so the caller may read the image another way.
+ */
+export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<LoopbackPushResult> {
+  if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+  const id = o.runId ?? randomBytes(6).toString('hex');
+  const repository = `replicated-push-${id}/upload`;
+  const inner = new AbortController();
+  const onOuterAbort = () => inner.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const uploads = new Map<string, Promise<BlobUploadResult>>();
+  const ours = new Set<string>();
+  const startUpload = (b: ReceivedBlob) => {
+    if (uploads.has(b.digest)) return;
+    ours.add(b.digest);
+    o.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
+    const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
+      chunkSize: o.chunkSize,
+      signal: inner.signal,
+      onEvent: o.onEvent,
+      onProgress: o.onProgress,
+    });
+    // the first failure stops the others and the push; it is thrown below
+    p.catch((e: unknown) => inner.abort(e));
+    uploads.set(b.digest, p);
+  };
+  const receiver = await startLoopbackReceiver({ dir: o.dir, repository, onBlob: startUpload, idleMs: o.idleMs });
+  const ref = `${receiver.host}/${repository}:${id}`;
+  const dog = watchdog(receiver, o.idleMs ?? 120_000);
+  let tagged = false;
+  try {
+    const tag = await runProcess('docker', ['tag', o.image, ref], {
+      env: o.env,
+      signal: inner.signal,
+      deadlineMs: SMALL_DEADLINE_MS,
+      captureBytes: STDERR_KEEP,
+    });
+    if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+    if (tag.code !== 0) throw sourceError(`docker tag ${o.image} ${ref} ${howItEnded(tag)}: ${said(tag)}`);
+    tagged = true;
+    const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
+    const push = await startProcess('docker', args, {
+      env: o.env,
+      signal: AbortSignal.any([inner.signal, dog.signal]),
+      captureBytes: STDERR_KEEP,
+    }).result;
+    if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+    // a blob upload that failed explains the push's end better than the push does
+    if (inner.signal.aborted) await Promise.all(uploads.values());
+    if (push.code !== 0) {
+      if (receiver.requests === 0) return { ok: false, unreachable: true, why: said(push) };
+      const how = dog.signal.aborted ? `stalled (${(dog.signal.reason as Error).message})` : howItEnded(push);
+      throw sourceError(`docker push to the action's receiver ${how}: ${said(push)}`);
+    }
+    const manifest = receiver.manifests.get(id);
+    if (!manifest) throw sourceError(`docker push to the action's receiver put no manifest under ${id}`);
+    let doc: { config?: { digest?: string }; layers?: Array<{ digest?: string }> };
+    try {
+      doc = JSON.parse(manifest.bytes.toString('utf8')) as typeof doc;
+    } catch (e) {
+      throw sourceError('the manifest docker push sent is not JSON', e);
+    }
+    const blob = (digest: string | undefined) => {
+      const b = digest ? receiver.blobs.get(digest) : undefined;
+      if (!b) throw sourceError(`docker push did not send the blob ${digest} its manifest names`);
+      return b;
+    };
+    const config = blob(doc.config?.digest);
+    const layers = (doc.layers ?? []).map((l) => blob(l.digest));
+    await Promise.all([config, ...layers].map((b) => b.done));
+    for (const b of [config, ...layers]) startUpload(b); // any not started yet (none, unless the engine skipped one)
+    await Promise.all(uploads.values());
+    // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
+    const quiet = (digest: string) => ours.has(digest);
+    const result = await uploadImage(
+      o.transport,
+      o.repositoryPath,
+      { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
+      {
+        chunkSize: o.chunkSize,
+        signal: inner.signal,
+        onEvent: (e) => {
+          if (!(e.type === 'exists' && quiet(e.digest))) o.onEvent?.(e);
+        },
+        onProgress: (p) => {
+          if (!quiet(p.digest)) o.onProgress?.(p);
+        },
+      },
+    );
+    return { ok: true, digest: result.digest, layers: layers.map((l) => l.digest) };
+  } catch (e) {
+    if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+    throw e;
+  } finally {
+    dog.stop();
+    inner.abort(new Error('the push through the receiver ended'));
+    await Promise.allSettled(uploads.values());
+    await receiver.close();
+    // the run's own tag goes whatever happened (a cancel too): nothing is left in the engine
+    if (tagged)
+      await runProcess('docker', ['image', 'rm', ref], {
+        env: o.env,
+        deadlineMs: SMALL_DEADLINE_MS,
+        captureBytes: STDERR_KEEP,
+      });
+    o.signal?.removeEventListener('abort', onOuterAbort);
+  }
+}
