@@ -8,7 +8,8 @@ import type { Logger } from './logger.js';
 import type { UploadStop } from './failure.js';
 import type { RegistryTransport } from './registry-client.js';
 import type { BlobProgress, UploadEvent } from './upload/index.js';
-import type { RelayerOptions, RelayerReport } from './relayer/index.js';
+import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from './relayer/index.js';
+import type { PreparedPushRequest } from './upload/prepared-image.js';
 
 export interface EngineFacts {
   readonly serverVersion: string;
@@ -71,6 +72,15 @@ export type Relayer = (
   opts: RelayerOptions & { env?: NodeJS.ProcessEnv; signal?: AbortSignal },
 ) => Promise<RelayerReport>;
 
+/**
+ * Re-layers a local image into blob files for the action's own upload (layer-split: auto with upload: auto or
+ * chunked): nothing is loaded into the engine.
+ */
+export type BlobRelayer = (image: string, opts: BlobsOptions) => Promise<RelayeredBlobs>;
+
+/** Uploads an image the action prepared itself (BlobRelayer's), blobs in chunks, the manifest under every tag. */
+export type PreparedPush = (req: PreparedPushRequest) => Promise<ChunkedPushResult>;
+
 /** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
 export interface ChunkedPushRequest {
   readonly image: string;
@@ -120,8 +130,12 @@ export interface CoreDeps extends Clock {
   registry(host: string, username: string, password: string): RegistryApi;
   /** Told where the run's work directory (credentials included) lives before anything is written there. */
   onWorkDir?(dir: string): void;
-  /** Re-layers a local image (layer-split: auto); src/relayer in production. */
+  /** Re-layers a local image into a loaded one (layer-split: auto, upload: docker); src/relayer in production. */
   relayer: Relayer;
+  /** Re-layers a local image into blob files (layer-split: auto, upload: auto or chunked); src/relayer too. */
+  relayerBlobs: BlobRelayer;
+  /** Uploads what relayerBlobs made; src/upload in production. */
+  pushPrepared: PreparedPush;
   /** Sends a local image in resumable chunks (upload: chunked, or auto); src/upload in production. */
   chunkedPush: ChunkedPush;
 }
@@ -141,6 +155,8 @@ export interface StageContext {
   readonly childEnv: NodeJS.ProcessEnv;
   readonly progressIntervalMs: number;
   readonly relayer: Relayer;
+  readonly relayerBlobs: BlobRelayer;
+  readonly pushPrepared: PreparedPush;
   readonly chunkedPush: ChunkedPush;
 }
 

@@ -66,6 +66,8 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
       childEnv: env,
       progressIntervalMs: deps.progressIntervalMs,
       relayer: deps.relayer,
+      relayerBlobs: deps.relayerBlobs,
+      pushPrepared: deps.pushPrepared,
       chunkedPush: deps.chunkedPush,
     };
     return await pushImage(ctx, started);
@@ -90,7 +92,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     if (refusal) throw new ActionFailure(refusal.title, refusal.message, { input: refusal.input, attempts: 0 });
     const result = (state: PushState, digest: string | null, attempts: number): RunResult =>
       resultOf(ctx, state, digest, attempts, before, started);
-    const initial: PushState = { plan, split: null, images: [], method: firstMethod(config, plan) };
+    const initial: PushState = { plan, split: null, images: [], prepared: null, method: firstMethod(config, plan) };
     if (config.dryRun) {
       if (config.layerSplit === 'auto' && plan.oversized.length)
         log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
@@ -118,9 +120,16 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
 /** layer-split: auto splits every layer over max-layer-size before the first upload. */
 async function preflightSplit(ctx: StageContext, state: PushState): Promise<PushState> {
   if (ctx.config.layerSplit !== 'auto' || state.plan.oversized.length === 0) return state;
-  const split = await splitStage(ctx, state.plan, null, null, 1);
+  const split = await splitStage(ctx, state.plan, null, null, 1, null);
   if (!split) return state;
-  return { plan: split.plan, split: split.summary, images: [split.image], method: firstMethod(ctx.config, split.plan) };
+  // The pieces the action made itself go through its own uploader; a loaded split image through docker push.
+  return {
+    plan: split.plan,
+    split: split.summary,
+    images: split.image ? [split.image] : [],
+    prepared: split.prepared,
+    method: split.prepared ? 'chunked' : firstMethod(ctx.config, split.plan),
+  };
 }
 
 function report(ctx: StageContext, plan: Plan, engine: EngineFacts, before: readonly TagBefore[]): void {

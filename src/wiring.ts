@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { Docker } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
-import { relayerImage } from './relayer/index.js';
+import { relayerBlobs, relayerImage } from './relayer/index.js';
 import { pushLocalImage } from './upload/push-local.js';
+import { pushPreparedImage } from './upload/prepared-image.js';
 import type { CoreDeps, RunResult } from './run.js';
 
 /** Resolves after ms; rejects at once when the signal aborts (a cancel must not wait out a backoff). */
@@ -41,6 +42,8 @@ export function realDeps(
     progressIntervalMs: opts.progressIntervalMs,
     onWorkDir: opts.onWorkDir,
     relayer: relayerImage,
+    relayerBlobs,
+    pushPrepared: pushPreparedImage,
     chunkedPush: pushLocalImage,
   };
 }

@@ -224,6 +224,21 @@ describe('upload: which method, and the switch after a 524', () => {
     expect(split.resplit?.layers.map((l) => l.index)).toEqual([2]);
   });
 
+  test('a 524 in chunks on a split piece under the limit (layer-split: auto, pieces uploaded directly): re-split that piece and every one as big, still in chunks', () => {
+    const pieces = [SMALL, fact(2, 600_000_000), fact(3, 600_000_000), fact(4, 200_000_000)];
+    const d = decideAfterPushFailure(
+      facts({
+        layers: pieces,
+        failure: f524(pieces[1].diffId),
+        method: 'chunked',
+        config: { ...auto, layerSplit: 'auto' },
+      }),
+    );
+    expect(d).toMatchObject({ retry: true, method: 'chunked' });
+    expect(d.resplit?.size).toBe(300_000_000);
+    expect(d.resplit?.layers.map((l) => l.index)).toEqual([2, 3]);
+  });
+
   test('upload: docker keeps docker push after a 524', () => {
     expect(decideAfterPushFailure(facts({ suspect: MID, config: { ...auto, upload: 'docker' } })).method).toBe(
       'docker',

@@ -184,13 +184,17 @@ describe('HTTP 524', () => {
     expect(h.log.maxDepth).toBe(1); // groups never nested
   });
 
-  test('layer-split auto splits a layer over the limit before the first upload', async () => {
+  test('layer-split auto with upload: docker splits before the first upload, loads, and docker pushes', async () => {
     const h = setup([5 * MB, 2_500 * MB]);
-    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    const r = await runAction(config({ 'layer-split': 'auto', upload: 'docker' }), h.deps);
     expect(r.attempts).toBe(1);
     expect(h.relayed).toHaveLength(1);
+    expect(h.relayedBlobs).toHaveLength(0);
     expect(h.relayed[0].split).toBeUndefined();
     expect(r.split?.layersAfter).toBe(4); // 2.5 GB in 1 GB pieces: 3, plus the small layer
+    expect(h.docker.calls).toContain(`tag replicated-push-split-abc123:1 ${REF}`);
+    expect(pushes(h)).toEqual([`push ${REF}`]);
+    expect(h.uploader.prepared).toHaveLength(0);
   });
 
   test('layer-split auto with unknown layer sizes: no 0 B re-split; the retries are still used', async () => {
@@ -200,6 +204,137 @@ describe('HTTP 524', () => {
     expect(h.relayed).toHaveLength(0);
     expect(e.opts.attempts).toBe(3);
     expect(h.log.text()).not.toMatch(/(to|:) +0 B/);
+  });
+});
+
+describe('layer-split: auto uploads its pieces directly (upload: auto or chunked)', () => {
+  const engineState = (h: Harness) => ({ names: [...h.docker.names.entries()], images: [...h.docker.images.keys()] });
+
+  test('split into blobs before the first upload, sent in chunks under every tag; nothing new in the engine', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    const before = engineState(h);
+    const r = await runAction(config({ 'layer-split': 'auto', tag: '1.0.0,latest' }), h.deps);
+    expect(r.attempts).toBe(1);
+    // no docker load, no docker save for the uploader, no docker push
+    expect(h.relayed).toHaveLength(0);
+    expect(h.uploader.calls).toHaveLength(0);
+    expect(pushes(h)).toEqual([]);
+    expect(h.relayedBlobs).toHaveLength(1);
+    expect(h.relayedBlobs[0]).toMatchObject({ image: 'api:dev', split: undefined, maxLayerSize: 1_000_000_000 });
+    expect(h.relayedBlobs[0].blobDir.startsWith(h.workDirs[0])).toBe(true);
+    expect(h.uploader.prepared).toHaveLength(1);
+    const sent = h.uploader.prepared[0];
+    expect(sent.tags).toEqual(['1.0.0', 'latest']);
+    expect(sent.image.layers).toHaveLength(4);
+    expect(r.digest).toBe(sent.image.manifest.digest);
+    expect(h.registry.tags.get('my-app/api:latest')).toBe(r.digest);
+    // the plan after the split, built without the engine
+    expect(r.layerCount).toBe(4);
+    expect(r.plan.source).toBe('api:dev');
+    expect(r.plan.chunkable).toBe(true);
+    expect(r.plan.oversized).toEqual([]);
+    expect(r.plan.layers.map((l) => [l.index, l.size, l.instruction])).toEqual([
+      [1, 5 * MB, 'RUN step1'],
+      [2, 1_000 * MB, 'RUN step2'],
+      [3, 1_000 * MB, 'RUN step2'],
+      [4, 500 * MB, 'RUN step2'],
+    ]);
+    expect(r.split).toMatchObject({ layersBefore: 2, layersAfter: 4 });
+    expect(r.split?.lines).toEqual(['layer 2 (2.5 GB, RUN step2) -> 3 layers: 1.0 GB + 1.0 GB + 500 MB']);
+    expect(h.log.groups).toContain(`Push ${REF} in chunks`);
+    // the engine holds what it held: no split image, no name moved to one
+    expect(h.docker.calls.filter((c) => c.includes('replicated-push-split'))).toEqual([]);
+    expect(engineState(h)).toEqual(before);
+    expect(existsSync(h.workDirs[0])).toBe(false);
+  });
+
+  test('upload: chunked takes the same path', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    const r = await runAction(config({ 'layer-split': 'auto', upload: 'chunked' }), h.deps);
+    expect(h.relayedBlobs).toHaveLength(1);
+    expect(h.uploader.prepared).toHaveLength(1);
+    expect(h.relayed).toHaveLength(0);
+    expect(r.layerCount).toBe(4);
+  });
+
+  test('a retry uploads the same prepared blobs again: no second split, no docker save', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    h.uploader.preparedResults = [
+      { ok: false, stop: { status: null, phase: 'chunk', message: 'socket hang up' }, layer: 2 },
+    ];
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(r.attempts).toBe(2);
+    expect(h.relayedBlobs).toHaveLength(1);
+    expect(h.uploader.prepared).toHaveLength(2);
+    expect(h.uploader.prepared[1].image).toBe(h.uploader.prepared[0].image);
+    expect(h.uploader.calls).toHaveLength(0);
+    expect(r.digest).toBe(h.uploader.prepared[0].image.manifest.digest);
+  });
+
+  test('a 524 on a piece: re-split from the user image, smaller, into a new prepared image', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    const original = h.docker.images.get(h.docker.names.get('api:dev') as string)?.image.RootFS.Layers ?? [];
+    h.uploader.preparedResults = [
+      { ok: false, stop: { status: 524, phase: 'commit', message: 'PUT answered 524' }, layer: 2 },
+    ];
+    const dirs: boolean[] = [];
+    h.uploader.onPrepared = () => dirs.push(...h.uploader.prepared.map((p) => existsSync(p.image.dir)));
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(r.attempts).toBe(2);
+    expect(h.relayedBlobs).toHaveLength(2);
+    // the pieces of 1 GB named by the policy map back to layer 2 of api:dev, split now to 500 MB
+    expect(h.relayedBlobs[1].image).toBe('api:dev');
+    expect([...(h.relayedBlobs[1].split ?? [])]).toEqual([[original[1], 500 * MB]]);
+    expect(h.log.groups).toContain('Re-split layer 2, 3 to 500 MB');
+    const [first, second] = h.uploader.prepared;
+    expect(second.image).not.toBe(first.image);
+    expect(second.image.layers).toHaveLength(6);
+    expect(r.layerCount).toBe(6);
+    expect(r.split).toMatchObject({ layersBefore: 2, layersAfter: 6 });
+    expect(r.split?.lines).toEqual([
+      'layer 2 (2.5 GB, RUN step2) -> 5 layers: 500 MB + 500 MB + 500 MB + 500 MB + 500 MB',
+    ]);
+    expect(r.digest).toBe(second.image.manifest.digest);
+    // the first blobs are gone once replaced; the second upload had its own
+    expect(dirs).toEqual([true, false, true]);
+    expect(h.relayed).toHaveLength(0);
+    expect(pushes(h)).toEqual([]);
+  });
+
+  test('docker push, then chunks, then a re-split into blobs: each after a 524', async () => {
+    const h = setup([5 * MB, 600 * MB], { containerd: true });
+    h.docker.pushes = [
+      {
+        code: 1,
+        lines: ['failed commit on ref "layer-sha256:x": unexpected status from PUT request to https://r/v2/x: 524 '],
+      },
+    ];
+    h.uploader.results = [{ ok: false, stop: { status: 524, phase: 'commit', message: 'PUT answered 524' }, layer: 2 }];
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(pushes(h)).toHaveLength(1);
+    expect(h.uploader.calls).toHaveLength(1);
+    expect(h.relayedBlobs).toHaveLength(1);
+    expect([...(h.relayedBlobs[0].split?.values() ?? [])]).toEqual([300 * MB]);
+    expect(h.uploader.prepared).toHaveLength(1);
+    expect(r.attempts).toBe(3);
+    expect(r.layerCount).toBe(3);
+    expect(r.digest).toBe(h.uploader.prepared[0].image.manifest.digest);
+  });
+
+  test('a cancel during the split: Cancelled, nothing uploaded', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    const relay = h.deps.relayerBlobs;
+    const deps = {
+      ...h.deps,
+      relayerBlobs: async (...args: Parameters<typeof relay>) => {
+        const out = await relay(...args);
+        h.controller.abort();
+        return out;
+      },
+    };
+    const e = await fails(runAction(config({ 'layer-split': 'auto' }), deps));
+    expect(e.title).toBe('Cancelled');
+    expect(h.uploader.prepared).toHaveLength(0);
   });
 });
 

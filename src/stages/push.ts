@@ -1,25 +1,31 @@
-// Stage: push each ref, attempt after attempt, by docker push or the action's chunked uploader. What follows a
-// failure is decided by the pure push policy; a re-split or a change of method is carried from attempt to attempt
-// as data (PushState).
+// Stage: push each ref, attempt after attempt, by docker push or the action's chunked uploader (a local image it
+// reads with docker save, or the split pieces it prepared itself). What follows a failure is decided by the pure
+// push policy; a re-split or a change of method is carried from attempt to attempt as data (PushState).
+import { rmSync } from 'node:fs';
 import { classifyFailure, classifyUploadStop, type Failure } from '../failure.js';
 import type { LayerFact } from '../layers.js';
 import { adviceContext, type Plan } from '../plan.js';
 import { PushProgress, UploadProgress } from '../progress.js';
 import { parsePushLine, pushedDigest, type PushEvent } from '../push-output.js';
-import { decideAfterPushFailure, type PushMethod } from '../push-policy.js';
+import { decideAfterPushFailure, type PushMethod, type Resplit } from '../push-policy.js';
 import { backoffDelay } from '../retry.js';
 import { ActionFailure, Cancelled, type EngineFacts, type StageContext } from '../run-context.js';
 import { formatBytes, formatDuration } from '../units.js';
-import type { UploadEvent } from '../upload/index.js';
+import type { BlobProgress, UploadEvent } from '../upload/index.js';
 import type { OwnImage } from './local-images.js';
 import { retryPolicy } from './login.js';
-import { splitStage, type SplitSummary } from './split.js';
+import { splitStage, type PreparedSplit, type SplitSummary } from './split.js';
 
-/** What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits made. */
+/**
+ * What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits loaded
+ * (upload: docker), or the split's blobs (otherwise; every attempt uploads these same files).
+ */
 export interface PushState {
   readonly plan: Plan;
   readonly split: SplitSummary | null;
   readonly images: readonly OwnImage[];
+  readonly prepared: PreparedSplit | null;
+  /** Always chunked while `prepared` is set: there is no local image for docker push. */
   readonly method: PushMethod;
 }
 
@@ -65,8 +71,8 @@ async function pushRef(
     let once: Attempt;
     try {
       once = await log.group(title, () =>
-        state.method === 'chunked'
-          ? chunkedOnce(ctx, engine, state.plan, config.tags.slice(index))
+        state.prepared || state.method === 'chunked'
+          ? chunkedOnce(ctx, engine, state.plan, config.tags.slice(index), state.prepared)
           : dockerOnce(ctx, state.plan, ref),
       );
     } catch (e) {
@@ -97,11 +103,10 @@ async function pushRef(
       const tail = attempt > 1 ? ` (after ${attempt} attempts)` : '';
       return fail(new ActionFailure(decision.error.title, `${where}${decision.error.message}${tail}`));
     }
-    state = { ...state, method: decision.method };
+    state = { ...state, method: state.prepared ? 'chunked' : decision.method };
     if (decision.resplit) {
       try {
-        const split = await splitStage(ctx, state.plan, decision.resplit, state.split, state.images.length + 1);
-        if (split) state = { ...state, plan: split.plan, split: split.summary, images: [...state.images, split.image] };
+        state = await resplit(ctx, state, decision.resplit);
       } catch (e) {
         if (e instanceof Cancelled) return fail(e);
         // The push itself may still get through on a retry (a transient 524): the policy's retry stands.
@@ -118,6 +123,24 @@ async function pushRef(
       return fail(new Cancelled());
     }
   }
+}
+
+/** The state after a re-split: a new loaded image, or new blobs (the old ones removed: a retry never needs them). */
+async function resplit(ctx: StageContext, state: PushState, how: Resplit): Promise<PushState> {
+  const n = Math.max(state.images.length, state.prepared?.n ?? 0) + 1;
+  const split = await splitStage(ctx, state.plan, how, state.split, n, state.prepared);
+  if (!split) return state;
+  const images = split.image ? [...state.images, split.image] : state.images;
+  if (split.prepared && state.prepared) rmSync(state.prepared.image.dir, { recursive: true, force: true });
+  const prepared = split.prepared ?? state.prepared;
+  return {
+    ...state,
+    plan: split.plan,
+    split: split.summary,
+    images,
+    prepared,
+    method: prepared ? 'chunked' : state.method,
+  };
 }
 
 /** A periodic progress line; optional, so it never turns a push into a failure. */
@@ -166,33 +189,42 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
   }
 }
 
-/** The image sent by the action's uploader, the manifest put under every remaining tag at once. */
+/**
+ * The image sent by the action's uploader, the manifest put under every remaining tag at once: the split's blobs
+ * when there are (prepared), else the local image read with docker save.
+ */
 async function chunkedOnce(
   ctx: StageContext,
   engine: EngineFacts,
   plan: Plan,
   tags: readonly string[],
+  prepared: PreparedSplit | null,
 ): Promise<Attempt> {
   const progress = new UploadProgress(ctx.clock.now());
   const stop = everyInterval(ctx, () => progress.line(ctx.clock.now()));
+  const common = {
+    repositoryPath: plan.repositoryPath,
+    tags,
+    chunkSize: ctx.config.chunkSize,
+    signal: ctx.signal,
+    transport: ctx.registry,
+    onEvent: (e: UploadEvent) => {
+      const line = eventLine(e);
+      if (line) ctx.log.info(line);
+    },
+    onProgress: (p: BlobProgress) => progress.observe(p),
+  };
   try {
-    const result = await ctx.chunkedPush({
-      image: plan.source,
-      platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,
-      containerdStore: engine.containerdStore,
-      repositoryPath: plan.repositoryPath,
-      tags,
-      chunkSize: ctx.config.chunkSize,
-      workDir: ctx.workDir,
-      env: ctx.childEnv,
-      signal: ctx.signal,
-      transport: ctx.registry,
-      onEvent: (e) => {
-        const line = eventLine(e);
-        if (line) ctx.log.info(line);
-      },
-      onProgress: (p) => progress.observe(p),
-    });
+    const result = prepared
+      ? await ctx.pushPrepared({ ...common, image: prepared.image })
+      : await ctx.chunkedPush({
+          ...common,
+          image: plan.source,
+          platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,
+          containerdStore: engine.containerdStore,
+          workDir: ctx.workDir,
+          env: ctx.childEnv,
+        });
     if (result.ok) {
       ctx.log.info(`${tags.join(', ')}: digest: ${result.digest}`);
       return { ok: true, digest: result.digest, allTags: true };
