@@ -1,5 +1,7 @@
 // layer-split: auto through the action (issue 5): the big layer is split before the first upload, or halved
-// after a 524, the registry ends up with smaller layers, and the image pulled back has the same filesystem.
+// after a 524, the registry ends up with smaller layers, and the image pulled back has the same filesystem. With
+// the default upload (auto) the pieces go to the registry directly as blobs (issue 12): no docker load, nothing new
+// in the engine; upload: docker keeps save -> load -> docker push.
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,44 +60,68 @@ describeEachEngine('layer-split: auto on $label', (eng: Engine) => {
     await reg?.stop();
   });
 
-  test('splits the layer over max-layer-size before the first upload; same filesystem after a round trip', async () => {
-    const src = `${uniqueName('rp-split')}:b`;
-    const back = `${uniqueName('rp-back')}:pulled`;
-    images.push(src, back, 'big:1.0.0-split');
-    // one COPY of a directory: a single ~800 kB layer of eight files
-    await buildDirImage(eng, src, 8, 100_000);
-    const [user, password] = Object.entries(reg.users)[0];
-    const job = new Job();
-    const run = await job.main(
-      {
-        'app-slug': 'split',
-        image: src,
-        'target-image': 'big',
-        tag: '1.0.0',
-        registry: reg.host,
-        username: user,
-        token: password,
-        'max-layer-size': '300kB',
-        'layer-split': 'auto',
-      },
-      { env: { DOCKER_HOST: eng.host } },
-    );
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^::warning title=Layer 1 is 8\d\d kB::/m);
-    expect(run.stdout).toMatch(/layer-split: 1 layers became [3-9]/);
-    expect(run.summary).toContain('layer-split: auto re-layered the image: 1 layers became');
-    const held = await rawManifest(reg, 'split/big', '1.0.0');
-    expect(held?.digest).toBe(run.outputs.digest);
-    const layers = held?.json.layers as { size: number }[];
-    expect(layers.length).toBeGreaterThanOrEqual(3);
-    // compressed random data is as big as the data: each blob stays near the limit (tar headers aside)
-    for (const l of layers) expect(l.size).toBeLessThanOrEqual(310_000);
-    await pullBack(eng, reg, 'split/big', '1.0.0', back);
-    const [original, pulled] = await Promise.all([exportFilesystem(eng.host, src), exportFilesystem(eng.host, back)]);
-    expect(Object.keys(pulled).filter((p) => p.startsWith('data'))).toHaveLength(9); // /data and its eight files
-    expect(pulled).toEqual(original);
-    job.cleanup();
-  });
+  test.each([
+    ['auto', 'its pieces uploaded directly: no docker load, nothing new in the engine'],
+    ['docker', 'saved, loaded and docker pushed'],
+  ])(
+    'upload: %s: splits the layer over max-layer-size before the first upload, %s; same filesystem after a round trip',
+    async (upload) => {
+      const src = `${uniqueName('rp-split')}:b`;
+      const back = `${uniqueName('rp-back')}:pulled`;
+      const app = `split-${upload}`;
+      images.push(src, back, 'big:1.0.0-split');
+      // one COPY of a directory: a single ~800 kB layer of eight files
+      await buildDirImage(eng, src, 8, 100_000);
+      const [user, password] = Object.entries(reg.users)[0];
+      const before = await engineImages(eng);
+      const since = Math.floor(Date.now() / 1000) - 1;
+      const job = new Job();
+      const run = await job.main(
+        {
+          'app-slug': app,
+          image: src,
+          'target-image': 'big',
+          tag: '1.0.0',
+          registry: reg.host,
+          username: user,
+          token: password,
+          'max-layer-size': '300kB',
+          'layer-split': 'auto',
+          upload,
+        },
+        { env: { DOCKER_HOST: eng.host } },
+      );
+      const until = Math.floor(Date.now() / 1000) + 1;
+      expect(run.code).toBe(0);
+      // what the run left in the engine: nothing (the split image of upload: docker is removed at the end)
+      const after = await engineImages(eng);
+      expect(newImages(before, after)).toEqual([]);
+      const loads = await loadsOfNewImages(eng, before, since, until);
+      if (upload === 'auto') {
+        expect(loads).toEqual([]);
+        expect(run.stdout).not.toMatch(/Loaded image/);
+        expect(run.stdout).toMatch(/^::group::Push .* in chunks$/m);
+        expect(run.stdout).toMatch(/blobs \(.* gzipped here/);
+      } else {
+        // the check above sees a load when there is one
+        expect(loads.length).toBeGreaterThanOrEqual(1);
+      }
+      expect(run.stdout).toMatch(/^::warning title=Layer 1 is 8\d\d kB::/m);
+      expect(run.stdout).toMatch(/layer-split: 1 layers became [3-9]/);
+      expect(run.summary).toContain('layer-split: auto re-layered the image: 1 layers became');
+      const held = await rawManifest(reg, `${app}/big`, '1.0.0');
+      expect(held?.digest).toBe(run.outputs.digest);
+      const layers = held?.json.layers as { size: number }[];
+      expect(layers.length).toBeGreaterThanOrEqual(3);
+      // compressed random data is as big as the data: each blob stays near the limit (tar headers aside)
+      for (const l of layers) expect(l.size).toBeLessThanOrEqual(310_000);
+      await pullBack(eng, reg, `${app}/big`, '1.0.0', back);
+      const [original, pulled] = await Promise.all([exportFilesystem(eng.host, src), exportFilesystem(eng.host, back)]);
+      expect(Object.keys(pulled).filter((p) => p.startsWith('data'))).toHaveLength(9); // /data and its eight files
+      expect(pulled).toEqual(original);
+      job.cleanup();
+    },
+  );
 });
 
 describeEngine('B', 'adaptive re-split after a 524 (engine B: no per-layer retry in the engine)', (eng) => {
@@ -146,6 +172,37 @@ describeEngine('B', 'adaptive re-split after a 524 (engine B: no per-layer retry
     }
   });
 });
+
+/** Every image the engine lists (intermediate ones too), as "repository:tag id". */
+async function engineImages(e: Engine): Promise<string[]> {
+  const out = await docker(e.host, ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+  return out.split('\n').filter(Boolean).sort();
+}
+
+/** What is listed after and was not before, other tests' own images (rp-*, made at the same time) aside. */
+function newImages(before: string[], after: string[]): string[] {
+  const had = new Set(before);
+  return after.filter((l) => !had.has(l) && !l.startsWith('rp-'));
+}
+
+/** The engine's `load` events in the window for images it did not hold before (a split image loaded). */
+async function loadsOfNewImages(e: Engine, before: string[], since: number, until: number): Promise<string[]> {
+  const ids = new Set(before.map((l) => l.slice(l.lastIndexOf(' ') + 1)));
+  const out = await docker(e.host, [
+    'events',
+    '--since',
+    String(since),
+    '--until',
+    String(until),
+    '--filter',
+    'type=image',
+    '--filter',
+    'event=load',
+    '--format',
+    '{{.Actor.ID}}',
+  ]);
+  return out.split('\n').filter((id) => id && !ids.has(id));
+}
 
 /** An image whose one layer holds `count` random files of `size` bytes (one COPY of a directory). */
 async function buildDirImage(e: Engine, ref: string, count: number, size: number): Promise<void> {
