@@ -1,23 +1,16 @@
 // Every docker CLI call the action makes, one function each, all through the process layer (process.ts):
 // secrets go through stdin only, children get an environment without them, the calls that can hang have a
 // deadline, and every call takes an abort signal. Commands run with the run's own DOCKER_CONFIG so
-// credentials never touch ~/.docker. What the run reads from the engine comes over one engine-API
-// connection (`docker system dial-stdio`), not a CLI process per question.
+// credentials never touch ~/.docker. What the run reads from the engine, and the local names it gives or takes
+// back, go over one engine-API connection (engine-api.ts), not a CLI process per question: only login and push
+// (which need the credentials) and import are CLI commands.
 import { apiAtLeast, type EngineManifest } from './attestations.js';
 import type { HistoryRow } from './layers.js';
+import { EngineApiError, EngineConnection } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from './oci.js';
-import {
-  childEnv,
-  exitCode,
-  howItEnded,
-  protectSecret,
-  runProcess,
-  startProcess,
-  type LineSink,
-  type ProcessHandle,
-  type ProcessResult,
-} from './process.js';
+import { childEnv, exitCode, howItEnded, protectSecret, runProcess, startProcess, type LineSink } from './process.js';
 
+export { EngineApiError } from './engine-api.js';
 export type { LineSink } from './process.js';
 export type { HistoryRow } from './layers.js';
 
@@ -38,18 +31,6 @@ export class DockerError extends Error {
   }
   get output(): string {
     return `${this.result.stdout}\n${this.result.stderr}`;
-  }
-}
-
-/** An engine API answer other than 200, worded as the CLI words it ("Error response from daemon: ..."). */
-export class EngineApiError extends Error {
-  constructor(
-    readonly path: string,
-    readonly status: number,
-    engineMessage: string,
-  ) {
-    super(`Error response from daemon: ${engineMessage}`);
-    this.name = 'EngineApiError';
   }
 }
 
@@ -86,6 +67,12 @@ export interface ImageRead {
   readonly names: Map<string, string | null>;
 }
 
+/** A `docker login` waiting for its password (Docker.startLogin). */
+export interface PendingLogin {
+  send(secret: string): Promise<void>;
+  abandon(): Promise<void>;
+}
+
 export interface CallOptions {
   readonly signal?: AbortSignal;
 }
@@ -97,10 +84,8 @@ export interface DockerOptions {
   readonly deadlineMs?: number;
 }
 
-/** login, tag, inspect, import, image rm and engine API reads: a healthy engine answers in well under a second. */
+/** login, import and engine API calls: a healthy engine answers in well under a second. */
 export const DOCKER_DEADLINE_MS = 60_000;
-/** JSON from the engine is small; more than this is not an answer to these questions. */
-const ENGINE_BODY_CAP = 32 * 1024 * 1024;
 
 export class Docker {
   private readonly env: NodeJS.ProcessEnv;
@@ -152,22 +137,59 @@ export class Docker {
   }
 
   /**
-   * Everything the run reads before it plans, over one `docker system dial-stdio`: /version, /info, the image
-   * and its history in one pipelined batch, then the index's manifests when the strategy needs them
+   * `docker login --password-stdin` started before the password may go. The CLI takes ~50 ms to start and then
+   * reads stdin before it asks anything, so its start overlaps with the registry checks that must pass before
+   * a credential leaves (stages/login.ts). send() gives it the password (the deadline runs from then);
+   * abandon() ends it having sent nothing. A cancel ends it like any child.
+   */
+  startLogin(registry: string, username: string, opts: CallOptions = {}): PendingLogin {
+    const args = ['login', registry, '--username', username, '--password-stdin'];
+    const deadline = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, deadline.signal]) : deadline.signal;
+    const proc = startProcess('docker', args, { env: this.env, stdin: 'pipe', signal });
+    let sent = false;
+    return {
+      send: async (secret: string) => {
+        if (sent) throw new Error('startLogin: send() called twice');
+        sent = true;
+        protectSecret(secret);
+        const timer = setTimeout(() => deadline.abort(), this.deadlineMs);
+        proc.stdin?.on('error', () => undefined); // a CLI that already ended: its result says why
+        proc.stdin?.end(secret);
+        const result = await proc.result.finally(() => clearTimeout(timer));
+        const command: CommandResult = { code: exitCode(result), stdout: result.stdout, stderr: result.stderr };
+        if (result.spawnError || result.aborted) {
+          const timedOut = deadline.signal.aborted && !opts.signal?.aborted;
+          const how = timedOut ? `did not answer within ${this.deadlineMs / 1000} s` : howItEnded(result);
+          const detail = result.spawnError ? '' : lastLines(result.stderr);
+          throw new DockerError(args, command, `docker login ${how}${detail ? `: ${detail}` : ''}`);
+        }
+        if (command.code !== 0) throw new DockerError(args, command);
+      },
+      abandon: async () => {
+        if (!sent) await proc.kill();
+      },
+    };
+  }
+
+  /**
+   * Everything the run reads before it plans, over one engine connection: the engine's version (from the headers
+   * of /_ping: /version asks containerd and runc too, ~25 ms), the image, its history and the names in one pipelined
+   * batch, /info (~30 ms) beside it on a sibling connection, then the index's manifests when the strategy needs them
    * (containerd store, an index descriptor, API >= 1.48). A missing image fails as the CLI words it
    * ("No such image"); an engine that cannot be reached as "Cannot connect to the Docker daemon".
    */
   async readImage(ref: string, opts: CallOptions & { names?: readonly string[] } = {}): Promise<ImageRead> {
     return this.withEngine(opts, async (conn) => {
       const name = pathName(ref);
-      const version = conn.json('/version');
-      const info = conn.json('/info');
+      const info = conn.sibling().json('/info');
+      const version = engineVersion(conn);
       const inspect = conn.json(`/images/${name}/json`);
       const rows = conn.json(`/images/${name}/history`);
       // What the names the run will tag point to now, in the same batch (no connection of their own).
       const names = idsOf(conn, opts.names ?? []);
       names.catch(() => undefined); // reported by the await below, unless the image itself failed first
-      const engine = factsFrom((await version) as VersionBody, (await info) as InfoBody);
+      const engine = factsFrom(await version, (await info) as InfoBody);
       const image = (await inspect) as ImageInspect;
       const history = ((await rows) as { Size?: number; CreatedBy?: string }[]).map(historyRow);
       let manifests: EngineManifest[] | null = null;
@@ -182,8 +204,6 @@ export class Docker {
     });
   }
 
-  /** The image ID each name points to now, null for a name the engine does not have: one connection for all. */
-
   /** An image with one empty layer, made from an empty tar on stdin: nothing is pulled. */
   async importEmpty(ref: string, label: string, opts: CallOptions = {}): Promise<void> {
     await this.check(['import', '--change', `LABEL ${label}`, '--message', 'replicated-push tombstone', '-', ref], {
@@ -192,13 +212,21 @@ export class Docker {
     });
   }
 
+  /** `docker tag SOURCE TARGET` as the engine API call the CLI makes. */
   async tag(source: string, target: string, opts: CallOptions = {}): Promise<void> {
-    await this.check(['tag', source, target], opts);
+    const { repo, tag } = splitTag(target);
+    const query = `repo=${encodeURIComponent(repo)}&tag=${encodeURIComponent(tag)}`;
+    await this.withEngine(opts, (conn) => conn.expect('POST', `/images/${pathName(source)}/tag?${query}`, [200, 201]));
   }
 
-  /** Best effort: a leftover local image is untidy, not a failure (an engine that does not answer included). */
+  /**
+   * `docker image rm REF` as the engine API call the CLI makes: untags the name, deleting the image when it was its
+   * last. Best effort: a leftover local image is untidy, not a failure (an engine that does not answer included).
+   */
   async removeImage(ref: string, opts: CallOptions = {}): Promise<void> {
-    await this.run(['image', 'rm', ref], opts).catch(() => undefined);
+    await this.withEngine(opts, (conn) => conn.expect('DELETE', `/images/${pathName(ref)}`, [200])).catch(
+      () => undefined,
+    );
   }
 
   /**
@@ -214,16 +242,7 @@ export class Docker {
   }
 
   private async withEngine<T>(opts: CallOptions, use: (conn: EngineConnection) => Promise<T>): Promise<T> {
-    const conn = new EngineConnection(
-      startProcess('docker', ['system', 'dial-stdio'], {
-        env: this.env,
-        stdin: 'pipe',
-        stdout: 'pipe',
-        deadlineMs: this.deadlineMs,
-        signal: opts.signal,
-      }),
-      this.deadlineMs,
-    );
+    const conn = EngineConnection.open({ env: this.env, deadlineMs: this.deadlineMs, signal: opts.signal });
     try {
       return await use(conn);
     } finally {
@@ -251,6 +270,15 @@ interface VersionBody {
   Version: string;
   ApiVersion: string;
 }
+
+/** The version every engine answer names (Server: Docker/VERSION (os), Api-Version); /version when one lacks it. */
+async function engineVersion(conn: EngineConnection): Promise<VersionBody> {
+  const { headers } = await conn.request('GET', '/_ping');
+  const server = /^Docker\/(\S+)/.exec(headers.get('server') ?? '');
+  const api = headers.get('api-version');
+  if (server && api) return { Version: server[1], ApiVersion: api };
+  return (await conn.json('/version')) as VersionBody;
+}
 interface InfoBody {
   DriverStatus?: [string, string][] | null;
 }
@@ -272,151 +300,9 @@ function pathName(ref: string): string {
   return encodeURIComponent(ref).replaceAll('%2F', '/').replaceAll('%3A', ':');
 }
 
-interface EngineResponse {
-  readonly status: number;
-  readonly body: Buffer;
-}
-
-interface Waiting {
-  readonly path: string;
-  resolve(r: EngineResponse): void;
-  reject(e: Error): void;
-}
-
-/**
- * HTTP/1.1 over a `docker system dial-stdio` child: requests are written at once (pipelined) and answered in
- * order on the one keep-alive connection. stdin stays open until the last answer is in: closing it early
- * cancels the requests still running.
- */
-class EngineConnection {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly waiting: Waiting[] = [];
-  private failed: Error | null = null;
-
-  constructor(
-    private readonly proc: ProcessHandle,
-    private readonly deadlineMs: number,
-  ) {
-    proc.stdout?.on('data', (c: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
-      this.parse();
-    });
-    void proc.result.then((r) => this.fail(this.endedError(r)));
-  }
-
-  get(path: string): Promise<EngineResponse> {
-    const p = new Promise<EngineResponse>((resolve, reject) => {
-      if (this.failed) return reject(this.failed);
-      this.waiting.push({ path, resolve, reject });
-      this.proc.stdin?.write(`GET ${path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: replicated-push\r\n\r\n`);
-    });
-    p.catch(() => undefined); // awaited by the caller; a connection failure must not go unhandled meanwhile
-    return p;
-  }
-
-  /** The body as JSON; any status but 200 throws as the CLI reports it. */
-  json(path: string): Promise<unknown> {
-    const p = this.get(path).then(({ status, body }) => {
-      const text = body.toString('utf8');
-      if (status !== 200) {
-        let message = text.trim();
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? message;
-        } catch {
-          // not JSON: the text as it is
-        }
-        throw new EngineApiError(path, status, message || `HTTP ${status}`);
-      }
-      try {
-        return JSON.parse(text) as unknown;
-      } catch (e) {
-        throw new Error(`engine API ${path}: ${(e as Error).message}`, { cause: e });
-      }
-    });
-    p.catch(() => undefined);
-    return p;
-  }
-
-  async close(): Promise<void> {
-    this.proc.stdin?.end();
-    await this.proc.result;
-  }
-
-  private endedError(r: ProcessResult): Error {
-    if (r.timedOut || r.aborted) return new Error(`the Docker engine ${howItEnded(r, this.deadlineMs)}`);
-    const why = lastLines(r.stderr) || `docker system dial-stdio ${howItEnded(r)}`;
-    // The CLI's own words for an engine it cannot reach, with dial-stdio's reason (classifyFailure knows them).
-    return new Error(`Cannot connect to the Docker daemon: ${why}`);
-  }
-
-  private fail(e: Error): void {
-    this.failed ??= e;
-    for (const w of this.waiting.splice(0)) w.reject(this.failed);
-  }
-
-  private parse(): void {
-    for (;;) {
-      if (this.waiting.length === 0) return;
-      let parsed: { response: EngineResponse; consumed: number } | null;
-      try {
-        parsed = parseResponse(this.buf);
-      } catch (e) {
-        this.fail(new Error(`engine API ${this.waiting[0].path}: ${(e as Error).message}`));
-        void this.proc.kill();
-        return;
-      }
-      if (!parsed) return;
-      this.buf = this.buf.subarray(parsed.consumed);
-      this.waiting.shift()?.resolve(parsed.response);
-    }
-  }
-}
-
-/** One complete HTTP/1.1 response at the start of buf, or null while more bytes are needed. */
-export function parseResponse(buf: Buffer): { response: EngineResponse; consumed: number } | null {
-  const headEnd = buf.indexOf('\r\n\r\n');
-  if (headEnd < 0) {
-    if (buf.length > 64 * 1024) throw new Error('response head over 64 KiB');
-    return null;
-  }
-  const [statusLine, ...lines] = buf.subarray(0, headEnd).toString('latin1').split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-  if (!m) throw new Error(`not an HTTP response: ${JSON.stringify(statusLine.slice(0, 80))}`);
-  const status = Number(m[1]);
-  const headers = new Map<string, string>();
-  for (const l of lines) {
-    const i = l.indexOf(':');
-    if (i > 0) headers.set(l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim());
-  }
-  let pos = headEnd + 4;
-  if (status === 204 || status === 304 || (status >= 100 && status < 200))
-    return { response: { status, body: Buffer.alloc(0) }, consumed: pos };
-  if (/chunked/i.test(headers.get('transfer-encoding') ?? '')) {
-    const parts: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const eol = buf.indexOf('\r\n', pos);
-      if (eol < 0) return null;
-      const size = parseInt(buf.subarray(pos, eol).toString('latin1').split(';')[0].trim(), 16);
-      if (!Number.isFinite(size) || size < 0) throw new Error('bad chunk size');
-      if (size === 0) {
-        // trailers (none expected), then the blank line
-        const end = buf.indexOf('\r\n\r\n', eol);
-        if (end < 0) return null;
-        return { response: { status, body: Buffer.concat(parts) }, consumed: end + 4 };
-      }
-      total += size;
-      if (total > ENGINE_BODY_CAP) throw new Error(`response body over ${ENGINE_BODY_CAP} bytes`);
-      if (buf.length < eol + 2 + size + 2) return null;
-      parts.push(buf.subarray(eol + 2, eol + 2 + size));
-      pos = eol + 2 + size + 2;
-    }
-  }
-  const length = headers.get('content-length');
-  if (length === undefined) throw new Error(`HTTP ${status} without Content-Length or chunked encoding`);
-  const n = Number(length);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`bad Content-Length ${JSON.stringify(length)}`);
-  if (n > ENGINE_BODY_CAP) throw new Error(`response body over ${ENGINE_BODY_CAP} bytes`);
-  if (buf.length < pos + n) return null;
-  return { response: { status, body: buf.subarray(pos, pos + n) }, consumed: pos + n };
+/** REPO and TAG of `REPO:TAG` (the tag follows the last ':' after the last '/'; none means latest). */
+export function splitTag(ref: string): { repo: string; tag: string } {
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/')) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { repo: ref, tag: 'latest' };
 }

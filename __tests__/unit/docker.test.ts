@@ -1,10 +1,12 @@
 // src/docker.ts against a stand-in `docker` first on PATH (test/fixtures/docker/fake-docker.mjs): the argv
 // each call runs, the password on stdin only, an environment without the token, deadlines and cancels, the
-// error texts the failure classifier reads, and the one engine-API connection readImage makes.
+// error texts the failure classifier reads, and the one engine-API connection readImage makes. DOCKER_CONTEXT
+// names a context, so the engine API goes through the stand-in's `docker system dial-stdio` (engine-api.test.ts
+// covers the unix socket).
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Docker, DockerError, EngineApiError, parseResponse } from '../../src/docker.js';
+import { Docker, DockerError, EngineApiError, splitTag } from '../../src/docker.js';
 import { classifyFailure } from '../../src/failure.js';
 import { endAllChildren, forgetSecrets, liveChildren } from '../../src/process.js';
 
@@ -39,6 +41,7 @@ function docker(config: object = {}, opts: { deadlineMs?: number } = {}): Docker
     INPUT_TOKEN: TOKEN,
     REPLICATED_TOKEN: TOKEN,
     DOCKER_CONFIG: join(dir, 'config'),
+    DOCKER_CONTEXT: 'fake',
   };
   return new Docker(env, { secrets: [TOKEN], ...opts });
 }
@@ -73,11 +76,17 @@ describe('CLI calls', () => {
   });
 
   test('after a login, the secret is kept from later children even when not named up front', async () => {
-    const env = { PATH: `${dir}:${process.env.PATH}`, FAKE_DOCKER_DIR: dir, MY_TOKEN: 'other-secret-99' };
+    const env = {
+      PATH: `${dir}:${process.env.PATH}`,
+      FAKE_DOCKER_DIR: dir,
+      MY_TOKEN: 'other-secret-99',
+      DOCKER_CONTEXT: 'fake',
+    };
     writeFileSync(join(dir, 'config.json'), '{}');
     const d = new Docker(env);
     await d.login('r.example', 'u', 'other-secret-99');
     await d.tag('a:1', 'b:1');
+    expect(calls().map((c) => c.args[0])).toEqual(['login', 'system']);
     for (const c of calls()) expect(c.env.MY_TOKEN).toBeUndefined();
   });
 
@@ -101,7 +110,6 @@ describe('CLI calls', () => {
 
   test.each([
     ['login', (d: Docker) => d.login('r.example', 'u', TOKEN)],
-    ['tag', (d: Docker) => d.tag('a:1', 'b:1')],
     ['import', (d: Docker) => d.importEmpty('t:1', 'x=y')],
   ])('docker %s that hangs ends at the deadline and says so', async (name, call) => {
     const d = docker({ commands: { [name]: { sleepMs: 20_000 } } }, { deadlineMs: 500 });
@@ -112,10 +120,10 @@ describe('CLI calls', () => {
   });
 
   test('an aborted signal ends a call and says it was cancelled', async () => {
-    const d = docker({ commands: { tag: { sleepMs: 20_000 } } });
+    const d = docker({ commands: { login: { sleepMs: 20_000 } } });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
-    await expect(d.tag('a:1', 'b:1', { signal: ac.signal })).rejects.toThrow('docker tag was cancelled');
+    await expect(d.login('r.example', 'u', TOKEN, { signal: ac.signal })).rejects.toThrow('docker login was cancelled');
   });
 
   test('push has no wall deadline, streams its lines, and returns a failure as a result', async () => {
@@ -167,18 +175,91 @@ describe('CLI calls', () => {
     expect(stdinOf(call).equals(Buffer.alloc(1024))).toBe(true);
   });
 
-  test('removeImage is best effort: a failure or a hang is not an error', async () => {
-    await docker({ commands: { 'image rm': { code: 1, stderr: 'No such image' } } }).removeImage('x:1');
-    await docker({ commands: { 'image rm': { sleepMs: 20_000 } } }, { deadlineMs: 2000 }).removeImage('x:1');
-    expect(calls().map((c) => c.args)).toEqual([
-      ['image', 'rm', 'x:1'],
-      ['image', 'rm', 'x:1'],
-    ]);
+  test('startLogin: the CLI starts at once and waits; the password goes on stdin only at send()', async () => {
+    const d = docker();
+    const pending = d.startLogin('registry.example.com', 'me@example.com');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls()).toEqual([]); // started, still reading stdin: it has asked nothing yet
+    expect(liveChildren()).toBe(1);
+    await pending.send(TOKEN);
+    const [call] = calls();
+    expect(call.args).toEqual(['login', 'registry.example.com', '--username', 'me@example.com', '--password-stdin']);
+    expect(stdinOf(call).toString()).toBe(TOKEN);
+    expect(Object.values(call.env).join('\n')).not.toContain(TOKEN);
+  });
+
+  test('startLogin: abandon() ends the CLI having sent it nothing', async () => {
+    const pending = docker().startLogin('r.example', 'u');
+    await pending.abandon();
+    expect(liveChildren()).toBe(0);
+    expect(calls()).toEqual([]);
+  });
+
+  test('startLogin: a refused login, a hang after send (the deadline runs from send) and a cancel', async () => {
+    const refused = docker({
+      commands: { login: { code: 1, stderr: 'unauthorized: incorrect username or password\n' } },
+    });
+    await expect(refused.startLogin('r', 'u').send(TOKEN)).rejects.toThrow(
+      'docker login failed (exit 1): unauthorized: incorrect username or password',
+    );
+    const slow = docker({ commands: { login: { sleepMs: 20_000 } } }, { deadlineMs: 400 });
+    const waiting = slow.startLogin('r', 'u');
+    await new Promise((r) => setTimeout(r, 600)); // longer than the deadline, before the password is sent
+    await expect(waiting.send(TOKEN)).rejects.toThrow('docker login did not answer within 0.4 s');
+    const ac = new AbortController();
+    const cancelled = docker().startLogin('r', 'u', { signal: ac.signal });
+    ac.abort();
+    await expect(cancelled.send(TOKEN)).rejects.toThrow('docker login was cancelled');
+    expect(liveChildren()).toBe(0);
   });
 
   test('no docker on PATH is a clear error', async () => {
     const d = new Docker({ PATH: join(dir, 'none') });
-    await expect(d.tag('a:1', 'b:1')).rejects.toThrow(/^docker tag could not start: spawn docker ENOENT/);
+    await expect(d.login('r', 'u', TOKEN)).rejects.toThrow(/^docker login could not start: spawn docker ENOENT/);
+  });
+});
+
+describe('local names, over the engine API', () => {
+  test('tag is the POST the CLI makes, repository and tag split at the last colon after the last slash', async () => {
+    await docker(engine({})).tag('sha256:1d', '127.0.0.1:5000/app/img:1.0');
+    expect(requests()).toEqual(['POST /images/sha256:1d/tag?repo=127.0.0.1%3A5000%2Fapp%2Fimg&tag=1.0 HTTP/1.1']);
+    expect(calls().map((c) => c.args)).toEqual([['system', 'dial-stdio']]);
+  });
+
+  test.each([
+    ['registry.example.com:443/app/img:v1', { repo: 'registry.example.com:443/app/img', tag: 'v1' }],
+    ['127.0.0.1:5000/app', { repo: '127.0.0.1:5000/app', tag: 'latest' }],
+    ['app:latest', { repo: 'app', tag: 'latest' }],
+  ])('splitTag(%s)', (ref, parts) => expect(splitTag(ref)).toEqual(parts));
+
+  test("a tag the engine refuses fails in the engine's words", async () => {
+    const routes = {
+      'POST /images/nosuch:1/tag?repo=b&tag=1': { status: 404, body: { message: 'No such image: nosuch:1' } },
+    };
+    await expect(docker({ engine: { routes } }).tag('nosuch:1', 'b:1')).rejects.toThrow(
+      'Error response from daemon: No such image: nosuch:1',
+    );
+  });
+
+  test('a tag on an engine that hangs ends at the deadline; a cancel ends it at once', async () => {
+    await expect(docker({ engine: { hangMs: 20_000 } }, { deadlineMs: 500 }).tag('a:1', 'b:1')).rejects.toThrow(
+      'the Docker engine did not answer within 0.5 s',
+    );
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await expect(docker({ engine: { hangMs: 20_000 } }).tag('a:1', 'b:1', { signal: ac.signal })).rejects.toThrow(
+      'the Docker engine was cancelled',
+    );
+    expect(liveChildren()).toBe(0);
+  });
+
+  test('removeImage is the DELETE the CLI makes, and best effort: a refusal or a hang is not an error', async () => {
+    await docker(engine({})).removeImage('127.0.0.1:5000/app/img:1');
+    expect(requests()).toEqual(['DELETE /images/127.0.0.1:5000/app/img:1 HTTP/1.1']);
+    const conflict = { 'DELETE /images/x:1': { status: 409, body: { message: 'image is being used' } } };
+    await docker({ engine: { routes: conflict } }).removeImage('x:1');
+    await docker({ engine: { hangMs: 20_000 } }, { deadlineMs: 500 }).removeImage('x:1');
+    expect(liveChildren()).toBe(0);
   });
 });
 
@@ -230,14 +311,21 @@ describe('readImage', () => {
       names: new Map(),
     });
     expect(calls().map((c) => c.args)).toEqual([['system', 'dial-stdio']]);
+    // /info first (on dial-stdio its sibling connection is this one), the version from /_ping's headers
     expect(requests()).toEqual([
-      'GET /version HTTP/1.1',
       'GET /info HTTP/1.1',
+      'GET /_ping HTTP/1.1',
       'GET /images/app/img:1/json HTTP/1.1',
       'GET /images/app/img:1/history HTTP/1.1',
     ]);
     expect(calls()[0].env.INPUT_TOKEN).toBeUndefined();
     expect(calls()[0].env.REPLICATED_TOKEN).toBeUndefined();
+  });
+
+  test('an engine whose answers do not name its version is asked /version', async () => {
+    const read = await docker({ engine: { ...engine({}).engine, noVersionHeaders: true } }).readImage('app/img:1');
+    expect(read.engine).toEqual({ serverVersion: '20.10.24', apiVersion: '1.41', containerdStore: false });
+    expect(requests()).toContain('GET /version HTTP/1.1');
   });
 
   test('chunked answers are read as well as sized ones', async () => {
@@ -320,54 +408,5 @@ describe('what local names point to', () => {
       ]),
     );
     expect(calls()).toHaveLength(1);
-  });
-});
-
-describe('parseResponse', () => {
-  const sized = (status: number, body: string) =>
-    `HTTP/1.1 ${status} X\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-  const chunked = (parts: string[]) =>
-    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('')}0\r\n\r\n`;
-
-  test.each([
-    ['sized', sized(200, '{"a":1}'), 200, '{"a":1}'],
-    ['sized 404', sized(404, '{"message":"x"}'), 404, '{"message":"x"}'],
-    ['chunked', chunked(['{"a":', '1}']), 200, '{"a":1}'],
-    ['chunk extension', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n', 200, 'abc'],
-    ['204', 'HTTP/1.1 204 No Content\r\n\r\n', 204, ''],
-    ['HTTP/1.0', 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok', 200, 'ok'],
-  ])('%s', (_name, raw, status, body) => {
-    const parsed = parseResponse(Buffer.from(raw));
-    expect(parsed?.response.status).toBe(status);
-    expect(parsed?.response.body.toString()).toBe(body);
-    expect(parsed?.consumed).toBe(Buffer.byteLength(raw));
-  });
-
-  test('an incomplete response needs more bytes, at every cut', () => {
-    for (const raw of [sized(200, '{"a":1}'), chunked(['{"a":', '1}'])]) {
-      for (let cut = 0; cut < raw.length; cut++) expect(parseResponse(Buffer.from(raw.slice(0, cut)))).toBeNull();
-    }
-  });
-
-  test('pipelined responses are taken one at a time', () => {
-    const raw = Buffer.from(sized(200, 'one') + chunked(['two']) + sized(200, 'three'));
-    const bodies: string[] = [];
-    let rest = raw;
-    for (let p = parseResponse(rest); p; p = parseResponse(rest)) {
-      bodies.push(p.response.body.toString());
-      rest = rest.subarray(p.consumed);
-    }
-    expect(bodies).toEqual(['one', 'two', 'three']);
-    expect(rest.length).toBe(0);
-  });
-
-  test.each([
-    ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', /not an HTTP response/],
-    ['no length', 'HTTP/1.1 200 OK\r\n\r\nbody', /without Content-Length/],
-    ['bad length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad Content-Length/],
-    ['bad chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
-    ['huge body', 'HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n', /over/],
-  ])('%s throws', (_name, raw, error) => {
-    expect(() => parseResponse(Buffer.from(raw))).toThrow(error);
   });
 });
