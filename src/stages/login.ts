@@ -9,6 +9,7 @@ import { ActionFailure, throwIfCancelled, type StageContext } from '../run-conte
 import { formatDuration } from '../units.js';
 import { HttpError } from '../http-request.js';
 import { RegistryError } from '../registry-client.js';
+import type { Docker, PendingLogin } from '../docker.js';
 import { failureOutput } from './failure-output.js';
 
 export interface TagBefore {
@@ -37,15 +38,20 @@ export function retryHooks(ctx: StageContext, what: string) {
   };
 }
 
-export async function login(ctx: StageContext): Promise<void> {
+/** `docker login` with bounded retries; the first attempt may be a CLI already started (`started`). */
+export async function login(ctx: StageContext, started?: PendingLogin): Promise<void> {
   const { config } = ctx;
+  let waiting = started;
   const result = await withRetries(
     retryPolicy(ctx),
     retryHooks(ctx, 'login'),
     async (): Promise<AttemptOutcome<void>> => {
       throwIfCancelled(ctx.signal);
+      const first = waiting;
+      waiting = undefined;
       try {
-        await ctx.docker.login(config.registry, config.username, config.token, { signal: ctx.signal });
+        if (first) await first.send(config.token);
+        else await ctx.docker.login(config.registry, config.username, config.token, { signal: ctx.signal });
         return { ok: true, value: undefined };
       } catch (e) {
         const failure = classifyFailure(failureOutput(e));
@@ -60,11 +66,21 @@ export async function login(ctx: StageContext): Promise<void> {
 /**
  * The registry first, docker second: the action's own client asks what each tag points to, which checks the token
  * realm before any credential leaves and puts a deadline and a size cap on every answer. `docker login` would send
- * the credentials to whatever realm the challenge names and wait as long as a registry drips. Then docker logs in.
+ * the credentials to whatever realm the challenge names and wait as long as a registry drips. Then docker logs in:
+ * its CLI is started meanwhile and waits for the password, which it gets only once the registry has passed.
  */
 export async function loginStage(ctx: StageContext): Promise<TagBefore[]> {
-  const before = await tagsBefore(ctx);
-  await login(ctx);
+  const { config } = ctx;
+  const docker = ctx.docker as StageContext['docker'] & { startLogin?: Docker['startLogin'] };
+  const started = docker.startLogin?.(config.registry, config.username, { signal: ctx.signal });
+  let before: TagBefore[];
+  try {
+    before = await tagsBefore(ctx);
+  } catch (e) {
+    await started?.abandon();
+    throw e;
+  }
+  await login(ctx, started);
   return before;
 }
 
