@@ -1,5 +1,5 @@
 // One bundle for both steps (as docker/login-action does): main marks the state, so the post step knows it is one.
-import * as core from '@actions/core';
+import * as core from './workflow-commands.js';
 import { main } from './main.js';
 import { post } from './post.js';
 import { STATE_IS_POST } from './state.js';

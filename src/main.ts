@@ -1,5 +1,5 @@
 // GitHub adapter, main step: inputs -> core -> outputs, summary, annotations. Only wiring lives here.
-import * as core from '@actions/core';
+import * as core from './workflow-commands.js';
 import { onCancel } from './cancel.js';
 import { InputError, readConfig } from './inputs.js';
 import type { Logger } from './logger.js';
@@ -22,7 +22,7 @@ const logger: Logger = {
 async function writeSummary(markdown: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return core.debug('this runner has no job summary (GITHUB_STEP_SUMMARY unset)');
   try {
-    await core.summary.addRaw(markdown).write();
+    await core.appendSummary(markdown);
   } catch (e) {
     core.info(`no job summary written: ${(e as Error).message}`);
   }

@@ -1,6 +1,6 @@
 // GitHub adapter, post step: removes the run's work directory (credentials, relayer scratch space) that a
 // cancelled or killed main step left behind.
-import * as core from '@actions/core';
+import * as core from './workflow-commands.js';
 import { removeRunDirectory } from './docker-config.js';
 import { STATE_WORK_DIR } from './state.js';
 
