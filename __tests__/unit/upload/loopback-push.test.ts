@@ -1,0 +1,275 @@
+// The chunked push through the action's receiver, with a stand-in `docker` (a node script on PATH) that pushes to
+// the receiver as an engine does, and a scripted registry behind: the blobs reach the registry while the push is
+// still sending, every byte once; the run's tag is made and removed; a push that dies mid-blob, a stall and a
+// cancel end the attempt cleanly (the child gone, the tag removed, nothing left in the work directory); an engine
+// that never reaches the receiver falls back to docker save.
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChunkedPushRequest } from '../../../src/run-context.js';
+import { pushLocalImage } from '../../../src/upload/push-local.js';
+import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
+import { buildTar, f, gzippedLayer } from '../../../test/fixtures/relayer/tars.js';
+import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
+
+let dir: string;
+let registry: ScriptedRegistry;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rp-loopback-push-'));
+  registry = await startScriptedRegistry();
+});
+afterEach(async () => {
+  await registry.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** A stand-in docker: tag and image rm logged, push as an engine pushes (spec.mode), save from a file. */
+const STAND_IN = String.raw`#!/usr/bin/env node
+const fs = require('fs'); const http = require('http');
+const spec = JSON.parse(fs.readFileSync(process.env.RP_FAKE_SPEC, 'utf8'));
+const args = process.argv.slice(2);
+fs.appendFileSync(spec.log, args.join(' ') + '\n');
+const note = (s) => fs.appendFileSync(spec.log, '# ' + s + '\n');
+if (args[0] === 'tag' || (args[0] === 'image' && args[1] === 'rm')) process.exit(0);
+if (args[0] === 'save') { fs.createReadStream(spec.saved).pipe(process.stdout); return; }
+if (args[0] !== 'push') process.exit(1);
+if (spec.mode === 'unreachable') { console.error('dial tcp 127.0.0.1: connect: connection refused'); process.exit(1); }
+const ref = args[args.length - 1];
+const slash = ref.indexOf('/'); const colon = ref.lastIndexOf(':');
+const [host, port] = ref.slice(0, slash).split(':'); const repo = ref.slice(slash + 1, colon); const tag = ref.slice(colon + 1);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function call(method, path, headers, pieces, cut) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method, path, headers }, (res) => {
+      res.resume(); res.on('end', () => resolve({ status: res.statusCode, location: res.headers.location }));
+    });
+    req.on('error', reject);
+    (async () => {
+      for (const p of pieces || []) { req.write(p); await sleep(spec.gapMs || 0); if (cut) { note('cut'); process.exit(1); } }
+      req.end();
+    })();
+  });
+}
+(async () => {
+  await call('GET', '/v2/', {});
+  if (spec.mode === 'hang') { await sleep(60000); process.exit(1); }
+  for (const b of spec.blobs) {
+    const bytes = fs.readFileSync(b.file);
+    const head = await call('HEAD', '/v2/' + repo + '/blobs/' + b.digest, {});
+    if (head.status === 200) continue;
+    const post = await call('POST', '/v2/' + repo + '/blobs/uploads/', { 'Content-Length': '0' });
+    const pieces = []; for (let i = 0; i < bytes.length; i += spec.piece) pieces.push(bytes.subarray(i, i + spec.piece));
+    const q = (post.location.includes('?') ? '&' : '?') + 'digest=' + encodeURIComponent(b.digest);
+    let put;
+    if (spec.mode === 'classic') {
+      const patch = await call('PATCH', post.location, {}, pieces);
+      put = await call('PUT', patch.location + q, { 'Content-Length': '0' });
+    } else {
+      put = await call('PUT', post.location + q, { 'Content-Length': String(bytes.length) }, pieces, spec.mode === 'die' && bytes.length > 1000);
+    }
+    note('sent ' + b.digest + ' ' + Date.now());
+    if (put.status !== 201) { console.error('blob ' + b.digest + ': ' + put.status); process.exit(1); }
+  }
+  const m = await call('PUT', '/v2/' + repo + '/manifests/' + tag, { 'Content-Type': spec.manifestType }, [fs.readFileSync(spec.manifest)]);
+  if (m.status !== 201) { console.error('manifest ' + m.status); process.exit(1); }
+  console.log(tag + ': digest: ' + m.location);
+})();
+`;
+
+interface Fake {
+  env: NodeJS.ProcessEnv;
+  log: () => string[];
+  layer: Buffer;
+  config: Buffer;
+  manifest: Buffer;
+}
+
+async function fakeDocker(mode: string, over: { gapMs?: number; saved?: Buffer } = {}): Promise<Fake> {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'docker'), STAND_IN);
+  chmodSync(join(bin, 'docker'), 0o755);
+  const layer = randomBytes(600_000);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha(config) },
+      layers: [
+        { mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.length, digest: sha(layer) },
+      ],
+    }),
+  );
+  for (const [name, b] of [
+    ['layer', layer],
+    ['config', config],
+    ['manifest', manifest],
+  ] as const)
+    writeFileSync(join(dir, name), b);
+  if (over.saved) writeFileSync(join(dir, 'saved.tar'), over.saved);
+  const spec = {
+    mode,
+    log: join(dir, 'docker.log'),
+    saved: join(dir, 'saved.tar'),
+    gapMs: over.gapMs ?? 30,
+    piece: 100_000,
+    manifest: join(dir, 'manifest'),
+    manifestType: 'application/vnd.docker.distribution.manifest.v2+json',
+    blobs: [
+      { file: join(dir, 'layer'), digest: sha(layer) },
+      { file: join(dir, 'config'), digest: sha(config) },
+    ],
+  };
+  writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+  writeFileSync(spec.log, '');
+  return {
+    env: { PATH: `${bin}:${process.env.PATH}`, RP_FAKE_SPEC: join(dir, 'spec.json') },
+    log: () => readFileSync(spec.log, 'utf8').trim().split('\n'),
+    layer,
+    config,
+    manifest,
+  };
+}
+
+function request(env: NodeJS.ProcessEnv, over: Partial<ChunkedPushRequest> = {}): ChunkedPushRequest {
+  const work = join(dir, 'work');
+  mkdirSync(work, { recursive: true });
+  return {
+    image: 'app:1',
+    platform: 'linux/amd64',
+    containerdStore: true,
+    repositoryPath: 'my-app/api',
+    tags: ['1.0.0', 'latest'],
+    chunkSize: 128 * 1024,
+    workDir: work,
+    env,
+    signal: new AbortController().signal,
+    transport: registry.transport(),
+    onEvent: () => undefined,
+    onProgress: () => undefined,
+    ...over,
+  };
+}
+
+/** Request-body bytes the registry got for blob uploads (PATCH and PUT), and whether any upload overlapped. */
+function blobBytesSent(): number {
+  return registry.requests
+    .filter((r) => (r.method === 'PATCH' || r.method === 'PUT') && r.path.includes('/blobs/uploads/'))
+    .reduce((n, r) => n + Number(r.contentLength ?? 0), 0);
+}
+
+test('containerd: the layer reaches the registry while the engine still sends it, every byte once; the manifest the engine pushed under every tag; the tag removed', async () => {
+  const fake = await fakeDocker('containerd');
+  const patchTimes: number[] = [];
+  registry.setScript((q) => {
+    if (q.method === 'PATCH') patchTimes.push(Date.now());
+    return undefined;
+  });
+  const req = request(fake.env);
+  const r = await pushLocalImage(req);
+  expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
+  expect(registry.blobs.get(sha(fake.layer))?.equals(fake.layer)).toBe(true);
+  expect(registry.blobs.get(sha(fake.config))?.equals(fake.config)).toBe(true);
+  expect(registry.manifests.get('my-app/api:1.0.0')?.body.equals(fake.manifest) ?? [...registry.manifests.keys()]).toBe(
+    true,
+  );
+  expect([...registry.manifests.keys()].join(' ')).toContain('latest');
+  expect(blobBytesSent()).toBe(fake.layer.length + fake.config.length);
+  expect(registry.overlaps).toEqual([]);
+  // the first chunk went before the engine had sent the layer's last byte
+  const sentAt = Number(/^# sent \S+ (\d+)$/.exec(fake.log().find((l) => l.startsWith('# sent')) ?? '')?.[1]);
+  expect(patchTimes[0]).toBeLessThan(sentAt);
+  const log = fake.log().filter((l) => !l.startsWith('#'));
+  const ref = /^tag app:1 (127\.0\.0\.1:\d+\/replicated-push-[a-f0-9]+\/upload:[a-f0-9]+)$/.exec(log[0])?.[1];
+  expect(ref).toBeDefined();
+  expect(log).toEqual([`tag app:1 ${ref}`, `push --platform linux/amd64 ${ref}`, `image rm ${ref}`]);
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('classic store forced through the receiver: PATCH then PUT, the blob uploaded once whole, no --platform', async () => {
+  const fake = await fakeDocker('classic');
+  const req = request(fake.env, { containerdStore: false, platform: null });
+  const r = await pushLocalImage(req, { reader: 'loopback' });
+  expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
+  expect(blobBytesSent()).toBe(fake.layer.length + fake.config.length);
+  expect(fake.log().filter((l) => l.startsWith('push'))[0]).toMatch(/^push 127\.0\.0\.1:\d+\//);
+});
+
+test('a push that dies mid-layer: the attempt fails in the source phase, nothing is committed, the tag removed, nothing left', async () => {
+  const fake = await fakeDocker('die');
+  const req = request(fake.env);
+  const r = await pushLocalImage(req);
+  expect(r.ok).toBe(false);
+  if (!r.ok) expect(r.stop.phase).toMatch(/source|chunk/);
+  expect(registry.blobs.has(sha(fake.layer))).toBe(false);
+  expect(registry.manifests.size).toBe(0);
+  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('a cancel mid-push ends the push child, sends nothing more and still removes the tag', async () => {
+  const fake = await fakeDocker('containerd', { gapMs: 300 });
+  const ctl = new AbortController();
+  const req = request(fake.env, { signal: ctl.signal });
+  const pending = pushLocalImage(req);
+  setTimeout(() => ctl.abort(new Error('SIGINT')), 500);
+  const r = await pending;
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'source' } });
+  const count = registry.requests.length;
+  await new Promise((res) => setTimeout(res, 700));
+  expect(registry.requests.length).toBe(count);
+  expect(registry.manifests.size).toBe(0);
+  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expect(fake.log().some((l) => l.startsWith('# sent'))).toBe(false); // the push never finished its layer
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('a push that stalls is ended by the idle watchdog', async () => {
+  const fake = await fakeDocker('hang');
+  const { pushThroughLoopback } = await import('../../../src/upload/loopback-push.js');
+  const work = mkdtempSync(join(dir, 'w-'));
+  const started = Date.now();
+  await expect(
+    pushThroughLoopback({
+      image: 'app:1',
+      env: fake.env,
+      dir: work,
+      transport: registry.transport(),
+      repositoryPath: 'my-app/api',
+      tags: ['1'],
+      chunkSize: 128 * 1024,
+      idleMs: 400,
+    }),
+  ).rejects.toThrow(/stalled/);
+  expect(Date.now() - started).toBeLessThan(10_000);
+  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+});
+
+test('an engine that never reaches the receiver: docker save instead, said through onFallback', async () => {
+  const layers = [await gzippedLayer([await buildTar([f('a', 'a\n')])])];
+  const saved = await ociArchive({ layers });
+  const fake = await fakeDocker('unreachable', { saved: saved.archive });
+  const why: string[] = [];
+  const req = request(fake.env, { platform: null });
+  const r = await pushLocalImage(req, { onFallback: (w) => why.push(w) });
+  expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
+  expect(why.join()).toContain('connection refused');
+  const log = fake.log().filter((l) => !l.startsWith('#'));
+  expect(log.map((l) => l.split(' ')[0])).toEqual(['tag', 'push', 'image', 'save']);
+  expect(registry.blobs.has(sha(layers[0].gzip))).toBe(true);
+  expect(existsSync(req.workDir) && readdirSync(req.workDir)).toEqual([]);
+});
