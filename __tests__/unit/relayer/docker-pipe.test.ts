@@ -1,10 +1,20 @@
 // relayerImage's plumbing against a stand-in `docker` on PATH: what it runs, what reaches `docker load`,
 // and how a failing save or load is reported (exit code and the command's own stderr).
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { forgetSecrets, liveChildren, protectSecret } from '../../../src/process.js';
-import { relayerImage } from '../../../src/relayer/index.js';
+import { relayerBlobs, relayerImage } from '../../../src/relayer/index.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, readArchiveFiles } from '../../../test/fixtures/relayer/tars.js';
 
@@ -126,5 +136,37 @@ describe('relayerImage', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(liveChildren()).toBe(0);
     expect(calls()).toEqual(['save src:1']);
+  });
+});
+
+describe('relayerBlobs', () => {
+  test('docker save through the relayer into blob files: nothing loaded, nothing tagged', async () => {
+    const { options } = opts();
+    const blobDir = join(work, 'blobs');
+    mkdirSync(blobDir);
+    const { report, image } = await relayerBlobs('src:1', { ...options, blobDir });
+    expect(calls()).toEqual(['save src:1']);
+    expect(report.changed).toBe(true);
+    expect(image?.layers.length).toBe(report.layers[0].pieces.length);
+    expect(readdirSync(blobDir)).toHaveLength(image?.layers.length ?? -1);
+    expect(image?.config.digest).toBe(report.configDigest);
+  });
+
+  test('an image that needs no split: no blobs, no image, still nothing loaded or tagged', async () => {
+    const { options } = opts({}, 10 * 1024 * 1024);
+    const blobDir = join(work, 'blobs');
+    mkdirSync(blobDir);
+    const { report, image } = await relayerBlobs('src:1', { ...options, blobDir });
+    expect(report.changed).toBe(false);
+    expect(image).toBeNull();
+    expect(calls()).toEqual(['save src:1']);
+    expect(readdirSync(blobDir)).toEqual([]);
+  });
+
+  test('a failing docker save is reported with its exit code and stderr', async () => {
+    const { options } = opts({ FAKE_SAVE_FAIL: '1' });
+    await expect(relayerBlobs('missing:1', { ...options, blobDir: work })).rejects.toThrow(
+      'docker save missing:1 failed (exit 1): Error response from daemon: reference does not exist',
+    );
   });
 });
