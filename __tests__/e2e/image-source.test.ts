@@ -4,9 +4,11 @@
 //   same manifest digest on a second read, and the engine pulls the pushed image back as the same image ID.
 // - engine B (containerd store): the manifest digest equals what `docker push --platform linux/amd64` gives the
 //   registry for the same image, with the same blobs.
+// - the chunked push through the action's receiver on 127.0.0.1 (pushLocalImage; the default on the containerd
+//   store), on both engines: the same digests as above, and nothing left in the engine or the work directory.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +18,8 @@ import { RegistryClient } from '../../src/registry-client.js';
 import { UploadError } from '../../src/upload/errors.js';
 import { uploadImage } from '../../src/upload/image.js';
 import { readImageForUpload, type ImageForUpload } from '../../src/upload/image-source.js';
+import { pushLocalImage, type PushLocalOptions } from '../../src/upload/push-local.js';
+import type { ChunkedPushRequest, ChunkedPushResult } from '../../src/run-context.js';
 import type { BlobSource } from '../../src/upload/source.js';
 import { MEDIA_TYPES } from '../../src/oci.js';
 import {
@@ -97,6 +101,46 @@ async function expectRegistryHolds(img: ImageForUpload, repo: string, tag: strin
   }
 }
 
+/** The chunked push as the run calls it, in chunks of 1 MiB; the work directory must be empty after. */
+async function chunkedPush(
+  e: Engine,
+  image: string,
+  repo: string,
+  over: Partial<ChunkedPushRequest> = {},
+  opts: PushLocalOptions = {},
+): Promise<ChunkedPushResult & { events: string[] }> {
+  const [username, password] = creds();
+  const work = workDir();
+  const events: string[] = [];
+  mkdirSync(work, { recursive: true });
+  const r = await pushLocalImage(
+    {
+      image,
+      platform: null,
+      containerdStore: e.name === 'B',
+      repositoryPath: repo,
+      tags: ['1'],
+      chunkSize: MiB,
+      workDir: work,
+      env: engineEnv(e),
+      signal: new AbortController().signal,
+      transport: new RegistryClient(registry.host, { username, password }),
+      onEvent: (ev) => events.push(ev.type),
+      onProgress: () => undefined,
+      ...over,
+    },
+    opts,
+  );
+  expect(readdirSync(work)).toEqual([]);
+  return { ...r, events };
+}
+
+/** Names in the engine that the receiver's push made (there must be none after it). */
+async function receiverNames(e: Engine): Promise<string[]> {
+  const out = await docker(e.host, ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']);
+  return out.split('\n').filter((n) => n.includes('/replicated-push-'));
+}
+
 async function dockerLogin(e: Engine, config: string): Promise<void> {
   const [u, p] = creds();
   await execFileP('sh', ['-c', `printf %s "$P" | docker login -u "$U" --password-stdin ${registry.host}`], {
@@ -150,6 +194,26 @@ describeEngine('A', 'image content from engine A (classic store)', (eng) => {
     expect(result.digest).toBe(img.manifest.digest);
     await expectRegistryHolds(img, repo, '1');
 
+    const config = mkdtempSync(join(dir, 'docker-config-'));
+    const pulled = `${registry.host}/${repo}:1`;
+    try {
+      await dockerLogin(eng, config);
+      await docker(eng.host, ['pull', pulled], { DOCKER_CONFIG: config });
+      expect(await docker(eng.host, ['image', 'inspect', '--format', '{{.Id}}', pulled])).toBe(id);
+    } finally {
+      await removeImages(eng, [pulled]);
+    }
+  });
+
+  test('through the receiver (docker push to 127.0.0.1): config digest = image ID, pulled back as the same ID, nothing left', async () => {
+    const repo = `imgsrc/${uniqueName('a-rx')}`;
+    const r = await chunkedPush(eng, ref, repo, {}, { reader: 'loopback' });
+    expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
+    const held = await rawManifest(registry, repo, '1');
+    expect(r.ok && r.digest).toBe(held?.digest);
+    expect(held?.json.config?.digest).toBe(id);
+    expect(held?.json.layers).toHaveLength(layersInEngine.length);
+    expect(await receiverNames(eng)).toEqual([]);
     const config = mkdtempSync(join(dir, 'docker-config-'));
     const pulled = `${registry.host}/${repo}:1`;
     try {
@@ -228,6 +292,44 @@ describeEngine('B', 'image content from engine B (containerd store)', (eng) => {
     const result = await upload(img, ourRepo, '1');
     expect(result.digest).toBe(byDocker?.digest);
     await expectRegistryHolds(img, ourRepo, '1');
+  });
+
+  test('the chunked push (through the receiver, the default here) gives the registry the manifest docker push --platform gives it; nothing left', async () => {
+    const pushedRepo = `imgsrc/${uniqueName('b-docker-rx')}`;
+    const pushedRef = `${registry.host}/${pushedRepo}:1`;
+    const config = mkdtempSync(join(dir, 'docker-config-'));
+    writeFileSync(join(config, 'config.json'), '{}');
+    await dockerLogin(eng, config);
+    await docker(eng.host, ['tag', ref, pushedRef]);
+    try {
+      await docker(eng.host, ['push', '--platform', 'linux/amd64', pushedRef], { DOCKER_CONFIG: config });
+    } finally {
+      await removeImages(eng, [pushedRef]);
+    }
+    const byDocker = await rawManifest(registry, pushedRepo, '1');
+
+    const repo = `imgsrc/${uniqueName('b-rx')}`;
+    let fellBack = '';
+    const r = await chunkedPush(eng, ref, repo, { platform: 'linux/amd64' }, { onFallback: (w) => (fellBack = w) });
+    expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
+    expect(fellBack).toBe('');
+    expect(r.ok && r.digest).toBe(byDocker?.digest);
+    const held = await rawManifest(registry, repo, '1');
+    expect(held?.digest).toBe(byDocker?.digest);
+    expect(r.events.filter((e) => e === 'uploaded').length).toBe((byDocker?.json.layers?.length ?? 0) + 1);
+    const [u, p] = creds();
+    const copy = mkdtempSync(join(dir, 'skopeo-'));
+    await execFileP('skopeo', [
+      'copy',
+      '--src-tls-verify=false',
+      `--src-creds=${u}:${p}`,
+      `docker://${registry.host}/${repo}:1`,
+      `dir:${copy}`,
+    ]);
+    for (const l of byDocker?.json.layers ?? [])
+      expect(sha256(readFileSync(join(copy, l.digest.replace('sha256:', ''))))).toBe(l.digest);
+    expect(await receiverNames(eng)).toEqual([]);
+    expect(liveChildren()).toBe(0);
   });
 
   test('a platform the image lacks is an error naming the one it has', async () => {
