@@ -14,11 +14,13 @@
 //             not in it: the action's own memory)
 // The docker side is timed whole (login, tag, push) and push alone; the targets use the whole, as a workflow runs
 // it. Environment: RP_DIST (default dist/index.js), RP_BENCH_UPLOAD_ROUNDS (default 3), RP_BENCH_UPLOAD_MB (120),
-// RP_BENCH_SPLIT_MB (200).
+// RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | split: one part only). RP_DIST_BEFORE: a second bundle
+// (an earlier build) run as a third way in the same chunked rounds, so a change is measured before/after side by
+// side under the same load.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseCommandFile } from '../test/support/action-runner.js';
@@ -31,6 +33,8 @@ const DIST = resolve(process.env.RP_DIST || 'dist/index.js');
 const ROUNDS = Number(process.env.RP_BENCH_UPLOAD_ROUNDS || 3);
 const UPLOAD_MB = Number(process.env.RP_BENCH_UPLOAD_MB || 120);
 const SPLIT_MB = Number(process.env.RP_BENCH_SPLIT_MB || 200);
+const DIST_BEFORE = process.env.RP_DIST_BEFORE ? resolve(process.env.RP_DIST_BEFORE) : null;
+const ONLY = process.env.RP_BENCH_UPLOAD_ONLY || '';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -68,7 +72,12 @@ function cleanEnv(): NodeJS.ProcessEnv {
 }
 
 /** The action's main step, timed, its peak RSS polled; rejects unless it exits 0. */
-async function runAction(eng: Engine, work: string, inputs: Record<string, string>): Promise<ActionRun> {
+async function runAction(
+  eng: Engine,
+  work: string,
+  inputs: Record<string, string>,
+  dist: string = DIST,
+): Promise<ActionRun> {
   const runnerTemp = mkdtempSync(join(work, 'runner-temp-'));
   const files = { output: join(work, 'output'), state: join(work, 'state'), summary: join(work, 'summary') };
   for (const f of Object.values(files)) writeFileSync(f, '');
@@ -83,7 +92,7 @@ async function runAction(eng: Engine, work: string, inputs: Record<string, strin
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
   const started = performance.now();
-  const child = spawn(process.execPath, [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [dist], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -158,6 +167,9 @@ interface Paired {
   readonly peakRss: number[];
   /** `docker save` of the action's image to /dev/null, ms: what reading the image from the engine costs alone. */
   readonly save: number[];
+  /** The RP_DIST_BEFORE bundle in the same rounds (empty without it). */
+  readonly before: number[];
+  readonly loads: number[];
 }
 
 /**
@@ -172,15 +184,19 @@ async function paired(
   build: (ref: string) => Promise<unknown>,
   extra: Record<string, string>,
   check: (r: ActionRun) => string | null,
+  before: string | null = null,
 ): Promise<Paired> {
-  const out: Paired = { action: [], docker: [], dockerPushOnly: [], peakRss: [], save: [] };
+  const out: Paired = { action: [], docker: [], dockerPushOnly: [], peakRss: [], save: [], before: [], loads: [] };
   for (let i = 0; i < ROUNDS; i++) {
     const a = `${uniqueName(`rp-bench-${label}-a`)}:src`;
+    const b = `${uniqueName(`rp-bench-${label}-b`)}:src`;
     const d = `${uniqueName(`rp-bench-${label}-d`)}:src`;
     const dRef = `${reg.host}/bench/${uniqueName(`${label}-docker`)}:1.0.0`;
     try {
       await build(a);
       await build(d);
+      if (before) await build(b);
+      out.loads.push(loadavg()[0]);
       const ways = [
         async () => {
           const r = await runAction(eng, work, actionInputs(reg, a, uniqueName(`${label}-action`), extra));
@@ -195,13 +211,21 @@ async function paired(
           out.dockerPushOnly.push(r.pushMs);
         },
       ];
-      if (i % 2) ways.reverse();
+      if (before)
+        ways.push(async () => {
+          const r = await runAction(eng, work, actionInputs(reg, b, uniqueName(`${label}-before`), extra), before);
+          const wrong = check(r);
+          if (wrong) throw new Error(`${label} (before): ${wrong}:\n${r.stdout.slice(-3000)}`);
+          out.before.push(r.ms);
+        });
+      // each round another order: a slow moment of the machine hits each way in turn
+      for (let k = 0; k < i % ways.length; k++) ways.push(ways.shift() as (typeof ways)[number]);
       for (const w of ways) await w();
       const saveStarted = performance.now();
       run('docker', ['save', a], { ...cleanEnv(), DOCKER_HOST: eng.host });
       out.save.push(performance.now() - saveStarted);
     } finally {
-      await removeImages(eng, [a, d, dRef]);
+      await removeImages(eng, [a, b, d, dRef]);
     }
   }
   return out;
@@ -223,7 +247,7 @@ export async function benchUpload(): Promise<Record<string, number | string>> {
   const work = mkdtempSync(join(tmpdir(), 'rp-bench-upload-'));
   const rss: number[] = [];
   try {
-    for (const name of ['A', 'B'] as const) {
+    for (const name of ONLY === 'split' ? [] : (['A', 'B'] as const)) {
       const { engine: eng, problem } = probeEngine(name);
       const key = `chunked ${UPLOAD_MB} MB, engine ${name}`;
       if (!eng) {
@@ -240,6 +264,7 @@ export async function benchUpload(): Promise<Record<string, number | string>> {
         (ref) => buildImage(eng, ref, { files: { '/data/blob.bin': size }, extraBuildArgs: extraBuild }),
         { upload: 'chunked' },
         chunkedOnAttempt1,
+        DIST_BEFORE,
       );
       rss.push(...t.peakRss);
       figures[`${key}: action upload: chunked, median s`] = s(median(t.action));
@@ -249,11 +274,25 @@ export async function benchUpload(): Promise<Record<string, number | string>> {
       figures[`${key}: action / docker push alone, median of paired ratios`] = pairedRatio(t.action, t.dockerPushOnly);
       figures[`${key}: docker save of the same image alone, median s`] = s(median(t.save));
       figures[`${key}: action peak RSS, max MB`] = mb(Math.max(...t.peakRss));
+      figures[`${key}: per-round action / docker ratios`] = t.action
+        .map((x, i) => (x / t.docker[i]).toFixed(2))
+        .join(' ');
+      figures[`${key}: load average (1 min) at each round`] = t.loads.map((l) => l.toFixed(1)).join(' ');
+      if (DIST_BEFORE) {
+        figures[`${key}: before (RP_DIST_BEFORE), median s`] = s(median(t.before));
+        figures[`${key}: before / docker, median of paired ratios`] = pairedRatio(t.before, t.docker);
+        figures[`${key}: per-round before / docker ratios`] = t.before
+          .map((x, i) => (x / t.docker[i]).toFixed(2))
+          .join(' ');
+        figures[`${key}: action / before, median of paired ratios`] = pairedRatio(t.action, t.before);
+      }
     }
 
     const { engine: engA, problem } = probeEngine('A');
     const key = `layer-split: auto ${SPLIT_MB} MB into <= 50 MB, engine A`;
-    if (!engA) {
+    if (ONLY === 'chunked') {
+      // not asked for
+    } else if (!engA) {
       figures[`${key}: not measured`] = problem ?? 'engine missing';
     } else {
       // 4 MB files: the relayer cuts between files (one file bigger than a piece cannot be split)
@@ -286,6 +325,7 @@ export async function benchUpload(): Promise<Record<string, number | string>> {
       figures['peak RSS of the chunked push, default chunk-size, max MB (target < 200)'] = mb(Math.max(...rss));
     figures.rounds = ROUNDS;
     figures.dist = DIST;
+    if (DIST_BEFORE) figures['dist before'] = DIST_BEFORE;
     return figures;
   } finally {
     await reg.stop();
