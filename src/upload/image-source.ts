@@ -50,6 +50,8 @@ export interface ReadImageOptions {
   /** The engine's image store (EngineFacts.containerdStore); when absent, told by the archive (see storeOf). */
   readonly containerdStore?: boolean;
   readonly gzip?: GzipOptions;
+  /** Each archive entry once it is whole (spillArchive's onEntry): an uploader may start on it before the rest. */
+  readonly onEntry?: (entry: SpilledEntry) => void;
 }
 
 const STDERR_KEEP = 16 * 1024;
@@ -238,7 +240,11 @@ export async function readImageForUpload(image: string, opts: ReadImageOptions):
   });
   let archive: SpilledArchive;
   try {
-    archive = await spillArchive(save.stdout as Readable, opts.workDir, { signal: opts.signal, gzip: opts.gzip });
+    archive = await spillArchive(save.stdout as Readable, opts.workDir, {
+      signal: opts.signal,
+      gzip: opts.gzip,
+      onEntry: opts.onEntry,
+    });
   } catch (e) {
     if (opts.signal?.aborted) {
       await save.kill();

@@ -4,15 +4,19 @@
 //   (loopback-push.ts), each blob going on to the registry while it arrives (`docker save` exports the content store
 //   at ~30 MB/s; the push reads it at ~100 MB/s);
 // - classic store, or an engine that cannot reach the receiver (it runs in another network namespace):
-//   `docker save` into the work directory, the layers gzipped here (image-source.ts), then the blobs (image.ts).
-//   On the classic store the engine's own push gzips at ~28 MB/s, the save and our parallel gzip are faster.
-import { mkdtempSync, rmSync } from 'node:fs';
+//   `docker save` into the work directory, the layers gzipped here (image-source.ts), each uploaded as soon as it
+//   is whole while the next is saved and gzipped (source-early-upload.ts), then the manifest (image.ts). On the
+//   classic store the engine's own push gzips at ~28 MB/s, the save and our parallel gzip are faster.
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChunkedPushRequest, ChunkedPushResult } from '../run-context.js';
 import { UploadError } from './errors.js';
 import { uploadImage } from './image.js';
 import { readImageForUpload } from './image-source.js';
 import { pushThroughLoopback } from './loopback-push.js';
+import type { BlobSource } from './source.js';
+import { EarlyUploads } from './source-early-upload.js';
+import { MEDIA_TYPES } from '../oci.js';
 
 export type ImageReader = 'auto' | 'save' | 'loopback';
 
@@ -32,8 +36,20 @@ function failed(e: unknown, layerDigests: readonly string[]): ChunkedPushResult 
   return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
 }
 
+/** A layer gzipped into the work directory, its size and digest known: no stat, so it is offered at once. */
+function gzipFileSource(g: { readonly file: string; readonly size: number; readonly digest: string }): BlobSource {
+  return {
+    digest: g.digest,
+    size: g.size,
+    mediaType: MEDIA_TYPES.dockerLayerGzip,
+    open: (offset) => createReadStream(g.file, { start: offset, highWaterMark: 1024 * 1024 }),
+  };
+}
+
 async function throughSave(req: ChunkedPushRequest, dir: string): Promise<ChunkedPushResult> {
   let layerDigests: string[] = [];
+  const blobOpts = { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress };
+  const early = new EarlyUploads(req.transport, req.repositoryPath, blobOpts);
   try {
     const image = await readImageForUpload(req.image, {
       env: req.env,
@@ -41,13 +57,29 @@ async function throughSave(req: ChunkedPushRequest, dir: string): Promise<Chunke
       signal: req.signal,
       platform: req.platform ?? undefined,
       containerdStore: req.containerdStore,
-    });
+      // a classic-store layer, gzipped here: what the manifest will name (checked against the config at the end)
+      onEntry: (e) => {
+        if (e.gzip && !req.containerdStore) early.offer(gzipFileSource(e.gzip));
+      },
+    }).finally(() => early.settle());
     layerDigests = image.layers.map((l) => l.digest);
+    await early.settle();
+    if (early.failure) throw early.failure;
+    // the blobs uploaded early are found by uploadImage's HEAD: not said again
+    const quiet = (digest: string) => early.done.has(digest);
     const result = await uploadImage(
       req.transport,
       req.repositoryPath,
       { manifest: image.manifest.bytes, config: image.config, layers: image.layers, tags: req.tags },
-      { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress },
+      {
+        ...blobOpts,
+        onEvent: (e) => {
+          if (!(e.type === 'exists' && quiet(e.digest))) req.onEvent(e);
+        },
+        onProgress: (p) => {
+          if (!quiet(p.digest)) req.onProgress(p);
+        },
+      },
     );
     return { ok: true, digest: result.digest };
   } catch (e) {

@@ -40,6 +40,8 @@ export interface SpilledArchive {
 export interface SpillOptions {
   readonly gzip?: GzipOptions;
   readonly signal?: AbortSignal;
+  /** Told of each entry once it is whole and hashed (and a digest-named one checked), while later ones stream. */
+  readonly onEntry?: (entry: SpilledEntry) => void;
 }
 
 /** Entries up to this size stay in memory whatever they are; JSON documents up to JSON_IN_MEMORY_MAX. */
@@ -208,7 +210,9 @@ export async function spillArchive(input: Readable, workDir: string, opts: Spill
       const digest = `sha256:${hash.digest('hex')}`;
       const claimed = digestFromName(name);
       if (claimed && claimed !== digest) throw new BlobDigestError(name, digest);
-      entries.set(name, { ...spilled, digest });
+      const whole: SpilledEntry = { ...spilled, digest };
+      entries.set(name, whole);
+      opts.onEntry?.(whole);
     }
   } catch (e) {
     input.unpipe(extract);
