@@ -15,7 +15,14 @@ import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy
 import { describeEachEngine, docker, removeImages, uniqueName, type Engine } from '../../test/support/images.js';
 import { listTags, manifestDigest, startRegistry, type Registry } from '../../test/support/registry.js';
 import { buildOneLayerImage, digests, heldImage } from '../../test/support/trust-image.js';
-import { cancelLikeRunner, createSpy, descendants, startMain, type SpiedCall } from '../../test/support/trust-spy.js';
+import {
+  cancelLikeRunner,
+  createSpy,
+  descendants,
+  recordEngine,
+  startMain,
+  type SpiedCall,
+} from '../../test/support/trust-spy.js';
 
 const MB = 1_000_000;
 /** Six 1 MB files of random bytes in one layer: with max-layer-size 2MB, layer-split: auto must cut it. */
@@ -44,10 +51,14 @@ async function localNames(e: Engine): Promise<string[]> {
 }
 
 /** The run IDs in the names the runs gave their own images (replicated-push-split-RUNID:N), from docker's argv. */
-function runIds(calls: readonly SpiedCall[]): Set<string> {
+/**
+ * The run IDs in the names a run gave images: in docker CLI arguments (docker load's archive names its image) and
+ * in the engine API requests the action made itself (tag, image rm), seen by the engine recorder.
+ */
+function runIds(calls: readonly SpiedCall[], requests: readonly string[] = []): Set<string> {
   const ids = new Set<string>();
-  for (const c of calls)
-    for (const a of c.args) for (const m of a.matchAll(/replicated-push-[a-z]+-([0-9a-f]+):\d+/g)) ids.add(m[1]);
+  const texts = [...calls.flatMap((c) => c.args), ...requests.map((r) => decodeURIComponent(r))];
+  for (const t of texts) for (const m of t.matchAll(/replicated-push-[a-z]+-([0-9a-f]+)(?::|&tag=)\d+/g)) ids.add(m[1]);
   return ids;
 }
 
@@ -140,6 +151,11 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     images.push(src.one, src.two);
     await Promise.all([buildOneLayerImage(eng, src.one, files.one), buildOneLayerImage(eng, src.two, files.two)]);
     const spies = { one: createSpy(spyDir()), two: createSpy(spyDir()) };
+    const recorders = { one: await recordEngine(spyDir(), eng.host), two: await recordEngine(spyDir(), eng.host) };
+    cleanups.push(
+      () => recorders.one.close(),
+      () => recorders.two.close(),
+    );
     const jobs = { one: new Job(), two: new Job() };
     cleanups.push(
       () => jobs.one.cleanup(),
@@ -157,9 +173,11 @@ describeEachEngine('trust on $label', (eng: Engine) => {
           token: password,
           'max-layer-size': '2MB',
           'layer-split': 'auto',
+          // the path that names a re-layered image in the engine (docker load, then docker push)
+          upload: 'docker',
           'retry-delay': '200ms',
         },
-        { env: { DOCKER_HOST: eng.host, PATH: spies[app].path() }, timeoutMs: 240_000 },
+        { env: { DOCKER_HOST: recorders[app].host, PATH: spies[app].path() }, timeoutMs: 240_000 },
       );
     const started = Date.now();
     const [one, two] = await Promise.all([run('one'), run('two')]);
@@ -176,7 +194,10 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     }
 
     // two runs, two names of their own; none of them, none of the refs (they were new), nothing -split left
-    const ids = new Set([...runIds(spies.one.calls()), ...runIds(spies.two.calls())]);
+    const ids = new Set([
+      ...runIds(spies.one.calls(), recorders.one.requests()),
+      ...runIds(spies.two.calls(), recorders.two.requests()),
+    ]);
     expect({ runsWithOwnNames: ids.size }).toEqual({ runsWithOwnNames: 2 });
     expect(await leftovers(eng, { ids, target })).toEqual([]);
     expect(entries(jobs.one.runnerTemp)).toEqual([]);
@@ -313,6 +334,8 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     for (let i = 0; i < 48; i++) files[`data/part-${i}.bin`] = randomBytes(MB);
     await buildOneLayerImage(eng, src, files);
     const spy = createSpy(spyDir());
+    const recorder = await recordEngine(spyDir(), eng.host);
+    cleanups.push(() => recorder.close());
     const job = new Job();
     cleanups.push(() => job.cleanup());
     const step = startMain(
@@ -326,8 +349,9 @@ describeEachEngine('trust on $label', (eng: Engine) => {
         token,
         'max-layer-size': '8MB',
         'layer-split': 'auto',
+        upload: 'docker',
       },
-      { DOCKER_HOST: eng.host, PATH: spy.path() },
+      { DOCKER_HOST: recorder.host, PATH: spy.path() },
     );
     const relayering = () => spy.alive().filter((c) => c.args[0] === 'save' || c.args[0] === 'load');
     let caught: string[] = [];
@@ -346,7 +370,7 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     const { end } = cancel;
     // the split image, if docker load got as far as naming it
     const ids = new Set([
-      ...runIds(spy.calls()),
+      ...runIds(spy.calls(), recorder.requests()),
       ...[...end.stdout.matchAll(/replicated-push-split-([0-9a-f]+):\d+/g)].map((m) => m[1]),
     ]);
     const observed = {
@@ -404,6 +428,8 @@ describeEachEngine('trust on $label', (eng: Engine) => {
         token,
         'max-layer-size': '2MB',
         'layer-split': 'auto',
+        // the path with every kind of child: docker save, zstd, docker load, docker push
+        upload: 'docker',
       },
       // a job that also hands the secret to the step under another name, as `env: REPLICATED_TOKEN: ${{ secrets.X }}` does
       { env: { DOCKER_HOST: eng.host, PATH: spy.path(), REPLICATED_TOKEN: token, DEPLOY_NOTE: `token is ${token}` } },
@@ -466,6 +492,8 @@ describeEachEngine('trust on $label', (eng: Engine) => {
     const idOf = (name: string) => docker(eng.host, ['image', 'inspect', '--format', '{{.Id}}', name]);
     const before = await idOf(ref);
     const spy = createSpy(spyDir());
+    const recorder = await recordEngine(spyDir(), eng.host);
+    cleanups.push(() => recorder.close());
     const job = new Job();
     cleanups.push(() => job.cleanup());
     const run = await job.main(
@@ -478,16 +506,17 @@ describeEachEngine('trust on $label', (eng: Engine) => {
         token,
         'max-layer-size': '2MB',
         'layer-split': 'auto',
+        upload: 'docker',
         retries: '0',
       },
-      { env: { DOCKER_HOST: eng.host, PATH: spy.path() } },
+      { env: { DOCKER_HOST: recorder.host, PATH: spy.path() } },
     );
     expect({ code: run.code, out: tail(run.stdout) }).toMatchObject({ code: 1 });
     expect(run.stdout).toMatch(/^::error /m);
     expect(proxy.count('PUT', /\/manifests\//, 403)).toBeGreaterThanOrEqual(1);
     expect(await manifestDigest(reg, `denied/${target}`, '1.0.0')).toBeNull();
 
-    const ids = runIds(spy.calls());
+    const ids = runIds(spy.calls(), recorder.requests());
     expect({
       refNamesWhatItDidBefore: (await idOf(ref)) === before,
       localNames: (await leftovers(eng, { ids, target })).filter((n) => n !== ref),

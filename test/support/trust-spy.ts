@@ -5,6 +5,7 @@
 // cancel it the way the runner does.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DIST, parseCommandFile, type Job } from './action-runner.js';
 
@@ -247,4 +248,64 @@ export async function cancelLikeRunner(
     if (end) return { sent, end };
   }
   throw new Error(`step ${step.pid} still running after SIGKILL`);
+}
+
+export interface EngineRecorder {
+  /** DOCKER_HOST for the step: the recorder's socket, which forwards every byte to the engine. */
+  readonly host: string;
+  /** Every request line the step (and its docker children) sent the engine: "POST /images/x/tag?... HTTP/1.1". */
+  requests(): string[];
+  close(): Promise<void>;
+}
+
+const REQUEST_LINE = /(?:GET|HEAD|POST|PUT|DELETE) \/[^\s]* HTTP\/1\.[01]\r\n/g;
+
+/**
+ * A unix socket in front of the engine (`engineHost`, unix://...) that records the request lines going to it:
+ * the action speaks the engine API itself (tag, image rm, reads), which a spy on the docker CLI cannot see.
+ * Bodies (a docker load's tar) pass through unparsed; request lines are found in a sliding window of the stream.
+ */
+export async function recordEngine(dir: string, engineHost: string): Promise<EngineRecorder> {
+  const target = engineHost.replace(/^unix:\/\//, '');
+  const path = join(dir, 'engine.sock');
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const engine = connect(target);
+    sockets.add(client).add(engine);
+    let window = '';
+    let base = 0;
+    const seen = new Set<number>();
+    client.on('data', (chunk: Buffer) => {
+      window += chunk.toString('latin1');
+      for (const m of window.matchAll(REQUEST_LINE)) {
+        if (seen.has(base + m.index)) continue;
+        seen.add(base + m.index);
+        lines.push(m[0].trimEnd());
+      }
+      if (window.length > 16384) {
+        const cut = window.length - 8192;
+        base += cut;
+        window = window.slice(cut);
+      }
+    });
+    client.pipe(engine).pipe(client);
+    const end = () => {
+      client.destroy();
+      engine.destroy();
+      sockets.delete(client);
+      sockets.delete(engine);
+    };
+    client.on('error', end).on('close', end);
+    engine.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    host: `unix://${path}`,
+    requests: () => [...lines],
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
