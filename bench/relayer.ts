@@ -9,7 +9,17 @@
 //   relayerImage                            save | relayer | load, as the action runs it
 // The image is made by a shell pipeline (head /dev/urandom, tar, docker import) in a child process, so the
 // data never passes through this process and its peak RSS is the relayer's.
-import { execFile, spawn } from 'node:child_process';
+//
+// Split and uploaded directly (issue 12), through the action's main step (node RP_DIST, default dist/index.js, as
+// the runner starts it) against a loopback registry, side by side in each round (order alternating; fresh image and
+// repositories every round, so no HEAD or cross-repository mount skips a blob):
+//   1 GB layer (10 files of 100 MiB), max-layer-size 256MB, layer-split: auto: upload: auto (pieces as blobs,
+//     uploaded by the action) vs upload: docker (save -> load -> docker push, the path before), engines A and B
+//   200 MB layer (50 files of 4 MB), max-layer-size 50MB: split and uploaded directly vs docker login+tag+push of
+//     the unsplit image (the issue's target: <= 1.3x), engine A
+// MB/s is the layer's uncompressed size over the whole step; peak RSS is the action process's VmHWM (docker
+// children not included). RP_BENCH_DIRECT_ROUNDS (default 1) rounds, median of the per-round ratios.
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   createReadStream,
@@ -17,16 +27,19 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { relayerArchive, relayerImage } from '../src/relayer/index.js';
 import { docker, probeEngine, type Engine } from '../test/support/images.js';
+import { startRegistry, type Registry } from '../test/support/registry.js';
 import { median } from './push.js';
 
 const execFileP = promisify(execFile);
@@ -36,9 +49,15 @@ const FILE_MIB = 100; // FILES x 100 MiB in one layer
 const PIECE = Number(process.env.RP_BENCH_RELAYER_PIECE_MB ?? 128) * MB;
 const RUNS = Math.max(3, Number(process.env.RP_BENCH_RUNS ?? 3));
 
-async function importBigImage(host: string, ref: string, ctx: string): Promise<void> {
+async function importBigImage(
+  host: string,
+  ref: string,
+  ctx: string,
+  files = FILES,
+  fileSize = `${FILE_MIB}M`,
+): Promise<void> {
   const script = `set -e
-for i in $(seq 1 ${FILES}); do head -c ${FILE_MIB}M /dev/urandom > "$1/part-$i.bin"; done
+for i in $(seq 1 ${files}); do head -c ${fileSize} /dev/urandom > "$1/part-$i.bin"; done
 tar -C "$1" -cf - . | docker import - "$2" >/dev/null
 rm -f "$1"/part-*.bin`;
   await execFileP('sh', ['-c', script, 'sh', ctx, ref], { env: { ...process.env, DOCKER_HOST: host } });
@@ -213,6 +232,212 @@ async function benchEngine(eng: Engine): Promise<Record<string, number | string>
   }
 }
 
+const DIST = resolve(process.env.RP_DIST || 'dist/index.js');
+const DIRECT_ROUNDS = Math.max(1, Number(process.env.RP_BENCH_DIRECT_ROUNDS ?? 1));
+
+/** VmHWM (peak resident set) of a live process, bytes; 0 once it is gone. */
+function vmHwm(pid: number): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** tsx runs this file through NODE_OPTIONS; the action starts as a runner starts it, without a loader. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _loader, ...inherited } = process.env;
+  return inherited;
+}
+
+/** The action's main step, timed, its peak RSS polled every 50 ms; rejects unless it exits 0. */
+async function actionStep(
+  eng: Engine,
+  work: string,
+  inputs: Record<string, string>,
+): Promise<{ ms: number; rss: number; stdout: string }> {
+  const dir = mkdtempSync(join(work, 'step-'));
+  const env: NodeJS.ProcessEnv = { ...cleanEnv(), DOCKER_HOST: eng.host, RUNNER_TEMP: dir, GITHUB_ACTIONS: 'true' };
+  for (const f of ['GITHUB_OUTPUT', 'GITHUB_STATE', 'GITHUB_STEP_SUMMARY']) {
+    env[f] = join(dir, f);
+    writeFileSync(env[f] as string, '');
+  }
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
+  const started = performance.now();
+  const child = spawn(process.execPath, [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));
+  let rss = 0;
+  const poll = setInterval(() => {
+    rss = Math.max(rss, vmHwm(child.pid ?? 0));
+  }, 50);
+  const code = await new Promise<number | null>((res, rej) => {
+    child.once('error', rej);
+    child.once('close', res);
+  });
+  const ms = performance.now() - started;
+  clearInterval(poll);
+  rmSync(dir, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`the action exited ${code}:\n${stdout.slice(-4000)}`);
+  return { ms, rss, stdout };
+}
+
+/** docker login; docker tag; docker push of `src` under `ref`, with a fresh docker config: ms. */
+function dockerPushWhole(eng: Engine, reg: Registry, work: string, src: string, ref: string): number {
+  const [user, password] = Object.entries(reg.users)[0];
+  const cfg = mkdtempSync(join(work, 'cfg-'));
+  const env = { ...cleanEnv(), DOCKER_HOST: eng.host, DOCKER_CONFIG: cfg };
+  const sh = (args: string[], input?: string) => {
+    const r = spawnSync('docker', args, {
+      env,
+      input,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'],
+    });
+    if (r.status !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.status}: ${r.stderr?.toString()}`);
+  };
+  try {
+    const started = performance.now();
+    sh(['login', reg.host, '-u', user, '--password-stdin'], password);
+    sh(['tag', src, ref]);
+    sh(['push', ref]);
+    const ms = performance.now() - started;
+    sh(['image', 'rm', ref]);
+    return ms;
+  } finally {
+    rmSync(cfg, { recursive: true, force: true });
+  }
+}
+
+function splitInputs(reg: Registry, image: string, app: string, maxLayerSize: string, upload: string) {
+  const [user, password] = Object.entries(reg.users)[0];
+  return {
+    'app-slug': app,
+    image,
+    'target-image': 'big',
+    tag: '1.0.0',
+    registry: reg.host,
+    username: user,
+    token: password,
+    'max-layer-size': maxLayerSize,
+    'layer-split': 'auto',
+    upload,
+  };
+}
+
+/** A check that the step took the path it was meant to: the direct path never loads, the old one always does. */
+function tookPath(stdout: string, upload: string): void {
+  const loaded = /Loaded image/.test(stdout);
+  if (upload === 'docker' ? !loaded : loaded)
+    throw new Error(`upload: ${upload} took the wrong path:\n${stdout.slice(-3000)}`);
+}
+
+async function benchDirectEngine(
+  eng: Engine,
+  reg: Registry,
+  work: string,
+  shape: { files: number; fileSize: string; maxLayerSize: string; against: 'old path' | 'docker push unsplit' },
+): Promise<{ mbps: number; otherMbps: number; ratio: number; rss: number; layerMb: number }> {
+  const direct: number[] = [];
+  const other: number[] = [];
+  let rss = 0;
+  let layerMb = 0;
+  for (let i = 0; i < DIRECT_ROUNDS; i++) {
+    const tag = `${eng.name.toLowerCase()}-${process.pid}-${i}-${Date.now() % 100000}`;
+    const src = `rp-bench-direct:${tag}`;
+    const ctx = mkdtempSync(join(tmpdir(), 'rp-bench-direct-ctx-'));
+    try {
+      await importBigImage(eng.host, src, ctx, shape.files, shape.fileSize);
+      layerMb = Number(await docker(eng.host, ['image', 'inspect', '--format', '{{.Size}}', src])) / MB;
+      const runDirect = async () => {
+        const r = await actionStep(eng, work, splitInputs(reg, src, `direct-${tag}`, shape.maxLayerSize, 'auto'));
+        tookPath(r.stdout, 'auto');
+        direct.push(r.ms);
+        rss = Math.max(rss, r.rss);
+      };
+      const runOther = async () => {
+        if (shape.against === 'old path') {
+          const r = await actionStep(eng, work, splitInputs(reg, src, `old-${tag}`, shape.maxLayerSize, 'docker'));
+          tookPath(r.stdout, 'docker');
+          other.push(r.ms);
+        } else {
+          other.push(dockerPushWhole(eng, reg, work, src, `${reg.host}/unsplit-${tag}/big:1.0.0`));
+        }
+      };
+      if (i % 2 === 0) {
+        await runDirect();
+        await runOther();
+      } else {
+        await runOther();
+        await runDirect();
+      }
+    } finally {
+      await docker(eng.host, ['image', 'rm', '-f', src]).catch(() => undefined);
+      rmSync(ctx, { recursive: true, force: true });
+    }
+  }
+  const ratios = direct.map((d, i) => d / other[i]);
+  return {
+    mbps: Math.round(layerMb / (median(direct) / 1000)),
+    otherMbps: Math.round(layerMb / (median(other) / 1000)),
+    ratio: Number(median(ratios).toFixed(2)),
+    rss: Math.round(rss / MB),
+    layerMb: Math.round(layerMb),
+  };
+}
+
+/** Split and uploaded directly, against the path before and against docker push of the unsplit image. */
+export async function benchDirect(): Promise<Record<string, number | string>> {
+  const results: Record<string, number | string> = { 'load average before (1, 5, 15 min)': loadAverage() };
+  const reg = await startRegistry();
+  const work = mkdtempSync(join(tmpdir(), 'rp-bench-direct-work-'));
+  try {
+    for (const name of ['A', 'B'] as const) {
+      const { engine: eng, problem } = probeEngine(name);
+      if (!eng) {
+        results[`engine ${name}`] = `NOT MEASURED: ${problem}`;
+        continue;
+      }
+      const gb = await benchDirectEngine(eng, reg, work, {
+        files: 10,
+        fileSize: '100M',
+        maxLayerSize: '256MB',
+        against: 'old path',
+      });
+      const k = `engine ${name}: ${gb.layerMb} MB layer into 256 MB pieces`;
+      results[`${k}, split + uploaded directly (upload: auto), MB/s (target >= 100)`] = gb.mbps;
+      results[`${k}, save -> load -> docker push (upload: docker), MB/s`] = gb.otherMbps;
+      results[`${k}, time direct / time old path (median of paired rounds)`] = gb.ratio;
+      results[`${k}, direct: peak RSS of the action, MB (target < 200)`] = gb.rss;
+      if (name === 'A') {
+        const small = await benchDirectEngine(eng, reg, work, {
+          files: 50,
+          fileSize: '4M',
+          maxLayerSize: '50MB',
+          against: 'docker push unsplit',
+        });
+        const s = `engine A: ${small.layerMb} MB layer into <= 50 MB pieces`;
+        results[`${s}, split + uploaded directly, MB/s`] = small.mbps;
+        results[`${s}, docker login+tag+push of the unsplit image, MB/s`] = small.otherMbps;
+        results[`${s}, time split + uploaded / time docker push unsplit (target <= 1.3)`] = small.ratio;
+        results[`${s}, direct: peak RSS of the action, MB`] = small.rss;
+      }
+    }
+  } finally {
+    await reg.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  results['load average after (1, 5, 15 min)'] = loadAverage();
+  results['rounds (RP_BENCH_DIRECT_ROUNDS)'] = DIRECT_ROUNDS;
+  results['action bundle (RP_DIST)'] = DIST;
+  return results;
+}
+
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(', ');
+}
+
 export async function benchRelayer(): Promise<Record<string, number | string>> {
   const results: Record<string, number | string> = {};
   for (const name of ['A', 'B'] as const) {
@@ -225,9 +450,12 @@ export async function benchRelayer(): Promise<Record<string, number | string>> {
   }
   // maxRSS is the process's peak so far: the image is made outside this process, so this is the relayer's
   results['peak RSS of this process, MB (target < 200)'] = Math.round(process.resourceUsage().maxRSS / 1024);
+  // the action itself, in its own process: split and uploaded directly against the path before
+  if (process.env.RP_BENCH_RELAYER_DIRECT !== '0') Object.assign(results, await benchDirect());
   return results;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  for (const [k, v] of Object.entries(await benchRelayer())) console.log(`${k.padEnd(68)} ${v}`);
+  const figures = process.argv.includes('direct') ? await benchDirect() : await benchRelayer();
+  for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(68)} ${v}`);
 }

@@ -95,7 +95,7 @@ describeEachEngine('layer-split: auto on $label', (eng: Engine) => {
       expect(run.code).toBe(0);
       // what the run left in the engine: nothing (the split image of upload: docker is removed at the end)
       const after = await engineImages(eng);
-      expect(newImages(before, after)).toEqual([]);
+      expect(newImages(before, after, reg.host)).toEqual([]);
       const loads = await loadsOfNewImages(eng, before, since, until);
       if (upload === 'auto') {
         expect(loads).toEqual([]);
@@ -173,16 +173,77 @@ describeEngine('B', 'adaptive re-split after a 524 (engine B: no per-layer retry
   });
 });
 
+describeEachEngine('a 524 on a piece uploaded directly on $label', (eng: Engine) => {
+  test('re-splits from the user image into new, smaller blobs until the uploads pass; nothing loaded', async () => {
+    const reg = await startRegistry();
+    const proxy = await startFaultProxy({ upstream: reg, auth: { scheme: 'bearer', token: TOKEN } });
+    // any upload request carrying more than 350 kB times out: the uploader's chunk cannot go under 1 MB, so only
+    // smaller pieces get through
+    proxy.addFault({
+      path: /\/blobs\/uploads\//,
+      action: { status: 524, body: 'error code: 524' },
+      match: (req) => Number(req.headers['content-length'] ?? 0) > 350_000,
+    });
+    const src = `${uniqueName('rp-direct524')}:b`;
+    const back = `${uniqueName('rp-back')}:pulled`;
+    const job = new Job();
+    try {
+      // 900 kB in nine files, split to 500 kB pieces first: still over the proxy's limit
+      await buildDirImage(eng, src, 9, 100_000);
+      const before = await engineImages(eng);
+      const run = await job.main(
+        {
+          'app-slug': 'direct524',
+          image: src,
+          'target-image': 'svc',
+          tag: '1.0.0',
+          registry: proxy.host,
+          token: TOKEN,
+          'layer-split': 'auto',
+          'max-layer-size': '500kB',
+          retries: '4',
+          'retry-delay': '100ms',
+        },
+        { env: { DOCKER_HOST: eng.host } },
+      );
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^::group::Split layers over max-layer-size$/m);
+      expect(run.stdout).toMatch(/^::group::Re-split layer [\d, ]+ to \d+ kB$/m);
+      expect(run.stdout).not.toMatch(/Loaded image/);
+      expect(Number(run.outputs.attempts)).toBeGreaterThanOrEqual(2);
+      expect(proxy.count(undefined, /\/blobs\/uploads\//, 524)).toBeGreaterThanOrEqual(1);
+      const held = await rawManifest(reg, 'direct524/svc', '1.0.0');
+      expect(held?.digest).toBe(run.outputs.digest);
+      for (const l of held?.json.layers as { size: number }[]) expect(l.size).toBeLessThanOrEqual(350_000);
+      expect(newImages(before, await engineImages(eng), proxy.host)).toEqual([]);
+      await pullBack(eng, reg, 'direct524/svc', '1.0.0', back);
+      const [original, pulled] = await Promise.all([exportFilesystem(eng.host, src), exportFilesystem(eng.host, back)]);
+      expect(pulled).toEqual(original);
+    } finally {
+      job.cleanup();
+      await removeImages(eng, [src, back]);
+      await proxy.stop();
+      await reg.stop();
+    }
+  });
+});
+
 /** Every image the engine lists (intermediate ones too), as "repository:tag id". */
 async function engineImages(e: Engine): Promise<string[]> {
   const out = await docker(e.host, ['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
   return out.split('\n').filter(Boolean).sort();
 }
 
-/** What is listed after and was not before, other tests' own images (rp-*, made at the same time) aside. */
-function newImages(before: string[], after: string[]): string[] {
+/**
+ * What is listed after and was not before under a name this run could have made: its split image (replicated-push-split-*) or
+ * one under the registry it pushed to. Other tests and benchmarks build on the same engines at the same time, so
+ * their images are not ours to count; a loaded image without a name is caught by loadsOfNewImages.
+ */
+function newImages(before: string[], after: string[], registryHost: string): string[] {
   const had = new Set(before);
-  return after.filter((l) => !had.has(l) && !l.startsWith('rp-'));
+  return after.filter(
+    (l) => !had.has(l) && (l.startsWith('replicated-push-split-') || l.startsWith(`${registryHost}/`)),
+  );
 }
 
 /** The engine's `load` events in the window for images it did not hold before (a split image loaded). */
