@@ -9,7 +9,7 @@ import type { UploadStop } from './failure.js';
 import type { RegistryTransport } from './registry-client.js';
 import type { BlobProgress, UploadEvent } from './upload/index.js';
 import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from './relayer/index.js';
-import type { PreparedPushRequest } from './upload/prepared-image.js';
+import type { PreparedBlobRequest, PreparedPushRequest } from './upload/prepared-image.js';
 
 export interface EngineFacts {
   readonly serverVersion: string;
@@ -81,6 +81,9 @@ export type BlobRelayer = (image: string, opts: BlobsOptions) => Promise<Relayer
 /** Uploads an image the action prepared itself (BlobRelayer's), blobs in chunks, the manifest under every tag. */
 export type PreparedPush = (req: PreparedPushRequest) => Promise<ChunkedPushResult>;
 
+/** Sends one blob of an image still being split; null when the registry has it, else what went wrong. */
+export type PreparedBlobPush = (req: PreparedBlobRequest) => Promise<string | null>;
+
 /** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
 export interface ChunkedPushRequest {
   readonly image: string;
@@ -136,6 +139,8 @@ export interface CoreDeps extends Clock {
   relayerBlobs: BlobRelayer;
   /** Uploads what relayerBlobs made; src/upload in production. */
   pushPrepared: PreparedPush;
+  /** Uploads one of its blobs while the next is cut; src/upload in production. */
+  pushPreparedBlob: PreparedBlobPush;
   /** Sends a local image in resumable chunks (upload: chunked, or auto); src/upload in production. */
   chunkedPush: ChunkedPush;
 }
@@ -157,6 +162,7 @@ export interface StageContext {
   readonly relayer: Relayer;
   readonly relayerBlobs: BlobRelayer;
   readonly pushPrepared: PreparedPush;
+  readonly pushPreparedBlob: PreparedBlobPush;
   readonly chunkedPush: ChunkedPush;
 }
 

@@ -68,6 +68,7 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
       relayer: deps.relayer,
       relayerBlobs: deps.relayerBlobs,
       pushPrepared: deps.pushPrepared,
+      pushPreparedBlob: deps.pushPreparedBlob,
       chunkedPush: deps.chunkedPush,
     };
     return await pushImage(ctx, started);

@@ -5,7 +5,7 @@ import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
 import { relayerBlobs, relayerImage } from './relayer/index.js';
 import { pushLocalImage } from './upload/push-local.js';
-import { pushPreparedImage } from './upload/prepared-image.js';
+import { pushPreparedBlob, pushPreparedImage } from './upload/prepared-image.js';
 import type { CoreDeps, RunResult } from './run.js';
 
 /** Resolves after ms; rejects at once when the signal aborts (a cancel must not wait out a backoff). */
@@ -44,6 +44,7 @@ export function realDeps(
     relayer: relayerImage,
     relayerBlobs,
     pushPrepared: pushPreparedImage,
+    pushPreparedBlob,
     chunkedPush: pushLocalImage,
   };
 }

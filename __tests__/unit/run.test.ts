@@ -242,10 +242,23 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     expect(r.split).toMatchObject({ layersBefore: 2, layersAfter: 4 });
     expect(r.split?.lines).toEqual(['layer 2 (2.5 GB, RUN step2) -> 3 layers: 1.0 GB + 1.0 GB + 500 MB']);
     expect(h.log.groups).toContain(`Push ${REF} in chunks`);
+    // pipelined: each piece was sent as soon as it was written, before the push attempt (which HEADs them)
+    expect(h.uploader.early.map((e) => e.blob)).toEqual(sent.image.layers);
+    expect(h.uploader.early[0]).toMatchObject({ repositoryPath: 'my-app/api', chunkSize: 32_000_000 });
     // the engine holds what it held: no split image, no name moved to one
     expect(h.docker.calls.filter((c) => c.includes('replicated-push-split'))).toEqual([]);
     expect(engineState(h)).toEqual(before);
     expect(existsSync(h.workDirs[0])).toBe(false);
+  });
+
+  test('a piece not sent while splitting is only logged: the push attempt sends it', async () => {
+    const h = setup([5 * MB, 2_500 * MB]);
+    h.uploader.earlyResults = [null, 'PATCH answered 524'];
+    const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
+    expect(r.attempts).toBe(1);
+    expect(h.uploader.early).toHaveLength(4);
+    expect(h.uploader.prepared).toHaveLength(1);
+    expect(h.log.text()).toMatch(/: not sent while splitting \(PATCH answered 524\); the push sends it/);
   });
 
   test('upload: chunked takes the same path', async () => {

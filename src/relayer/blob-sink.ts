@@ -33,8 +33,18 @@ export class BlobSink implements LayerSink {
   constructor(
     /** Created by the caller, removed by the caller (or with the run's work directory). */
     private readonly dir: string,
-    private readonly opts: { readonly gzip?: GzipOptions; readonly signal?: AbortSignal } = {},
+    private readonly opts: {
+      readonly gzip?: GzipOptions;
+      readonly signal?: AbortSignal;
+      /** Told of each layer blob as soon as its file is complete (an upload can start while the next is cut). */
+      readonly onBlob?: (blob: BlobSource) => void;
+    } = {},
   ) {}
+
+  private done(name: string, blob: BlobSource): void {
+    this.blobs.set(name, blob);
+    this.opts.onBlob?.(blob);
+  }
 
   private nextFile(): string {
     return join(this.dir, `layer-${++this.count}.tar.gz`);
@@ -94,7 +104,7 @@ export class BlobSink implements LayerSink {
   }
 
   async layer(name: string, _size: number, fill: (write: ChunkWriter) => Promise<void>): Promise<void> {
-    this.blobs.set(name, await this.gzipToFile(fill));
+    this.done(name, await this.gzipToFile(fill));
   }
 
   async kept(entry: ArchiveEntry, _diffId: string, open: () => AsyncIterable<Buffer>): Promise<string> {
@@ -111,7 +121,7 @@ export class BlobSink implements LayerSink {
         for await (const chunk of open()) await write(chunk);
       });
     }
-    this.blobs.set(entry.name, blob);
+    this.done(entry.name, blob);
     return entry.name;
   }
 

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
 import { endStream, writeBlocked, writeChunk } from '../stream-write.js';
 import type { PreparedImage } from '../upload/prepared-image.js';
+import type { BlobSource } from '../upload/source.js';
 import { BlobSink } from './blob-sink.js';
 import { relayerArchive, relayerToSink, type SinkOptions } from './relayer.js';
 import type { RelayerOptions, RelayerReport } from './types.js';
@@ -114,6 +115,8 @@ export interface BlobsOptions extends SinkOptions {
   readonly blobDir: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly signal?: AbortSignal;
+  /** Each layer blob as soon as it is written, before the next is cut. */
+  readonly onBlob?: (blob: BlobSource) => void;
 }
 
 export interface RelayeredBlobs {
@@ -126,7 +129,7 @@ export interface RelayeredBlobs {
 export async function relayerBlobs(image: string, opts: BlobsOptions): Promise<RelayeredBlobs> {
   const spawn: Spawn = { env: opts.env ?? process.env, signal: opts.signal };
   const save = docker(['save', image], spawn, { stdout: 'pipe' });
-  const sink = new BlobSink(opts.blobDir, { signal: opts.signal });
+  const sink = new BlobSink(opts.blobDir, { signal: opts.signal, onBlob: opts.onBlob });
   let report: RelayerReport;
   try {
     report = await relayerToSink(save.stdout as NodeJS.ReadableStream, sink, { ...opts, skipUnchanged: true });

@@ -15,6 +15,9 @@ import type { BlobProgress, UploadEvent } from '../upload/index.js';
 import type { OwnImage } from './local-images.js';
 import { retryPolicy } from './login.js';
 import { splitStage, type PreparedSplit, type SplitSummary } from './split.js';
+import { eventLine } from './upload-log.js';
+
+export { eventLine };
 
 /**
  * What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits loaded
@@ -248,26 +251,5 @@ async function chunkedOnce(
     };
   } finally {
     stop();
-  }
-}
-
-/** What the log says of an upload event; null for what the progress line already shows. */
-export function eventLine(e: UploadEvent): string | null {
-  const blob = e.digest.slice(7, 19);
-  switch (e.type) {
-    case 'exists':
-      return `${blob}: already in the registry (${formatBytes(e.size)})`;
-    case 'uploaded':
-      return `${blob}: uploaded ${formatBytes(e.size)} ${e.mode === 'chunked' ? `in ${e.chunks} chunk(s)` : 'in one request'} (${formatDuration(e.elapsedMs)})`;
-    case 'chunk-failed':
-      return `${blob}: the chunk at ${formatBytes(e.start)} failed (${e.reason}); asking the registry where the upload stands`;
-    case 'resumed':
-      return `${blob}: resuming at ${formatBytes(e.offset)}`;
-    case 'restarted':
-      return `${blob}: starting this blob again in a new upload (${e.reason})`;
-    case 'fallback':
-      return `${blob}: the registry refused a chunked upload (HTTP ${e.status}: ${e.reason}); sending this blob in one request`;
-    default:
-      return null;
   }
 }

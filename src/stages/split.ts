@@ -14,8 +14,10 @@ import type { LayerReport, RelayerReport } from '../relayer/index.js';
 import { throwIfCancelled, type StageContext } from '../run-context.js';
 import { formatBytes } from '../units.js';
 import type { PreparedImage } from '../upload/prepared-image.js';
+import type { BlobSource } from '../upload/source.js';
 import { ownImageRef, type OwnImage } from './local-images.js';
 import { planFor } from './read.js';
+import { eventLine } from './upload-log.js';
 
 export interface SplitSummary {
   readonly layersBefore: number;
@@ -127,6 +129,7 @@ async function splitToBlobs(
   const blobDir = join(ctx.workDir, `blobs-${n}`);
   mkdirSync(blobDir, { recursive: true });
   let made: PreparedImage | null = null;
+  const early = earlyUploads(ctx, plan.repositoryPath);
   try {
     const { report, image } = await ctx.relayerBlobs(source.source, {
       maxLayerSize: config.maxLayerSize,
@@ -136,7 +139,9 @@ async function splitToBlobs(
       log: (line) => log.info(line),
       env: ctx.childEnv,
       signal: ctx.signal,
+      onBlob: early.add,
     });
+    await early.settled();
     if (!image || !splitWorked(ctx, report, resplit)) return null;
     made = image;
     throwIfCancelled(ctx.signal);
@@ -158,8 +163,43 @@ async function splitToBlobs(
     const summary = summarize(ctx, source, report, null, facts.length);
     return { plan: next, summary, image: null, prepared: { image, sourcePlan: source, targets, origin, n } };
   } finally {
+    // a failed split leaves no upload reading its files
+    await early.settled();
     if (!made) rmSync(blobDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Pipelining: each piece is uploaded as soon as it is written, while the next is cut, one at a time (one chunk in
+ * memory). Nothing here can fail the run: a blob that did not get through is sent by the push attempt that follows
+ * (its HEAD skips the ones that did), under the push policy.
+ */
+function earlyUploads(
+  ctx: StageContext,
+  repositoryPath: string,
+): { add: (blob: BlobSource) => void; settled: () => Promise<void> } {
+  let queue: Promise<void> = Promise.resolve();
+  return {
+    add: (blob) => {
+      queue = queue.then(async () => {
+        if (ctx.signal.aborted) return;
+        const failed = await ctx.pushPreparedBlob({
+          blob,
+          repositoryPath,
+          chunkSize: ctx.config.chunkSize,
+          signal: ctx.signal,
+          transport: ctx.registry,
+          onEvent: (e) => {
+            const line = eventLine(e);
+            if (line) ctx.log.info(line);
+          },
+        });
+        if (failed && !ctx.signal.aborted)
+          ctx.log.info(`${blob.digest.slice(7, 19)}: not sent while splitting (${failed}); the push sends it`);
+      });
+    },
+    settled: () => queue,
+  };
 }
 
 /** False (and says so) when nothing changed; warns about every file too big to split. */

@@ -4,6 +4,7 @@
 // already sent.
 import type { ChunkedPushResult } from '../run-context.js';
 import type { BlobProgress, UploadEvent } from './blob.js';
+import { uploadBlob } from './blob.js';
 import { UploadError } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
@@ -49,5 +50,33 @@ export async function pushPreparedImage(req: PreparedPushRequest): Promise<Chunk
         : { status: null, phase: 'source', message: (e as Error).message };
     const at = e instanceof UploadError && e.digest ? image.layers.findIndex((l) => l.digest === e.digest) : -1;
     return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
+  }
+}
+
+export interface PreparedBlobRequest {
+  readonly blob: BlobSource;
+  readonly repositoryPath: string;
+  readonly chunkSize: number;
+  readonly signal: AbortSignal;
+  readonly transport: RegistryTransport;
+  onEvent(e: UploadEvent): void;
+}
+
+/**
+ * One blob of an image still being prepared, sent while the next piece is cut (a HEAD first, as for every blob).
+ * Resolves with what went wrong, null when the blob is in the registry: the push that follows sends it again if not.
+ */
+export async function pushPreparedBlob(req: PreparedBlobRequest): Promise<string | null> {
+  try {
+    await uploadBlob(req.transport, req.repositoryPath, req.blob, {
+      chunkSize: req.chunkSize,
+      signal: req.signal,
+      onEvent: req.onEvent,
+      // one try: a blob that fails here is the push attempt's to send, under the push policy
+      maxTries: 1,
+    });
+    return null;
+  } catch (e) {
+    return (e as Error).message;
   }
 }

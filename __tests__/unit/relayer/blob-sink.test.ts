@@ -10,6 +10,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { BlobSink, relayerToSink } from '../../../src/relayer/index.js';
 import { MEDIA_TYPES } from '../../../src/oci.js';
 import type { PreparedImage } from '../../../src/upload/prepared-image.js';
+import type { BlobSource } from '../../../src/upload/source.js';
 import { legacyArchive, ociArchive, type SavedImage } from '../../../test/fixtures/relayer/archives.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
 import { buildTar, d, f, hard, whiteout } from '../../../test/fixtures/relayer/tars.js';
@@ -40,7 +41,8 @@ async function layers(): Promise<Buffer[]> {
 async function toBlobs(saved: SavedImage, name: string) {
   const dir = join(work, name);
   mkdirSync(dir);
-  const sink = new BlobSink(dir);
+  const announced: BlobSource[] = [];
+  const sink = new BlobSink(dir, { onBlob: (b) => announced.push(b) });
   const logs: string[] = [];
   const report = await relayerToSink(Readable.from([saved.archive]), sink, {
     maxLayerSize: LIMIT,
@@ -48,7 +50,7 @@ async function toBlobs(saved: SavedImage, name: string) {
     log: (l) => logs.push(l),
     skipUnchanged: true,
   });
-  return { report, image: sink.image, logs, dir };
+  return { report, image: sink.image, logs, dir, announced };
 }
 
 const read = async (b: PreparedImage['layers'][number]): Promise<Buffer> => {
@@ -60,9 +62,11 @@ const read = async (b: PreparedImage['layers'][number]): Promise<Buffer> => {
 describe('BlobSink', () => {
   test('classic store: gzip blobs named by digest and size, diff IDs in the config, the same filesystem', async () => {
     const input = await layers();
-    const { report, image } = await toBlobs(await legacyArchive({ layers: input }), 'a');
+    const { report, image, announced } = await toBlobs(await legacyArchive({ layers: input }), 'a');
     expect(report.changed).toBe(true);
     const img = image as PreparedImage;
+    // each blob announced as soon as it was written (an upload may start while the next is cut), in order
+    expect(announced).toEqual(img.layers);
     const manifest = JSON.parse(img.manifest.bytes.toString()) as {
       mediaType: string;
       config: { digest: string; size: number; mediaType: string };
