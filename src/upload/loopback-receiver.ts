@@ -80,6 +80,7 @@ const MANIFEST_TYPES = new Set([
   'application/vnd.oci.image.index.v1+json',
 ]);
 const READ_SIZE = 1024 * 1024;
+const WRITE_BATCH = 1024 * 1024;
 
 class ReceiveError extends Error {
   constructor(
@@ -216,21 +217,55 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
     inc?.fail(e);
   };
 
-  /** Appends a request body to a session, hashing it; honours the caps. */
+  /**
+   * Appends a request body to a session, hashing it; honours the caps. One write at a time is under way while the
+   * next bytes are received (batched up to WRITE_BATCH meanwhile): awaiting a write per socket read (64 KiB) would
+   * make the engine wait on the thread pool for each.
+   */
   async function append(s: Session, req: IncomingMessage, inc: Incoming | null): Promise<void> {
-    s.fh ??= await open(s.file, 'a');
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      lastActivity = Date.now();
-      if (s.size + chunk.length > maxBlob) throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${maxBlob} bytes`);
-      if (total + chunk.length > maxTotal)
-        throw new ReceiveError(413, 'SIZE_INVALID', `the image over ${maxTotal} bytes`);
-      if (inc && s.size + chunk.length > inc.size)
-        throw new ReceiveError(400, 'SIZE_INVALID', `blob ${inc.digest} longer than its ${inc.size} bytes`);
-      s.hash.update(chunk);
-      await s.fh.write(chunk, 0, chunk.length, null);
-      s.size += chunk.length;
-      total += chunk.length;
-      inc?.grew(chunk.length);
+    const fh = (s.fh ??= await open(s.file, 'a'));
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let writing: Promise<void> = Promise.resolve();
+    let busy = false;
+    const flush = () => {
+      const parts = batch;
+      const n = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      busy = true;
+      writing = writing.then(async () => {
+        await fh.writev(parts);
+        busy = false;
+        inc?.grew(n);
+      });
+      writing.catch(() => undefined); // awaited below; this keeps a failed write from being unhandled meanwhile
+      return writing;
+    };
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        lastActivity = Date.now();
+        if (s.size + chunk.length > maxBlob)
+          throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${maxBlob} bytes`);
+        if (total + chunk.length > maxTotal)
+          throw new ReceiveError(413, 'SIZE_INVALID', `the image over ${maxTotal} bytes`);
+        if (inc && s.size + chunk.length > inc.size)
+          throw new ReceiveError(400, 'SIZE_INVALID', `blob ${inc.digest} longer than its ${inc.size} bytes`);
+        s.hash.update(chunk);
+        s.size += chunk.length;
+        total += chunk.length;
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        // written at once when the file is idle (a reader follows closely), batched while a write is under way
+        if (!busy) void flush();
+        else if (batchBytes >= WRITE_BATCH) {
+          await writing; // at most one batch being written while the next is received
+          void flush();
+        }
+      }
+      if (batchBytes) void flush();
+    } finally {
+      await writing;
     }
   }
 
