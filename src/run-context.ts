@@ -1,6 +1,6 @@
 // What the core's stages share: the ports to the outside (docker, the registry, the clock, the relayer), the
 // logger, the cancel signal, and the one error type a user acts on. Nothing here changes during a run.
-import type { CommandResult } from './docker.js';
+import type { CommandResult, PendingLogin } from './docker.js';
 import type { EngineManifest } from './attestations.js';
 import type { Config } from './inputs.js';
 import type { HistoryRow } from './layers.js';
@@ -43,6 +43,8 @@ export interface EngineImage {
 /** The docker calls the core makes; src/docker.ts implements them, tests pass fakes. */
 export interface DockerApi {
   login(registry: string, username: string, secret: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** `docker login` started now, given the secret later (send) or ended having been sent nothing (abandon). */
+  startLogin(registry: string, username: string, opts?: { signal?: AbortSignal }): PendingLogin;
   /** Also says what each of `names` points to now, in the same round trip. */
   readImage(ref: string, opts?: { signal?: AbortSignal; names?: readonly string[] }): Promise<EngineImage>;
   tag(source: string, target: string, opts?: { signal?: AbortSignal }): Promise<void>;

@@ -79,7 +79,7 @@ describe('a push that works', () => {
     const r = await runAction(config({ 'dry-run': 'true' }), h.deps);
     expect(r).toMatchObject({ digest: null, attempts: 0, dryRun: true });
     expect(h.docker.calls.filter((c) => /^(tag|push) /.test(c))).toEqual([]);
-    expect(h.docker.calls[0]).toMatch(/^(login|read)/);
+    expect(h.docker.calls[0]).toMatch(/^(start-login|read)/);
   });
 
   test('the tag it replaces is reported', async () => {
@@ -525,6 +525,22 @@ describe('cancel', () => {
 describe('a registry that misbehaves before the push', () => {
   const logins = (h: Harness) => h.docker.calls.filter((c) => c.startsWith('login'));
 
+  test('docker login is started at once, but gets the secret only after the registry was asked', async () => {
+    const h = setup();
+    const head = h.registry.headManifest.bind(h.registry);
+    h.registry.headManifest = async (...args: Parameters<typeof head>) => {
+      h.docker.calls.push('registry-head');
+      return head(...args);
+    };
+    await runAction(config(), h.deps);
+    const order = h.docker.calls
+      .filter((c) => /^(start-login|login|registry-head)/.test(c))
+      .map((c) => c.split(' ')[0]);
+    // (the last HEAD is the verification after the push)
+    expect(order).toEqual(['start-login', 'registry-head', 'login', 'registry-head']);
+    expect(h.docker.calls).not.toContain('abandon-login');
+  });
+
   test('a token realm that may not get the credentials: refused before docker login sends them', async () => {
     const h = setup();
     h.registry.headErrors = [
@@ -538,6 +554,7 @@ describe('a registry that misbehaves before the push', () => {
     expect(e.title).toBe('Credentials withheld');
     expect(e.message).toContain('token realm evil:80');
     expect(logins(h)).toEqual([]);
+    expect(h.docker.calls).toContain('abandon-login');
     expect(pushes(h)).toEqual([]);
   });
 
@@ -548,6 +565,7 @@ describe('a registry that misbehaves before the push', () => {
     expect(e.title).toBe('Registry unreachable');
     expect(e.message).toMatch(/^registry\.example\.com did not answer/);
     expect(logins(h)).toEqual([]);
+    expect(h.docker.calls).toContain('abandon-login');
   });
 
   test('credentials the registry refuses: the credentials message, without a docker login', async () => {
@@ -556,6 +574,7 @@ describe('a registry that misbehaves before the push', () => {
     const e = await fails(runAction(config(), h.deps));
     expect(e.title).toBe('Registry rejected the credentials');
     expect(logins(h)).toEqual([]);
+    expect(h.docker.calls).toContain('abandon-login');
   });
 
   test('a reset is asked again under the retry policy', async () => {

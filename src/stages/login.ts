@@ -9,7 +9,7 @@ import { ActionFailure, throwIfCancelled, type StageContext } from '../run-conte
 import { formatDuration } from '../units.js';
 import { HttpError } from '../http-request.js';
 import { RegistryError } from '../registry-client.js';
-import type { Docker, PendingLogin } from '../docker.js';
+import type { PendingLogin } from '../docker.js';
 import { failureOutput } from './failure-output.js';
 
 export interface TagBefore {
@@ -71,13 +71,12 @@ export async function login(ctx: StageContext, started?: PendingLogin): Promise<
  */
 export async function loginStage(ctx: StageContext): Promise<TagBefore[]> {
   const { config } = ctx;
-  const docker = ctx.docker as StageContext['docker'] & { startLogin?: Docker['startLogin'] };
-  const started = docker.startLogin?.(config.registry, config.username, { signal: ctx.signal });
+  const started = ctx.docker.startLogin(config.registry, config.username, { signal: ctx.signal });
   let before: TagBefore[];
   try {
     before = await tagsBefore(ctx);
   } catch (e) {
-    await started?.abandon();
+    await started.abandon();
     throw e;
   }
   await login(ctx, started);
