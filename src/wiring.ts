@@ -45,7 +45,14 @@ export function realDeps(
     relayerBlobs,
     pushPrepared: pushPreparedImage,
     pushPreparedBlob,
-    chunkedPush: pushLocalImage,
+    // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
+    chunkedPush: (req) =>
+      pushLocalImage(req, {
+        onFallback: (why) =>
+          logger.info(
+            `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
+          ),
+      }),
   };
 }
 
