@@ -397,6 +397,11 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
       const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
       if (reference.startsWith('sha256:') && reference !== digest)
         throw new ReceiveError(400, 'DIGEST_INVALID', `manifest ${reference} hashed to ${digest}`);
+      // The first manifest under a reference is the one kept: one that came later (another local process that read
+      // the push's command line) is refused, so it can never replace what the engine sent; one that came first makes
+      // the engine's own PUT fail, and with it the push.
+      if (manifests.has(reference))
+        throw new ReceiveError(400, 'MANIFEST_INVALID', `a manifest was already received under ${reference}`);
       manifests.set(reference, { reference, mediaType, bytes, digest });
       return send(201, { Location: `${prefix}manifests/${digest}`, 'Docker-Content-Digest': digest });
     }

@@ -176,6 +176,11 @@ test('manifest: HEAD is 404 (the engine sends it), PUT is kept by reference with
   const put = await call('PUT', `/v2/${REPO}/manifests/t1`, { headers: { 'Content-Type': type }, body: [doc] });
   expect([put.status, put.headers['docker-content-digest']]).toEqual([201, sha(doc)]);
   expect(rx?.manifests.get('t1')).toMatchObject({ mediaType: type, digest: sha(doc) });
+  // a second manifest under the same reference never replaces the first
+  const other = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [{ digest: sha(Buffer.from('x')) }] }));
+  const again = await call('PUT', `/v2/${REPO}/manifests/t1`, { headers: { 'Content-Type': type }, body: [other] });
+  expect(again.status).toBe(400);
+  expect(rx?.manifests.get('t1')?.digest).toBe(sha(doc));
   const big = await call('PUT', `/v2/${REPO}/manifests/t2`, {
     headers: { 'Content-Type': type },
     body: [Buffer.alloc(2000, 32)],
