@@ -7,7 +7,8 @@
 // exactly what `docker push [--platform]` would have given it. Why: on the containerd store `docker save` exports at
 // ~30 MB/s, `docker push` reads the store directly (issue 12's measurements: 120 MB 3.6 s against 1.1 s).
 import { randomBytes } from 'node:crypto';
-import { runProcess, startProcess, howItEnded, type ProcessResult } from '../process.js';
+import { Docker } from '../docker.js';
+import { startProcess, howItEnded, type ProcessResult } from '../process.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';
@@ -39,7 +40,6 @@ export type LoopbackPushResult =
   /** The engine never reached the receiver (it runs elsewhere, or cannot push): nothing was sent, try another way. */
   | { readonly ok: false; readonly unreachable: true; readonly why: string };
 
-const SMALL_DEADLINE_MS = 60_000;
 const STDERR_KEEP = 16 * 1024;
 
 function sourceError(message: string, cause?: unknown): UploadError {
@@ -93,16 +93,16 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
   const receiver = await startLoopbackReceiver({ dir: o.dir, repository, onBlob: startUpload, idleMs: o.idleMs });
   const ref = `${receiver.host}/${repository}:${id}`;
   const dog = watchdog(receiver, o.idleMs ?? 120_000);
+  // The tag and its removal go over the engine API, as every local name of the run does (docker.ts).
+  const docker = new Docker(o.env);
   let tagged = false;
   try {
-    const tag = await runProcess('docker', ['tag', o.image, ref], {
-      env: o.env,
-      signal: inner.signal,
-      deadlineMs: SMALL_DEADLINE_MS,
-      captureBytes: STDERR_KEEP,
-    });
-    if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
-    if (tag.code !== 0) throw sourceError(`docker tag ${o.image} ${ref} ${howItEnded(tag)}: ${said(tag)}`);
+    try {
+      await docker.tag(o.image, ref, { signal: inner.signal });
+    } catch (e) {
+      if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+      throw sourceError(`tagging ${o.image} as ${ref} failed: ${(e as Error).message}`, e);
+    }
     tagged = true;
     const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
     const push = await startProcess('docker', args, {
@@ -163,12 +163,7 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     await Promise.allSettled(uploads.values());
     await receiver.close();
     // the run's own tag goes whatever happened (a cancel too): nothing is left in the engine
-    if (tagged)
-      await runProcess('docker', ['image', 'rm', ref], {
-        env: o.env,
-        deadlineMs: SMALL_DEADLINE_MS,
-        captureBytes: STDERR_KEEP,
-      });
+    if (tagged) await docker.removeImage(ref);
     o.signal?.removeEventListener('abort', onOuterAbort);
   }
 }

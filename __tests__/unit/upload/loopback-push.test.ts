@@ -36,14 +36,39 @@ afterEach(async () => {
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-/** A stand-in docker: tag and image rm logged, push as an engine pushes (spec.mode), save from a file. */
+/**
+ * A stand-in docker: the engine API's tag and image rm (over dial-stdio: DOCKER_CONTEXT names a context) logged as
+ * "tag SRC REF" and "image rm REF", push as an engine pushes (spec.mode), save from a file.
+ */
 const STAND_IN = String.raw`#!/usr/bin/env node
 const fs = require('fs'); const http = require('http');
 const spec = JSON.parse(fs.readFileSync(process.env.RP_FAKE_SPEC, 'utf8'));
 const args = process.argv.slice(2);
+if (args[0] === 'system' && args[1] === 'dial-stdio') {
+  let buf = '';
+  process.stdin.on('data', (c) => {
+    buf += c.toString('latin1');
+    for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+      const [method, path] = buf.slice(0, end).split(' ');
+      buf = buf.slice(end + 4);
+      const u = new URL(path, 'http://docker');
+      const name = decodeURIComponent(u.pathname.replace(/^\/images\//, '').replace(/\/tag$/, ''));
+      let status = 404;
+      if (method === 'POST' && u.pathname.endsWith('/tag')) {
+        fs.appendFileSync(spec.log, 'tag ' + name + ' ' + u.searchParams.get('repo') + ':' + u.searchParams.get('tag') + '\n');
+        status = 201;
+      } else if (method === 'DELETE') {
+        fs.appendFileSync(spec.log, 'image rm ' + name + '\n');
+        status = 200;
+      }
+      process.stdout.write('HTTP/1.1 ' + status + ' X\r\nContent-Length: 0\r\n\r\n');
+    }
+  });
+  process.stdin.on('end', () => process.stdout.end());
+  return;
+}
 fs.appendFileSync(spec.log, args.join(' ') + '\n');
 const note = (s) => fs.appendFileSync(spec.log, '# ' + s + '\n');
-if (args[0] === 'tag' || (args[0] === 'image' && args[1] === 'rm')) process.exit(0);
 if (args[0] === 'save') { fs.createReadStream(spec.saved).pipe(process.stdout); return; }
 if (args[0] !== 'push') process.exit(1);
 if (spec.mode === 'unreachable') { console.error('dial tcp 127.0.0.1: connect: connection refused'); process.exit(1); }
@@ -137,7 +162,7 @@ async function fakeDocker(mode: string, over: { gapMs?: number; saved?: Buffer }
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
   writeFileSync(spec.log, '');
   return {
-    env: { PATH: `${bin}:${process.env.PATH}`, RP_FAKE_SPEC: join(dir, 'spec.json') },
+    env: { PATH: `${bin}:${process.env.PATH}`, RP_FAKE_SPEC: join(dir, 'spec.json'), DOCKER_CONTEXT: 'fake' },
     log: () => readFileSync(spec.log, 'utf8').trim().split('\n'),
     layer,
     config,
