@@ -6,7 +6,7 @@
 // (which need the credentials) and import are CLI commands.
 import { apiAtLeast, type EngineManifest } from './attestations.js';
 import type { HistoryRow } from './layers.js';
-import { EngineApiError, EngineConnection } from './engine-api.js';
+import { EngineApiError, EngineConnection, engineEndpointFor, type EngineEndpoint } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from './oci.js';
 import { childEnv, exitCode, howItEnded, protectSecret, runProcess, startProcess, type LineSink } from './process.js';
 
@@ -90,12 +90,15 @@ export const DOCKER_DEADLINE_MS = 60_000;
 export class Docker {
   private readonly env: NodeJS.ProcessEnv;
   private readonly deadlineMs: number;
+  /** Where the engine API is: decided once from the environment (and the config's current context). */
+  private readonly endpoint: EngineEndpoint;
 
   constructor(env: NodeJS.ProcessEnv, opts: DockerOptions = {}) {
     // Protected for every child from here on (zstd in the relayer included), not only docker's.
     for (const secret of opts.secrets ?? []) protectSecret(secret);
     this.env = childEnv(env, opts.secrets ?? []);
     this.deadlineMs = opts.deadlineMs ?? DOCKER_DEADLINE_MS;
+    this.endpoint = engineEndpointFor(this.env);
   }
 
   private async run(
@@ -242,7 +245,12 @@ export class Docker {
   }
 
   private async withEngine<T>(opts: CallOptions, use: (conn: EngineConnection) => Promise<T>): Promise<T> {
-    const conn = EngineConnection.open({ env: this.env, deadlineMs: this.deadlineMs, signal: opts.signal });
+    const conn = EngineConnection.open({
+      env: this.env,
+      endpoint: this.endpoint,
+      deadlineMs: this.deadlineMs,
+      signal: opts.signal,
+    });
     try {
       return await use(conn);
     } finally {

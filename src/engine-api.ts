@@ -84,6 +84,8 @@ interface Link {
 
 export interface OpenOptions {
   readonly env: NodeJS.ProcessEnv;
+  /** Where the engine is (engineEndpointFor(env)), decided once by the caller. */
+  readonly endpoint: EngineEndpoint;
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
 }
@@ -100,7 +102,7 @@ export class EngineConnection {
 
   private constructor(
     private readonly link: Link,
-    private readonly opts: OpenOptions & { readonly endpoint: EngineEndpoint },
+    private readonly opts: OpenOptions,
   ) {
     link.onData((c) => {
       this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
@@ -110,10 +112,6 @@ export class EngineConnection {
   }
 
   static open(opts: OpenOptions): EngineConnection {
-    return EngineConnection.to({ ...opts, endpoint: engineEndpointFor(opts.env) });
-  }
-
-  private static to(opts: OpenOptions & { readonly endpoint: EngineEndpoint }): EngineConnection {
     const { endpoint } = opts;
     return new EngineConnection(endpoint.kind === 'unix' ? socketLink(endpoint.path, opts) : stdioLink(opts), opts);
   }
@@ -125,7 +123,7 @@ export class EngineConnection {
    */
   sibling(): EngineConnection {
     if (this.opts.endpoint.kind !== 'unix') return this;
-    const other = EngineConnection.to(this.opts);
+    const other = EngineConnection.open(this.opts);
     this.siblings.push(other);
     return other;
   }
