@@ -20,6 +20,7 @@ import type { ChunkedPushRequest } from '../../../src/run-context.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, gzippedLayer } from '../../../test/fixtures/relayer/tars.js';
+import { chunkedPushRequest } from '../../../test/fixtures/chunked-push-request.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
 
 let dir: string;
@@ -170,24 +171,14 @@ async function fakeDocker(mode: string, over: { gapMs?: number; saved?: Buffer }
   };
 }
 
-function request(env: NodeJS.ProcessEnv, over: Partial<ChunkedPushRequest> = {}): ChunkedPushRequest {
-  const work = join(dir, 'work');
-  mkdirSync(work, { recursive: true });
-  return {
-    image: 'app:1',
+/** The request with this file's defaults: the containerd store, one platform, 128 KiB chunks. */
+function request(env: NodeJS.ProcessEnv, over: Partial<ChunkedPushRequest> = {}) {
+  return chunkedPushRequest(dir, registry, env, {
     platform: 'linux/amd64',
     containerdStore: true,
-    repositoryPath: 'my-app/api',
-    tags: ['1.0.0', 'latest'],
     chunkSize: 128 * 1024,
-    workDir: work,
-    env,
-    signal: new AbortController().signal,
-    transport: registry.transport(),
-    onEvent: () => undefined,
-    onProgress: () => undefined,
     ...over,
-  };
+  });
 }
 
 /** Request-body bytes the registry got for blob uploads (PATCH and PUT), and whether any upload overlapped. */

@@ -8,6 +8,7 @@ import type { ChunkedPushRequest } from '../../../src/run-context.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, d, f, pattern } from '../../../test/fixtures/relayer/tars.js';
+import { chunkedPushRequest } from '../../../test/fixtures/chunked-push-request.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
 
 let dir: string;
@@ -36,29 +37,9 @@ async function fakeSave(archive: Buffer | null): Promise<NodeJS.ProcessEnv> {
   return { PATH: `${bin}:${process.env.PATH}` };
 }
 
-function request(
-  env: NodeJS.ProcessEnv,
-  over: Partial<ChunkedPushRequest> = {},
-): ChunkedPushRequest & { events: string[] } {
-  const events: string[] = [];
-  const work = join(dir, 'work');
-  mkdirSync(work, { recursive: true });
-  return {
-    image: 'app:1',
-    platform: null,
-    containerdStore: false,
-    repositoryPath: 'my-app/api',
-    tags: ['1.0.0', 'latest'],
-    chunkSize: 64 * 1024,
-    workDir: work,
-    env,
-    signal: new AbortController().signal,
-    transport: registry.transport(),
-    onEvent: (e) => events.push(e.type),
-    onProgress: () => undefined,
-    events,
-    ...over,
-  };
+/** The request with this file's defaults (a classic-store image, two tags). */
+function request(env: NodeJS.ProcessEnv, over: Partial<ChunkedPushRequest> = {}) {
+  return chunkedPushRequest(dir, registry, env, over);
 }
 
 test('a saved image goes up in chunks and its manifest under every tag; the work directory is left clean', async () => {

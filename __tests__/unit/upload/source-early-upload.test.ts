@@ -5,12 +5,12 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChunkedPushRequest } from '../../../src/run-context.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { EarlyUploads } from '../../../src/upload/source-early-upload.js';
 import { bufferBlobSource } from '../../../src/upload/source.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f } from '../../../test/fixtures/relayer/tars.js';
+import { chunkedPushRequest } from '../../../test/fixtures/chunked-push-request.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
 
 let dir: string;
@@ -70,25 +70,9 @@ process.stdout.write(a.subarray(0, ${split}), () => setTimeout(() => {
   return { PATH: `${bin}:${process.env.PATH}` };
 }
 
-function request(env: NodeJS.ProcessEnv): ChunkedPushRequest & { events: string[] } {
-  const events: string[] = [];
-  const work = join(dir, 'work');
-  mkdirSync(work, { recursive: true });
-  return {
-    image: 'app:1',
-    platform: null,
-    containerdStore: false,
-    repositoryPath: 'my-app/api',
-    tags: ['1.0.0'],
-    chunkSize: 64 * 1024,
-    workDir: work,
-    env,
-    signal: new AbortController().signal,
-    transport: registry.transport(),
-    onEvent: (e) => events.push(e.type),
-    onProgress: () => undefined,
-    events,
-  };
+/** The request with this file's defaults (a classic-store image, one tag). */
+function request(env: NodeJS.ProcessEnv) {
+  return chunkedPushRequest(dir, registry, env, { tags: ['1.0.0'] });
 }
 
 const pseudo = (seed: string, n: number) => {
