@@ -141,11 +141,40 @@ async function receiverNames(e: Engine): Promise<string[]> {
   return out.split('\n').filter((n) => n.includes('/replicated-push-'));
 }
 
-async function dockerLogin(e: Engine, config: string): Promise<void> {
+/** A docker config of its own, logged in to the registry. */
+async function loggedInConfig(e: Engine): Promise<string> {
+  const config = mkdtempSync(join(dir, 'docker-config-'));
+  writeFileSync(join(config, 'config.json'), '{}');
   const [u, p] = creds();
   await execFileP('sh', ['-c', `printf %s "$P" | docker login -u "$U" --password-stdin ${registry.host}`], {
     env: { ...engineEnv(e), DOCKER_CONFIG: config, U: u, P: p },
   });
+  return config;
+}
+
+/** The reference: REF pushed by `docker push --platform linux/amd64` to a new repository; what the registry holds. */
+async function pushedByDocker(e: Engine, ref: string, label: string) {
+  const repo = `imgsrc/${uniqueName(label)}`;
+  const pushedRef = `${registry.host}/${repo}:1`;
+  const config = await loggedInConfig(e);
+  await docker(e.host, ['tag', ref, pushedRef]);
+  try {
+    await docker(e.host, ['push', '--platform', 'linux/amd64', pushedRef], { DOCKER_CONFIG: config });
+  } finally {
+    await removeImages(e, [pushedRef]);
+  }
+  return rawManifest(registry, repo, '1');
+}
+
+/** REPO:1 pulled back into the engine: the image ID it gets (the pulled name removed after). */
+async function pulledImageId(e: Engine, repo: string): Promise<string> {
+  const pulled = `${registry.host}/${repo}:1`;
+  try {
+    await docker(e.host, ['pull', pulled], { DOCKER_CONFIG: await loggedInConfig(e) });
+    return await docker(e.host, ['image', 'inspect', '--format', '{{.Id}}', pulled]);
+  } finally {
+    await removeImages(e, [pulled]);
+  }
 }
 
 describeEngine('A', 'image content from engine A (classic store)', (eng) => {
@@ -194,15 +223,7 @@ describeEngine('A', 'image content from engine A (classic store)', (eng) => {
     expect(result.digest).toBe(img.manifest.digest);
     await expectRegistryHolds(img, repo, '1');
 
-    const config = mkdtempSync(join(dir, 'docker-config-'));
-    const pulled = `${registry.host}/${repo}:1`;
-    try {
-      await dockerLogin(eng, config);
-      await docker(eng.host, ['pull', pulled], { DOCKER_CONFIG: config });
-      expect(await docker(eng.host, ['image', 'inspect', '--format', '{{.Id}}', pulled])).toBe(id);
-    } finally {
-      await removeImages(eng, [pulled]);
-    }
+    expect(await pulledImageId(eng, repo)).toBe(id);
   });
 
   test('through the receiver (docker push to 127.0.0.1): config digest = image ID, pulled back as the same ID, nothing left', async () => {
@@ -214,15 +235,7 @@ describeEngine('A', 'image content from engine A (classic store)', (eng) => {
     expect(held?.json.config?.digest).toBe(id);
     expect(held?.json.layers).toHaveLength(layersInEngine.length);
     expect(await receiverNames(eng)).toEqual([]);
-    const config = mkdtempSync(join(dir, 'docker-config-'));
-    const pulled = `${registry.host}/${repo}:1`;
-    try {
-      await dockerLogin(eng, config);
-      await docker(eng.host, ['pull', pulled], { DOCKER_CONFIG: config });
-      expect(await docker(eng.host, ['image', 'inspect', '--format', '{{.Id}}', pulled])).toBe(id);
-    } finally {
-      await removeImages(eng, [pulled]);
-    }
+    expect(await pulledImageId(eng, repo)).toBe(id);
   });
 
   test('a cancel ends docker save and the read rejects as aborted', async () => {
@@ -272,18 +285,7 @@ describeEngine('B', 'image content from engine B (containerd store)', (eng) => {
     expect(img.layers.every((l) => l.mediaType === MEDIA_TYPES.ociLayerGzip)).toBe(true);
 
     // docker push --platform to one repository, our uploader to another
-    const pushedRepo = `imgsrc/${uniqueName('b-docker')}`;
-    const pushedRef = `${registry.host}/${pushedRepo}:1`;
-    const config = mkdtempSync(join(dir, 'docker-config-'));
-    writeFileSync(join(config, 'config.json'), '{}');
-    await dockerLogin(eng, config);
-    await docker(eng.host, ['tag', ref, pushedRef]);
-    try {
-      await docker(eng.host, ['push', '--platform', 'linux/amd64', pushedRef], { DOCKER_CONFIG: config });
-    } finally {
-      await removeImages(eng, [pushedRef]);
-    }
-    const byDocker = await rawManifest(registry, pushedRepo, '1');
+    const byDocker = await pushedByDocker(eng, ref, 'b-docker');
     expect(byDocker?.digest).toBe(img.manifest.digest);
     expect(byDocker?.json.config?.digest).toBe(img.config.digest);
     expect(byDocker?.json.layers?.map((l) => l.digest)).toEqual(img.layers.map((l) => l.digest));
@@ -295,18 +297,7 @@ describeEngine('B', 'image content from engine B (containerd store)', (eng) => {
   });
 
   test('the chunked push (through the receiver, the default here) gives the registry the manifest docker push --platform gives it; nothing left', async () => {
-    const pushedRepo = `imgsrc/${uniqueName('b-docker-rx')}`;
-    const pushedRef = `${registry.host}/${pushedRepo}:1`;
-    const config = mkdtempSync(join(dir, 'docker-config-'));
-    writeFileSync(join(config, 'config.json'), '{}');
-    await dockerLogin(eng, config);
-    await docker(eng.host, ['tag', ref, pushedRef]);
-    try {
-      await docker(eng.host, ['push', '--platform', 'linux/amd64', pushedRef], { DOCKER_CONFIG: config });
-    } finally {
-      await removeImages(eng, [pushedRef]);
-    }
-    const byDocker = await rawManifest(registry, pushedRepo, '1');
+    const byDocker = await pushedByDocker(eng, ref, 'b-docker-rx');
 
     const repo = `imgsrc/${uniqueName('b-rx')}`;
     let fellBack = '';
