@@ -1,5 +1,6 @@
 // One error type for everything the uploader gives up on, saying where (so the 524 advisory can say whether a chunk
 // or the final PUT failed) and whether it was a cancel rather than a failure.
+import type { ChunkedPushResult } from '../run-context.js';
 
 /** Where an upload stopped: the HEAD, the POST that opens it, a chunk, the GET that asks where it stands, the PUT
  *  that closes it, the single-request fallback, the source's bytes, or the manifest. */
@@ -25,6 +26,20 @@ export class UploadError extends Error {
 export function abortError(signal: AbortSignal | undefined, digest: string | null, phase: UploadPhase): UploadError {
   const reason = signal?.reason instanceof Error ? `: ${signal.reason.message}` : '';
   return new UploadError(`upload cancelled${reason}`, phase, digest, null, true, { cause: signal?.reason });
+}
+
+/**
+ * What an upload that threw tells the run: where it stopped and, when the error names a blob that is one of
+ * LAYER_DIGESTS (the manifest's layers, in order), which layer (1-based). Anything that is not an UploadError
+ * stopped in reading the image.
+ */
+export function uploadFailure(e: unknown, layerDigests: readonly string[]): ChunkedPushResult & { ok: false } {
+  const stop =
+    e instanceof UploadError
+      ? { status: e.status, phase: e.phase, message: e.message }
+      : { status: null, phase: 'source' as const, message: (e as Error).message };
+  const at = e instanceof UploadError && e.digest ? layerDigests.indexOf(e.digest) : -1;
+  return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
 }
 
 /** Resolves after ms, or rejects at once when the signal aborts; no timer outlives it. */

@@ -5,7 +5,7 @@
 import type { ChunkedPushResult } from '../run-context.js';
 import type { BlobProgress, UploadEvent } from './blob.js';
 import { uploadBlob } from './blob.js';
-import { UploadError } from './errors.js';
+import { uploadFailure } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
 import type { BlobSource } from './source.js';
@@ -44,12 +44,10 @@ export async function pushPreparedImage(req: PreparedPushRequest): Promise<Chunk
     );
     return { ok: true, digest: result.digest };
   } catch (e) {
-    const stop =
-      e instanceof UploadError
-        ? { status: e.status, phase: e.phase, message: e.message }
-        : { status: null, phase: 'source', message: (e as Error).message };
-    const at = e instanceof UploadError && e.digest ? image.layers.findIndex((l) => l.digest === e.digest) : -1;
-    return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
+    return uploadFailure(
+      e,
+      image.layers.map((l) => l.digest),
+    );
   }
 }
 

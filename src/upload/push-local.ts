@@ -10,7 +10,7 @@
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChunkedPushRequest, ChunkedPushResult } from '../run-context.js';
-import { UploadError } from './errors.js';
+import { uploadFailure } from './errors.js';
 import { uploadImage } from './image.js';
 import { readImageForUpload } from './image-source.js';
 import { pushThroughLoopback } from './loopback-push.js';
@@ -25,15 +25,6 @@ export interface PushLocalOptions {
   readonly reader?: ImageReader;
   /** Told when the receiver could not be reached and `docker save` is used instead. */
   readonly onFallback?: (why: string) => void;
-}
-
-function failed(e: unknown, layerDigests: readonly string[]): ChunkedPushResult {
-  const stop =
-    e instanceof UploadError
-      ? { status: e.status, phase: e.phase, message: e.message }
-      : { status: null, phase: 'source' as const, message: (e as Error).message };
-  const at = e instanceof UploadError && e.digest ? layerDigests.indexOf(e.digest) : -1;
-  return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
 }
 
 /** A layer gzipped into the work directory, its size and digest known: no stat, so it is offered at once. */
@@ -83,7 +74,7 @@ async function throughSave(req: ChunkedPushRequest, dir: string): Promise<Chunke
     );
     return { ok: true, digest: result.digest };
   } catch (e) {
-    return failed(e, layerDigests);
+    return uploadFailure(e, layerDigests);
   }
 }
 
@@ -110,7 +101,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
         if (r.ok) return { ok: true, digest: r.digest };
         opts.onFallback?.(r.why);
       } catch (e) {
-        return failed(e, []);
+        return uploadFailure(e, []);
       }
     }
     return await throughSave(req, dir);
