@@ -24,6 +24,9 @@ export interface UploadImageOptions extends UploadBlobOptions {
   /** Blobs uploaded at once; default 3. */
   readonly concurrency?: number;
   readonly onManifest?: (m: { reference: string; digest: string }) => void;
+  /** Blobs the run already uploaded while it was still reading the image: their HEAD finds them, and nothing is
+   *  reported about them again (no `exists` event, no progress). */
+  readonly sentBefore?: ReadonlySet<string>;
 }
 
 export interface ImageUploadResult {
@@ -172,11 +175,21 @@ export async function uploadImage(
   if (opts.signal?.aborted) throw abortError(opts.signal, digest, 'exists');
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   try {
-    const blobOpts: UploadBlobOptions = { ...opts, signal: inner.signal };
+    const before = (d: string) => opts.sentBefore?.has(d) ?? false;
+    const blobOpts: UploadBlobOptions = {
+      ...opts,
+      signal: inner.signal,
+      onEvent: (e) => {
+        if (!(e.type === 'exists' && before(e.digest))) opts.onEvent?.(e);
+      },
+      onProgress: (p) => {
+        if (!before(p.digest)) opts.onProgress?.(p);
+      },
+    };
     const unique = [...new Map(image.layers.map((l) => [l.digest, l])).values()];
     // Every blob is known before the first byte goes: a progress line can count them from the start.
     for (const b of [...unique, image.config])
-      opts.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
+      blobOpts.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
     const uploaded = await pool(unique, opts.concurrency ?? DEFAULT_CONCURRENCY, inner, (l) =>
       uploadBlob(transport, repository, l, blobOpts),
     );

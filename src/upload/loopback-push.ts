@@ -137,21 +137,11 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     for (const b of [config, ...layers]) startUpload(b); // any not started yet (none, unless the engine skipped one)
     await Promise.all(uploads.values());
     // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
-    const quiet = (digest: string) => ours.has(digest);
     const result = await uploadImage(
       o.transport,
       o.repositoryPath,
       { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
-      {
-        chunkSize: o.chunkSize,
-        signal: inner.signal,
-        onEvent: (e) => {
-          if (!(e.type === 'exists' && quiet(e.digest))) o.onEvent?.(e);
-        },
-        onProgress: (p) => {
-          if (!quiet(p.digest)) o.onProgress?.(p);
-        },
-      },
+      { chunkSize: o.chunkSize, signal: inner.signal, onEvent: o.onEvent, onProgress: o.onProgress, sentBefore: ours },
     );
     return { ok: true, digest: result.digest, layers: layers.map((l) => l.digest) };
   } catch (e) {

@@ -56,21 +56,11 @@ async function throughSave(req: ChunkedPushRequest, dir: string): Promise<Chunke
     layerDigests = image.layers.map((l) => l.digest);
     await early.settle();
     if (early.failure) throw early.failure;
-    // the blobs uploaded early are found by uploadImage's HEAD: not said again
-    const quiet = (digest: string) => early.done.has(digest);
     const result = await uploadImage(
       req.transport,
       req.repositoryPath,
       { manifest: image.manifest.bytes, config: image.config, layers: image.layers, tags: req.tags },
-      {
-        ...blobOpts,
-        onEvent: (e) => {
-          if (!(e.type === 'exists' && quiet(e.digest))) req.onEvent(e);
-        },
-        onProgress: (p) => {
-          if (!quiet(p.digest)) req.onProgress(p);
-        },
-      },
+      { ...blobOpts, sentBefore: early.done },
     );
     return { ok: true, digest: result.digest };
   } catch (e) {

@@ -92,6 +92,24 @@ describe('uploadImage', () => {
     expect(reg.requests.filter((r) => r.method === 'POST')).toHaveLength(7);
   });
 
+  test('blobs sent before (sentBefore) are found by their HEAD and not reported again; others the registry holds are', async () => {
+    reg = await startScriptedRegistry();
+    const img = image(3);
+    const [early, held, fresh] = img.layers;
+    for (const b of [early, held]) reg.blobs.set(b.digest, Buffer.alloc(b.size));
+    const events: string[] = [];
+    const progressed = new Set<string>();
+    await uploadImage(reg.transport(), REPO, img, {
+      retryDelayMs: () => 0,
+      sentBefore: new Set([early.digest]),
+      onEvent: (e) => events.push(`${e.type} ${e.digest}`),
+      onProgress: (p) => progressed.add(p.digest),
+    });
+    expect(reg.requests.filter((r) => r.method === 'HEAD' && r.path.endsWith(early.digest))).toHaveLength(1);
+    expect(events.filter((e) => e.startsWith('exists '))).toEqual([`exists ${held.digest}`]);
+    expect([...progressed].sort()).toEqual([held.digest, fresh.digest, img.config.digest].sort());
+  });
+
   test('one layer failing for good stops the others and nothing more is sent', async () => {
     reg = await startScriptedRegistry();
     const img = image(5);
