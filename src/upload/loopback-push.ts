@@ -33,10 +33,13 @@ export interface LoopbackPushOptions {
   readonly idleMs?: number;
   /** Names the tag apart from other runs' (default: random). */
   readonly runId?: string;
+  /** Told the layer digests, in order, once the manifest the engine pushed is read: a blob upload that fails after
+   *  that can be named by its layer. */
+  readonly onManifest?: (layerDigests: readonly string[]) => void;
 }
 
 export type LoopbackPushResult =
-  | { readonly ok: true; readonly digest: string; readonly layers: readonly string[] }
+  | { readonly ok: true; readonly digest: string }
   /** The engine never reached the receiver (it runs elsewhere, or cannot push): nothing was sent, try another way. */
   | { readonly ok: false; readonly unreachable: true; readonly why: string };
 
@@ -133,6 +136,10 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     };
     const config = blob(doc.config?.digest);
     const layers = (doc.layers ?? []).map((l) => blob(l.digest));
+    // An upload that fails from here on names its layer. (A real 524 comes ~100 s after its request, so the engine,
+    // handing the image over at loopback speed, has pushed the manifest long before; an upload that fails while
+    // the engine is still sending ends the push, and the failure names no layer.)
+    o.onManifest?.(layers.map((l) => l.digest));
     await Promise.all([config, ...layers].map((b) => b.done));
     for (const b of [config, ...layers]) startUpload(b); // any not started yet (none, unless the engine skipped one)
     await Promise.all(uploads.values());
@@ -143,7 +150,7 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
       { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
       { chunkSize: o.chunkSize, signal: inner.signal, onEvent: o.onEvent, onProgress: o.onProgress, sentBefore: ours },
     );
-    return { ok: true, digest: result.digest, layers: layers.map((l) => l.digest) };
+    return { ok: true, digest: result.digest };
   } catch (e) {
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     throw e;

@@ -73,6 +73,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
   const dir = mkdtempSync(join(req.workDir, 'upload-'));
   try {
     if (reader === 'loopback' || (reader === 'auto' && req.containerdStore)) {
+      let layerDigests: readonly string[] = [];
       try {
         const r = await pushThroughLoopback({
           image: req.image,
@@ -87,11 +88,12 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
           signal: req.signal,
           onEvent: req.onEvent,
           onProgress: req.onProgress,
+          onManifest: (digests) => (layerDigests = digests),
         });
         if (r.ok) return { ok: true, digest: r.digest };
         opts.onFallback?.(r.why);
       } catch (e) {
-        return uploadFailure(e, []);
+        return uploadFailure(e, layerDigests);
       }
     }
     return await throughSave(req, dir);

@@ -27,8 +27,13 @@ export interface RecordedRequest {
 }
 
 export type UploadFault =
-  /** Answer this without touching the upload (the body is read and dropped). */
-  | { readonly status: number; readonly body?: string; readonly headers?: Record<string, string> }
+  /** Answer this without touching the upload (the body is read and dropped), after delayMs when given. */
+  | {
+      readonly status: number;
+      readonly body?: string;
+      readonly headers?: Record<string, string>;
+      readonly delayMs?: number;
+    }
   /** Write this many body bytes to the upload, then cut the connection (a reset mid-chunk). */
   | { readonly resetAfterBytes: number }
   /** Cut the connection before reading anything: nothing reaches the upload. */
@@ -169,16 +174,16 @@ export async function startScriptedRegistry(opts: ScriptedRegistryOptions = {}):
     requests.push(rec);
     const fault = script?.(rec);
     if (fault && 'reset' in fault) return void req.socket.destroy();
-    if (fault && 'status' in fault) {
-      await readBody(req, rec, () => undefined);
-      return send(res, rec, fault.status, fault.headers, fault.body ?? '');
-    }
-    if (fault && 'delayMs' in fault) {
+    if (fault && 'delayMs' in fault && fault.delayMs) {
       await new Promise<void>((r) => {
         const t = setTimeout(() => (timers.delete(t), r()), fault.delayMs);
         timers.add(t);
       });
       if (stopped) return;
+    }
+    if (fault && 'status' in fault) {
+      await readBody(req, rec, () => undefined);
+      return send(res, rec, fault.status, fault.headers, fault.body ?? '');
     }
     const limit = fault && 'resetAfterBytes' in fault ? fault.resetAfterBytes : undefined;
     const answer = (status: number, headers: Record<string, string> = {}, body = '') => {
