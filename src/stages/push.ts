@@ -17,8 +17,6 @@ import { retryPolicy } from './login.js';
 import { splitStage, type PreparedSplit, type SplitSummary } from './split.js';
 import { eventLine } from './upload-log.js';
 
-export { eventLine };
-
 /**
  * What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits loaded
  * (upload: docker), or the split's blobs (otherwise; every attempt uploads these same files).
