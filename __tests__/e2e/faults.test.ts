@@ -135,6 +135,34 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expectNothingLeftBehind(run);
   });
 
+  // The action's own uploader reads this store through the engine's push to its receiver on 127.0.0.1; by the time
+  // a blob fails at the registry the engine has handed over its manifest, so the failure names the exact layer.
+  test('upload: chunked, a persistent 524 on one of two big layers: one attempt, the advisory names that layer', async () => {
+    const src = await image(c, { '/small': 'x', '/data/model.bin': 500_000, '/data/weights.bin': 900_000 });
+    // every request carrying the ~500 kB layer (the gzip of 500 kB of random bytes) times out
+    c.proxy.addFault({
+      path: BLOB_UPLOAD,
+      match: (r) => {
+        const bytes = Number(r.headers['content-length'] ?? 0);
+        return bytes > 400_000 && bytes < 700_000;
+      },
+      action: CF_524,
+    });
+    const run = await push(c, src, 'c524', { upload: 'chunked', 'max-layer-size': '300kB', retries: '0' });
+    expect(run.code).toBe(1);
+    expect(run.outputs.attempts).toBe('1');
+    expect(c.proxy.count('PATCH', uploadsOf('c524'), 524)).toBeGreaterThanOrEqual(1);
+    expect(c.proxy.count('PUT', manifestsOf('c524'))).toBe(0);
+    const error = errorLine(run);
+    expect(error).toMatch(/^::error title=Push timed out \(HTTP 524\)::/);
+    expect(error).toContain('while uploading layer 2/3');
+    expect(error).not.toContain('while uploading layer 3/3');
+    expect(error).toMatch(/made by `COPY \S+ \/data\/model.bin`/);
+    expect(error).not.toContain('most likely');
+    expect(await listTags(c.upstream, 'faults/c524')).toEqual([]);
+    expectNothingLeftBehind(run);
+  });
+
   test('persistent 524 on a small layer: retries up to the bound, then fails', async () => {
     const src = await image(c, { '/a': 30_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, match: isLayerPut, action: CF_524 });
