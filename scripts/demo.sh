@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run demo`: starts a local engine and registry, builds a sample image from scratch and pushes it through
-# the action's dist/ exactly as a GitHub runner would run it, then prints the outputs and the job summary.
+# the action's dist/ exactly as a GitHub runner would run it, shows its log as the Actions page shows it (secrets as
+# ***, groups, annotations), then the outputs, the job summary, the README's CLI example and what the registry holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/rig/engines.sh a >/dev/null
@@ -26,25 +27,12 @@ printf 'demo build %s\n' "$(date -u +%FT%TZ)" >"$work/ctx/VERSION"
 printf 'FROM scratch\nCOPY payload.bin /opt/demo/payload.bin\nCOPY VERSION /opt/demo/VERSION\n' >"$work/ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t replicated-push-demo:local "$work/ctx" >/dev/null 2>&1
 
-touch "$work/output" "$work/state" "$work/summary"
-echo "== running dist/index.js against 127.0.0.1:$port (registry with htpasswd auth) =="
-env -i PATH="$PATH" HOME="$work" RUNNER_TEMP="$work" GITHUB_ACTIONS=true \
-  GITHUB_OUTPUT="$work/output" GITHUB_STATE="$work/state" GITHUB_STEP_SUMMARY="$work/summary" \
-  GITHUB_REF=refs/tags/v1.0.0 \
-  INPUT_APP-SLUG=demo-app INPUT_IMAGE=replicated-push-demo:local INPUT_TAG="1.0.0,latest" \
-  INPUT_TOKEN="$token" INPUT_USERNAME=demo INPUT_REGISTRY="127.0.0.1:$port" \
-  node dist/index.js
-# the post step, as the runner runs it: the state main saved comes back as STATE_* variables
-state_dir=$(grep -A1 '^dockerConfigDir<<' "$work/state" | tail -1)
-env -i PATH="$PATH" HOME="$work" RUNNER_TEMP="$work" STATE_isPost=true STATE_dockerConfigDir="$state_dir" node dist/index.js
+# the steps as the runner runs them, shown as the Actions log shows them (scripts/demo-step.ts checks what it shows)
+DEMO_REGISTRY="127.0.0.1:$port" DEMO_TOKEN="$token" DEMO_USERNAME=demo DEMO_IMAGE=replicated-push-demo:local \
+  node_modules/.bin/tsx scripts/demo-step.ts
 echo
-echo "== outputs =="
-node -e '
-const t=require("fs").readFileSync(process.argv[1],"utf8").split("\n");
-for(let i=0;i<t.length;i++){const m=/^([^<]+)<<(.+)$/.exec(t[i]); if(!m) continue; const v=[]; for(i++;t[i]!==m[2];i++) v.push(t[i]); console.log(m[1]+": "+v.join(" | "));}' "$work/output"
-echo
-echo "== job summary =="
-cat "$work/summary"
 echo "== what the registry holds (skopeo) =="
 skopeo inspect --tls-verify=false --creds "demo:$token" --format '{{.Name}} {{.Digest}} tags={{.RepoTags}}' "docker://127.0.0.1:$port/demo-app/replicated-push-demo:1.0.0"
-docker image rm replicated-push-demo:local "127.0.0.1:$port/demo-app/replicated-push-demo:1.0.0" "127.0.0.1:$port/demo-app/replicated-push-demo:latest" >/dev/null 2>&1 || true
+echo
+echo "demo passed: pushed, verified, post step clean, no secret and no raw workflow command printed"
+docker image rm replicated-push-demo:local >/dev/null 2>&1 || true

@@ -8,6 +8,7 @@ import type { Annotation, Logger } from './logger.js';
 import { protectSecret } from './process.js';
 import { ActionFailure, runAction } from './run.js';
 import { realDeps, resultOutputs } from './wiring.js';
+import { annotationText, groupHeading } from './workflow-render.js';
 
 function terminalLogger(): Logger {
   const tty = process.stderr.isTTY === true;
@@ -17,7 +18,8 @@ function terminalLogger(): Logger {
     redraw = false;
     process.stderr.write(`${line}\n`);
   };
-  const annotate = (kind: string) => (a: Annotation) => write(`${kind}: ${a.title}: ${a.message}`);
+  // labelled as the demo shows the action's annotations and groups (workflow-render.ts)
+  const annotate = (kind: 'notice' | 'warning') => (a: Annotation) => write(annotationText(kind, a.title, a.message));
   return {
     info: write,
     progress: (line) => {
@@ -31,7 +33,7 @@ function terminalLogger(): Logger {
     notice: annotate('notice'),
     warning: annotate('warning'),
     group: async (name, fn) => {
-      write(`== ${name}`);
+      write(groupHeading(name));
       return fn();
     },
   };
