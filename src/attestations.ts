@@ -1,17 +1,8 @@
 // Whether the local image carries attestation manifests, and how to push it so the registry gets only
 // what it accepts. Pure: the engine facts and the image's manifest list are read elsewhere.
+import { apiAtLeast, type EngineManifest } from './docker.js';
 import type { AttestationMode } from './inputs.js';
 import { INDEX_MEDIA_TYPES, isAttestation as isAttestationDescriptor, platformString } from './oci.js';
-
-/** One entry of GET /images/{name}/json?manifests=1 (API 1.48+), reduced to what is read here. */
-export interface EngineManifest {
-  Kind?: string;
-  Available?: boolean;
-  Descriptor?: {
-    platform?: { os?: string; architecture?: string; variant?: string };
-    annotations?: Record<string, string>;
-  };
-}
 
 export type PushStrategy =
   /** withAttestations: what is pushed lists attestation manifests (a 400 on it is the attestation rejection). */
@@ -28,12 +19,6 @@ export interface AttestationFacts {
   readonly manifests: readonly EngineManifest[] | null;
   /** From `docker image inspect`: the platform the engine resolves the image to. */
   readonly platform: string;
-}
-
-export function apiAtLeast(version: string, min: string): boolean {
-  const [a, b] = version.split('.').map(Number);
-  const [c, d] = min.split('.').map(Number);
-  return a > c || (a === c && b >= d);
 }
 
 function isAttestation(m: EngineManifest): boolean {

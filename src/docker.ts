@@ -4,7 +4,6 @@
 // credentials never touch ~/.docker. What the run reads from the engine, and the local names it gives or takes
 // back, go over one engine-API connection (engine-api.ts), not a CLI process per question: only login and push
 // (which need the credentials) and import are CLI commands.
-import { apiAtLeast, type EngineManifest } from './attestations.js';
 import type { HistoryRow } from './layers.js';
 import { EngineApiError, EngineConnection, engineEndpointFor, type EngineEndpoint } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from './oci.js';
@@ -38,14 +37,32 @@ function lastLines(text: string): string {
   return text.trim().split('\n').slice(-3).join(' ');
 }
 
-export interface ImageInspect {
-  Id: string;
-  Os: string;
-  Architecture: string;
-  Variant?: string;
-  RootFS: { Layers?: string[] };
+/** The parts of GET /images/{name}/json the run reads. */
+export interface LocalImageFacts {
+  readonly Id: string;
+  readonly Os: string;
+  readonly Architecture: string;
+  readonly Variant?: string;
+  readonly RootFS: { Layers?: string[] };
   /** Present on the containerd image store: the image's own descriptor (an index when attested). */
-  Descriptor?: { mediaType: string; digest: string; size: number };
+  readonly Descriptor?: { mediaType: string; digest: string; size: number };
+}
+
+/** One entry of GET /images/{name}/json?manifests=1 (API 1.48+), reduced to what is read here. */
+export interface EngineManifest {
+  Kind?: string;
+  Available?: boolean;
+  Descriptor?: {
+    platform?: { os?: string; architecture?: string; variant?: string };
+    annotations?: Record<string, string>;
+  };
+}
+
+/** Whether the engine API `version` (e.g. 1.47) is at least `min`. */
+export function apiAtLeast(version: string, min: string): boolean {
+  const [a, b] = version.split('.').map(Number);
+  const [c, d] = min.split('.').map(Number);
+  return a > c || (a === c && b >= d);
 }
 
 export interface EngineFacts {
@@ -55,16 +72,16 @@ export interface EngineFacts {
   readonly containerdStore: boolean;
 }
 
-/** What the run reads from the engine before it plans, over one connection. */
-export interface ImageRead {
+/** Everything the run reads from the engine about one image, before it plans, over one connection. */
+export interface EngineImage {
   readonly engine: EngineFacts;
-  readonly image: ImageInspect;
+  readonly image: LocalImageFacts;
   /** Newest first, as `docker history --no-trunc -H=false` lists them. */
-  readonly history: HistoryRow[];
+  readonly history: readonly HistoryRow[];
   /** The image index's manifests (containerd store, index, API >= 1.48), else null. */
-  readonly manifests: EngineManifest[] | null;
+  readonly manifests: readonly EngineManifest[] | null;
   /** For each name asked about (`names`): the image ID it points to now, null when the engine does not have it. */
-  readonly names: Map<string, string | null>;
+  readonly names: ReadonlyMap<string, string | null>;
 }
 
 /** A `docker login` waiting for its password (Docker.startLogin). */
@@ -182,7 +199,7 @@ export class Docker {
    * (containerd store, an index descriptor, API >= 1.48). A missing image fails as the CLI words it
    * ("No such image"); an engine that cannot be reached as "Cannot connect to the Docker daemon".
    */
-  async readImage(ref: string, opts: CallOptions & { names?: readonly string[] } = {}): Promise<ImageRead> {
+  async readImage(ref: string, opts: CallOptions & { names?: readonly string[] } = {}): Promise<EngineImage> {
     return this.withEngine(opts, async (conn) => {
       const name = pathName(ref);
       const info = conn.sibling().json('/info');
@@ -193,7 +210,7 @@ export class Docker {
       const names = idsOf(conn, opts.names ?? []);
       names.catch(() => undefined); // reported by the await below, unless the image itself failed first
       const engine = factsFrom(await version, (await info) as InfoBody);
-      const image = (await inspect) as ImageInspect;
+      const image = (await inspect) as LocalImageFacts;
       const history = ((await rows) as { Size?: number; CreatedBy?: string }[]).map(historyRow);
       let manifests: EngineManifest[] | null = null;
       const index = image.Descriptor !== undefined && INDEX_MEDIA_TYPES.has(image.Descriptor.mediaType);

@@ -1,6 +1,7 @@
 // What a failed docker command means, from what it printed: retryable or final, and which class, so the
 // advisory can say something a vendor can act on. Pure; tables in __tests__/unit/failure.test.ts hold
 // lines copied from real engines (20.10 classic store, 28.x containerd store).
+import type { UploadStop } from './upload/errors.js';
 
 export type FailureKind =
   | 'timeout-524' // Cloudflare origin timeout: the upload of a big layer took too long
@@ -197,13 +198,6 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     blobDigest: blobDigestOf(text),
     detail: detail.replace(/^Error response from daemon: /, ''),
   };
-}
-
-/** Where the action's own uploader stopped (src/upload/errors.ts, reduced to what classification reads). */
-export interface UploadStop {
-  readonly status: number | null;
-  readonly phase: string;
-  readonly message: string;
 }
 
 /**

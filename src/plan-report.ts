@@ -1,7 +1,7 @@
 // The plan as a person reads it in the log: engine, image, layers, tags, where it goes, how. Pure.
 import type { Config } from './inputs.js';
 import type { Plan } from './plan.js';
-import type { EngineFacts } from './run-context.js';
+import type { EngineFacts } from './docker.js';
 import { formatBytes } from './units.js';
 
 export function planLines(config: Config, plan: Plan, engine: EngineFacts): string[] {

@@ -1,44 +1,13 @@
 // What the core's stages share: the ports to the outside (docker, the registry, the clock, the relayer), the
 // logger, the cancel signal, and the one error type a user acts on. Nothing here changes during a run.
-import type { CommandResult, PendingLogin } from './docker.js';
-import type { EngineManifest } from './attestations.js';
+import type { CommandResult, EngineImage, PendingLogin } from './docker.js';
 import type { Config } from './inputs.js';
-import type { HistoryRow } from './layers.js';
 import type { Logger } from './logger.js';
-import type { UploadStop } from './failure.js';
-import type { RegistryTransport } from './registry-client.js';
-import type { BlobProgress, UploadEvent } from './upload/index.js';
+import type { ManifestHead, RegistryTransport } from './registry-client.js';
 import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from './relayer/index.js';
 import type { PreparedBlobRequest, PreparedPushRequest } from './upload/prepared-image.js';
-
-export interface EngineFacts {
-  readonly serverVersion: string;
-  readonly apiVersion: string;
-  /** The containerd image store keeps the image index (and its attestations) locally. */
-  readonly containerdStore: boolean;
-}
-
-export interface LocalImageFacts {
-  readonly Id: string;
-  readonly Os: string;
-  readonly Architecture: string;
-  readonly Variant?: string;
-  readonly RootFS: { Layers?: string[] };
-  /** Present on the containerd image store: the image's own descriptor (an index when attested). */
-  readonly Descriptor?: { mediaType: string; digest: string; size: number };
-}
-
-/** Everything the run reads from the engine about one image, read once. */
-export interface EngineImage {
-  readonly engine: EngineFacts;
-  readonly image: LocalImageFacts;
-  /** Newest first, as `docker history` lists them. */
-  readonly history: readonly HistoryRow[];
-  /** The image index's entries (containerd store, API 1.48+, index images only); null otherwise. */
-  readonly manifests: readonly EngineManifest[] | null;
-  /** For each name asked about: the image ID it points to now, null when the engine does not have it. */
-  readonly names: ReadonlyMap<string, string | null>;
-}
+import type { ChunkedPushRequest } from './upload/push-local.js';
+import type { ChunkedPushResult } from './upload/errors.js';
 
 /** The docker calls the core makes; src/docker.ts implements them, tests pass fakes. */
 export interface DockerApi {
@@ -55,11 +24,6 @@ export interface DockerApi {
   importEmpty(ref: string, label: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Untags a name (removing the image when it was its last name); best effort. */
   removeImage(ref: string): Promise<void>;
-}
-
-export interface ManifestHead {
-  readonly digest: string;
-  readonly mediaType: string;
 }
 
 /** The registry's own answers (v2 API); src/registry-client.ts implements it. */
@@ -85,34 +49,6 @@ export type PreparedPush = (req: PreparedPushRequest) => Promise<ChunkedPushResu
 
 /** Sends one blob of an image still being split; null when the registry has it, else what went wrong. */
 export type PreparedBlobPush = (req: PreparedBlobRequest) => Promise<string | null>;
-
-/** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
-export interface ChunkedPushRequest {
-  readonly image: string;
-  /** The platform manifest to send from an index (attestations stripped), as `docker push --platform` would. */
-  readonly platform: string | null;
-  readonly containerdStore: boolean;
-  readonly repositoryPath: string;
-  /** The manifest is put under each. */
-  readonly tags: readonly string[];
-  readonly chunkSize: number;
-  /** Scratch space for the saved image; the caller removes it. */
-  readonly workDir: string;
-  readonly env: NodeJS.ProcessEnv;
-  readonly signal: AbortSignal;
-  readonly transport: RegistryTransport;
-  onEvent(e: UploadEvent): void;
-  onProgress(p: BlobProgress): void;
-}
-
-export type ChunkedPushResult =
-  | { readonly ok: true; readonly digest: string }
-  | {
-      readonly ok: false;
-      readonly stop: UploadStop;
-      /** 1-based index of the layer whose blob failed, when it was a layer. */
-      readonly layer: number | null;
-    };
 
 export type ChunkedPush = (req: ChunkedPushRequest) => Promise<ChunkedPushResult>;
 

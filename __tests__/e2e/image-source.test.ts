@@ -19,7 +19,8 @@ import { UploadError } from '../../src/upload/errors.js';
 import { uploadImage } from '../../src/upload/image.js';
 import { readImageForUpload, type ImageForUpload } from '../../src/upload/image-source.js';
 import { pushLocalImage, type PushLocalOptions } from '../../src/upload/push-local.js';
-import type { ChunkedPushRequest, ChunkedPushResult } from '../../src/run-context.js';
+import type { ChunkedPushRequest } from '../../src/upload/push-local.js';
+import type { ChunkedPushResult } from '../../src/upload/errors.js';
 import type { BlobSource } from '../../src/upload/source.js';
 import { MEDIA_TYPES } from '../../src/oci.js';
 import {

@@ -1,10 +1,5 @@
-import {
-  apiAtLeast,
-  choosePushStrategy,
-  type AttestationFacts,
-  type EngineManifest,
-  type PushStrategy,
-} from '../../src/attestations.js';
+import { apiAtLeast, type EngineManifest } from '../../src/docker.js';
+import { choosePushStrategy, type AttestationFacts, type PushStrategy } from '../../src/attestations.js';
 import { INDEX_MEDIA_TYPES, platformString } from '../../src/oci.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';

@@ -5,7 +5,8 @@ import { classifyFailure } from '../failure.js';
 import { layerFacts } from '../layers.js';
 import { INDEX_MEDIA_TYPES, platformString } from '../oci.js';
 import { buildPlan, refsFor, type Plan } from '../plan.js';
-import { ActionFailure, type EngineFacts, type EngineImage, type StageContext } from '../run-context.js';
+import { ActionFailure, type StageContext } from '../run-context.js';
+import type { EngineFacts, EngineImage } from '../docker.js';
 import { failureOutput } from './failure-output.js';
 import { loginStage, type TagBefore } from './login.js';
 

@@ -1,7 +1,8 @@
 // Stage: ask the registry, not docker, what each tag now points to. A request that fails (5xx, reset, timeout)
 // after a good push is asked again under the retry policy; only the registry's own answer can fail the run.
 import { withRetries, type AttemptOutcome } from '../retry.js';
-import { ActionFailure, throwIfCancelled, type ManifestHead, type StageContext } from '../run-context.js';
+import { ActionFailure, throwIfCancelled, type StageContext } from '../run-context.js';
+import type { ManifestHead } from '../registry-client.js';
 import { retryHooks, retryPolicy } from './login.js';
 
 export async function verifyStage(

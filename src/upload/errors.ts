@@ -1,10 +1,26 @@
 // One error type for everything the uploader gives up on, saying where (so the 524 advisory can say whether a chunk
 // or the final PUT failed) and whether it was a cancel rather than a failure.
-import type { ChunkedPushResult } from '../run-context.js';
 
 /** Where an upload stopped: the HEAD, the POST that opens it, a chunk, the GET that asks where it stands, the PUT
  *  that closes it, the single-request fallback, the source's bytes, or the manifest. */
 export type UploadPhase = 'exists' | 'start' | 'chunk' | 'status' | 'commit' | 'single' | 'source' | 'manifest';
+
+/** Where the uploader stopped, as the core's failure classification reads it (src/failure.ts). */
+export interface UploadStop {
+  readonly status: number | null;
+  readonly phase: string;
+  readonly message: string;
+}
+
+/** What one push of an image by the action's own uploader came to. */
+export type ChunkedPushResult =
+  | { readonly ok: true; readonly digest: string }
+  | {
+      readonly ok: false;
+      readonly stop: UploadStop;
+      /** 1-based index of the layer whose blob failed, when it was a layer. */
+      readonly layer: number | null;
+    };
 
 export class UploadError extends Error {
   constructor(

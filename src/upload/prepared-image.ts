@@ -2,10 +2,9 @@
 // names them (layer-split: auto's pieces, blob-sink.ts). It is uploaded as it is, by every attempt that needs it: no
 // `docker save` again, nothing loaded into the engine; the registry's HEAD per blob skips what an earlier attempt
 // already sent.
-import type { ChunkedPushResult } from '../run-context.js';
 import type { BlobProgress, UploadEvent } from './blob.js';
 import { uploadBlob } from './blob.js';
-import { uploadFailure } from './errors.js';
+import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
 import type { BlobSource } from './source.js';

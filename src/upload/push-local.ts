@@ -9,14 +9,34 @@
 //   classic store the engine's own push gzips at ~28 MB/s, the save and our parallel gzip are faster.
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChunkedPushRequest, ChunkedPushResult } from '../run-context.js';
-import { uploadFailure } from './errors.js';
+import type { RegistryTransport } from './transport.js';
+import type { BlobProgress, UploadEvent } from './blob.js';
+import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import { readImageForUpload } from './image-source.js';
 import { pushThroughLoopback } from './loopback-push.js';
 import type { BlobSource } from './source.js';
 import { EarlyUploads } from './source-early-upload.js';
 import { MEDIA_TYPES } from '../oci.js';
+
+/** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
+export interface ChunkedPushRequest {
+  readonly image: string;
+  /** The platform manifest to send from an index (attestations stripped), as `docker push --platform` would. */
+  readonly platform: string | null;
+  readonly containerdStore: boolean;
+  readonly repositoryPath: string;
+  /** The manifest is put under each. */
+  readonly tags: readonly string[];
+  readonly chunkSize: number;
+  /** Scratch space for the saved image; the caller removes it. */
+  readonly workDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly signal: AbortSignal;
+  readonly transport: RegistryTransport;
+  onEvent(e: UploadEvent): void;
+  onProgress(p: BlobProgress): void;
+}
 
 export type ImageReader = 'auto' | 'save' | 'loopback';
 

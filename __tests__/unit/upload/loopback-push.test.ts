@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChunkedPushRequest } from '../../../src/run-context.js';
+import type { ChunkedPushRequest } from '../../../src/upload/push-local.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, gzippedLayer } from '../../../test/fixtures/relayer/tars.js';

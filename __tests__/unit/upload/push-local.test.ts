@@ -4,7 +4,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChunkedPushRequest } from '../../../src/run-context.js';
+import type { ChunkedPushRequest } from '../../../src/upload/push-local.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, d, f, pattern } from '../../../test/fixtures/relayer/tars.js';
