@@ -285,7 +285,9 @@ test('a push that stalls is ended by the idle watchdog', async () => {
       repositoryPath: 'my-app/api',
       tags: ['1'],
       chunkSize: 128 * 1024,
-      idleMs: 400,
+      // long enough for the stand-in docker (a node process) to reach the receiver on a loaded 2-core machine, where
+      // 400 ms was not: the push was then taken for one that never reached it (unreachable) instead of stalled
+      idleMs: 3000,
     }),
   ).rejects.toThrow(/stalled/);
   expect(Date.now() - started).toBeLessThan(10_000);
