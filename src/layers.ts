@@ -1,5 +1,6 @@
 // Facts about each layer of a local image: its diff ID, uncompressed size and the instruction that made it.
 // Pure: built from `docker image inspect` RootFS.Layers (oldest first) and `docker history` rows (newest first).
+import { shortDigest } from './oci.js';
 
 export interface HistoryRow {
   readonly size: number;
@@ -54,7 +55,7 @@ export function layerFacts(diffIds: readonly string[], historyNewestFirst: reado
   return diffIds.map((diffId, i) => ({
     index: i + 1,
     diffId,
-    shortId: diffId.replace(/^sha256:/, '').slice(0, 12),
+    shortId: shortDigest(diffId),
     size: matched ? rows[i].size : 0,
     instruction: matched ? cleanInstruction(rows[i].createdBy) : null,
   }));

@@ -55,3 +55,16 @@ export function isAttestation(d: {
     (d.platform?.os === 'unknown' && d.platform?.architecture === 'unknown')
   );
 }
+
+/** Where a blob lives in an OCI layout or a saved archive: `blobs/sha256/HEX`; anything but a sha256 digest throws
+ *  (a name from an untrusted index must never reach outside blobs/). */
+export function blobName(digest: string): string {
+  const m = /^(sha256):([a-f0-9]{64})$/.exec(digest);
+  if (!m) throw new Error(`malformed digest ${JSON.stringify(digest)}`);
+  return `blobs/${m[1]}/${m[2]}`;
+}
+
+/** The short form of a digest the log uses, as docker prints layer IDs: 12 hex digits. */
+export function shortDigest(digest: string): string {
+  return digest.replace(/^[a-z0-9]+:/, '').slice(0, 12);
+}

@@ -7,22 +7,7 @@ import { relayerBlobs, relayerImage } from './relayer/index.js';
 import { pushLocalImage } from './upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from './upload/prepared-image.js';
 import type { CoreDeps, RunResult } from './run.js';
-
-/** Resolves after ms; rejects at once when the signal aborts (a cancel must not wait out a backoff). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('aborted'));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new Error('aborted'));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+import { sleep } from './sleep.js';
 
 export function realDeps(
   logger: Logger,

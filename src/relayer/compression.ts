@@ -13,8 +13,9 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-// zlib gained zstd in Node 22.15 / 23.8. This action runs on Node 20, so zstd comes from zlib when the
-// runtime has it, else from the zstd CLI (GitHub's runner images ship it), else not at all.
+// zlib gained zstd in Node 22.15 / 23.8. The action runs on Node 24 (action.yml: node24), whose zlib has it; the CLI
+// may run on Node 20 (package.json engines), so zstd comes from zlib when the runtime has it, else from the zstd
+// command (GitHub's runner images ship it), else not at all.
 type ZstdFactory = () => Transform;
 const nodeZstd = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
 

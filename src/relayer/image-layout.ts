@@ -3,7 +3,7 @@
 // image may sit behind nested indexes together with BuildKit's attestation manifests, which are skipped:
 // the relayered archive holds the single platform image only.
 
-import { INDEX_MEDIA_TYPES, isAttestation } from '../oci.js';
+import { blobName, INDEX_MEDIA_TYPES, isAttestation } from '../oci.js';
 
 export interface ImageRefs {
   /** Archive entry names. */
@@ -17,12 +17,6 @@ interface Descriptor {
   digest: string;
   platform?: { os?: string; architecture?: string; variant?: string };
   annotations?: Record<string, string>;
-}
-
-function blobName(digest: string): string {
-  const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
-  if (!m) throw new Error(`malformed digest ${digest}`);
-  return `blobs/${m[1]}/${m[2]}`;
 }
 
 function parse<T>(read: (name: string) => Buffer | undefined, name: string): T {

@@ -5,6 +5,7 @@
 //   reuses the same files, and a re-split starts again from the user's image.
 // - upload: docker: the new image is loaded under a name of the run's own, then the user's refs are tagged to it
 //   for `docker push`: nothing is pushed under a name the user did not give.
+import { shortDigest } from '../oci.js';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LayerFact } from '../layers.js';
@@ -150,7 +151,7 @@ async function splitToBlobs(
     const facts: LayerFact[] = pieces.map((p, i) => ({
       index: i + 1,
       diffId: p.diffId,
-      shortId: p.diffId.replace(/^sha256:/, '').slice(0, 12),
+      shortId: shortDigest(p.diffId),
       size: p.size,
       instruction: instruction.get(p.from) ?? null,
     }));
@@ -195,7 +196,7 @@ function earlyUploads(
           },
         });
         if (failed && !ctx.signal.aborted)
-          ctx.log.info(`${blob.digest.slice(7, 19)}: not sent while splitting (${failed}); the push sends it`);
+          ctx.log.info(`${shortDigest(blob.digest)}: not sent while splitting (${failed}); the push sends it`);
       });
     },
     settled: () => queue,

@@ -1,10 +1,11 @@
 // The log line of each upload event, shared by the push stage and the split's early uploads.
+import { shortDigest } from '../oci.js';
 import { formatBytes, formatDuration } from '../units.js';
 import type { UploadEvent } from '../upload/index.js';
 
 /** What the log says of an upload event; null for what the progress line already shows. */
 export function eventLine(e: UploadEvent): string | null {
-  const blob = e.digest.slice(7, 19);
+  const blob = shortDigest(e.digest);
   switch (e.type) {
     case 'exists':
       return `${blob}: already in the registry (${formatBytes(e.size)})`;

@@ -3,7 +3,8 @@
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
-import { abortError, sleep, UploadError, type UploadPhase } from './errors.js';
+import { sleep } from '../sleep.js';
+import { abortError, UploadError, type UploadPhase } from './errors.js';
 import {
   chunkOutcome,
   contentRange,

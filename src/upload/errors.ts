@@ -57,20 +57,3 @@ export function uploadFailure(e: unknown, layerDigests: readonly string[]): Chun
   const at = e instanceof UploadError && e.digest ? layerDigests.indexOf(e.digest) : -1;
   return { ok: false, stop, layer: at >= 0 ? at + 1 : null };
 }
-
-/** Resolves after ms, or rejects at once when the signal aborts; no timer outlives it. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0 && !signal?.aborted) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason ?? new Error('aborted'));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

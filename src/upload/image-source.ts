@@ -10,13 +10,13 @@ import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
-import { MEDIA_TYPES, type Platform } from '../oci.js';
+import { blobName, MEDIA_TYPES, type Platform } from '../oci.js';
 import { resolveImage } from '../relayer/image-layout.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from './source.js';
 import { spillArchive, type SpilledArchive, type SpilledEntry } from './source-archive.js';
 import type { GzipOptions } from './source-gzip.js';
-import { blobName, dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from './source-layout.js';
+import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from './source-layout.js';
 
 export interface ImageManifest {
   readonly mediaType: string;

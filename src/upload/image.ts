@@ -2,7 +2,8 @@
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
 import { createHash } from 'node:crypto';
 import { uploadBlob, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
-import { abortError, sleep, UploadError } from './errors.js';
+import { sleep } from '../sleep.js';
+import { abortError, UploadError } from './errors.js';
 import { describeFailure, isTransientStatus } from './protocol.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';

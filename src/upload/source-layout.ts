@@ -3,7 +3,7 @@
 //   holds the manifest `docker push --platform` would push). BuildKit's attestation manifests are skipped; when the
 //   index holds several platforms, `platform` chooses.
 // - classic store: a Docker v2 schema 2 manifest made here for the gzipped layers.
-import { INDEX_MEDIA_TYPES, isAttestation, MEDIA_TYPES, platformString, type Platform } from '../oci.js';
+import { blobName, INDEX_MEDIA_TYPES, isAttestation, MEDIA_TYPES, platformString, type Platform } from '../oci.js';
 
 export interface Descriptor {
   readonly mediaType?: string;
@@ -39,12 +39,6 @@ const COMPRESSED_LAYERS: ReadonlySet<string> = new Set([
   MEDIA_TYPES.ociLayerZstd,
   MEDIA_TYPES.dockerLayerGzip,
 ]);
-
-export function blobName(digest: string): string {
-  const m = /^(sha256):([a-f0-9]{64})$/.exec(digest);
-  if (!m) throw new Error(`malformed digest ${JSON.stringify(digest)}`);
-  return `blobs/${m[1]}/${m[2]}`;
-}
 
 function parseJson<T>(bytes: Buffer, what: string): T {
   try {
