@@ -17,7 +17,7 @@ export type PushMethod = 'docker' | 'chunked';
  * The first attempt's method for a local image. upload: auto sends an image with a layer over max-layer-size in
  * chunks from the start (docker push sends each blob in one request, which outlives the registry proxy's origin
  * timeout). A split's pieces (layer-split: auto) exist only as blobs unless upload is docker: the push stage sends
- * those in chunks whatever this says (PushState.prepared).
+ * those in chunks whatever this says (a PushState of kind prepared).
  */
 export function firstMethod(
   config: Pick<Config, 'upload'>,

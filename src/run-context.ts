@@ -59,6 +59,20 @@ export interface Clock {
   random(): number;
 }
 
+/** What the core calls to re-layer and upload images itself; src/relayer and src/upload in production. */
+export interface ImagePorts {
+  /** Re-layers a local image into a loaded one (layer-split: auto, upload: docker). */
+  readonly relayer: Relayer;
+  /** Re-layers a local image into blob files (layer-split: auto, upload: auto or chunked). */
+  readonly relayerBlobs: BlobRelayer;
+  /** Uploads what relayerBlobs made. */
+  readonly pushPrepared: PreparedPush;
+  /** Uploads one of its blobs while the next is cut. */
+  readonly pushPreparedBlob: PreparedBlobPush;
+  /** Sends a local image in resumable chunks (upload: chunked, or auto). */
+  readonly chunkedPush: ChunkedPush;
+}
+
 export interface CoreDeps extends Clock {
   readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
@@ -71,16 +85,7 @@ export interface CoreDeps extends Clock {
   registry(host: string, username: string, password: string): RegistryApi;
   /** Told where the run's work directory (credentials included) lives before anything is written there. */
   onWorkDir?(dir: string): void;
-  /** Re-layers a local image into a loaded one (layer-split: auto, upload: docker); src/relayer in production. */
-  relayer: Relayer;
-  /** Re-layers a local image into blob files (layer-split: auto, upload: auto or chunked); src/relayer too. */
-  relayerBlobs: BlobRelayer;
-  /** Uploads what relayerBlobs made; src/upload in production. */
-  pushPrepared: PreparedPush;
-  /** Uploads one of its blobs while the next is cut; src/upload in production. */
-  pushPreparedBlob: PreparedBlobPush;
-  /** Sends a local image in resumable chunks (upload: chunked, or auto); src/upload in production. */
-  chunkedPush: ChunkedPush;
+  readonly ports: ImagePorts;
 }
 
 /** What every stage gets; read-only. */
@@ -97,11 +102,8 @@ export interface StageContext {
   /** The environment for the run's children: the run's DOCKER_CONFIG, no secret. */
   readonly childEnv: NodeJS.ProcessEnv;
   readonly progressIntervalMs: number;
-  readonly relayer: Relayer;
-  readonly relayerBlobs: BlobRelayer;
-  readonly pushPrepared: PreparedPush;
-  readonly pushPreparedBlob: PreparedBlobPush;
-  readonly chunkedPush: ChunkedPush;
+  /** The same object the deps carry: the stages call it, nothing copies its fields. */
+  readonly ports: ImagePorts;
 }
 
 /** A failure the user can act on; `input` names the input at fault when there is one. */

@@ -9,23 +9,23 @@ import { createRunDockerConfig } from './docker-config.js';
 import type { Config } from './inputs.js';
 import { TOMBSTONE_WARNING, type Plan } from './plan.js';
 import { planLines } from './plan-report.js';
-import { firstMethod } from './push-policy.js';
 import { childEnv } from './process.js';
 import { pinnedRef } from './reference.js';
 import { ActionFailure, throwIfCancelled, type CoreDeps, type StageContext } from './run-context.js';
 import type { EngineFacts } from './docker.js';
 import { cleanUp, makeTombstone, nameForPush, type LocalName, type OwnImage } from './stages/local-images.js';
 import type { TagBefore } from './stages/login.js';
-import { pushStage, type PushState } from './stages/push.js';
+import { pushStage } from './stages/push.js';
+import { initialState, type PushState, type SplitSummary } from './stages/push-state.js';
 import { readStage } from './stages/read.js';
-import { splitStage, type SplitSummary } from './stages/split.js';
+import { splitState } from './stages/split.js';
 import { checkTombstone } from './stages/tombstone-check.js';
 import { verifyStage } from './stages/verify.js';
 import { tagsBeforeLines, tombstoneRefusal } from './tag-policy.js';
 
 export { ActionFailure, Cancelled } from './run-context.js';
 export type { CoreDeps } from './run-context.js';
-export type { SplitSummary } from './stages/split.js';
+export type { SplitSummary } from './stages/push-state.js';
 
 export interface RunResult {
   readonly refs: readonly string[];
@@ -66,11 +66,7 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
       workDir,
       childEnv: env,
       progressIntervalMs: deps.progressIntervalMs,
-      relayer: deps.relayer,
-      relayerBlobs: deps.relayerBlobs,
-      pushPrepared: deps.pushPrepared,
-      pushPreparedBlob: deps.pushPreparedBlob,
-      chunkedPush: deps.chunkedPush,
+      ports: deps.ports,
     };
     return await pushImage(ctx, started);
   } finally {
@@ -94,7 +90,7 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     if (refusal) throw new ActionFailure(refusal.title, refusal.message, { input: refusal.input, attempts: 0 });
     const result = (state: PushState, digest: string | null, attempts: number): RunResult =>
       resultOf(ctx, state, digest, attempts, before, started);
-    const initial: PushState = { plan, split: null, images: [], prepared: null, method: firstMethod(config, plan) };
+    const initial = initialState(config, plan);
     if (config.dryRun) {
       if (config.layerSplit === 'auto' && plan.oversized.length)
         log.info(`dry-run: layer-split: auto would split ${plan.oversized.length} layer(s) over max-layer-size first.`);
@@ -102,7 +98,9 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
       return result(initial, null, 0);
     }
     names = await nameForPush(ctx, source, namesBefore, config.image?.isId ? source : null);
-    const state = await preflightSplit(ctx, initial);
+    // layer-split: auto splits every layer over max-layer-size before the first upload
+    const state =
+      config.layerSplit === 'auto' && plan.oversized.length ? await splitState(ctx, initial, null) : initial;
     own.push(...state.images);
     const pushed = await pushStage(ctx, engine, state);
     own.push(...pushed.state.images.slice(state.images.length));
@@ -117,21 +115,6 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
   } finally {
     await cleanUp(ctx, names, own, config.image?.isId ? config.image.raw : null);
   }
-}
-
-/** layer-split: auto splits every layer over max-layer-size before the first upload. */
-async function preflightSplit(ctx: StageContext, state: PushState): Promise<PushState> {
-  if (ctx.config.layerSplit !== 'auto' || state.plan.oversized.length === 0) return state;
-  const split = await splitStage(ctx, state.plan, null, null, 1, null);
-  if (!split) return state;
-  // The pieces the action made itself go through its own uploader; a loaded split image through docker push.
-  return {
-    plan: split.plan,
-    split: split.summary,
-    images: split.image ? [split.image] : [],
-    prepared: split.prepared,
-    method: split.prepared ? 'chunked' : firstMethod(ctx.config, split.plan),
-  };
 }
 
 function report(ctx: StageContext, plan: Plan, engine: EngineFacts, before: readonly TagBefore[]): void {

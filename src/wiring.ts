@@ -26,18 +26,20 @@ export function realDeps(
     random: Math.random,
     progressIntervalMs: opts.progressIntervalMs,
     onWorkDir: opts.onWorkDir,
-    relayer: relayerImage,
-    relayerBlobs,
-    pushPrepared: pushPreparedImage,
-    pushPreparedBlob,
-    // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
-    chunkedPush: (req) =>
-      pushLocalImage(req, {
-        onFallback: (why) =>
-          logger.info(
-            `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
-          ),
-      }),
+    ports: {
+      relayer: relayerImage,
+      relayerBlobs,
+      pushPrepared: pushPreparedImage,
+      pushPreparedBlob,
+      // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
+      chunkedPush: (req) =>
+        pushLocalImage(req, {
+          onFallback: (why) =>
+            logger.info(
+              `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
+            ),
+        }),
+    },
   };
 }
 

@@ -336,13 +336,16 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
 
   test('a cancel during the split: Cancelled, nothing uploaded', async () => {
     const h = setup([5 * MB, 2_500 * MB]);
-    const relay = h.deps.relayerBlobs;
+    const relay = h.deps.ports.relayerBlobs;
     const deps = {
       ...h.deps,
-      relayerBlobs: async (...args: Parameters<typeof relay>) => {
-        const out = await relay(...args);
-        h.controller.abort();
-        return out;
+      ports: {
+        ...h.deps.ports,
+        relayerBlobs: async (...args: Parameters<typeof relay>) => {
+          const out = await relay(...args);
+          h.controller.abort();
+          return out;
+        },
       },
     };
     const e = await fails(runAction(config({ 'layer-split': 'auto' }), deps));

@@ -1,35 +1,21 @@
 // Stage: push each ref, attempt after attempt, by docker push or the action's chunked uploader (a local image it
 // reads with docker save, or the split pieces it prepared itself). What follows a failure is decided by the pure
 // push policy; a re-split or a change of method is carried from attempt to attempt as data (PushState).
-import { rmSync } from 'node:fs';
 import { classifyFailure, classifyUploadStop, type Failure } from '../failure.js';
 import type { LayerFact } from '../layers.js';
 import { adviceContext, type Plan } from '../plan.js';
 import { PushProgress, UploadProgress } from '../progress.js';
 import { parsePushLine, pushedDigest, type PushEvent } from '../push-output.js';
-import { decideAfterPushFailure, type PushMethod, type Resplit } from '../push-policy.js';
+import { decideAfterPushFailure } from '../push-policy.js';
 import { backoffDelay } from '../retry.js';
 import { ActionFailure, Cancelled, type StageContext } from '../run-context.js';
 import type { EngineFacts } from '../docker.js';
 import { formatBytes, formatDuration } from '../units.js';
 import type { BlobProgress, UploadEvent } from '../upload/index.js';
-import type { OwnImage } from './local-images.js';
 import { retryPolicy } from './login.js';
-import { splitStage, type PreparedSplit, type SplitSummary } from './split.js';
+import { methodOf, type PreparedSplit, type PushState } from './push-state.js';
+import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
-
-/**
- * What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits loaded
- * (upload: docker), or the split's blobs (otherwise; every attempt uploads these same files).
- */
-export interface PushState {
-  readonly plan: Plan;
-  readonly split: SplitSummary | null;
-  readonly images: readonly OwnImage[];
-  readonly prepared: PreparedSplit | null;
-  /** Always chunked while `prepared` is set: there is no local image for docker push. */
-  readonly method: PushMethod;
-}
 
 export type PushOutcome =
   | { readonly ok: true; readonly digest: string; readonly attempts: number; readonly state: PushState }
@@ -69,12 +55,18 @@ async function pushRef(
   for (let attempt = 1; ; attempt++) {
     const fail = (error: ActionFailure): PushOutcome => ({ ok: false, error: error.withAttempts(attempt), state });
     if (ctx.signal.aborted) return fail(new Cancelled());
-    const title = `Push ${ref}${state.method === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
+    const title = `Push ${ref}${methodOf(state) === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
     let once: Attempt;
     try {
       once = await log.group(title, () =>
-        state.prepared || state.method === 'chunked'
-          ? chunkedOnce(ctx, engine, state.plan, config.tags.slice(index), state.prepared)
+        methodOf(state) === 'chunked'
+          ? chunkedOnce(
+              ctx,
+              engine,
+              state.plan,
+              config.tags.slice(index),
+              state.kind === 'prepared' ? state.prepared : null,
+            )
           : dockerOnce(ctx, state.plan, ref),
       );
     } catch (e) {
@@ -87,7 +79,7 @@ async function pushRef(
     log.debug(`attempt ${attempt}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
     const decision = decideAfterPushFailure({
       failure,
-      method: state.method,
+      method: methodOf(state),
       chunkable: state.plan.chunkable,
       layers: state.plan.layers,
       oversized: state.plan.oversized,
@@ -105,10 +97,10 @@ async function pushRef(
       const tail = attempt > 1 ? ` (after ${attempt} attempts)` : '';
       return fail(new ActionFailure(decision.error.title, `${where}${decision.error.message}${tail}`));
     }
-    state = { ...state, method: state.prepared ? 'chunked' : decision.method };
+    if (state.kind === 'local') state = { ...state, method: decision.method };
     if (decision.resplit) {
       try {
-        state = await resplit(ctx, state, decision.resplit);
+        state = await splitState(ctx, state, decision.resplit);
       } catch (e) {
         if (e instanceof Cancelled) return fail(e);
         // The push itself may still get through on a retry (a transient 524): the policy's retry stands.
@@ -125,24 +117,6 @@ async function pushRef(
       return fail(new Cancelled());
     }
   }
-}
-
-/** The state after a re-split: a new loaded image, or new blobs (the old ones removed: a retry never needs them). */
-async function resplit(ctx: StageContext, state: PushState, how: Resplit): Promise<PushState> {
-  const n = Math.max(state.images.length, state.prepared?.n ?? 0) + 1;
-  const split = await splitStage(ctx, state.plan, how, state.split, n, state.prepared);
-  if (!split) return state;
-  const images = split.image ? [...state.images, split.image] : state.images;
-  if (split.prepared && state.prepared) rmSync(state.prepared.image.dir, { recursive: true, force: true });
-  const prepared = split.prepared ?? state.prepared;
-  return {
-    ...state,
-    plan: split.plan,
-    split: split.summary,
-    images,
-    prepared,
-    method: prepared ? 'chunked' : state.method,
-  };
 }
 
 /** A periodic progress line; optional, so it never turns a push into a failure. */
@@ -218,8 +192,8 @@ async function chunkedOnce(
   };
   try {
     const result = prepared
-      ? await ctx.pushPrepared({ ...common, image: prepared.image })
-      : await ctx.chunkedPush({
+      ? await ctx.ports.pushPrepared({ ...common, image: prepared.image })
+      : await ctx.ports.chunkedPush({
           ...common,
           image: plan.source,
           platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,

@@ -7,38 +7,19 @@
 //   for `docker push`: nothing is pushed under a name the user did not give.
 import { shortDigest } from '../oci.js';
 import { mkdirSync, rmSync } from 'node:fs';
+import { firstMethod, type Resplit } from '../push-policy.js';
 import { join } from 'node:path';
 import type { LayerFact } from '../layers.js';
 import { buildPlan, type Plan } from '../plan.js';
-import type { Resplit } from '../push-policy.js';
 import type { LayerReport, RelayerReport } from '../relayer/index.js';
 import { throwIfCancelled, type StageContext } from '../run-context.js';
 import { formatBytes } from '../units.js';
 import type { PreparedImage } from '../upload/prepared-image.js';
 import type { BlobSource } from '../upload/source.js';
 import { ownImageRef, type OwnImage } from './local-images.js';
+import type { PreparedSplit, PushState, SplitSummary } from './push-state.js';
 import { planFor } from './read.js';
 import { eventLine } from './upload-log.js';
-
-export interface SplitSummary {
-  readonly layersBefore: number;
-  readonly layersAfter: number;
-  /** One line per split layer: which, how big, into what. */
-  readonly lines: readonly string[];
-}
-
-/** The pieces written as blobs, ready for the uploader, and what a later re-split needs to start over. */
-export interface PreparedSplit {
-  readonly image: PreparedImage;
-  /** The plan of the user's image: a re-split starts from it again (plan.source). */
-  readonly sourcePlan: Plan;
-  /** Original layer diff ID -> the piece size it was split to. */
-  readonly targets: ReadonlyMap<string, number>;
-  /** Piece diff ID -> the original layer it came from. */
-  readonly origin: ReadonlyMap<string, string>;
-  /** Which split of the run made it (names its directory). */
-  readonly n: number;
-}
 
 export interface SplitOutcome {
   readonly plan: Plan;
@@ -50,11 +31,33 @@ export interface SplitOutcome {
 }
 
 /**
+ * The one entry to a split: before the first attempt (`how` null: every layer over max-layer-size) or after a 524
+ * (the policy's Resplit). Returns the state to push next; the same state when nothing could be split further. A new
+ * set of blobs replaces the old (removed: a retry never needs them).
+ */
+export async function splitState(ctx: StageContext, state: PushState, how: Resplit | null): Promise<PushState> {
+  const prior = state.kind === 'prepared' ? state.prepared : null;
+  const n = Math.max(state.images.length, prior?.n ?? 0) + 1;
+  const split = await splitStage(ctx, state.plan, how, state.split, n, prior);
+  if (!split) return state;
+  const images = split.image ? [...state.images, split.image] : state.images;
+  const next = { plan: split.plan, split: split.summary, images };
+  if (split.prepared) {
+    if (prior) rmSync(prior.image.dir, { recursive: true, force: true });
+    return { ...next, kind: 'prepared', prepared: split.prepared };
+  }
+  if (prior) return { ...next, kind: 'prepared', prepared: prior };
+  // after a first split the policy picks the method for the new plan; after a re-split the attempt's method stands
+  const method = how === null || state.kind !== 'local' ? firstMethod(ctx.config, split.plan) : state.method;
+  return { ...next, kind: 'local', method };
+}
+
+/**
  * Re-layers `plan.source`; `resplit` null splits every layer over max-layer-size. `n` numbers the splits of this
  * run (names and work directories); `prior` is the split being replaced, when its pieces were blobs. Returns null
  * when nothing could be split further.
  */
-export async function splitStage(
+async function splitStage(
   ctx: StageContext,
   plan: Plan,
   resplit: Resplit | null,
@@ -90,7 +93,7 @@ async function splitAndLoad(
 ): Promise<SplitOutcome | null> {
   const { config, log } = ctx;
   const ref = ownImageRef(ctx.runId, 'split', n);
-  const report = await ctx.relayer(plan.source, {
+  const report = await ctx.ports.relayer(plan.source, {
     maxLayerSize: config.maxLayerSize,
     split: resplit ? new Map(resplit.layers.map((l) => [l.diffId, resplit.size])) : undefined,
     tag: ref,
@@ -132,7 +135,7 @@ async function splitToBlobs(
   let made: PreparedImage | null = null;
   const early = earlyUploads(ctx, plan.repositoryPath);
   try {
-    const { report, image } = await ctx.relayerBlobs(source.source, {
+    const { report, image } = await ctx.ports.relayerBlobs(source.source, {
       maxLayerSize: config.maxLayerSize,
       split,
       workDir,
@@ -184,7 +187,7 @@ function earlyUploads(
     add: (blob) => {
       queue = queue.then(async () => {
         if (ctx.signal.aborted) return;
-        const failed = await ctx.pushPreparedBlob({
+        const failed = await ctx.ports.pushPreparedBlob({
           blob,
           repositoryPath,
           chunkSize: ctx.config.chunkSize,
