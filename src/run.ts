@@ -14,7 +14,7 @@ import { pinnedRef } from './reference.js';
 import { ActionFailure, throwIfCancelled, type CoreDeps, type StageContext } from './run-context.js';
 import type { EngineFacts } from './docker.js';
 import { cleanUp, makeTombstone, nameForPush, type LocalName, type OwnImage } from './stages/local-images.js';
-import type { TagBefore } from './stages/login.js';
+import { loginStage, type TagBefore } from './stages/login.js';
 import { pushStage } from './stages/push.js';
 import { initialState, type PushState, type SplitSummary } from './stages/push-state.js';
 import { readStage } from './stages/read.js';
@@ -82,7 +82,13 @@ async function pushImage(ctx: StageContext, started: number): Promise<RunResult>
     throwIfCancelled(ctx.signal);
     if (!config.image) own.push(await makeTombstone(ctx));
     const source = config.image ? config.image.raw : own[0].ref;
-    const { engine, plan, before, names: namesBefore } = await readStage(ctx, source);
+    // The engine is read while the registry is asked what the tags point to and docker login runs. The image is the
+    // user's first mistake to report; a login failure only matters for an image that exists.
+    const [read, login] = await Promise.allSettled([readStage(ctx, source), loginStage(ctx)]);
+    if (read.status === 'rejected') throw read.reason;
+    if (login.status === 'rejected') throw login.reason;
+    const { engine, plan, names: namesBefore } = read.value;
+    const before = login.value;
     report(ctx, plan, engine, before);
     if (plan.strategy.kind === 'refuse')
       throw new ActionFailure(plan.strategy.title, plan.strategy.message, { input: 'attestations', attempts: 0 });

@@ -1,5 +1,5 @@
-// Stage 1: what the engine holds and what the registry says, read once and in parallel: the image (engine
-// facts, inspect, history, index entries), the login, and what each tag points to before this run.
+// Stage 1: what the engine holds about the image, read once (engine facts, inspect, history, index entries, what
+// the local names point to), and the plan made from it. run.ts runs it beside the login stage.
 import { choosePushStrategy } from '../attestations.js';
 import { classifyFailure } from '../failure.js';
 import { layerFacts } from '../layers.js';
@@ -8,12 +8,10 @@ import { buildPlan, refsFor, type Plan } from '../plan.js';
 import { ActionFailure, type StageContext } from '../run-context.js';
 import type { EngineFacts, EngineImage } from '../docker.js';
 import { failureOutput } from './failure-output.js';
-import { loginStage, type TagBefore } from './login.js';
 
 export interface ReadResult {
   readonly engine: EngineFacts;
   readonly plan: Plan;
-  readonly before: readonly TagBefore[];
   /** What the local names the push needs (the plan's refs) point to now. */
   readonly names: ReadonlyMap<string, string | null>;
 }
@@ -40,15 +38,13 @@ export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read:
 }
 
 export async function readStage(ctx: StageContext, source: string): Promise<ReadResult> {
-  const [image, before] = await Promise.allSettled([
-    ctx.docker.readImage(source, { signal: ctx.signal, names: refsFor(ctx.config) }),
-    loginStage(ctx),
-  ]);
-  // The image is the user's first mistake to report; a login failure only matters for an image that exists.
-  if (image.status === 'rejected') throw imageFailure(ctx, source, image.reason);
-  if (before.status === 'rejected') throw before.reason;
-  const read = image.value;
-  return { engine: read.engine, plan: planFor(ctx, source, read), before: before.value, names: read.names };
+  let read: EngineImage;
+  try {
+    read = await ctx.docker.readImage(source, { signal: ctx.signal, names: refsFor(ctx.config) });
+  } catch (e) {
+    throw imageFailure(ctx, source, e);
+  }
+  return { engine: read.engine, plan: planFor(ctx, source, read), names: read.names };
 }
 
 function imageFailure(ctx: StageContext, source: string, reason: unknown): Error {
