@@ -30,9 +30,13 @@ interface Command {
   readonly value: string;
 }
 
-/** `::name k=v,k2=v2::value`, as the runner parses it; null when the line is not a command. */
+/**
+ * `::name k=v,k2=v2::value` after any leading white space, as the runner parses it (actions/runner ActionCommand
+ * TryParseV2), or the legacy `##[name k=v;]value` anywhere in a line (TryParse); null when the line is neither.
+ */
 export function parseCommand(line: string): Command | null {
-  const m = /^::([A-Za-z0-9_-]+)(?: ([^:]*))?::(.*)$/s.exec(line);
+  const legacy = /##\[([A-Za-z0-9_-]+)(?: ([^\]]*))?\](.*)$/s.exec(line);
+  const m = /^\s*::([A-Za-z0-9_-]+)(?: ([^:]*))?::(.*)$/s.exec(line) ?? legacy;
   if (!m) return null;
   const props: Record<string, string> = {};
   for (const pair of (m[2] ?? '').split(',')) {
@@ -108,8 +112,9 @@ export class WorkflowLogRenderer {
   /** A whole output, line by line; lines the runner hides are left out. */
   text(output: string): string {
     const shown: string[] = [];
-    for (const raw of output.split('\n')) {
-      const line = this.line(raw.replace(/\r$/, ''));
+    // the runner reads lines as .NET's StreamReader does: CR, LF and CRLF each end one
+    for (const raw of output.split(/\r\n|\r|\n/)) {
+      const line = this.line(raw);
       if (line !== null) shown.push(line);
     }
     return shown.join('\n');

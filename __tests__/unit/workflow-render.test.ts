@@ -122,11 +122,18 @@ describe('parseCommand', () => {
     ['::warning title=a%3A b%2C c::m%0An', { name: 'warning', props: { title: 'a: b, c' }, value: 'm\nn' }],
     ['::endgroup::', { name: 'endgroup', props: {}, value: '' }],
     ['::add-mask::::colons::', { name: 'add-mask', props: {}, value: '::colons::' }],
+    ['  ::error::after white space', { name: 'error', props: {}, value: 'after white space' }],
+    ['text ##[warning]legacy form', { name: 'warning', props: {}, value: 'legacy form' }],
+    ['##[group]Legacy group', { name: 'group', props: {}, value: 'Legacy group' }],
   ])('%s', (line, expected) => expect(parseCommand(line)).toEqual(expected));
 
-  test.each(['plain', ':: not a command', ':single:colon', ' ::leading space::x'])('not a command: %s', (line) =>
+  test.each(['plain', ':: not a command', ':single:colon', 'x ::not at the start::x'])('not a command: %s', (line) =>
     expect(parseCommand(line)).toBeNull(),
   );
+
+  test('a CR ends a line, as it does for the runner: a command after it is one', () => {
+    expect(new WorkflowLogRenderer().text('text\r::error::injected')).toBe('text\nError: injected');
+  });
 
   test('an unknown command is shown as it is', () => {
     expect(new WorkflowLogRenderer().line('::frobnicate::x')).toBe('::frobnicate::x');
