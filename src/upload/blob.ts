@@ -20,6 +20,8 @@ import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
 import { HttpError } from '../http-request.js';
+import { RegistryError } from '../registry-client.js';
+import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry-values.js';
 import { backoffDelay } from '../retry.js';
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
@@ -55,12 +57,12 @@ export interface BlobProgress {
 }
 
 export interface UploadBlobOptions {
-  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length when it names more. */
+  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length, lowered to its OCI-Chunk-Max-Length. */
   readonly chunkSize?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: BlobProgress) => void;
   readonly onEvent?: (e: UploadEvent) => void;
-  /** Deadline of one PATCH; default requestDeadlineMs(chunk size). */
+  /** Deadline of one PATCH; default requestDeadlineMs(its bytes). */
   readonly deadlinePerChunkMs?: number;
   /** Failures allowed per blob; default DEFAULT_MAX_TRIES. */
   readonly maxTries?: number;
@@ -133,8 +135,20 @@ class BlobUpload {
       return { res };
     } catch (error) {
       this.checkAbort(phase);
+      // A request the client refused to send (plain http from an https registry, a realm that may not have the
+      // credentials): no retry changes that.
+      if (error instanceof RegistryError && (error.kind === 'unsafe-location' || error.kind === 'unsafe-realm'))
+        throw new UploadError(`${this.digest}: ${error.message}`, phase, this.digest, null, false, { cause: error });
       return { error };
     }
+  }
+
+  /** The registry's Docker-Content-Digest after the blob's PUT, if it sent one, must be the blob's. */
+  checkEcho(phase: UploadPhase, res: TransportResponse): void {
+    const echoed = res.headers.get('docker-content-digest');
+    if (!echoed || echoed === this.digest) return;
+    const what = isRegistryDigest(echoed) ? echoed : `${quoteValue(echoed)}, not a digest`;
+    throw this.fatal(phase, `the registry stored the blob as ${what}`, res);
   }
 
   checkAbort(phase: UploadPhase): void {
@@ -192,8 +206,8 @@ async function blobExists(up: BlobUpload): Promise<boolean> {
   return res?.status === 200;
 }
 
-/** POST: a new upload session; its Location, and its OCI-Chunk-Min-Length. Retries transient failures. */
-async function openSession(up: BlobUpload): Promise<{ location: string; minChunk: string | null }> {
+/** POST: a new upload session; its Location, and its chunk limits. Retries transient failures. */
+async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
   for (;;) {
     const { res, error } = await up.send('start', {
       method: 'POST',
@@ -204,7 +218,7 @@ async function openSession(up: BlobUpload): Promise<{ location: string; minChunk
     if (res && res.status === 202 && location)
       return {
         location: resolveLocation(`/v2/${up.repository}/blobs/uploads/`, location),
-        minChunk: res.headers.get('oci-chunk-min-length'),
+        limits: chunkLimits(res.headers.get('oci-chunk-min-length'), res.headers.get('oci-chunk-max-length')),
       };
     if (res && !isTransientStatus(res.status)) throw up.fatal('start', 'the registry refused to open an upload', res);
     await up.failed('start', describeFailure(res, error), res?.status ?? null);
@@ -243,8 +257,7 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
       deadlineMs: SMALL_REQUEST_DEADLINE_MS + Math.ceil(up.source.size / (20 * 1024 * 1024)) * 1000,
     });
     if (res && (res.status === 201 || res.status === 204)) {
-      const echoed = res.headers.get('docker-content-digest');
-      if (echoed && echoed !== up.digest) throw up.fatal('commit', `the registry stored the blob as ${echoed}`, res);
+      up.checkEcho('commit', res);
       return { kind: 'done' };
     }
     if (res && !isTransientStatus(res.status)) {
@@ -273,7 +286,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   const { source, digest } = up;
   const session = await openSession(up);
   let location = session.location;
-  let size = effectiveChunkSize(up.chunkSize, session.minChunk);
+  let size = effectiveChunkSize(up.chunkSize, session.limits);
   let offset = 0; // what the newest Location's upload holds
   let cursor: SourceCursor | null = null;
   try {
@@ -296,7 +309,8 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
             'Content-Length': String(length),
           },
           body: cursor.take(length),
-          deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(size),
+          // the bytes of this request, not the chunk size: a registry's huge minimum makes one chunk of the rest
+          deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(length),
         },
         length,
       );
@@ -321,7 +335,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
       // would meet the same end, so the next requests carry half as much (not below the registry's minimum).
       if (res?.status === 524 || (error instanceof HttpError && error.kind === 'timeout')) {
         up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, length), Math.floor(length / 2));
-        size = effectiveChunkSize(up.chunkSize, session.minChunk);
+        size = effectiveChunkSize(up.chunkSize, session.limits);
       }
       if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };
       const at = await whereItStands(up, location, chunk);
@@ -358,7 +372,7 @@ async function singleRequest(up: BlobUpload): Promise<void> {
       up.source.size,
     );
     body.destroy();
-    if (res && (res.status === 201 || res.status === 204)) return;
+    if (res && (res.status === 201 || res.status === 204)) return up.checkEcho('single', res);
     if (res && !isTransientStatus(res.status) && res.status !== 404 && res.status !== 401)
       throw up.fatal('single', 'the registry refused the blob', res);
     const reason = describeFailure(res, error);
