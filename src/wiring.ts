@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { Docker } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
+import { clampTimerMs } from './registry-values.js';
 import { relayerBlobs, relayerImage } from './relayer/index.js';
 import { pushLocalImage } from './upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from './upload/prepared-image.js';
@@ -19,7 +20,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, clampTimerMs(ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

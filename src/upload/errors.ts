@@ -1,6 +1,7 @@
 // One error type for everything the uploader gives up on, saying where (so the 524 advisory can say whether a chunk
 // or the final PUT failed) and whether it was a cancel rather than a failure.
 import type { ChunkedPushResult } from '../run-context.js';
+import { clampTimerMs } from '../registry-values.js';
 
 /** Where an upload stopped: the HEAD, the POST that opens it, a chunk, the GET that asks where it stands, the PUT
  *  that closes it, the single-request fallback, the source's bytes, or the manifest. */
@@ -53,7 +54,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, clampTimerMs(ms));
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
