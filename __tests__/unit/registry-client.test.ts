@@ -688,9 +688,9 @@ describe('the realm rule', () => {
     const realmHost = `${at}:${(realm.address() as AddressInfo).port}`;
     const { host, seen } = await bearerRegistry({ realm: () => `http://${realmHost}/token` });
     const err = await registryError(client(host).headManifest('app/api', 'v1'));
+    expect(realmSeen).toEqual([]);
     expect(err.kind).toBe('unsafe-realm');
     expect(err.message).toContain(`token realm ${realmHost}: it is plain http to another origin than the registry's`);
-    expect(realmSeen).toEqual([]);
     expect(seen.map((s) => s.authorization)).toEqual([undefined]);
   });
 
