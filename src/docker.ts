@@ -8,6 +8,7 @@ import type { HistoryRow } from './layers.js';
 import { EngineApiError, EngineConnection, engineEndpointFor, type EngineEndpoint } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from './oci.js';
 import { childEnv, exitCode, howItEnded, protectSecret, runProcess, startProcess, type LineSink } from './process.js';
+import { clampTimerMs } from './timers.js';
 
 export { EngineApiError } from './engine-api.js';
 export type { LineSink } from './process.js';
@@ -173,7 +174,7 @@ export class Docker {
         if (sent) throw new Error('startLogin: send() called twice');
         sent = true;
         protectSecret(secret);
-        const timer = setTimeout(() => deadline.abort(), this.deadlineMs);
+        const timer = setTimeout(() => deadline.abort(), clampTimerMs(this.deadlineMs));
         proc.stdin?.on('error', () => undefined); // a CLI that already ended: its result says why
         proc.stdin?.end(secret);
         const result = await proc.result.finally(() => clearTimeout(timer));

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from './process.js';
+import { clampTimerMs } from './timers.js';
 
 /** JSON from the engine is small; more than this is not an answer to these questions. */
 const ENGINE_BODY_CAP = 32 * 1024 * 1024;
@@ -231,7 +232,7 @@ function socketLink(path: string, opts: OpenOptions): Link {
   };
   const timer = setTimeout(
     () => end(new Error(`the Docker engine did not answer within ${opts.deadlineMs / 1000} s`)),
-    opts.deadlineMs,
+    clampTimerMs(opts.deadlineMs),
   );
   timer.unref();
   const onAbort = () => end(new Error('the Docker engine was cancelled'));

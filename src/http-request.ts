@@ -8,6 +8,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import { clampTimerMs } from './timers.js';
 
 export const DEFAULT_DEADLINE_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -102,7 +103,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
     const onAbort = () => fail('aborted', 'aborted', signal?.reason);
     const timer = setTimeout(
       () => fail('timeout', `no complete answer within ${formatMs(deadlineMs)} (deadline)`),
-      deadlineMs,
+      clampTimerMs(deadlineMs),
     );
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { clampTimerMs } from './timers.js';
 
 export type LineSink = (line: string, stream: 'stdout' | 'stderr') => void;
 
@@ -206,7 +207,9 @@ class Handle implements ProcessHandle {
     };
 
     const deadline =
-      opts.deadlineMs === undefined ? undefined : setTimeout(() => void this.end('timedOut'), opts.deadlineMs);
+      opts.deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => void this.end('timedOut'), clampTimerMs(opts.deadlineMs));
     const onAbort = () => void this.end('aborted');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 

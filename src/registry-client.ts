@@ -8,8 +8,10 @@
 // that fetches it. A stream body cannot be sent twice: if it still meets a 401, that 401 is the answer (the
 // remembered Authorization for its scope is dropped, so the caller's next request fetches a fresh one).
 //
-// Credentials go only to the registry's own origin and to a token realm that is https, on the registry's own host, or
-// on loopback. A Location on another host (e.g. blob storage) is sent no Authorization at all.
+// Credentials go only to the registry's own origin and to a token realm that is https, or plain http on the origin of
+// a loopback registry; a Location on another origin (e.g. blob storage) is sent no Authorization at all, and a plain
+// http one from an https registry is refused (the rules: registry-origin.ts). Every value the registry sends that
+// the code acts on (Retry-After, Docker-Content-Digest) is read through registry-values.ts.
 import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_MAX_BODY_BYTES,
@@ -19,6 +21,8 @@ import {
 } from './http-request.js';
 import { MANIFEST_ACCEPT } from './oci.js';
 import { isLoopbackRegistry } from './reference.js';
+import { locationRule, realmRefusal } from './registry-origin.js';
+import { isRegistryDigest, quoteValue, retryAfterMs as parseRetryAfter } from './registry-values.js';
 import type { Readable } from 'node:stream';
 
 export interface Credentials {
@@ -34,13 +38,14 @@ export interface ManifestHead {
 /**
  * The registry answered, but not as hoped: `status` is its HTTP status (null when the answer itself was unusable).
  * `kind`: 'status' for an HTTP status a retry may change; 'protocol' for an answer no client can use (garbage
- * JSON, no token, an unknown scheme); 'unsafe-realm' when the credentials were withheld from a token realm.
+ * JSON, no token, an unknown scheme, a digest that is none); 'unsafe-realm' when the credentials were withheld from
+ * a token realm; 'unsafe-location' when a request to a Location was not sent (plain http from an https registry).
  */
 export class RegistryError extends Error {
   constructor(
     message: string,
     readonly status: number | null,
-    readonly kind: 'status' | 'protocol' | 'unsafe-realm' = 'status',
+    readonly kind: 'status' | 'protocol' | 'unsafe-realm' | 'unsafe-location' = 'status',
   ) {
     super(message);
     this.name = 'RegistryError';
@@ -142,18 +147,23 @@ export class RegistryClient implements RegistryTransport {
       throw new RegistryError(`${this.host}: HEAD ${ref} answered ${res.status}`, res.status);
     const digest = res.headers.get('docker-content-digest');
     if (!digest) throw new RegistryError(`${this.host}: no Docker-Content-Digest in the answer for ${ref}`, res.status);
+    if (!isRegistryDigest(digest))
+      throw new RegistryError(
+        `${this.host}: the Docker-Content-Digest for ${ref} is not a digest: ${quoteValue(digest)}`,
+        res.status,
+        'protocol',
+      );
     return { digest, mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim() };
   }
 
-  /** GET /v2/ with credentials: how long a 429 or 503 asks to wait (ms), or null when it does not say. */
+  /**
+   * GET /v2/ with credentials: how long a 429 or 503 asks to wait (ms, at most MAX_RETRY_AFTER_MS), or null when it
+   * does not say.
+   */
   async retryAfterMs(signal?: AbortSignal): Promise<number | null> {
     const res = await this.send({ method: 'GET', url: '/v2/', repository: '', signal });
     if (res.status !== 429 && res.status !== 503) return null;
-    const header = res.headers.get('retry-after')?.trim();
-    if (!header) return null;
-    if (/^\d+(\.\d+)?$/.test(header)) return Number(header) * 1000;
-    const date = Date.parse(header);
-    return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
+    return parseRetryAfter(res.headers.get('retry-after'), Date.now());
   }
 
   /** One request to the registry, authorized for its repository's scope (see the top of this file). */
@@ -169,7 +179,16 @@ export class RegistryClient implements RegistryTransport {
         maxBodyBytes: req.maxBodyBytes ?? this.maxBodyBytes,
         signal: req.signal,
       });
-    if (target.origin !== this.base.origin) return send(null);
+    const rule = locationRule(this.base, target);
+    if (rule.kind === 'refused') {
+      if (req.body && !Buffer.isBuffer(req.body)) req.body.destroy();
+      throw new RegistryError(
+        `${this.host}: refusing to send ${req.method} to ${target.host}: ${rule.why}`,
+        null,
+        'unsafe-location',
+      );
+    }
+    if (rule.kind === 'elsewhere') return send(null);
 
     const replayable = !req.body || Buffer.isBuffer(req.body);
     let authorization = this.remembered(scope);
@@ -254,21 +273,13 @@ export class RegistryClient implements RegistryTransport {
     return `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
   }
 
-  /**
-   * The realm rule: Basic credentials go to a token realm only over https, or over http to the registry's own host
-   * (a loopback test registry). Another loopback address is not exempt: on a shared runner it is another local
-   * service, and a remote registry naming one would hand the credentials to it.
-   */
+  /** The realm rule (registry-origin.ts): the Basic credentials go only where realmRefusal allows. */
   private checkRealm(realm: URL): void {
-    if (realm.protocol === 'https:') return;
-    const why =
-      realm.protocol !== 'http:'
-        ? `its scheme ${realm.protocol.slice(0, -1)} is not https`
-        : `it is plain http on another host than the registry`;
-    if (realm.protocol === 'http:' && realm.hostname.toLowerCase() === this.base.hostname.toLowerCase()) return;
+    const why = realmRefusal(this.base, realm);
+    if (why === null) return;
     throw new RegistryError(
       `${this.host}: refusing to send credentials to the token realm ${realm.host}: ${why} ` +
-        `(a realm must use https or be on ${this.base.hostname} itself)`,
+        `(a realm must use https, or plain http only on a loopback registry's own origin)`,
       null,
       'unsafe-realm',
     );

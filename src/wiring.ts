@@ -7,7 +7,7 @@ import { relayerBlobs, relayerImage } from './relayer/index.js';
 import { pushLocalImage } from './upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from './upload/prepared-image.js';
 import type { CoreDeps, RunResult } from './run.js';
-import { sleep } from './sleep.js';
+import { sleep } from './timers.js';
 
 export function realDeps(
   logger: Logger,

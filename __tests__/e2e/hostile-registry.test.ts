@@ -112,6 +112,20 @@ describeEngine('A', 'a hostile registry (engine A)', (eng) => {
     r.job.cleanup();
   }, 200_000);
 
+  // Issue 18 item 3: the rule compared host names only, so a realm on another port of the registry's own address got
+  // the credentials over plain http. Another port is another service (on a shared runner, anyone's).
+  test('a plain-http realm on another port of the registry address never receives the credentials', async () => {
+    const r = await runAgainst({ realm: 'other-host-scoped', otherHost: '127.0.0.1' });
+    expect(r.registry.realmHost).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(r.registry.realmHost).not.toBe(r.registry.host);
+    const atRealm = r.registry.requests.filter((q) => q.server === 'realm');
+    expect(atRealm.filter((q) => q.authorization !== '')).toEqual([]);
+    expect(r.registry.requests.filter((q) => /\/blobs\/uploads\//.test(q.path))).toEqual([]);
+    expect(r.run.code).toBe(1);
+    expect(errorLine(r.run)).toContain(r.registry.realmHost);
+    r.job.cleanup();
+  }, 200_000);
+
   // The same realm named from the first challenge on: docker login itself would send the credentials there, so the
   // action has to look at the challenge before it hands the token to the engine.
   test('a plain-http realm on another host from the login on never receives the credentials', async () => {

@@ -435,6 +435,94 @@ describe('Bearer', () => {
   });
 });
 
+describe('Locations: the Authorization only to the registry origin, no downgrade to plain http', () => {
+  // Issue 18: the mutation "send the remembered token of the same scope to any Location" failed no test.
+  test.each([
+    ['another port of 127.0.0.1', '127.0.0.1'],
+    ['another loopback address', '127.0.0.2'],
+  ])(
+    'a push token remembered for the scope is not sent to a Location on %s, nor a token fetched for it',
+    async (_name, at) => {
+      const { host, seen } = await bearerRegistry();
+      const storageSeen: Array<string | undefined> = [];
+      const storage = http.createServer((req, res) => {
+        storageSeen.push(req.headers.authorization);
+        req.resume();
+        // a storage host that asks for credentials itself gets none either
+        res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${host}/token",service="s"` });
+        res.end();
+      });
+      servers.push(storage);
+      await new Promise<void>((resolve) => storage.listen(0, at, resolve));
+      const storageHost = `${at}:${(storage.address() as AddressInfo).port}`;
+      const c = client(host);
+      const push = { repository: 'app/api', push: true, body: Buffer.from('data') };
+      expect((await c.send({ ...push, method: 'PATCH', url: '/v2/app/api/blobs/uploads/1' })).status).toBe(202);
+      const pushToken = seen.find((s) => s.method === 'PATCH' && s.authorization)?.authorization;
+      expect(pushToken).toMatch(/^Bearer tok/);
+      const tokensBefore = tokenRequests(seen).length;
+
+      const res = await c.send({ ...push, method: 'PUT', url: `http://${storageHost}/upload/abc?signature=x` });
+      expect(res.status).toBe(401);
+      expect(storageSeen).toEqual([undefined]);
+      expect(tokenRequests(seen)).toHaveLength(tokensBefore);
+      // and the registry itself still gets it
+      await c.send({ ...push, method: 'PATCH', url: `http://${host}/v2/app/api/blobs/uploads/1` });
+      expect(seen[seen.length - 1].authorization).toBe(pushToken);
+    },
+  );
+
+  /** A fake network for an https registry: every request recorded with its Authorization. */
+  function remoteNetwork() {
+    const asked: Array<[string, string | undefined]> = [];
+    const request: HttpRequest = async (url, init = {}) => {
+      const u = new URL(url);
+      asked.push([`${init.method ?? 'GET'} ${u.origin}${u.pathname}`, init.headers?.Authorization]);
+      return { status: 202, ok: true, headers: { get: () => null }, body: Buffer.alloc(0) };
+    };
+    return {
+      asked,
+      request,
+      c: new RegistryClient('registry.example.com', { username: USER, password: PASS }, { request }),
+    };
+  }
+
+  test.each([
+    ['plain http on the registry host', 'http://registry.example.com/v2/app/api/blobs/uploads/1?_state=x'],
+    ['plain http on another host', 'http://storage.example.net/upload?sig=x'],
+    ['plain http on loopback', 'http://127.0.0.1:9/upload'],
+  ])('an https registry: a Location over %s is refused, nothing sent', async (_name, url) => {
+    const { asked, c } = remoteNetwork();
+    const body = Readable.from([Buffer.from('layer bytes')]);
+    const err = await registryError(c.send({ method: 'PATCH', url, repository: 'app/api', push: true, body }));
+    expect(err.kind).toBe('unsafe-location');
+    expect(err.message).toBe(
+      `registry.example.com: refusing to send PATCH to ${new URL(url).host}: it is plain http, the registry https`,
+    );
+    expect(err.message).not.toContain('_state');
+    expect(asked).toEqual([]);
+    expect(body.destroyed).toBe(true);
+  });
+
+  test('an https registry: an https Location elsewhere is sent, without any Authorization', async () => {
+    const { asked, c } = remoteNetwork();
+    const url = 'https://storage.example.net/upload?sig=x';
+    const res = await c.send({ method: 'PUT', url, repository: 'app/api', push: true, body: Buffer.from('x') });
+    expect(res.status).toBe(202);
+    expect(asked).toEqual([['PUT https://storage.example.net/upload', undefined]]);
+  });
+
+  test('a loopback registry: a Location over plain http to a remote host is refused', async () => {
+    const { host, seen } = await bearerRegistry();
+    const url = 'http://storage.example.net/upload';
+    const err = await registryError(client(host).send({ method: 'PUT', url, repository: 'app/api', push: true }));
+    expect(err.message).toBe(
+      `${host}: refusing to send PUT to storage.example.net: it is plain http to a host not on loopback`,
+    );
+    expect(seen).toEqual([]);
+  });
+});
+
 describe('the token request is bounded like every other', () => {
   test('a token dripped one byte per 200 ms ends at the deadline', async () => {
     const { host } = await bearerRegistry({
@@ -528,10 +616,10 @@ describe('the realm rule', () => {
     return { asked, request };
   }
 
+  // A remote registry is https: its realm must be too, wherever it is (registry-origin.test.ts has the full table).
   test.each([
     ['https on another host', 'https://auth.example.com/token'],
-    ['http on the registry host, another port', 'http://registry.example.com:5001/token'],
-    ['http on the registry host, other case', 'http://REGISTRY.example.com/token'],
+    ['https on the registry host, another port', 'https://registry.example.com:8443/token'],
   ])('allowed: %s', async (_name, realm) => {
     const { asked, request } = fakeNetwork(realm);
     const c = new RegistryClient('registry.example.com', { username: USER, password: PASS }, { request });
@@ -540,23 +628,23 @@ describe('the realm rule', () => {
     expect(asked[1]).toBe(`GET ${new URL(realm).origin}/token`);
   });
 
+  const remote = 'it is plain http and the registry is not on loopback';
   test.each([
-    [
-      'http on another host',
-      'http://auth.example.net:8080/token',
-      'auth.example.net:8080',
-      'it is plain http on another host than the registry',
-    ],
+    ['http on another host', 'http://auth.example.net:8080/token', 'auth.example.net:8080', remote],
     ['a scheme that is not http', 'ftp://auth.example.net/token', 'auth.example.net', 'its scheme ftp is not https'],
-    // a local service on a shared runner is another host too
+    // plain http crosses the network in clear text, whichever host of the registry's it names
+    ['http on the registry host', 'http://registry.example.com/token', 'registry.example.com', remote],
+    ['http on the registry host, other case', 'http://REGISTRY.example.com/token', 'registry.example.com', remote],
     [
-      'http on localhost',
-      'http://localhost:9/token',
-      'localhost:9',
-      'it is plain http on another host than the registry',
+      'http on the registry host, another port',
+      'http://registry.example.com:5001/token',
+      'registry.example.com:5001',
+      remote,
     ],
-    ['http on 127.x', 'http://127.5.0.1/token', '127.5.0.1', 'it is plain http on another host than the registry'],
-    ['http on ::1', 'http://[::1]:9/token', '[::1]:9', 'it is plain http on another host than the registry'],
+    // a local service on a shared runner is another host too
+    ['http on localhost', 'http://localhost:9/token', 'localhost:9', remote],
+    ['http on 127.x', 'http://127.5.0.1/token', '127.5.0.1', remote],
+    ['http on ::1', 'http://[::1]:9/token', '[::1]:9', remote],
     [
       'ftp on the registry host',
       'ftp://registry.example.com/token',
@@ -567,9 +655,10 @@ describe('the realm rule', () => {
     const { asked, request } = fakeNetwork(realm);
     const c = new RegistryClient('registry.example.com', { username: USER, password: PASS }, { request });
     const err = await registryError(c.headManifest('app/api', 'v1'));
+    expect(err.kind).toBe('unsafe-realm');
     expect(err.message).toBe(
       `registry.example.com: refusing to send credentials to the token realm ${realmHost}: ${why} ` +
-        '(a realm must use https or be on registry.example.com itself)',
+        "(a realm must use https, or plain http only on a loopback registry's own origin)",
     );
     expect(asked).toEqual(['HEAD https://registry.example.com/v2/app/api/manifests/v1']); // nothing sent to the realm
   });
@@ -577,8 +666,32 @@ describe('the realm rule', () => {
   test('refused against a real loopback registry whose realm points elsewhere over http', async () => {
     const { host, seen } = await bearerRegistry({ realm: () => 'http://tokens.example.org/token' });
     const err = await registryError(client(host).headManifest('app/api', 'v1'));
-    expect(err.message).toContain('token realm tokens.example.org: it is plain http on another host');
+    expect(err.message).toContain(
+      "token realm tokens.example.org: it is plain http to another origin than the registry's",
+    );
     expect(tokenRequests(seen)).toHaveLength(0);
+  });
+
+  // Issue 18 item 3: the old rule compared host names only, and sent Basic to any port of the registry's host.
+  test.each([
+    ['another port of 127.0.0.1', '127.0.0.1'],
+    ['another loopback address', '127.0.0.2'],
+  ])('a loopback registry whose realm is on %s: that server receives no credentials', async (_name, at) => {
+    const realm = http.createServer((req, res) => {
+      realmSeen.push(req.headers.authorization ?? '');
+      res.setHeader('Content-Type', 'application/json');
+      res.end('{"token":"stolen"}');
+    });
+    const realmSeen: string[] = [];
+    servers.push(realm);
+    await new Promise<void>((resolve) => realm.listen(0, at, resolve));
+    const realmHost = `${at}:${(realm.address() as AddressInfo).port}`;
+    const { host, seen } = await bearerRegistry({ realm: () => `http://${realmHost}/token` });
+    const err = await registryError(client(host).headManifest('app/api', 'v1'));
+    expect(realmSeen).toEqual([]);
+    expect(err.kind).toBe('unsafe-realm');
+    expect(err.message).toContain(`token realm ${realmHost}: it is plain http to another origin than the registry's`);
+    expect(seen.map((s) => s.authorization)).toEqual([undefined]);
   });
 
   test.each([
@@ -630,6 +743,26 @@ describe('headManifest answers', () => {
     expect(err.message).toContain('no Docker-Content-Digest');
   });
 
+  // Issue 18: the digest reaches the outputs, the summary and the verification's comparison: only a digest may.
+  test.each([
+    ['upper-case hex', `sha256:${'A'.repeat(64)}`, `"sha256:${'A'.repeat(64)}"`],
+    ['too short', 'sha256:abc', '"sha256:abc"'],
+    ['an unknown algorithm', `md5:${'a'.repeat(32)}`, `"md5:${'a'.repeat(32)}"`],
+    ['Markdown', '`x` | **y**', '"`x` | **y**"'],
+    ['a workflow command', '::error::x', '"::error::x"'],
+  ])('a Docker-Content-Digest that is no digest (%s) is refused, quoted', async (_name, value, quoted) => {
+    const err = await registryError((await answering(200, { 'Docker-Content-Digest': value })).headManifest('a', 'b'));
+    expect(err.kind).toBe('protocol');
+    expect(err.message).toMatch(/: the Docker-Content-Digest for a:b is not a digest: /);
+    expect(err.message.endsWith(quoted)).toBe(true);
+  });
+
+  test('a sha512 digest is one', async () => {
+    const digest = `sha512:${'0'.repeat(128)}`;
+    const head = await (await answering(200, { 'Docker-Content-Digest': digest })).headManifest('a', 'b');
+    expect(head?.digest).toBe(digest);
+  });
+
   test('no Content-Type: an empty media type', async () => {
     const head = await (await answering(200, { 'Docker-Content-Digest': DIGEST })).headManifest('a', 'b');
     expect(head).toEqual({ digest: DIGEST, mediaType: '' });
@@ -654,6 +787,9 @@ describe('retryAfterMs', () => {
     [200, '3', null],
     [500, '3', null],
     [429, 'Wed, 21 Oct 2015 07:28:00 GMT', 0],
+    // a wait of a day is not waited out: at most 10 minutes
+    [429, '86400', 600_000],
+    [503, 'Fri, 31 Dec 9999 23:59:59 GMT', 600_000],
   ])('%i with Retry-After %s -> %s', async (status, header, expected) => {
     const { c, seen } = await answering(status, header);
     expect(await c.retryAfterMs()).toBe(expected);

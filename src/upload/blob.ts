@@ -3,7 +3,7 @@
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
-import { sleep } from '../sleep.js';
+import { sleep } from '../timers.js';
 import { abortError, UploadError, type UploadPhase } from './errors.js';
 import {
   chunkOutcome,
@@ -21,6 +21,8 @@ import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
 import { HttpError } from '../http-request.js';
+import { RegistryError } from '../registry-client.js';
+import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry-values.js';
 import { backoffDelay } from '../retry.js';
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
@@ -56,12 +58,12 @@ export interface BlobProgress {
 }
 
 export interface UploadBlobOptions {
-  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length when it names more. */
+  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length, lowered to its OCI-Chunk-Max-Length. */
   readonly chunkSize?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: BlobProgress) => void;
   readonly onEvent?: (e: UploadEvent) => void;
-  /** Deadline of one PATCH; default requestDeadlineMs(chunk size). */
+  /** Deadline of one PATCH; default requestDeadlineMs(its bytes). */
   readonly deadlinePerChunkMs?: number;
   /** Failures allowed per blob; default DEFAULT_MAX_TRIES. */
   readonly maxTries?: number;
@@ -134,8 +136,20 @@ class BlobUpload {
       return { res };
     } catch (error) {
       this.checkAbort(phase);
+      // A request the client refused to send (plain http from an https registry, a realm that may not have the
+      // credentials): no retry changes that.
+      if (error instanceof RegistryError && (error.kind === 'unsafe-location' || error.kind === 'unsafe-realm'))
+        throw new UploadError(`${this.digest}: ${error.message}`, phase, this.digest, null, false, { cause: error });
       return { error };
     }
+  }
+
+  /** The registry's Docker-Content-Digest after the blob's PUT, if it sent one, must be the blob's. */
+  checkEcho(phase: UploadPhase, res: TransportResponse): void {
+    const echoed = res.headers.get('docker-content-digest');
+    if (!echoed || echoed === this.digest) return;
+    const what = isRegistryDigest(echoed) ? echoed : `${quoteValue(echoed)}, not a digest`;
+    throw this.fatal(phase, `the registry stored the blob as ${what}`, res);
   }
 
   checkAbort(phase: UploadPhase): void {
@@ -193,8 +207,8 @@ async function blobExists(up: BlobUpload): Promise<boolean> {
   return res?.status === 200;
 }
 
-/** POST: a new upload session; its Location, and its OCI-Chunk-Min-Length. Retries transient failures. */
-async function openSession(up: BlobUpload): Promise<{ location: string; minChunk: string | null }> {
+/** POST: a new upload session; its Location, and its chunk limits. Retries transient failures. */
+async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
   for (;;) {
     const { res, error } = await up.send('start', {
       method: 'POST',
@@ -205,7 +219,7 @@ async function openSession(up: BlobUpload): Promise<{ location: string; minChunk
     if (res && res.status === 202 && location)
       return {
         location: resolveLocation(`/v2/${up.repository}/blobs/uploads/`, location),
-        minChunk: res.headers.get('oci-chunk-min-length'),
+        limits: chunkLimits(res.headers.get('oci-chunk-min-length'), res.headers.get('oci-chunk-max-length')),
       };
     if (res && !isTransientStatus(res.status)) throw up.fatal('start', 'the registry refused to open an upload', res);
     await up.failed('start', describeFailure(res, error), res?.status ?? null);
@@ -244,8 +258,7 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
       deadlineMs: SMALL_REQUEST_DEADLINE_MS + Math.ceil(up.source.size / (20 * 1024 * 1024)) * 1000,
     });
     if (res && (res.status === 201 || res.status === 204)) {
-      const echoed = res.headers.get('docker-content-digest');
-      if (echoed && echoed !== up.digest) throw up.fatal('commit', `the registry stored the blob as ${echoed}`, res);
+      up.checkEcho('commit', res);
       return { kind: 'done' };
     }
     if (res && !isTransientStatus(res.status)) {
@@ -274,7 +287,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   const { source, digest } = up;
   const session = await openSession(up);
   let location = session.location;
-  let size = effectiveChunkSize(up.chunkSize, session.minChunk);
+  let size = effectiveChunkSize(up.chunkSize, session.limits);
   let offset = 0; // what the newest Location's upload holds
   let cursor: SourceCursor | null = null;
   try {
@@ -297,7 +310,8 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
             'Content-Length': String(length),
           },
           body: cursor.take(length),
-          deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(size),
+          // the bytes of this request, not the chunk size: a registry's huge minimum makes one chunk of the rest
+          deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(length),
         },
         length,
       );
@@ -322,7 +336,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
       // would meet the same end, so the next requests carry half as much (not below the registry's minimum).
       if (res?.status === 524 || (error instanceof HttpError && error.kind === 'timeout')) {
         up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, length), Math.floor(length / 2));
-        size = effectiveChunkSize(up.chunkSize, session.minChunk);
+        size = effectiveChunkSize(up.chunkSize, session.limits);
       }
       if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };
       const at = await whereItStands(up, location, chunk);
@@ -359,7 +373,7 @@ async function singleRequest(up: BlobUpload): Promise<void> {
       up.source.size,
     );
     body.destroy();
-    if (res && (res.status === 201 || res.status === 204)) return;
+    if (res && (res.status === 201 || res.status === 204)) return up.checkEcho('single', res);
     if (res && !isTransientStatus(res.status) && res.status !== 404 && res.status !== 401)
       throw up.fatal('single', 'the registry refused the blob', res);
     const reason = describeFailure(res, error);

@@ -2,12 +2,13 @@
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
 import { createHash } from 'node:crypto';
 import { uploadBlob, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
-import { sleep } from '../sleep.js';
+import { sleep } from '../timers.js';
 import { abortError, UploadError } from './errors.js';
 import { describeFailure, isTransientStatus } from './protocol.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
 import { MEDIA_TYPES } from '../oci.js';
+import { isRegistryDigest, quoteValue } from '../registry-values.js';
 
 export const DEFAULT_CONCURRENCY = 3;
 
@@ -134,7 +135,8 @@ async function putManifest(
       const echoed = res.headers.get('docker-content-digest');
       if (echoed && echoed !== digest)
         throw new UploadError(
-          `${repository}:${reference}: the registry stored the manifest as ${echoed}, not ${digest}`,
+          `${repository}:${reference}: the registry stored the manifest as ` +
+            `${isRegistryDigest(echoed) ? echoed : `${quoteValue(echoed)} (not a digest)`}, not ${digest}`,
           'manifest',
           digest,
           res.status,

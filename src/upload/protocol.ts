@@ -10,6 +10,9 @@
 //   after a request whose bytes reached the registry but whose answer was lost (a reset mid-body included), answers
 //   404 BLOB_UPLOAD_INVALID, GET included, and that upload is gone: the blob starts again with a new POST.
 
+import { byteCount, type ChunkLimits } from '../registry-values.js';
+import { clampTimerMs } from '../timers.js';
+
 /** `START-END`, inclusive, without the `bytes ` prefix and without a total (distribution 3 rejects the prefix). */
 export function contentRange(start: number, length: number): string {
   return `${start}-${start + length - 1}`;
@@ -29,8 +32,8 @@ export type RangeState =
 export function parseUploadRange(header: string | null | undefined): RangeState {
   const m = /^\s*(?:bytes[= ]\s*)?(\d+)-(\d+)\s*$/i.exec(header ?? '');
   if (!m || m[1] !== '0') return { kind: 'missing' };
-  const end = Number(m[2]);
-  if (!Number.isSafeInteger(end)) return { kind: 'missing' };
+  const end = byteCount(m[2]);
+  if (end === null) return { kind: 'missing' };
   return end === 0 ? { kind: 'ambiguous' } : { kind: 'bytes', next: end + 1 };
 }
 
@@ -55,19 +58,24 @@ export function withDigest(url: string, digest: string): string {
   return `${base}${sep}digest=${encodeURIComponent(digest)}`;
 }
 
-/** The chunk size to use: the one asked for, raised to the registry's OCI-Chunk-Min-Length when it names one. */
-export function effectiveChunkSize(requested: number, minLengthHeader: string | null | undefined): number {
+/**
+ * The chunk size to use: the one asked for, raised to the registry's OCI-Chunk-Min-Length and lowered to its
+ * OCI-Chunk-Max-Length (as chunkLimits read them: a max wins over a min it contradicts), so no PATCH goes above the
+ * max a registry names.
+ */
+export function effectiveChunkSize(requested: number, limits: ChunkLimits): number {
   const wanted = Math.max(1, Math.floor(requested));
-  const min = Number((minLengthHeader ?? '').trim());
-  return Number.isSafeInteger(min) && min > wanted ? min : wanted;
+  const raised = limits.min !== null && limits.min > wanted ? limits.min : wanted;
+  return limits.max !== null && raised > limits.max ? limits.max : raised;
 }
 
 /**
  * A deadline for one request carrying `bytes`: a minute for the round trip plus the bytes at 512 KiB/s, the slowest
- * link worth waiting for (32 MiB: 124 s). A request that outlives a proxy's origin timeout fails there anyway.
+ * link worth waiting for (32 MiB: 124 s), within what a timer can hold. A request that outlives a proxy's origin
+ * timeout fails there anyway.
  */
 export function requestDeadlineMs(bytes: number): number {
-  return 60_000 + Math.ceil(bytes / (512 * 1024)) * 1000;
+  return clampTimerMs(60_000 + Math.ceil(bytes / (512 * 1024)) * 1000);
 }
 
 /** What one PATCH's outcome means. `status` undefined: no answer (reset, timeout). */

@@ -48,7 +48,10 @@ export interface ScriptedRegistryOptions {
   readonly strict?: boolean;
   /** Refuse every PATCH that carries a Content-Range with this status (a registry without chunked uploads). */
   readonly refuseChunksWith?: number;
-  readonly chunkMinLength?: number;
+  /** OCI-Chunk-Min-Length on the POST's answer (a string: sent as it is, absurd values included). */
+  readonly chunkMinLength?: number | string;
+  /** OCI-Chunk-Max-Length on the POST's answer; a PATCH whose Content-Length is above it is answered 416. */
+  readonly chunkMaxLength?: number;
   /** Locations as paths relative to the upload directory, instead of absolute URLs. */
   readonly relativeLocations?: boolean;
   /** Ignore `_state`: any Location of an upload reaches it, and GET tells what it really holds (so an upload cut
@@ -218,6 +221,7 @@ export async function startScriptedRegistry(opts: ScriptedRegistryOptions = {}):
       uploads.set(id, { repo, parts: [], size: 0 });
       const headers = uploadHeaders(repo, id, 0);
       if (opts.chunkMinLength) headers['OCI-Chunk-Min-Length'] = String(opts.chunkMinLength);
+      if (opts.chunkMaxLength) headers['OCI-Chunk-Max-Length'] = String(opts.chunkMaxLength);
       return answer(202, headers);
     }
     if (!uuid) return answer(404);
@@ -239,6 +243,10 @@ export async function startScriptedRegistry(opts: ScriptedRegistryOptions = {}):
       if (range && opts.refuseChunksWith) {
         await readBody(req, rec, () => undefined);
         return answer(opts.refuseChunksWith);
+      }
+      if (opts.chunkMaxLength && Number(rec.contentLength) > opts.chunkMaxLength) {
+        await readBody(req, rec, () => undefined);
+        return answer(416, { Range: `0-${Math.max(0, up.size - 1)}` });
       }
       if (range && Number(range[1]) < up.size) overlaps.push(rec);
       if (range && opts.strict && Number(range[1]) !== up.size) {

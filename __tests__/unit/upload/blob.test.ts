@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError } from '../../../src/upload/errors.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/upload/source.js';
+import type { HttpRequest } from '../../../src/http-request.js';
+import { RegistryClient } from '../../../src/registry-client.js';
+import type { Readable } from 'node:stream';
+import { rejection } from '../../../test/support/rejection.js';
 import {
   startScriptedRegistry,
   type RecordedRequest,
@@ -152,6 +156,137 @@ describe('uploadBlob: the protocol', () => {
     const short = { ...source, size: SIZE + 5_000 };
     await expect(upload(short)).rejects.toMatchObject({ name: 'UploadError', phase: 'source' });
     expect(reg.requests.some((r) => r.method === 'PUT')).toBe(false);
+  });
+});
+
+describe('uploadBlob: values the registry sends (issue 18)', () => {
+  // The old code took the chunk's deadline from the minimum: 60 s + 10^15 bytes at 512 KiB/s is past what a timer
+  // holds, Node fired it after 1 ms, and every PATCH timed out at once.
+  test.each(['1000000000000000', '9007199254740991'])(
+    'an OCI-Chunk-Min-Length of %s: one PATCH of the whole blob, within a deadline that holds',
+    async (min) => {
+      await registry({ chunkMinLength: min });
+      // big enough that its PATCH takes longer than the 1 ms a broken timer gives it
+      const { bytes, source } = blob(4_000_000);
+      const { result, types } = await upload(source);
+      expect(reg.sequence()).toEqual([
+        'HEAD blob -> 404',
+        'POST uploads -> 202',
+        'PATCH upload 0-3999999 -> 202',
+        'PUT upload -> 201',
+      ]);
+      expect(types).toEqual(['uploaded']);
+      expect(result.resumes + result.restarts).toBe(0);
+      expect(reg.blobs.get(source.digest)).toEqual(bytes);
+    },
+  );
+
+  test.each(['x', '-5', '0', '1e9'])('an OCI-Chunk-Min-Length of %j is ignored', async (min) => {
+    await registry({ chunkMinLength: min });
+    const { source } = blob();
+    await upload(source);
+    expect(reg.requests.filter((r) => r.method === 'PATCH').map((r) => r.contentRange)).toEqual([
+      '0-4095',
+      '4096-8191',
+      '8192-10239',
+    ]);
+  });
+
+  test('OCI-Chunk-Max-Length: no PATCH above it, though a bigger chunk size is asked for', async () => {
+    await registry({ chunkMaxLength: 1_000_000 });
+    const { bytes, source } = blob(2_500_000);
+    await upload(source, { chunkSize: 2_000_000 });
+    expect(reg.requests.filter((r) => r.method === 'PATCH').map((r) => [r.contentRange, r.status])).toEqual([
+      ['0-999999', 202],
+      ['1000000-1999999', 202],
+      ['2000000-2499999', 202],
+    ]);
+    expect(reg.blobs.get(source.digest)).toEqual(bytes);
+  });
+
+  // Removing the check of the digest the registry echoes after the final PUT failed no test before.
+  test.each<[string, UploadBlobOptions['mode'], string, string]>([
+    ['chunked', 'chunked', `sha256:${'1'.repeat(64)}`, `stored the blob as sha256:${'1'.repeat(64)}`],
+    ['single', 'single', `sha256:${'1'.repeat(64)}`, `stored the blob as sha256:${'1'.repeat(64)}`],
+    ['chunked, not a digest', 'chunked', '::error::x', 'stored the blob as "::error::x", not a digest'],
+  ])(
+    '%s: a Docker-Content-Digest after the final PUT that is not the blob’s fails the blob at once',
+    async (_name, mode, echoed, message) => {
+      await registry({
+        script: (r) => (r.method === 'PUT' ? { status: 201, headers: { 'Docker-Content-Digest': echoed } } : undefined),
+      });
+      const { source } = blob();
+      const err = await rejection(upload(source, { mode }), UploadError);
+      expect(err.phase).toBe(mode === 'single' ? 'single' : 'commit');
+      expect(err.message).toContain(`${source.digest}: the registry ${message}`);
+      expect(reg.requests.filter((r) => r.method === 'PUT')).toHaveLength(1);
+    },
+  );
+
+  test('the echoed digest, when it is the blob’s, passes', async () => {
+    await registry();
+    const { source } = blob();
+    await upload(source);
+    expect(reg.requests[reg.requests.length - 1]).toMatchObject({ method: 'PUT', status: 201 });
+  });
+});
+
+describe('uploadBlob: a Location the client refuses (issue 18)', () => {
+  /** An https registry on a fake network that answers the POST with `location`; every request recorded. */
+  const BASIC = `Basic ${Buffer.from('u:p').toString('base64')}`;
+  function remoteRegistry(location: string) {
+    const asked: Array<[string, string | undefined]> = [];
+    const request: HttpRequest = async (url, init = {}) => {
+      const u = new URL(url);
+      asked.push([`${init.method ?? 'GET'} ${u.origin}${u.pathname}`, init.headers?.Authorization]);
+      // the body read to its end, as a server does before it answers
+      if (init.body && !Buffer.isBuffer(init.body)) for await (const _ of init.body as Readable) void _;
+      const headers = (h: Record<string, string>) => ({ get: (n: string) => h[n.toLowerCase()] ?? null });
+      // the registry wants Basic; the client then holds credentials a storage host must never see
+      if (u.host === 'registry.example.com' && !init.headers?.Authorization)
+        return {
+          status: 401,
+          ok: false,
+          headers: headers({ 'www-authenticate': 'Basic realm="r"' }),
+          body: Buffer.alloc(0),
+        };
+      if (init.method === 'POST')
+        return { status: 202, ok: true, headers: headers({ location }), body: Buffer.alloc(0) };
+      if (init.method === 'HEAD') return { status: 404, ok: false, headers: headers({}), body: Buffer.alloc(0) };
+      const status = init.method === 'PUT' ? 201 : 202;
+      return { status, ok: true, headers: headers({}), body: Buffer.alloc(0) };
+    };
+    const client = new RegistryClient('registry.example.com', { username: 'u', password: 'p' }, { request });
+    return { asked, client };
+  }
+
+  test('a plain-http Location from an https registry: the blob fails at once, no byte sent', async () => {
+    const { asked, client } = remoteRegistry('http://registry.example.com/v2/app/blob/blobs/uploads/1?_state=x');
+    const { source } = blob();
+    const err = await rejection(
+      uploadBlob(client, REPO, source, { chunkSize: CHUNK, retryDelayMs: () => 0 }),
+      UploadError,
+    );
+    expect(err.phase).toBe('chunk');
+    expect(err.message).toBe(
+      `${source.digest}: registry.example.com: refusing to send PATCH to registry.example.com: ` +
+        'it is plain http, the registry https',
+    );
+    expect(asked.map(([what]) => what)).toEqual([
+      `HEAD https://registry.example.com/v2/${REPO}/blobs/${source.digest}`,
+      `HEAD https://registry.example.com/v2/${REPO}/blobs/${source.digest}`,
+      `POST https://registry.example.com/v2/${REPO}/blobs/uploads/`,
+    ]);
+  });
+
+  test('an https Location on a storage host: the chunks go there without the Authorization', async () => {
+    const { asked, client } = remoteRegistry('https://storage.example.net/up/1?sig=x');
+    const { source } = blob();
+    await uploadBlob(client, REPO, source, { chunkSize: CHUNK, retryDelayMs: () => 0 });
+    const atStorage = asked.filter(([what]) => what.includes('storage.example.net'));
+    expect(atStorage.map(([what]) => what.split(' ')[0])).toEqual(['PATCH', 'PATCH', 'PATCH', 'PUT']);
+    expect(atStorage.every(([, authorization]) => authorization === undefined)).toBe(true);
+    expect(asked.filter(([what]) => what.startsWith('POST')).map(([, a]) => a)).toEqual([BASIC]);
   });
 });
 

@@ -162,16 +162,18 @@ describe('uploadImage', () => {
     );
   });
 
-  test("the registry's Docker-Content-Digest must be the manifest's", async () => {
+  test.each([
+    [`sha256:${'1'.repeat(64)}`, `stored the manifest as sha256:${'1'.repeat(64)}, not sha256:`],
+    ['::error::x', 'stored the manifest as "::error::x" (not a digest), not sha256:'],
+  ])("the registry's Docker-Content-Digest must be the manifest's: %j", async (echoed, message) => {
     reg = await startScriptedRegistry();
     reg.setScript((r) =>
-      r.path.includes('/manifests/')
-        ? { status: 201, headers: { 'Docker-Content-Digest': `sha256:${'1'.repeat(64)}` } }
-        : undefined,
+      r.path.includes('/manifests/') ? { status: 201, headers: { 'Docker-Content-Digest': echoed } } : undefined,
     );
-    await expect(uploadImage(reg.transport(), REPO, image(1), { retryDelayMs: () => 0 })).rejects.toThrow(
-      /stored the manifest as sha256:1111/,
-    );
+    const err = await uploadImage(reg.transport(), REPO, image(1), { retryDelayMs: () => 0 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'UploadError', phase: 'manifest' });
+    expect((err as Error).message).toContain(message);
+    expect(reg.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toHaveLength(1);
   });
 });
 

@@ -82,18 +82,22 @@ describe('withDigest', () => {
 });
 
 describe('effectiveChunkSize', () => {
+  const none = { min: null, max: null };
   test.each([
-    [4096, null, 4096],
-    [4096, '', 4096],
-    [4096, '1000', 4096],
-    [4096, '6000', 6000],
-    [4096, 'x', 4096],
-    [4096, '-5', 4096],
-    [4096, '5.5', 4096],
-    [0, null, 1],
-    [1.7, null, 1],
-  ])('asked %d, OCI-Chunk-Min-Length %j -> %d', (asked, header, expected) => {
-    expect(effectiveChunkSize(asked, header)).toBe(expected);
+    [4096, none, 4096],
+    [4096, { min: 1000, max: null }, 4096],
+    [4096, { min: 6000, max: null }, 6000],
+    [0, none, 1],
+    [1.7, none, 1],
+    // a max the registry names is never exceeded: neither by the size asked for nor by its minimum
+    [32 * 1024 * 1024, { min: null, max: 8_000_000 }, 8_000_000],
+    [4096, { min: null, max: 8_000_000 }, 4096],
+    [4096, { min: 6000, max: 1_000_000 }, 6000],
+    [4096, { min: 2_000_000, max: 1_000_000 }, 1_000_000],
+    // a huge minimum: the chunk is the rest of the blob (the uploader sends no more than the blob holds)
+    [4096, { min: Number.MAX_SAFE_INTEGER, max: null }, Number.MAX_SAFE_INTEGER],
+  ])('asked %d, limits %j -> %d', (asked, limits, expected) => {
+    expect(effectiveChunkSize(asked, limits)).toBe(expected);
   });
 });
 
@@ -104,6 +108,9 @@ describe('requestDeadlineMs', () => {
     [512 * 1024, 61_000],
     [32 * 1024 * 1024, 124_000],
     [4 * 1024 * 1024, 68_000],
+    // a timer cannot hold more: Node would fire it after 1 ms and end every request at once
+    [2 ** 50, 2 ** 31 - 1],
+    [Number.MAX_SAFE_INTEGER, 2 ** 31 - 1],
   ])('%d bytes -> %d ms', (bytes, expected) => {
     expect(requestDeadlineMs(bytes)).toBe(expected);
   });
