@@ -126,6 +126,13 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
         title: 'Registry does not support this image',
         message: `The registry refused the image as unsupported.${detail}`,
       };
+    case 'unsafe-request':
+      return {
+        title: 'Refused an unsafe registry request',
+        message:
+          'The registry sent the upload to a place the action does not send data or credentials to (plain http from ' +
+          `an https registry, or a token realm that is neither https nor the registry's own origin); a retry would do the same.${detail}`,
+      };
     case 'engine-unreachable':
       return {
         title: 'Docker engine unreachable',

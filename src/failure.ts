@@ -14,6 +14,7 @@ export type FailureKind =
   | 'denied' // 403, credentials fine but no access to this repository
   | 'not-found' // 404 / name unknown: usually a wrong app slug
   | 'unsupported'
+  | 'unsafe-request' // the action refused to send what the registry asked for (a plain-http Location, a foreign realm)
   | 'engine-unreachable'
   | 'image-missing'
   | 'unknown';
@@ -205,6 +206,8 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
  * status is a connection that failed; reading the image from the engine (phase source) is local and final.
  */
 export function classifyUploadStop(stop: UploadStop): Failure {
+  if (stop.refused)
+    return { kind: 'unsafe-request', retryable: false, status: null, blobDigest: null, detail: stop.message };
   const kind: FailureKind =
     stop.phase === 'source'
       ? 'unknown'

@@ -432,7 +432,7 @@ describe('classifyFailure: a manifest refusal when the push carried attestations
 });
 
 describe('classifyUploadStop', () => {
-  test.each<[string, { status: number | null; phase: string }, string, boolean]>([
+  test.each<[string, { status: number | null; phase: string; refused?: boolean }, string, boolean]>([
     ['524 on a chunk', { status: 524, phase: 'chunk' }, 'timeout-524', true],
     ['524 on the final PUT', { status: 524, phase: 'commit' }, 'timeout-524', true],
     ['502 on the POST', { status: 502, phase: 'start' }, 'server-error', true],
@@ -444,6 +444,12 @@ describe('classifyUploadStop', () => {
     ['400 on the manifest', { status: 400, phase: 'manifest' }, 'bad-request', false],
     ['416 that the uploader could not get past', { status: 416, phase: 'chunk' }, 'bad-request', false],
     ['docker save failed', { status: null, phase: 'source' }, 'unknown', false],
+    [
+      'a Location the action refused to follow',
+      { status: null, phase: 'chunk', refused: true },
+      'unsafe-request',
+      false,
+    ],
   ])('%s -> %s', (_name, stop, kind, retryable) => {
     const f = classifyUploadStop({ ...stop, message: 'm' });
     expect(f.kind).toBe(kind);

@@ -1,5 +1,6 @@
 // One error type for everything the uploader gives up on, saying where (so the 524 advisory can say whether a chunk
 // or the final PUT failed) and whether it was a cancel rather than a failure.
+import { RegistryError } from '../registry-client.js';
 
 /** Where an upload stopped: the HEAD, the POST that opens it, a chunk, the GET that asks where it stands, the PUT
  *  that closes it, the single-request fallback, the source's bytes, or the manifest. */
@@ -10,6 +11,8 @@ export interface UploadStop {
   readonly status: number | null;
   readonly phase: string;
   readonly message: string;
+  /** The action refused to send what the registry asked for (registry-client's unsafe-location/-realm): final. */
+  readonly refused?: boolean;
 }
 
 /** What one push of an image by the action's own uploader came to. */
@@ -50,9 +53,13 @@ export function abortError(signal: AbortSignal | undefined, digest: string | nul
  * stopped in reading the image.
  */
 export function uploadFailure(e: unknown, layerDigests: readonly string[]): ChunkedPushResult & { ok: false } {
+  const refused =
+    e instanceof UploadError &&
+    e.cause instanceof RegistryError &&
+    (e.cause.kind === 'unsafe-location' || e.cause.kind === 'unsafe-realm');
   const stop =
     e instanceof UploadError
-      ? { status: e.status, phase: e.phase, message: e.message }
+      ? { status: e.status, phase: e.phase, message: e.message, refused }
       : { status: null, phase: 'source' as const, message: (e as Error).message };
   const at = e instanceof UploadError && e.digest ? layerDigests.indexOf(e.digest) : -1;
   return { ok: false, stop, layer: at >= 0 ? at + 1 : null };

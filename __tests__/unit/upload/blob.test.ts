@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
-import { UploadError } from '../../../src/upload/errors.js';
+import { UploadError, uploadFailure } from '../../../src/upload/errors.js';
+import { classifyUploadStop } from '../../../src/failure.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/upload/source.js';
 import type { HttpRequest } from '../../../src/http-request.js';
 import { RegistryClient } from '../../../src/registry-client.js';
@@ -277,6 +278,10 @@ describe('uploadBlob: a Location the client refuses (issue 18)', () => {
       `HEAD https://registry.example.com/v2/${REPO}/blobs/${source.digest}`,
       `POST https://registry.example.com/v2/${REPO}/blobs/uploads/`,
     ]);
+    // and the run does not retry it: the stop says the action refused, which the push policy takes as final
+    const { stop } = uploadFailure(err, [source.digest]);
+    expect(stop).toMatchObject({ refused: true, phase: 'chunk' });
+    expect(classifyUploadStop(stop)).toMatchObject({ kind: 'unsafe-request', retryable: false });
   });
 
   test('an https Location on a storage host: the chunks go there without the Authorization', async () => {
