@@ -276,28 +276,40 @@ describe('relayerArchive on an image with a hostile layer', () => {
   });
   afterEach(() => rmSync(work, { recursive: true, force: true }));
 
+  const huge = Buffer.concat([ustarHeader('huge', '0', 2 ** 32), pattern('huge', 64 * 1024), END]);
   test.each([
-    ['negative pax size', Buffer.concat([paxHeader(paxRecord('size', '-1536')), ustarHeader('a', '0', 0), good, END])],
-    ['truncated', Buffer.concat([good, file('cut', pattern('cut', 300 * 1024))]).subarray(0, 200 * 1024)],
+    [
+      'negative pax size layer',
+      gzipLayer(Buffer.concat([paxHeader(paxRecord('size', '-1536')), ustarHeader('a', '0', 0), good, END])),
+      /negative size -1536 for "a" at byte 1024$/,
+    ],
+    [
+      'truncated layer',
+      gzipLayer(Buffer.concat([good, file('cut', pattern('cut', 300 * 1024))]).subarray(0, 200 * 1024)),
+      /truncated tar archive inside "cut" at byte 204800$/,
+    ],
+    [
+      // a plain layer's length is known: the scan stops at the header instead of reading on to the end
+      'plain layer holding a file bigger than itself',
+      huge,
+      /size 4294967296 for "huge" runs past the end of the tar \(66560 bytes left\) at byte 0$/,
+    ],
   ])(
-    'a %s layer fails the run with an error naming the layer',
-    async (_name, hostile) => {
+    'a %s fails the run with an error naming the layer',
+    async (_name, hostile, error) => {
       const big = Buffer.concat([file('big', pattern('big', 64 * 1024)), END]);
-      // gzip'd like a pulled image's, and plain
-      const saved = await ociArchive({ layers: [big, gzipLayer(hostile)] });
+      const saved = await ociArchive({ layers: [big, hostile] });
       const out = new PassThrough();
       out.resume();
       const started = Date.now();
-      await expect(
-        relayerArchive(Readable.from([saved.archive]), out, {
-          maxLayerSize: 16 * 1024,
-          tag: 'hostile:1',
-          workDir: work,
-          log: () => undefined,
-        }),
-      ).rejects.toThrow(
-        /^layer 2 \(blobs\/sha256\/[0-9a-f]{64}\) is not a valid tar archive: (negative size|truncated)/,
-      );
+      const run = relayerArchive(Readable.from([saved.archive]), out, {
+        maxLayerSize: 16 * 1024,
+        tag: 'hostile:1',
+        workDir: work,
+        log: () => undefined,
+      });
+      await expect(run).rejects.toThrow(/^layer 2 \(blobs\/sha256\/[0-9a-f]{64}\) is not a valid tar archive: /);
+      await expect(run).rejects.toThrow(error);
       expect(Date.now() - started).toBeLessThan(3000);
     },
     5000,
