@@ -297,9 +297,9 @@ export class TarScanner {
     while (pos < chunk.length && this.state.t !== 'done') {
       const used = this.step(chunk, pos);
       // Every step consumes input (each state's sizes are checked whole numbers), so the loop ends; this makes a
-      // future mistake fail the scan instead of spinning on a layer for ever.
+      // future mistake fail the scan, naming the layer as any bad tar does, instead of spinning on it for ever.
       if (!(used > 0 && pos + used <= chunk.length))
-        throw new Error(`tar scanner stalled at byte ${this.offset} (${this.state.t})`);
+        throw new TarFormatError(`the scan stalled reading ${this.state.t} (a bug in the scanner)`, this.offset);
       pos += used;
     }
     if (this.state.t === 'done') this.offset += chunk.length - pos;
