@@ -1,9 +1,11 @@
 // An index of a layer tar, built incrementally from chunks as they stream past: where each entry starts and
 // ends (its pax / GNU long-name blocks included) and what it is. Splitting then copies byte ranges, so every
-// header field, pax record (xattrs included) and data block reaches the pieces exactly as it was.
+// header field, pax record (xattrs included) and data block reaches the pieces exactly as it was (an entry the
+// split moves carries the extension headers Go reads, the last of each kind: see MAX_RETAINED_EXTENSIONS).
 //
 // The layer is untrusted: a size that is not a number, negative or beyond the data makes the scan fail with a
-// TarFormatError naming the entry and the byte, at once (see tar-header.ts for what is checked and why).
+// TarFormatError naming the entry and the byte, at once (see tar-header.ts for what is checked and why), and
+// what the scan holds does not grow with the layer (the store below bounds what it keeps in memory).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import {
