@@ -86,8 +86,10 @@ class Prober {
     readonly compression: Compression,
     private readonly keepIndex: KeepIndex,
     private readonly raws: RawStore,
+    /** The tar's size, when the blob is the tar itself (not compressed). */
+    tarLength?: number,
   ) {
-    this.scanner = new TarScanner(raws);
+    this.scanner = new TarScanner(raws, tarLength);
     this.inflate = decompressor(compression);
     if (this.inflate) {
       this.inflate.on('data', (chunk: Buffer) => this.feed(chunk));
@@ -226,7 +228,12 @@ class EntryReceiver {
     this.compression = detectCompression(head);
     this.tarLike = looksLikeTar(head, this.compression);
     if (this.tarLike && canDecompress(this.compression))
-      this.prober = new Prober(this.compression, this.keepIndex, this.raws);
+      this.prober = new Prober(
+        this.compression,
+        this.keepIndex,
+        this.raws,
+        this.compression === 'none' ? this.size : undefined,
+      );
     if (this.size <= IN_MEMORY_MAX || (this.size <= JSON_IN_MEMORY_MAX && looksLikeJson(head))) this.memory = [];
     else this.spill = new FileSpill(this.spillPath());
     for (const chunk of this.pending.splice(0)) await this.sink(chunk);

@@ -46,6 +46,22 @@ export function paddedSize(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
 }
 
+/**
+ * The bytes a data size makes the scanner skip (the size padded to whole blocks), once the size is known to be
+ * a whole number of bytes: not negative, not NaN or infinite, and small enough that its padding and every
+ * offset after it stay exact in a double. Whatever the parser that produced it, a size that passes here
+ * cannot make the scanner stand still or go backwards. `what`: the entry, and `at` its header, for the error;
+ * `dataStart`: the offset of the data's first byte.
+ */
+export function checkedSize(size: number, what: string, at: number, dataStart: number): number {
+  if (!Number.isSafeInteger(size)) throw new TarFormatError(`invalid size ${size} for ${what}`, at);
+  if (size < 0) throw new TarFormatError(`negative size ${size} for ${what}`, at);
+  const padded = paddedSize(size);
+  if (!Number.isSafeInteger(dataStart + padded))
+    throw new TarFormatError(`size ${size} for ${what} runs past any archive`, at);
+  return padded;
+}
+
 export function isZeroBlock(block: Buffer): boolean {
   for (let i = 0; i < BLOCK; i++) if (block[i] !== 0) return false;
   return true;

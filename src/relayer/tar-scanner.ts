@@ -1,18 +1,20 @@
 // An index of a layer tar, built incrementally from chunks as they stream past: where each entry starts and
 // ends (its pax / GNU long-name blocks included) and what it is. Splitting then copies byte ranges, so every
-// header field, pax record (xattrs included) and data block reaches the pieces exactly as it was.
+// header field, pax record (xattrs included) and data block reaches the pieces exactly as it was (an entry the
+// split moves carries the extension headers Go reads, the last of each kind: see MAX_RETAINED_EXTENSIONS).
 //
 // The layer is untrusted: a size that is not a number, negative or beyond the data makes the scan fail with a
-// TarFormatError naming the entry and the byte, at once (see tar-header.ts for what is checked and why).
+// TarFormatError naming the entry and the byte, at once (see tar-header.ts for what is checked and why), and
+// what the scan holds does not grow with the layer (the store below bounds what it keeps in memory).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import {
   BLOCK,
+  checkedSize,
   decodeHeader,
   isZeroBlock,
   MAX_EXTENSION_SIZE,
   normalizePath,
-  paddedSize,
   parsePaxRecords,
   quoted,
   TarFormatError,
@@ -195,6 +197,19 @@ class Capture {
 const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
 /** The pax records the scanner reads; the others (xattrs...) are checked, not decoded. */
 const PAX_KEYS: ReadonlySet<string> = new Set(['path', 'linkpath', 'size']);
+const NO_KEYS: ReadonlySet<string> = new Set();
+/** Headers that describe the next one: pax ('x'), GNU long name ('L') and long link ('K'). */
+const EXTENSIONS: ReadonlySet<string> = new Set(['x', 'L', 'K']);
+
+/**
+ * The most bytes of extension headers the scanner holds for the entry being read (before its own header says
+ * whether it is movable): one of each kind, its header block and padded data. Go reads an entry's extensions
+ * by kind, each replacing the one before (reader.go next(): `paxHdrs, err = parsePAX(tr)`, `gnuLongName =`),
+ * so of a chain of any length only the last of each kind says anything, and only that one is kept. A layer
+ * that chains 300 pax headers of 1 MiB before one file (300 MiB, a few hundred KB gzip'd) therefore holds
+ * this much, not 300 MiB (tar-scanner.test.ts, "a chain of extension headers").
+ */
+export const MAX_RETAINED_EXTENSIONS = EXTENSIONS.size * (BLOCK + MAX_EXTENSION_SIZE + BLOCK);
 
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
@@ -209,20 +224,36 @@ function classify(path: string, typeflag: string): EntryKind {
   return 'other';
 }
 
+const isMovable = (kind: EntryKind) =>
+  kind === 'directory' || kind === 'whiteout' || kind === 'opaque' || kind === 'hardlink';
+
 type State =
   | { readonly t: 'header' }
   | { readonly t: 'sparse-ext' }
   | {
+      /** The data of an extension header, or of a pax global header ('g'). */
       readonly t: 'ext-data';
-      readonly typeflag: string;
-      /** Offset of the extension's header block. */
+      readonly header: TarHeader;
+      /** The header block, and its offset. */
+      readonly block: Buffer;
       readonly at: number;
-      remaining: number;
-      readonly chunks: Buffer[];
-      readonly size: number;
+      /** The padded data, filled as it arrives. */
+      readonly data: Buffer;
+      filled: number;
     }
   | { readonly t: 'data'; remaining: number }
   | { readonly t: 'done' };
+type ExtensionData = Extract<State, { t: 'ext-data' }>;
+
+/** An extension header kept for the entry being read: its block and padded data, as they were. */
+interface Extension {
+  readonly typeflag: string;
+  /** Its data, unpadded. */
+  readonly data: Buffer;
+  /** Its padded data (a chain's next header of the kind reuses it). */
+  readonly buffer: Buffer;
+  readonly bytes: Buffer[];
+}
 
 export class TarScanner {
   readonly entries: LayerEntry[] = [];
@@ -231,21 +262,32 @@ export class TarScanner {
   private state: State = { t: 'header' };
   private readonly block = Buffer.alloc(BLOCK);
   private blockFill = 0;
-  // Extension headers seen for the entry being read.
+  // What the extension headers of the entry being read said (the last of each kind: see MAX_RETAINED_EXTENSIONS).
   private entryStart = -1;
   private pax = new Map<string, string>();
-  private longName: string | null = null;
-  private longLink: string | null = null;
+  private longName = '';
+  private longLink = '';
+  private extensions: Extension[] = [];
+  /** The last global header's data buffer, for the next one. */
+  private globalData: Buffer | null = null;
   private pendingHeader: TarHeader | null = null;
+  /** Offset of the entry's own header block (after its extensions). */
+  private pendingAt = -1;
   private pendingDataSize = 0;
   private pendingPath = '';
   private pendingKind: EntryKind = 'other';
-  /** Every block of the entry being read, until it is known not to be movable. */
-  private capture: Buffer[] | null = null;
+  /** The bytes of the entry being read, when it is movable: from its header on, spilled past the store's limit. */
   private movable: Capture | null = null;
   private zeroBlocks = 0;
 
-  constructor(private readonly store: RawStore = new RawStore()) {}
+  /**
+   * `length`: the tar's size in bytes when known (an uncompressed layer): a size that runs past it fails at its
+   * header instead of at the end of the stream.
+   */
+  constructor(
+    private readonly store: RawStore = new RawStore(),
+    private readonly length?: number,
+  ) {}
 
   /** True once the end-of-archive blocks have been read; bytes after them are ignored. */
   get ended(): boolean {
@@ -255,37 +297,43 @@ export class TarScanner {
   push(chunk: Buffer): void {
     let pos = 0;
     while (pos < chunk.length && this.state.t !== 'done') {
-      const state = this.state;
-      if (state.t === 'data') {
-        const take = Math.min(state.remaining, chunk.length - pos);
-        this.movable?.add(chunk.subarray(pos, pos + take));
-        state.remaining -= take;
-        pos += take;
-        this.offset += take;
-        if (state.remaining === 0) this.finishEntry();
-        continue;
-      }
-      if (state.t === 'ext-data') {
-        const take = Math.min(state.remaining, chunk.length - pos);
-        state.chunks.push(Buffer.from(chunk.subarray(pos, pos + take)));
-        state.remaining -= take;
-        pos += take;
-        this.offset += take;
-        if (state.remaining === 0) this.finishExtension(state, Buffer.concat(state.chunks));
-        continue;
-      }
-      const take = Math.min(BLOCK - this.blockFill, chunk.length - pos);
-      chunk.copy(this.block, this.blockFill, pos, pos + take);
-      this.blockFill += take;
-      pos += take;
-      if (this.blockFill < BLOCK) break;
-      this.blockFill = 0;
-      const blockOffset = this.offset;
-      this.offset += BLOCK;
-      if (state.t === 'sparse-ext') this.onSparseExtension();
-      else this.onHeader(blockOffset);
+      const used = this.step(chunk, pos);
+      // Every step consumes input (each state's sizes are checked whole numbers), so the loop ends; this makes a
+      // future mistake fail the scan, naming the layer as any bad tar does, instead of spinning on it for ever.
+      if (!(used > 0 && pos + used <= chunk.length))
+        throw new TarFormatError(`the scan stalled reading ${this.state.t} (a bug in the scanner)`, this.offset);
+      pos += used;
     }
     if (this.state.t === 'done') this.offset += chunk.length - pos;
+  }
+
+  /** Consumes bytes of `chunk` from `pos` for the current state; returns how many (at least one). */
+  private step(chunk: Buffer, pos: number): number {
+    const state = this.state;
+    if (state.t === 'data') {
+      const take = Math.min(state.remaining, chunk.length - pos);
+      this.movable?.add(chunk.subarray(pos, pos + take));
+      state.remaining -= take;
+      this.offset += take;
+      if (state.remaining === 0) this.finishEntry();
+      return take;
+    }
+    if (state.t === 'ext-data') {
+      const take = chunk.copy(state.data, state.filled, pos, pos + state.data.length - state.filled);
+      state.filled += take;
+      this.offset += take;
+      if (state.filled === state.data.length) this.finishExtension(state);
+      return take;
+    }
+    const take = chunk.copy(this.block, this.blockFill, pos, pos + BLOCK - this.blockFill);
+    this.blockFill += take;
+    if (this.blockFill < BLOCK) return take;
+    this.blockFill = 0;
+    const blockOffset = this.offset;
+    this.offset += BLOCK;
+    if (state.t === 'sparse-ext') this.onSparseExtension();
+    else this.onHeader(blockOffset);
+    return take;
   }
 
   /** Call after the last chunk: the stream must have held a whole archive. */
@@ -300,6 +348,19 @@ export class TarScanner {
     throw new TarFormatError(`truncated tar archive${inside}`, this.offset);
   }
 
+  /**
+   * The padded size of data `size` long that starts here (the header at `at` describes it), checked (see
+   * checkedSize) and within the tar when its length is known.
+   */
+  private dataSpan(size: number, what: string, at: number): number {
+    const padded = checkedSize(size, what, at, this.offset);
+    if (this.length !== undefined && this.offset + size > this.length) {
+      const left = Math.max(0, this.length - this.offset);
+      throw new TarFormatError(`size ${size} for ${what} runs past the end of the tar (${left} bytes left)`, at);
+    }
+    return padded;
+  }
+
   private onHeader(blockOffset: number): void {
     if (isZeroBlock(this.block)) {
       if (this.entryStart >= 0) throw new TarFormatError('end of archive inside an entry', blockOffset);
@@ -309,45 +370,96 @@ export class TarScanner {
     }
     if (this.zeroBlocks > 0) throw new TarFormatError('single zero block inside the archive', blockOffset);
     const header = decodeHeader(this.block, blockOffset);
-    if (this.entryStart < 0) {
-      this.entryStart = blockOffset;
-      this.capture = [];
+    if (this.entryStart < 0) this.entryStart = blockOffset;
+    if (EXTENSIONS.has(header.typeflag) || header.typeflag === 'g') this.onExtensionHeader(header, blockOffset);
+    else this.onEntryHeader(header, blockOffset);
+  }
+
+  /** Extension data (and a global header's) is read whole: Go refuses more than MAX_EXTENSION_SIZE of it. */
+  private onExtensionHeader(header: TarHeader, at: number): void {
+    const what = { x: 'pax header', g: 'pax global header', L: 'GNU long name', K: 'GNU long link' }[
+      header.typeflag
+    ] as string;
+    if (header.size < 0) throw new TarFormatError(`${what} with a negative size ${header.size}`, at);
+    if (header.size > MAX_EXTENSION_SIZE) {
+      throw new TarFormatError(
+        `${what} of ${header.size} bytes, over the ${MAX_EXTENSION_SIZE} that Docker and containerd read`,
+        at,
+      );
     }
-    this.capture?.push(Buffer.from(this.block));
-    if (header.typeflag === 'x' || header.typeflag === 'L' || header.typeflag === 'K') {
-      const what = header.typeflag === 'x' ? 'pax header' : 'GNU long name';
-      if (header.size < 0) throw new TarFormatError(`${what} with a negative size ${header.size}`, blockOffset);
-      if (header.size > MAX_EXTENSION_SIZE) {
-        throw new TarFormatError(
-          `${what} of ${header.size} bytes, over the ${MAX_EXTENSION_SIZE} that Docker and containerd read`,
-          blockOffset,
-        );
-      }
-      if (header.size === 0) return;
-      this.state = {
-        t: 'ext-data',
-        typeflag: header.typeflag,
-        at: blockOffset,
-        remaining: paddedSize(header.size),
-        chunks: [],
-        size: header.size,
-      };
+    const padded = this.dataSpan(header.size, what, at);
+    // The data goes where the header it supersedes kept its own (that one says nothing once this one is read,
+    // and the scan fails if this one is bad), and a global header's into the last one's: garbage that grew
+    // with the chain until the next collection is what a chain would otherwise cost. Only into a buffer of the
+    // same size: a movable entry's capture keeps the data by reference, and the store counts its length.
+    let reuse: Buffer | null;
+    if (header.typeflag === 'g') reuse = this.globalData;
+    else {
+      const previous = this.extensions.find((e) => e.typeflag === header.typeflag);
+      this.extensions = this.extensions.filter((e) => e !== previous);
+      reuse = previous?.buffer ?? null;
+    }
+    const buffer = reuse?.length === padded ? reuse : Buffer.alloc(padded);
+    if (header.typeflag === 'g') this.globalData = buffer;
+    const block = Buffer.from(this.block);
+    const state: ExtensionData = { t: 'ext-data', header, block, at, data: buffer, filled: 0 };
+    this.state = state;
+    if (padded === 0) this.finishExtension(state);
+  }
+
+  private finishExtension(ext: ExtensionData): void {
+    const { typeflag, size } = ext.header;
+    const data = ext.data.subarray(0, size);
+    this.state = { t: 'header' };
+    if (typeflag === 'g') {
+      // An entry of its own (Go returns it as one); its records are checked as Go checks them, none is read.
+      parsePaxRecords(data, ext.at, NO_KEYS);
+      this.pendingHeader = ext.header;
+      this.pendingPath = normalizePath(ext.header.name);
+      this.pendingKind = 'meta';
+      this.pendingDataSize = 0;
+      this.finishEntry();
       return;
     }
+    // A long name is decoded once its entry's header comes, from the last one only (longText).
+    if (typeflag === 'x') this.pax = parsePaxRecords(data, ext.at, PAX_KEYS);
+    // (the one before of the same kind, which says nothing any more, was let go at this one's header)
+    const bytes = ext.data.length ? [ext.block, ext.data] : [ext.block];
+    this.extensions.push({ typeflag, data, buffer: ext.data, bytes });
+  }
+
+  /** A GNU long name's or link's text: NUL terminated within its data; '' when there is none (as in Go). */
+  private longText(typeflag: 'L' | 'K'): string {
+    const data = this.extensions.find((e) => e.typeflag === typeflag)?.data;
+    if (!data) return '';
+    const nul = data.indexOf(0);
+    return data.toString('latin1', 0, nul < 0 ? data.length : nul);
+  }
+
+  private onEntryHeader(header: TarHeader, at: number): void {
     this.pendingHeader = header;
-    this.pendingPath = normalizePath(this.longName ?? this.pax.get('path') ?? header.name);
+    this.pendingAt = at;
+    this.longName = this.longText('L');
+    this.longLink = this.longText('K');
+    // As Go: a GNU long name wins over a pax path, and an empty one counts as none.
+    this.pendingPath = normalizePath(this.longName || (this.pax.get('path') ?? header.name));
     const paxSize = this.pax.get('size');
     const size = paxSize === undefined ? header.size : paxNumber(paxSize);
     if (Number.isNaN(size))
-      throw new TarFormatError(
-        `invalid pax size ${quoted(paxSize as string)} for ${quoted(this.pendingPath)}`,
-        blockOffset,
-      );
+      throw new TarFormatError(`invalid pax size ${quoted(paxSize as string)} for ${quoted(this.pendingPath)}`, at);
     // A header-only type's size is never used, negative or not (as in Go).
-    if (HEADER_ONLY.has(header.typeflag)) this.pendingDataSize = 0;
-    else if (size < 0) throw new TarFormatError(`negative size ${size} for ${quoted(this.pendingPath)}`, blockOffset);
-    else this.pendingDataSize = size;
+    this.pendingDataSize = HEADER_ONLY.has(header.typeflag) ? 0 : size;
+    this.pendingKind = classify(this.pendingPath, header.typeflag);
+    // Only movable kinds need their bytes; the rest are copied from the stream where they stand. Known here,
+    // so neither a GNU sparse map nor the data of any other entry is ever held.
+    if (isMovable(this.pendingKind)) {
+      this.movable = new Capture(this.store);
+      for (const e of this.extensions) for (const part of e.bytes) this.movable.add(part, true);
+      this.movable.add(this.block);
+    }
+    this.extensions = [];
     if (header.sparseContinues) {
+      // the data size is checked once the sparse map's blocks are read, where the data begins
       this.state = { t: 'sparse-ext' };
       return;
     }
@@ -355,46 +467,21 @@ export class TarScanner {
   }
 
   private onSparseExtension(): void {
-    this.capture?.push(Buffer.from(this.block));
+    this.movable?.add(this.block);
     if (this.block[504] === 0) this.startData();
   }
 
   private startData(): void {
-    const remaining = paddedSize(this.pendingDataSize);
-    const header = this.pendingHeader as TarHeader;
-    const kind = classify(this.pendingPath, header.typeflag);
-    this.pendingKind = kind;
-    // Only movable kinds need their bytes; the rest are copied from the stream where they stand.
-    const movable = kind === 'directory' || kind === 'whiteout' || kind === 'opaque' || kind === 'hardlink';
-    if (movable) {
-      this.movable = new Capture(this.store);
-      for (const part of this.capture ?? []) this.movable.add(part, true);
-    }
-    this.capture = null;
+    const remaining = this.dataSpan(this.pendingDataSize, quoted(this.pendingPath), this.pendingAt);
     this.state = { t: 'data', remaining };
     if (remaining === 0) this.finishEntry();
-  }
-
-  private finishExtension(ext: { typeflag: string; at: number; size: number }, padded: Buffer): void {
-    const { typeflag } = ext;
-    this.capture?.push(padded);
-    const data = padded.subarray(0, ext.size);
-    if (typeflag === 'x') for (const [k, v] of parsePaxRecords(data, ext.at, PAX_KEYS)) this.pax.set(k, v);
-    else {
-      // GNU long names are NUL terminated within their data.
-      const nul = data.indexOf(0);
-      const text = data.toString('latin1', 0, nul < 0 ? data.length : nul);
-      if (typeflag === 'L') this.longName = text;
-      else this.longLink = text;
-    }
-    this.state = { t: 'header' };
   }
 
   private finishEntry(): void {
     const header = this.pendingHeader as TarHeader;
     const path = this.pendingPath;
     const kind = this.pendingKind;
-    const link = this.longLink ?? this.pax.get('linkpath') ?? header.linkname;
+    const link = this.longLink || (this.pax.get('linkpath') ?? header.linkname);
     this.entries.push({
       index: this.entries.length,
       start: this.entryStart,
@@ -408,11 +495,12 @@ export class TarScanner {
     });
     this.entryStart = -1;
     this.pax = new Map();
-    this.longName = null;
-    this.longLink = null;
+    this.longName = '';
+    this.longLink = '';
+    this.extensions = [];
     this.pendingHeader = null;
+    this.pendingAt = -1;
     this.pendingPath = '';
-    this.capture = null;
     this.movable = null;
     this.state = { t: 'header' };
   }
