@@ -21,6 +21,7 @@ import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
 import { HttpError } from '../http-request.js';
 import { backoffDelay } from '../retry.js';
+import { logText } from '../untrusted.js';
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
 /** The smallest chunk a shrinking upload goes down to (chunk-size's own minimum); a smaller one is not shrunk. */
@@ -244,7 +245,8 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
     });
     if (res && (res.status === 201 || res.status === 204)) {
       const echoed = res.headers.get('docker-content-digest');
-      if (echoed && echoed !== up.digest) throw up.fatal('commit', `the registry stored the blob as ${echoed}`, res);
+      if (echoed && echoed !== up.digest)
+        throw up.fatal('commit', `the registry stored the blob as ${logText(echoed, 100)}`, res);
       return { kind: 'done' };
     }
     if (res && !isTransientStatus(res.status)) {

@@ -7,6 +7,7 @@ import { describeFailure, isTransientStatus } from './protocol.js';
 import type { BlobSource } from './source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
 import { MEDIA_TYPES } from '../oci.js';
+import { logText } from '../untrusted.js';
 
 export const DEFAULT_CONCURRENCY = 3;
 
@@ -133,7 +134,7 @@ async function putManifest(
       const echoed = res.headers.get('docker-content-digest');
       if (echoed && echoed !== digest)
         throw new UploadError(
-          `${repository}:${reference}: the registry stored the manifest as ${echoed}, not ${digest}`,
+          `${repository}:${reference}: the registry stored the manifest as ${logText(echoed, 100)}, not ${digest}`,
           'manifest',
           digest,
           res.status,
