@@ -1,6 +1,7 @@
 // What a failed docker command means, from what it printed: retryable or final, and which class, so the
 // advisory can say something a vendor can act on. Pure; tables in __tests__/unit/failure.test.ts hold
 // lines copied from real engines (20.10 classic store, 28.x containerd store).
+import { logText } from './untrusted.js';
 
 export type FailureKind =
   | 'timeout-524' // Cloudflare origin timeout: the upload of a big layer took too long
@@ -195,7 +196,8 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     retryable: RETRYABLE.has(final),
     status,
     blobDigest: blobDigestOf(text),
-    detail: detail.replace(/^Error response from daemon: /, ''),
+    // docker's line quotes the registry's words: data, one line, no command (untrusted.ts)
+    detail: logText(detail.replace(/^Error response from daemon: /, '')),
   };
 }
 

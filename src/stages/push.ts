@@ -16,6 +16,7 @@ import type { OwnImage } from './local-images.js';
 import { retryPolicy } from './login.js';
 import { splitStage, type PreparedSplit, type SplitSummary } from './split.js';
 import { eventLine } from './upload-log.js';
+import { logText } from '../untrusted.js';
 
 /**
  * What is being pushed and how: the plan (replaced by a re-split), the split so far, the images the splits loaded
@@ -169,7 +170,8 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
         if (!event) return;
         events.push(event);
         progress.observe(event);
-        ctx.log.info(line);
+        // docker's line (and the registry's words in it) is data: one line, never a command
+        ctx.log.info(logText(line));
       },
     });
     if (result.code === 0) {
