@@ -3,6 +3,10 @@
 import { apiAtLeast, type EngineManifest } from './docker.js';
 import type { AttestationMode } from './inputs.js';
 import { INDEX_MEDIA_TYPES, isAttestation as isAttestationDescriptor, platformString } from './oci.js';
+import { logText } from './untrusted.js';
+
+/** os/architecture/variant is short; a longer one is cut where it is shown. */
+const PLATFORM_MAX = 64;
 
 export type PushStrategy =
   /** withAttestations: what is pushed lists attestation manifests (a 400 on it is the attestation rejection). */
@@ -44,7 +48,8 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     return { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false };
   }
   if (images && images.length > 1) {
-    const list = images.map((m) => platformString(m.Descriptor?.platform ?? {}));
+    // the index's platform strings are the image author's: shown as data (untrusted.ts)
+    const list = images.map((m) => logText(platformString(m.Descriptor?.platform ?? {}), PLATFORM_MAX));
     const platforms = list.join(', ');
     return {
       kind: 'refuse',
@@ -68,12 +73,13 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     };
   }
   const platform = images?.[0]?.Descriptor?.platform ? platformString(images[0].Descriptor.platform) : facts.platform;
+  const shown = logText(platform, PLATFORM_MAX);
   return {
     kind: 'platform',
     platform,
     reason:
       attested === null
-        ? `pushing only the ${platform} manifest: this engine cannot list attestations, so none is risked`
-        : `pushing only the ${platform} manifest, without its provenance attestation (attestations: strip)`,
+        ? `pushing only the ${shown} manifest: this engine cannot list attestations, so none is risked`
+        : `pushing only the ${shown} manifest, without its provenance attestation (attestations: strip)`,
   };
 }

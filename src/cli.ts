@@ -7,16 +7,21 @@ import { InputError, readConfig } from './inputs.js';
 import type { Annotation, Logger } from './logger.js';
 import { protectSecret } from './process.js';
 import { ActionFailure, runAction } from './run.js';
+import { inertLines } from './untrusted.js';
 import { realDeps, resultOutputs } from './wiring.js';
 import { annotationText, groupHeading } from './workflow-render.js';
 
+/**
+ * Every line the CLI prints is made inert (untrusted.ts): no terminal escape or carriage return from docker or a
+ * registry reaches the terminal, and no command reaches a CI runner that reads stderr for them (GitHub's does).
+ */
 function terminalLogger(): Logger {
   const tty = process.stderr.isTTY === true;
   let redraw = false;
   const write = (line: string) => {
     if (redraw) process.stderr.write('\r\x1b[2K');
     redraw = false;
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${inertLines(line)}\n`);
   };
   // labelled as the demo shows the action's annotations and groups (workflow-render.ts)
   const annotate = (kind: 'notice' | 'warning') => (a: Annotation) => write(annotationText(kind, a.title, a.message));
@@ -24,7 +29,7 @@ function terminalLogger(): Logger {
     info: write,
     progress: (line) => {
       if (!tty) return write(line);
-      process.stderr.write(`\r\x1b[2K${line}`);
+      process.stderr.write(`\r\x1b[2K${inertLines(line)}`);
       redraw = true;
     },
     debug: (line) => {
@@ -73,7 +78,7 @@ export async function cli(argv: string[]): Promise<number> {
       return 2;
     }
     const title = e instanceof ActionFailure ? e.title : 'replicated-push failed';
-    process.stderr.write(`error: ${title}: ${(e as Error).message}\n`);
+    process.stderr.write(`${inertLines(`error: ${title}: ${(e as Error).message}`)}\n`);
     // A cancelled run exits with 128 + the signal's number (130 for Ctrl-C).
     return cancel.exitCode() ?? 1;
   } finally {

@@ -7,6 +7,7 @@
 import type { HistoryRow } from './layers.js';
 import { EngineApiError, EngineConnection, engineEndpointFor, type EngineEndpoint } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from './oci.js';
+import { outputTail } from './untrusted.js';
 import { childEnv, exitCode, howItEnded, protectSecret, runProcess, startProcess, type LineSink } from './process.js';
 import { clampTimerMs } from './timers.js';
 
@@ -34,8 +35,9 @@ export class DockerError extends Error {
   }
 }
 
+/** The end of what docker printed, quoted in an error: data (untrusted.ts), one line, no command. */
 function lastLines(text: string): string {
-  return text.trim().split('\n').slice(-3).join(' ');
+  return outputTail(text);
 }
 
 /** The parts of GET /images/{name}/json the run reads. */

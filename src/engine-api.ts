@@ -8,6 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from './process.js';
 import { clampTimerMs } from './timers.js';
+import { logText, outputTail } from './untrusted.js';
 
 /** JSON from the engine is small; more than this is not an answer to these questions. */
 const ENGINE_BODY_CAP = 32 * 1024 * 1024;
@@ -164,7 +165,8 @@ export class EngineConnection {
     } catch {
       // not JSON: the text as it is
     }
-    throw new EngineApiError(path, status, message || `HTTP ${status}`);
+    // The engine's words name images and files it was given: data, one line (untrusted.ts).
+    throw new EngineApiError(path, status, logText(message) || `HTTP ${status}`);
   }
 
   async close(): Promise<void> {
@@ -217,7 +219,7 @@ function stdioLink(opts: OpenOptions): Link {
 
 function stdioEnded(r: ProcessResult, deadlineMs: number): Error {
   if (r.timedOut || r.aborted) return new Error(`the Docker engine ${howItEnded(r, deadlineMs)}`);
-  const why = r.stderr.trim().split('\n').slice(-3).join(' ') || `docker system dial-stdio ${howItEnded(r)}`;
+  const why = outputTail(r.stderr) || `docker system dial-stdio ${howItEnded(r)}`;
   // The CLI's own words for an engine it cannot reach, with dial-stdio's reason (classifyFailure knows them).
   return new Error(`Cannot connect to the Docker daemon: ${why}`);
 }

@@ -2,6 +2,7 @@
 // advisory can say something a vendor can act on. Pure; tables in __tests__/unit/failure.test.ts hold
 // lines copied from real engines (20.10 classic store, 28.x containerd store).
 import type { UploadStop } from './upload/errors.js';
+import { logText } from './untrusted.js';
 
 export type FailureKind =
   | 'timeout-524' // Cloudflare origin timeout: the upload of a big layer took too long
@@ -197,7 +198,8 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     retryable: RETRYABLE.has(final),
     status,
     blobDigest: blobDigestOf(text),
-    detail: detail.replace(/^Error response from daemon: /, ''),
+    // docker's line quotes the registry's words: data, one line, no command (untrusted.ts)
+    detail: logText(detail.replace(/^Error response from daemon: /, '')),
   };
 }
 

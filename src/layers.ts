@@ -1,6 +1,7 @@
 // Facts about each layer of a local image: its diff ID, uncompressed size and the instruction that made it.
 // Pure: built from `docker image inspect` RootFS.Layers (oldest first) and `docker history` rows (newest first).
 import { shortDigest } from './oci.js';
+import { logText } from './untrusted.js';
 
 export interface HistoryRow {
   readonly size: number;
@@ -22,7 +23,10 @@ export interface LayerFact {
 const METADATA_ONLY =
   /^(?:ENV|LABEL|CMD|ENTRYPOINT|EXPOSE|USER|WORKDIR|ARG|ONBUILD|STOPSIGNAL|HEALTHCHECK|SHELL|VOLUME|MAINTAINER)\b/i;
 
-/** `/bin/sh -c #(nop) COPY file:abc in /x ` -> `COPY file:abc in /x`; `RUN x # buildkit` -> `RUN x`. */
+/**
+ * `/bin/sh -c #(nop) COPY file:abc in /x ` -> `COPY file:abc in /x`; `RUN x # buildkit` -> `RUN x`. The history is
+ * the image author's text and this is the form every message shows: one line, as data (untrusted.ts).
+ */
 export function cleanInstruction(createdBy: string): string {
   let s = createdBy.trim();
   const nop = /^\/bin\/sh -c #\(nop\)\s*(.*)$/s.exec(s);
@@ -30,7 +34,7 @@ export function cleanInstruction(createdBy: string): string {
   else if (s.startsWith('/bin/sh -c ')) s = `RUN ${s.slice('/bin/sh -c '.length)}`;
   else if (/^\|\d+ .*?\/bin\/sh -c /s.test(s)) s = `RUN ${s}`; // classic builder: `|1 ARG=v /bin/sh -c cmd`
   s = s.replace(/\s*# buildkit$/, '');
-  return s.replace(/\s+/g, ' ');
+  return logText(s.replace(/\s+/g, ' '));
 }
 
 function isEmptyLayerRow(row: HistoryRow): boolean {

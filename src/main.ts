@@ -7,11 +7,14 @@ import { protectSecret } from './process.js';
 import { ActionFailure, Cancelled, runAction } from './run.js';
 import { STATE_WORK_DIR } from './state.js';
 import { failureSummaryMarkdown, summaryMarkdown } from './summary.js';
+import { inertLines } from './untrusted.js';
 import { realDeps, resultOutputs } from './wiring.js';
 
+// Plain lines are the only ones the runner could misread as a command: every line of them is made inert here
+// (untrusted.ts), whatever the core forgot. Annotations, debug and group names are escaped by workflow-commands.ts.
 const logger: Logger = {
-  info: (m) => core.info(m),
-  progress: (m) => core.info(m),
+  info: (m) => core.info(inertLines(m)),
+  progress: (m) => core.info(inertLines(m)),
   debug: (m) => core.debug(m),
   notice: (a) => core.notice(a.message, { title: a.title }),
   warning: (a) => core.warning(a.message, { title: a.title }),

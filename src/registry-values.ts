@@ -2,6 +2,7 @@
 // header is data from the other side of the wire, and a value out of range must neither break a timer nor make the
 // uploader send what the registry said it refuses. Pure functions; the callers (registry-client.ts, upload/) use
 // nothing else to read these headers. Every delay they yield reaches a timer through clampTimerMs (src/timers.ts).
+import { logText } from './untrusted.js';
 
 /** The longest wait a Retry-After may ask for: a registry asking for an hour is not waited on for an hour. */
 export const MAX_RETRY_AFTER_MS = 10 * 60_000;
@@ -66,9 +67,9 @@ export function isRegistryDigest(value: string | null | undefined): value is str
 }
 
 /**
- * A registry-supplied value for a message: JSON-quoted (control characters escaped, so it can never start a line of
- * its own or a workflow command) and cut to 80 characters.
+ * A registry-supplied value for a message: quoted, through logText (control characters escaped, `::` and `##[`
+ * defused, so it can never start a line of its own or a workflow command), cut to 80 characters.
  */
 export function quoteValue(value: string): string {
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  return `"${logText(value, 80)}"`;
 }

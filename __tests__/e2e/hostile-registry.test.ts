@@ -9,6 +9,7 @@ import {
   type HostileRegistry,
 } from '../../test/support/hostile-registry.js';
 import { buildImage, describeEngine, removeImages, uniqueName } from '../../test/support/images.js';
+import { runnerCommands } from '../../test/support/runner-commands.js';
 
 const TOKEN = `hostile-token-${Date.now().toString(36)}`;
 /** Issue 11 item 3: with retries: 0, a registry that hangs must end the run within this. */
@@ -28,6 +29,7 @@ describeEngine('A', 'a hostile registry (engine A)', (eng) => {
 
   async function runAgainst(
     opts: HostileOptions,
+    inputs: Record<string, string> = {},
   ): Promise<{ run: StepRun; registry: HostileRegistry; elapsedMs: number; job: Job }> {
     const registry = await startHostileRegistry(opts);
     const job = new Job();
@@ -42,6 +44,7 @@ describeEngine('A', 'a hostile registry (engine A)', (eng) => {
           token: TOKEN,
           registry: registry.host,
           retries: '0',
+          ...inputs,
         },
         // killed past the bound plus a margin, so that a hang is reported as a failed assertion, not a jest timeout
         { env: { DOCKER_HOST: eng.host }, timeoutMs: BOUND_MS + 30_000 },
@@ -135,5 +138,42 @@ describeEngine('A', 'a hostile registry (engine A)', (eng) => {
     expect(r.run.code).toBe(1);
     expect(errorLine(r.run)).toContain(r.registry.realmHost);
     r.job.cleanup();
+  }, 200_000);
+
+  // Issue 18: a registry's error code and message are data. Each carries a newline and a workflow command, a legacy
+  // `##[` command and Markdown; the step's real stdout must hold no command the action did not write, and the job
+  // summary no Markdown the registry wrote.
+  const INJECTED =
+    'X\n::error title=pwned::owned\r::warning title=pwned::w ##[error]legacy <img src=x> **bold** [l](http://evil.example)';
+  const ACTION_COMMANDS = new Set(['add-mask', 'group', 'endgroup', 'error', 'warning', 'notice', 'debug']);
+
+  function expectNoInjectedCommand(run: StepRun): void {
+    const commands = [...runnerCommands(run.stdout), ...runnerCommands(run.stderr)];
+    expect(commands.filter((c) => c.form === 'legacy')).toEqual([]);
+    expect(commands.filter((c) => !ACTION_COMMANDS.has(c.command) || c.properties.includes('pwned'))).toEqual([]);
+    expect(commands.filter((c) => c.command === 'error')).toHaveLength(1);
+    // nothing the registry wrote starts a line of the summary, and none of its Markdown is left unescaped
+    expect(run.summary).not.toMatch(/^\s*::/m);
+    expect(run.summary).not.toMatch(/(?<!\\)(<img|\*\*bold|\]\(http|##\[)/);
+  }
+
+  test('registry error codes with newlines, commands and Markdown stay data (upload: chunked)', async () => {
+    const body = { errors: [{ code: INJECTED, message: INJECTED, detail: INJECTED }] };
+    const r = await runAgainst({ uploadAnswer: { status: 400, body } }, { upload: 'chunked' });
+    expect(r.registry.requests.some((q) => q.method === 'POST' && /\/blobs\/uploads\/$/.test(q.path))).toBe(true);
+    expectNoInjectedCommand(r.run);
+    // the code is in the error, as data: its newline shown, its command defused
+    expect(errorLine(r.run)).toContain('X\\n::error title=pwned::owned\\r::warning');
+    expect(r.run.summary).toContain('X\\\\n::error title=pwned::owned\\\\r::warning');
+    expectCleanFailure(r, r.registry.host);
+  }, 200_000);
+
+  test('a registry error message docker push prints stays data (upload: docker)', async () => {
+    const body = { errors: [{ code: 'DENIED', message: INJECTED, detail: INJECTED }] };
+    const r = await runAgainst({ uploadAnswer: { status: 403, body } }, { upload: 'docker' });
+    expect(r.registry.requests.some((q) => q.method === 'POST' && /\/blobs\/uploads\/$/.test(q.path))).toBe(true);
+    console.log(`docker push against the injected message:\n${r.run.stdout}`);
+    expectNoInjectedCommand(r.run);
+    expectCleanFailure(r, r.registry.host);
   }, 200_000);
 });

@@ -19,6 +19,7 @@ import {
   type Engine,
 } from '../../test/support/images.js';
 import { rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
+import { runnerCommands } from '../../test/support/runner-commands.js';
 
 const TOKEN = 'split-token-51d0';
 
@@ -226,6 +227,56 @@ describeEachEngine('a 524 on a piece uploaded directly on $label', (eng: Engine)
       job.cleanup();
       await removeImages(eng, [src, back]);
       await proxy.stop();
+      await reg.stop();
+    }
+  });
+});
+
+// Issue 18: whoever built the base image chose its file names. A file too big to split, named with a newline, a
+// workflow command and a legacy `##[` command, is reported as data: in the step's real stdout the runner finds no
+// command the action did not write, and the summary holds none of it raw.
+describeEngine('A', 'layer-split: auto and a hostile file name (engine A)', (eng) => {
+  const NAME = 'a\n::error title=pwned::x ##[error]y';
+  test('the unsplittable file is named as data: no workflow command, no line of its own', async () => {
+    const reg = await startRegistry();
+    const src = `${uniqueName('rp-name')}:b`;
+    const job = new Job();
+    const ctx = mkdtempSync(join(tmpdir(), 'rp-namectx-'));
+    try {
+      mkdirSync(join(ctx, 'data'));
+      writeFileSync(join(ctx, 'data', NAME), randomBytes(400_000));
+      for (let i = 0; i < 3; i++) writeFileSync(join(ctx, 'data', `part-${i}.bin`), randomBytes(100_000));
+      writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY data /data\nCMD ["/nothing"]\n');
+      await docker(eng.host, ['build', '-q', '-t', src, ctx], { DOCKER_BUILDKIT: '0' });
+      const [user, password] = Object.entries(reg.users)[0];
+      const run = await job.main(
+        {
+          'app-slug': 'names',
+          image: src,
+          'target-image': 'svc',
+          tag: '1.0.0',
+          registry: reg.host,
+          username: user,
+          token: password,
+          'max-layer-size': '300kB',
+          'layer-split': 'auto',
+        },
+        { env: { DOCKER_HOST: eng.host } },
+      );
+      expect(run.code).toBe(0);
+      const commands = [...runnerCommands(run.stdout), ...runnerCommands(run.stderr)];
+      expect(commands.filter((c) => c.form === 'legacy' || c.properties.includes('pwned'))).toEqual([]);
+      expect(commands.filter((c) => c.command === 'error')).toEqual([]);
+      // the name is there, shown: its newline as \n, its ##[ defused
+      expect(run.stdout).toMatch(/^unsplittable: \/data\/a\\n::error title=pwned::x ##\\\[error\]y \(/m);
+      expect(run.stdout).toMatch(/^::warning title=File bigger than a layer may be::\/data\/a\\n::error title=pwned/m);
+      expect(run.summary).not.toMatch(/^\s*::|(?<!\\)##\[/m);
+      const held = await rawManifest(reg, 'names/svc', '1.0.0');
+      expect(held?.digest).toBe(run.outputs.digest);
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+      job.cleanup();
+      await removeImages(eng, [src]);
       await reg.stop();
     }
   });

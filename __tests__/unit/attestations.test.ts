@@ -160,6 +160,28 @@ describe('choosePushStrategy', () => {
       },
     ],
     [
+      // Issue 18: the index's platform strings are the image author's: shown as data, the push keeps them as given
+      'a platform with a newline and a command: the reason shows it as data',
+      { manifests: [image('amd64\n::error title=pwned::x'), attestation()] },
+      'strip',
+      {
+        kind: 'platform',
+        platform: 'linux/amd64\n::error title=pwned::x',
+        reason:
+          'pushing only the linux/amd64\\n::error title=pwned::x manifest, without its provenance attestation (attestations: strip)',
+      },
+    ],
+    [
+      'multi-platform + attestations, one platform with ##[ and a CR: listed as data',
+      { manifests: [image('amd64'), image('arm64\r##[error]y'), attestation()] },
+      'strip',
+      {
+        kind: 'refuse',
+        title: 'Multi-platform image with attestations',
+        message: MULTI_REFUSAL(2, 'linux/amd64, linux/arm64\\r##\\[error]y'),
+      },
+    ],
+    [
       'three platforms with a variant + attestations',
       {
         manifests: [image('amd64'), image('arm64'), image('arm', 'v7'), attestation()],

@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Docker, DockerError, EngineApiError, splitTag } from '../../src/docker.js';
+import { runnerCommands } from '../../test/support/runner-commands.js';
 import { classifyFailure } from '../../src/failure.js';
 import { endAllChildren, forgetSecrets, liveChildren } from '../../src/process.js';
 
@@ -106,6 +107,17 @@ describe('CLI calls', () => {
       'docker login failed (exit 1): Error response from daemon: Get "https://r.example/v2/": unauthorized: incorrect username or password',
     );
     expect(classifyFailure(e.output).kind).toBe('unauthorized');
+  });
+
+  // Issue 18: what docker printed is quoted as data: a registry's message with a newline and a command in it
+  // stays inside the error's one line.
+  test("docker's last lines are quoted as data: escapes shown, one line, no command", async () => {
+    const d = docker({
+      commands: { login: { code: 1, stderr: 'denied: no\n::error title=pwned::x\r\n##[warning]y \x1b[2K\n' } },
+    });
+    const e = (await d.login('r.example', 'u', TOKEN).catch((x: unknown) => x)) as DockerError;
+    expect(e.message).toBe('docker login failed (exit 1): denied: no \\::error title=pwned::x ##\\[warning]y \\e[2K');
+    expect(runnerCommands(e.message)).toEqual([]);
   });
 
   test.each([

@@ -31,6 +31,11 @@ describe('cleanInstruction', () => {
     ['  COPY  a   b  ', 'COPY a b'],
     ['# buildkit is in the middle # buildkit', '# buildkit is in the middle'],
     ['', ''],
+    // the image author's text, shown in advisories and the summary: one line, escapes shown, no command (issue 18)
+    ['RUN echo x\n::error title=pwned::y # buildkit', 'RUN echo x ::error title=pwned::y'],
+    ['::error title=pwned::y', '\\::error title=pwned::y'],
+    ['RUN printf "\x1b[2K" ##[error]legacy', 'RUN printf "\\e[2K" ##\\[error]legacy'],
+    [`RUN ${'x'.repeat(1000)}`, `RUN ${'x'.repeat(507)}…`],
   ])('%j -> %j', (createdBy, expected) => {
     expect(cleanInstruction(createdBy)).toBe(expected);
   });

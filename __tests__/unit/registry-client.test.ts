@@ -749,7 +749,7 @@ describe('headManifest answers', () => {
     ['too short', 'sha256:abc', '"sha256:abc"'],
     ['an unknown algorithm', `md5:${'a'.repeat(32)}`, `"md5:${'a'.repeat(32)}"`],
     ['Markdown', '`x` | **y**', '"`x` | **y**"'],
-    ['a workflow command', '::error::x', '"::error::x"'],
+    ['a workflow command', '::error::x', '"\\::error::x"'],
   ])('a Docker-Content-Digest that is no digest (%s) is refused, quoted', async (_name, value, quoted) => {
     const err = await registryError((await answering(200, { 'Docker-Content-Digest': value })).headManifest('a', 'b'));
     expect(err.kind).toBe('protocol');

@@ -116,8 +116,9 @@ describe('quoteValue', () => {
   test.each([
     ['abc', '"abc"'],
     ['a\nb', '"a\\nb"'],
-    ['::error::x', '"::error::x"'],
-    ['x'.repeat(100), `"${'x'.repeat(80)}…"`],
+    ['::error::x', '"\\::error::x"'],
+    ['##[error]x', '"##\\[error]x"'],
+    ['x'.repeat(100), `"${'x'.repeat(79)}…"`],
   ])('%j -> %s', (value, expected) => {
     expect(quoteValue(value)).toBe(expected);
   });

@@ -7,6 +7,7 @@ import { RegistryError } from '../../src/registry-client.js';
 import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
 import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
+import { runnerCommands } from '../../test/support/runner-commands.js';
 
 const MB = 1_000_000;
 const REF = 'registry.example.com/my-app/api:1.0.0';
@@ -135,6 +136,25 @@ describe('retries', () => {
     const e = await fails(runAction(config(), h.deps));
     expect(e.title).toBe('Access denied to the repository');
     expect(pushes(h)).toHaveLength(1);
+  });
+
+  // Issue 18: docker push's own lines (and the registry's words docker prints in them) are data.
+  test("docker push's lines are logged as data: one line each, no workflow command, in the error too", async () => {
+    const h = setup();
+    const lines = [
+      '::error title=pwned::owned',
+      '  ::add-mask::x',
+      'a1b2c3d4e5f6: Pushing ##[warning]legacy',
+      'denied: \x1b[31mno\r::warning title=pwned::y',
+    ];
+    h.docker.pushes = [{ code: 1, lines }];
+    const e = await fails(runAction(config({ retries: '0' }), h.deps));
+    for (const line of [...h.log.lines, e.message]) {
+      expect(line.split(/\r\n|\r|\n/)).toEqual([line]);
+      expect(runnerCommands(line)).toEqual([]);
+    }
+    expect(h.log.lines).toEqual(expect.arrayContaining(['\\::error title=pwned::owned', '  \\::add-mask::x']));
+    expect(e.message).toContain('Docker said: denied: \\e[31mno\\r::warning title=pwned::y');
   });
 
   test('login: a bad password is not retried; a 503 is', async () => {

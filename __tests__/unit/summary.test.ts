@@ -200,6 +200,53 @@ describe('summaryMarkdown', () => {
       ],
     ],
     ['no refs', { refs: [], pinnedRef: null }, ['### replicated-push: pushed', ...HEADER]],
+    // Issue 18: an instruction is the image author's text, a digest and a tag the registry's: they render as
+    // themselves, never as Markdown, and stay on their line
+    [
+      'an instruction with Markdown in a split line',
+      {
+        pinnedRef: null,
+        split: {
+          layersBefore: 1,
+          layersAfter: 2,
+          lines: ['layer 1 (2 GB, COPY <img src=x> **b** [l](https://evil.example) `x` /d) -> 2 layers: 1 GB + 1 GB'],
+        },
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'layer-split: auto re-layered the image: 1 layers became 2.',
+        '',
+        '- layer 1 (2 GB, COPY \\<img src=x> \\*\\*b\\*\\* \\[l\\](https\\://evil.example) \\`x\\` /d) -> 2 layers: 1 GB + 1 GB',
+      ],
+    ],
+    [
+      'a split line that would start a quote, a heading or a second line',
+      { pinnedRef: null, split: { layersBefore: 1, layersAfter: 2, lines: ['> q', '# h\n- x'] } },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'layer-split: auto re-layered the image: 1 layers became 2.',
+        '',
+        '- \\> q',
+        '- \\# h\\\\n- x',
+      ],
+    ],
+    [
+      'a digest and a tag with backticks and a newline stay code',
+      { pinnedRef: null, replaced: [{ tag: 'a`b', digest: 'sha256:x`\n# y' }] },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'Replaced: ``a`b`` pointed to ``sha256:x`\\n# y`` before this run.',
+      ],
+    ],
   ])('%s', (_name, over, lines) => {
     expect(summaryMarkdown(result(over))).toBe(`${lines.join('\n')}\n`);
   });
@@ -219,7 +266,22 @@ describe('failureSummaryMarkdown', () => {
       0,
       '### replicated-push: failed\n\n**Image not found locally** (attempts: 0)\n\nNo such image.\n',
     ],
-    ['a|b\nc', 'm', 1, '### replicated-push: failed\n\n**a\\|b c** (attempts: 1)\n\nm\n'],
+    // a newline is shown, not obeyed: the title stays one line of bold text
+    ['a|b\nc', 'm', 1, '### replicated-push: failed\n\n**a\\|b\\\\nc** (attempts: 1)\n\nm\n'],
+    // the message quotes docker and the registry: its Markdown is escaped, its newlines shown
+    [
+      'Push failed',
+      'docker push failed. Docker said: denied: <img src=x> **b** [l](http://e) www.e.com\n# h\n::error::x',
+      1,
+      '### replicated-push: failed\n\n**Push failed** (attempts: 1)\n\n' +
+        'docker push failed. Docker said: denied: \\<img src=x> \\*\\*b\\*\\* \\[l\\](http\\://e) www\\.e.com\\\\n\\# h\\\\n::error::x\n',
+    ],
+    [
+      'Push failed',
+      '- 1. a list?',
+      1,
+      '### replicated-push: failed\n\n**Push failed** (attempts: 1)\n\n\\- 1. a list?\n',
+    ],
   ])('%j', (title, message, attempts, expected) => {
     expect(failureSummaryMarkdown(title, message, attempts)).toBe(expected);
   });

@@ -4,6 +4,7 @@
 import { Duplex, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { commandWorks, howItEnded, startProcess } from '../process.js';
+import { outputTail } from '../untrusted.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -44,7 +45,9 @@ function zstdProcess(): Duplex {
   void child.result.then((r) => {
     if (r.code === 0) return;
     duplex.destroy(
-      new Error(r.code === null ? `zstd -d ${howItEnded(r)}` : `zstd -d failed (exit ${r.code}): ${r.stderr.trim()}`),
+      new Error(
+        r.code === null ? `zstd -d ${howItEnded(r)}` : `zstd -d failed (exit ${r.code}): ${outputTail(r.stderr)}`,
+      ),
     );
   });
   duplex.on('close', () => void child.kill());

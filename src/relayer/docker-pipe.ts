@@ -5,6 +5,7 @@
 import { Writable } from 'node:stream';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
 import { endStream, writeBlocked, writeChunk } from '../stream-write.js';
+import { outputTail } from '../untrusted.js';
 import type { PreparedImage } from '../upload/prepared-image.js';
 import type { BlobSource } from '../upload/source.js';
 import { BlobSink } from './blob-sink.js';
@@ -36,7 +37,7 @@ function failure(what: string, exit: ProcessResult): Error | null {
     return new Error(`${what} ${howItEnded(exit, TAG_DEADLINE_MS)}`);
   if (exit.code === 0) return null;
   const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
-  return new Error(`${what} failed (${how}): ${exit.stderr.trim() || '(no stderr)'}`);
+  return new Error(`${what} failed (${how}): ${outputTail(exit.stderr) || '(no stderr)'}`);
 }
 
 /** A stream that starts `docker load` on its first byte: an image that needs no change is never loaded. */

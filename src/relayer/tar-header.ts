@@ -4,6 +4,7 @@
 //
 // Strings are decoded as latin1: one char per byte, so a path compares equal to itself whether it came from
 // a ustar field or a pax record, whatever its encoding. Convert with `displayPath` before showing it.
+import { logText } from '../untrusted.js';
 
 export const BLOCK = 512;
 /** Two zero blocks end an archive. */
@@ -222,7 +223,10 @@ export function normalizePath(name: string): string {
   return parts.join('/');
 }
 
-/** A latin1-decoded path as a person reads it (tar paths are UTF-8 in practice). */
+/**
+ * A latin1-decoded path as a person reads it (tar paths are UTF-8 in practice). Whoever built the layer chose the
+ * name: it is shown as data (untrusted.ts), so a newline or `::error::` in it cannot become a line or a command.
+ */
 export function displayPath(path: string): string {
-  return `/${Buffer.from(path, 'latin1').toString('utf8')}`;
+  return logText(`/${Buffer.from(path, 'latin1').toString('utf8')}`);
 }

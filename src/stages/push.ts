@@ -16,6 +16,7 @@ import { retryPolicy } from './login.js';
 import { methodOf, type PreparedSplit, type PushState } from './push-state.js';
 import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
+import { logText } from '../untrusted.js';
 
 export type PushOutcome =
   | { readonly ok: true; readonly digest: string; readonly attempts: number; readonly state: PushState }
@@ -144,7 +145,8 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
         if (!event) return;
         events.push(event);
         progress.observe(event);
-        ctx.log.info(line);
+        // docker's line (and the registry's words in it) is data: one line, never a command
+        ctx.log.info(logText(line));
       },
     });
     if (result.code === 0) {

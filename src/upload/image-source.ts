@@ -12,6 +12,7 @@ import { createGunzip } from 'node:zlib';
 import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../oci.js';
 import { resolveImage } from '../relayer/image-layout.js';
+import { outputTail } from '../untrusted.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from './source.js';
 import { spillArchive, type SpilledArchive, type SpilledEntry } from './source-archive.js';
@@ -209,7 +210,7 @@ export async function readArchiveForUpload(
 function saveFailed(image: string, exit: ProcessResult): UploadError | null {
   if (exit.code === 0) return null;
   const how = exit.code === null ? howItEnded(exit) : `failed (exit ${exit.code})`;
-  return sourceError(`docker save ${image} ${how}: ${exit.stderr.trim() || '(no stderr)'}`);
+  return sourceError(`docker save ${image} ${how}: ${outputTail(exit.stderr) || '(no stderr)'}`);
 }
 
 /** The exit of a child that ends within a grace period, or null after stopping it. */

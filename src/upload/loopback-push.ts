@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { Docker } from '../docker.js';
 import { startProcess, howItEnded, type ProcessResult } from '../process.js';
+import { outputTail } from '../untrusted.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';
@@ -50,7 +51,7 @@ function sourceError(message: string, cause?: unknown): UploadError {
 }
 
 function said(r: ProcessResult): string {
-  return (r.stderr.trim() || r.stdout.trim() || '(no output)').split('\n').slice(-3).join(' / ');
+  return outputTail(r.stderr, 3, ' / ') || outputTail(r.stdout, 3, ' / ') || '(no output)';
 }
 
 /** Ends the push when the receiver has been idle for `idleMs`: a stalled engine does not hold the run. */

@@ -9,6 +9,7 @@
 // - Every upload URL carries `_state` (HMAC of the offset); a request with a Location older than the newest, or
 //   after a request whose bytes reached the registry but whose answer was lost (a reset mid-body included), answers
 //   404 BLOB_UPLOAD_INVALID, GET included, and that upload is gone: the blob starts again with a new POST.
+import { logText } from '../untrusted.js';
 
 import { byteCount, type ChunkLimits } from '../registry-values.js';
 import { clampTimerMs } from '../timers.js';
@@ -162,9 +163,16 @@ export function errorCodes(body: Buffer | string): string[] {
   }
 }
 
-/** A short reason for logs: `HTTP 524`, `HTTP 404 BLOB_UPLOAD_INVALID`, or the transport's error message. */
+/** Codes a reason quotes; a spec code is a short upper-case word, anything longer is cut. */
+const CODES_SHOWN = 4;
+const CODE_MAX = 64;
+
+/**
+ * A short reason for logs: `HTTP 524`, `HTTP 404 BLOB_UPLOAD_INVALID`, or the transport's error message. The codes
+ * are the registry's words: they are quoted as data (logText), never as a line or a command of their own.
+ */
 export function describeFailure(answer: { status: number; body?: Buffer } | undefined, error?: unknown): string {
-  if (!answer) return error instanceof Error ? error.message : String(error ?? 'no answer');
-  const codes = answer.body ? errorCodes(answer.body) : [];
+  if (!answer) return logText(error instanceof Error ? error.message : String(error ?? 'no answer'));
+  const codes = (answer.body ? errorCodes(answer.body) : []).slice(0, CODES_SHOWN).map((c) => logText(c, CODE_MAX));
   return `HTTP ${answer.status}${codes.length ? ` ${codes.join(', ')}` : ''}`;
 }

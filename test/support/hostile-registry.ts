@@ -6,7 +6,9 @@
 // - token 'garbage': 200 with a body that is no JSON;
 // - realm 'other-host': the challenge names a realm on another host over plain http (127.0.0.2, still loopback
 //   but not the registry's host), served by a second server that records every Authorization it is sent;
-// - hangManifestHead: a manifest HEAD is read and never answered.
+// - hangManifestHead: a manifest HEAD is read and never answered;
+// - uploadAnswer: a blob upload's POST is answered with this status and JSON body (error codes and messages that
+//   carry newlines and workflow commands: text the action did not write, issue 18).
 // It records every request with its times and the bytes it sent, so tests assert on what reached it.
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -24,6 +26,8 @@ export interface HostileOptions {
   readonly realm?: 'self' | 'other-host' | 'other-host-scoped';
   /** A manifest HEAD is read and never answered. */
   readonly hangManifestHead?: boolean;
+  /** A blob upload's POST (/v2/NAME/blobs/uploads/) is answered with this, instead of 404 MANIFEST_UNKNOWN. */
+  readonly uploadAnswer?: { readonly status: number; readonly body: unknown } | null;
   /** 'drip': the wait between two bytes (default 5 s). */
   readonly dripIntervalMs?: number;
   /** 'huge': the body size (default 50 MB). */
@@ -115,6 +119,7 @@ class Hostile implements HostileRegistry {
       token: opts.token ?? 'ok',
       realm: opts.realm ?? 'self',
       hangManifestHead: opts.hangManifestHead ?? false,
+      uploadAnswer: opts.uploadAnswer ?? null,
       dripIntervalMs: opts.dripIntervalMs ?? 5_000,
       hugeBytes: opts.hugeBytes ?? 50 * 1024 * 1024,
       otherHost: opts.otherHost ?? '127.0.0.2',
@@ -189,6 +194,9 @@ class Hostile implements HostileRegistry {
     }
     if (entry.path === '/v2/') return json(res, entry, 200, {});
     if (/\/manifests\//.test(entry.path) && entry.method === 'HEAD' && this.opts.hangManifestHead) return; // never answered
+    const upload = this.opts.uploadAnswer;
+    if (upload && entry.method === 'POST' && /\/blobs\/uploads\/$/.test(entry.path))
+      return json(res, entry, upload.status, upload.body);
     json(res, entry, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown', detail: null }] });
   }
 

@@ -15,6 +15,7 @@ import {
   type SavedImage,
 } from '../../../test/fixtures/relayer/archives.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
+import { runnerCommands } from '../../../test/support/runner-commands.js';
 import {
   buildTar,
   d,
@@ -201,6 +202,25 @@ describe('relayerArchive options and edge cases', () => {
     expect(report.changed).toBe(false);
     expect(report.unsplittable).toEqual([{ path: '/opt/blob.bin', size: 100 * KB, layerDiffId: saved.diffIds[0] }]);
     expect(logs.join('\n')).toMatch(/cannot be cut smaller: left whole/);
+  });
+
+  // Issue 18: whoever built the base image chose its file names; the relayer's log shows them as data.
+  test.each([
+    ['a newline and a command', 'opt/a\n::error title=pwned::owned', '/opt/a\\n::error title=pwned::owned'],
+    ['a CR and a legacy command', 'opt/b\r##[error]legacy', '/opt/b\\r##\\[error]legacy'],
+    ['an ESC sequence', 'opt/\x1b[2Kc', '/opt/\\e[2Kc'],
+  ])('a file name with %s is logged as data, on one line, never as a command', async (_name, path, shown) => {
+    const input = [
+      await buildTar([d('opt'), f(path, 100 * KB), hard('opt/link', path), f('opt/z', 20 * KB)]),
+      await buildTar([f('x', 'x')]),
+    ];
+    const { report, logs } = await run(await legacyArchive({ layers: input }));
+    expect(report.unsplittable.map((u) => u.path)).toEqual([shown]);
+    expect(logs.filter((l) => l.includes(shown)).length).toBeGreaterThanOrEqual(1);
+    for (const line of logs) {
+      expect(line.split(/\r\n|\r|\n/)).toEqual([line]);
+      expect(runnerCommands(line)).toEqual([]);
+    }
   });
 
   test('nothing to split: changed is false and the output is the same image, retagged', async () => {

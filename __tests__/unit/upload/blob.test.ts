@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError, uploadFailure } from '../../../src/upload/errors.js';
 import { classifyUploadStop } from '../../../src/failure.js';
+import { eventLine } from '../../../src/stages/upload-log.js';
+import { failureSummaryMarkdown } from '../../../src/summary.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/upload/source.js';
 import type { HttpRequest } from '../../../src/http-request.js';
 import { RegistryClient } from '../../../src/registry-client.js';
@@ -19,6 +21,7 @@ import {
   type ScriptedRegistry,
   type ScriptedRegistryOptions,
 } from '../../../test/support/upload-registry.js';
+import { runnerCommands } from '../../../test/support/runner-commands.js';
 
 const REPO = 'app/blob';
 const TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -209,7 +212,7 @@ describe('uploadBlob: values the registry sends (issue 18)', () => {
   test.each<[string, UploadBlobOptions['mode'], string, string]>([
     ['chunked', 'chunked', `sha256:${'1'.repeat(64)}`, `stored the blob as sha256:${'1'.repeat(64)}`],
     ['single', 'single', `sha256:${'1'.repeat(64)}`, `stored the blob as sha256:${'1'.repeat(64)}`],
-    ['chunked, not a digest', 'chunked', '::error::x', 'stored the blob as "::error::x", not a digest'],
+    ['chunked, not a digest', 'chunked', '::error::x', 'stored the blob as "\\::error::x", not a digest'],
   ])(
     '%s: a Docker-Content-Digest after the final PUT that is not the blob’s fails the blob at once',
     async (_name, mode, echoed, message) => {
@@ -601,5 +604,51 @@ describe('uploadBlob: cancel', () => {
     ac.abort();
     await expect(upload(source, { signal: ac.signal })).rejects.toMatchObject({ aborted: true });
     expect(reg.requests).toHaveLength(0);
+  });
+});
+
+// Issue 18: a registry's error codes are its words. From the answer to the log line (upload-log.ts) and to the job
+// summary (summary.ts) they are data: shown, one line, no workflow command, no Markdown.
+describe('uploadBlob: a registry error code is data, up to the log and the summary', () => {
+  const HOSTILE = 'X\n::error title=pwned::o\r##[error]l <img> **b**';
+  const body = JSON.stringify({ errors: [{ code: HOSTILE, message: HOSTILE }, { code: 'DENIED' }] });
+  const shown = 'X\\n::error title=pwned::o\\r##\\[error]l <img> **b**, DENIED';
+
+  test('a code longer than a code can be is cut', async () => {
+    await registry();
+    const { source } = blob();
+    const long = JSON.stringify({ errors: [{ code: `LONG${'A'.repeat(10_000)}` }] });
+    reg.setScript((r) => (r.method === 'POST' ? { status: 400, body: long } : undefined));
+    const err = (await upload(source).catch((e: unknown) => e)) as UploadError;
+    expect(err.message).toContain(`(HTTP 400 LONG${'A'.repeat(59)}…)`);
+  });
+
+  test('a chunk refused with it: the event line quotes the code as data', async () => {
+    await registry();
+    const { source } = blob();
+    const second = nthPatch(2);
+    reg.setScript((r) => (second(r) ? { status: 500, body } : undefined));
+    const { events } = await upload(source);
+    const lines = events.map(eventLine).filter((l): l is string => l !== null);
+    expect(lines.find((l) => l.includes('failed'))).toContain(`(HTTP 500 ${shown})`);
+    for (const line of lines) {
+      expect(line.split(/\r\n|\r|\n/)).toEqual([line]);
+      expect(runnerCommands(line)).toEqual([]);
+    }
+  });
+
+  test('an upload refused with it: the error quotes the code as data, and the summary escapes it', async () => {
+    await registry();
+    const { source } = blob();
+    reg.setScript((r) => (r.method === 'POST' ? { status: 400, body } : undefined));
+    const err = (await upload(source).catch((e: unknown) => e)) as UploadError;
+    expect(err).toBeInstanceOf(UploadError);
+    expect(err.message).toContain(`HTTP 400 ${shown}`);
+    expect(runnerCommands(err.message)).toEqual([]);
+    const md = failureSummaryMarkdown('Push failed', err.message, 1);
+    // unescaped, any of it would be Markdown (or a command, at a line's start)
+    const paragraph = md.split('\n\n')[2];
+    expect(paragraph).not.toMatch(/^\s*::|(?<!\\)(<img|\*|#)/m);
+    expect(md).toContain('X\\\\n::error title=pwned::o\\\\r\\#\\#\\\\\\[error\\]l \\<img> \\*\\*b\\*\\*, DENIED');
   });
 });

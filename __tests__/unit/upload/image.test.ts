@@ -164,7 +164,7 @@ describe('uploadImage', () => {
 
   test.each([
     [`sha256:${'1'.repeat(64)}`, `stored the manifest as sha256:${'1'.repeat(64)}, not sha256:`],
-    ['::error::x', 'stored the manifest as "::error::x" (not a digest), not sha256:'],
+    ['::error::x', 'stored the manifest as "\\::error::x" (not a digest), not sha256:'],
   ])("the registry's Docker-Content-Digest must be the manifest's: %j", async (echoed, message) => {
     reg = await startScriptedRegistry();
     reg.setScript((r) =>

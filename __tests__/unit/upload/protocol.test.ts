@@ -201,6 +201,18 @@ describe('errorCodes / describeFailure', () => {
     ],
     [undefined, new Error('PATCH r/v2/a: socket hang up'), 'PATCH r/v2/a: socket hang up'],
     [undefined, 'x', 'x'],
+    // the registry's codes are data: shown, never a line or a command of their own; at most 4, each cut at 64
+    [
+      { status: 400, body: Buffer.from('{"errors":[{"code":"A\\n::error title=x::y"},{"code":"##[error]z"}]}') },
+      undefined,
+      'HTTP 400 A\\n::error title=x::y, ##\\[error]z',
+    ],
+    [
+      { status: 400, body: Buffer.from(JSON.stringify({ errors: 'abcdef'.split('').map((code) => ({ code })) })) },
+      undefined,
+      'HTTP 400 a, b, c, d',
+    ],
+    [undefined, new Error('reset\n::error::x'), 'reset\\n::error::x'],
   ])('case %#', (answer, error, expected) => {
     expect(describeFailure(answer, error)).toBe(expected);
   });
