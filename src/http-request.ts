@@ -8,6 +8,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import { absoluteUriOptions, tunnelConnection } from './proxy-connect.js';
+import { proxyRoute, type ProxyRoute } from './proxy-env.js';
 
 export const DEFAULT_DEADLINE_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -38,6 +40,8 @@ export interface HttpRequestOptions {
   /** The answer's body may hold at most this many bytes; more is an error and the connection is closed. */
   maxBodyBytes?: number;
   signal?: AbortSignal;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read (proxy-env.ts); default process.env. */
+  proxyEnv?: NodeJS.ProcessEnv;
 }
 
 export interface HttpResponse {
@@ -82,6 +86,15 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const { body, signal } = options;
   const stream = body && !Buffer.isBuffer(body) ? body : null;
+  const deadlineAt = Date.now() + deadlineMs;
+  let route: ProxyRoute;
+  try {
+    route = proxyRoute(target, options.proxyEnv ?? process.env);
+  } catch (e) {
+    return Promise.reject(new HttpError('network', what, (e as Error).message));
+  }
+  // A failure to connect names the proxy it went through (host:port and the variable, never its credentials).
+  const via = route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';
 
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
@@ -115,7 +128,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
       const lib = target.protocol === 'https:' ? https : http;
       if (target.protocol !== 'https:' && target.protocol !== 'http:')
         return fail('network', `unsupported protocol ${target.protocol}`);
-      req = lib.request(target, { method, headers }, (res) => {
+      const onResponse = (res: http.IncomingMessage) => {
         // A HEAD's Content-Length is the size of the body a GET would get: nothing to cap.
         const declared = method === 'HEAD' ? 0 : Number(res.headers['content-length']);
         if (declared > maxBodyBytes)
@@ -155,12 +168,23 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
             body: Buffer.concat(chunks),
           });
         });
-      });
+      };
+      if (route.kind === 'direct') req = lib.request(target, { method, headers }, onResponse);
+      else if (lib === https)
+        req = https.request(
+          target,
+          { method, headers, createConnection: tunnelConnection(route, target, deadlineAt, signal) },
+          onResponse,
+        );
+      else {
+        const viaProxy = absoluteUriOptions(route, target);
+        req = http.request({ ...viaProxy, method, headers: { ...headers, ...viaProxy.headers } }, onResponse);
+      }
     } catch (err) {
       // Thrown synchronously for e.g. an invalid header value; node's message names the header, not its value.
       return fail('network', networkDetail(err), err);
     }
-    req.on('error', (err) => fail('network', networkDetail(err), err));
+    req.on('error', (err) => fail('network', `${networkDetail(err)}${via}`, err));
     if (stream) {
       stream.on('error', (err) => fail('network', `request body: ${networkDetail(err)}`, err));
       stream.pipe(req);
