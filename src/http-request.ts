@@ -14,7 +14,8 @@ import { proxyRoute, type ProxyRoute } from './proxy-env.js';
 export const DEFAULT_DEADLINE_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-export type HttpErrorKind = 'timeout' | 'too-large' | 'network' | 'aborted';
+/** proxy-config: HTTPS_PROXY / HTTP_PROXY cannot be used (proxy-env.ts); nothing was sent. */
+export type HttpErrorKind = 'timeout' | 'too-large' | 'network' | 'aborted' | 'proxy-config';
 
 export class HttpError extends Error {
   constructor(
@@ -91,7 +92,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   try {
     route = proxyRoute(target, options.proxyEnv ?? process.env);
   } catch (e) {
-    return Promise.reject(new HttpError('network', what, (e as Error).message));
+    return Promise.reject(new HttpError('proxy-config', what, (e as Error).message));
   }
   // A failure to connect names the proxy it went through (host:port and the variable, never its credentials).
   const via = route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';

@@ -117,6 +117,19 @@ describeEngine('A', 'proxy environment (engine A)', (eng: Engine) => {
     expect(leaks(r, 'not-the-pw-91c2')).toEqual([]);
   });
 
+  test('a proxy the action cannot use: "Proxy setting unusable" naming the variable at once, not the password', async () => {
+    const r = await run(tlsRegistry, namedRegistry(), '1.0.3', {
+      HTTPS_PROXY: `socks5://${PROXY_USER}:${PROXY_PASSWORD}@127.0.0.1:1080`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /^::error title=Proxy setting unusable::.*HTTPS_PROXY names a socks5:\/\/ proxy \(127\.0\.0\.1:1080\); the action's own client speaks to http:\/\/ proxies only/m,
+    );
+    expect(r.stdout).not.toContain('retrying');
+    expect(leaks(r, PROXY_PASSWORD)).toEqual([]);
+    expect(leaks(r, PROXY_USER)).toEqual([]);
+  });
+
   test('NO_PROXY naming the domain: the action goes direct, and the proxy sees nothing', async () => {
     const r = await run(tlsRegistry, namedRegistry(), '1.0.2', {
       HTTPS_PROXY: fwd.urlWith(PROXY_USER, PROXY_PASSWORD),

@@ -219,6 +219,7 @@ describe('direct', () => {
         proxyEnv: { HTTPS_PROXY: `socks5://${USER}:${PASSWORD}@10.0.0.1:1080` },
       }),
     );
+    expect(e.kind).toBe('proxy-config');
     expect(e.message).toBe(
       `GET ${NAME}/v2/: HTTPS_PROXY names a socks5:// proxy (10.0.0.1:1080); the action's own client speaks to http:// proxies only`,
     );
