@@ -14,7 +14,7 @@ const execFileP = promisify(execFile);
 export interface Registry {
   /** '127.0.0.1:PORT', as an image reference names it. */
   readonly host: string;
-  /** 'http://127.0.0.1:PORT' */
+  /** 'http://127.0.0.1:PORT' ('https://' with the tls option: the fetch-based helpers below cannot trust its CA). */
   readonly url: string;
   /** The filesystem storage root. */
   readonly dataDir: string;
