@@ -87,7 +87,6 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const { body, signal } = options;
   const stream = body && !Buffer.isBuffer(body) ? body : null;
-  const deadlineAt = Date.now() + deadlineMs;
   let route: ProxyRoute;
   try {
     route = proxyRoute(target, options.proxyEnv ?? process.env);
@@ -100,6 +99,8 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
     let req: http.ClientRequest | null = null;
+    // The CONNECT to a proxy is part of the request: its deadline or abort ends a tunnel still being opened.
+    const connecting = new AbortController();
     const cleanup = () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -110,6 +111,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
       cleanup();
       const error = new HttpError(kind, what, detail, cause === undefined ? undefined : { cause });
       stream?.destroy();
+      connecting.abort();
       req?.destroy();
       reject(error);
     };
@@ -174,7 +176,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
       else if (lib === https)
         req = https.request(
           target,
-          { method, headers, createConnection: tunnelConnection(route, target, deadlineAt, signal) },
+          { method, headers, createConnection: tunnelConnection(route, target, connecting.signal) },
           onResponse,
         );
       else {

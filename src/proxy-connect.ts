@@ -42,17 +42,16 @@ export function absoluteUriOptions(route: Proxied, target: URL): http.RequestOpt
 
 /**
  * A createConnection for https.request: CONNECT through the proxy, then TLS to the registry over that socket
- * (SNI and the certificate check for the registry's name). The tunnel gives up at `deadlineAt` or on `signal`,
- * which the caller's own deadline and abort also end; an error says which proxy and what it answered.
+ * (SNI and the certificate check for the registry's name). `signal` ends a CONNECT still under way (the
+ * request's deadline or abort, httpRequest); an error says what the proxy answered.
  */
 export function tunnelConnection(
   route: Proxied,
   target: URL,
-  deadlineAt: number,
-  signal?: AbortSignal,
+  signal: AbortSignal,
 ): NonNullable<http.RequestOptions['createConnection']> {
   return (_options, oncreate) => {
-    openTunnel(route, target, deadlineAt, signal).then(
+    openTunnel(route, target, signal).then(
       (socket) => oncreate(null, socket),
       (err: Error) => oncreate(err, undefined as unknown as Duplex),
     );
@@ -60,7 +59,7 @@ export function tunnelConnection(
   };
 }
 
-function openTunnel(route: Proxied, target: URL, deadlineAt: number, signal?: AbortSignal): Promise<tls.TLSSocket> {
+function openTunnel(route: Proxied, target: URL, signal: AbortSignal): Promise<tls.TLSSocket> {
   // The caller's message adds which proxy (host:port) and which variable.
   const where = 'the proxy';
   const to = authority(target);
@@ -75,12 +74,7 @@ function openTunnel(route: Proxied, target: URL, deadlineAt: number, signal?: Ab
       agent: false,
       signal,
     });
-    const timer = setTimeout(
-      () => req.destroy(new Error(`${where} did not open a tunnel in time`)),
-      Math.max(0, deadlineAt - Date.now()),
-    );
     req.once('connect', (res, socket: Socket, head: Buffer) => {
-      clearTimeout(timer);
       if (res.statusCode !== 200) {
         socket.destroy();
         const hint = res.statusCode === 407 ? `; check the credentials in ${route.variable}` : '';
@@ -92,7 +86,6 @@ function openTunnel(route: Proxied, target: URL, deadlineAt: number, signal?: Ab
       resolve(tls.connect({ socket, host, ...(isIP(host) ? {} : { servername: host }) }));
     });
     req.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
       reject(new Error(`CONNECT ${to}: ${err.message || err.code}`, { cause: err }));
     });
     req.end();
