@@ -9,11 +9,14 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { clampTimerMs } from './timers.js';
+import { absoluteUriOptions, tunnelConnection } from './proxy-connect.js';
+import { proxyRoute, type ProxyRoute } from './proxy-env.js';
 
 export const DEFAULT_DEADLINE_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-export type HttpErrorKind = 'timeout' | 'too-large' | 'network' | 'aborted';
+/** proxy-config: HTTPS_PROXY / HTTP_PROXY cannot be used (proxy-env.ts); nothing was sent. */
+export type HttpErrorKind = 'timeout' | 'too-large' | 'network' | 'aborted' | 'proxy-config';
 
 export class HttpError extends Error {
   constructor(
@@ -39,6 +42,8 @@ export interface HttpRequestOptions {
   /** The answer's body may hold at most this many bytes; more is an error and the connection is closed. */
   maxBodyBytes?: number;
   signal?: AbortSignal;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY are read (proxy-env.ts); default process.env. */
+  proxyEnv?: NodeJS.ProcessEnv;
 }
 
 export interface HttpResponse {
@@ -83,10 +88,20 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const { body, signal } = options;
   const stream = body && !Buffer.isBuffer(body) ? body : null;
+  let route: ProxyRoute;
+  try {
+    route = proxyRoute(target, options.proxyEnv ?? process.env);
+  } catch (e) {
+    return Promise.reject(new HttpError('proxy-config', what, (e as Error).message));
+  }
+  // A failure to connect names the proxy it went through (host:port and the variable, never its credentials).
+  const via = route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';
 
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
     let req: http.ClientRequest | null = null;
+    // The CONNECT to a proxy is part of the request: its deadline or abort ends a tunnel still being opened.
+    const connecting = new AbortController();
     const cleanup = () => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -97,6 +112,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
       cleanup();
       const error = new HttpError(kind, what, detail, cause === undefined ? undefined : { cause });
       stream?.destroy();
+      connecting.abort();
       req?.destroy();
       reject(error);
     };
@@ -116,7 +132,7 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
       const lib = target.protocol === 'https:' ? https : http;
       if (target.protocol !== 'https:' && target.protocol !== 'http:')
         return fail('network', `unsupported protocol ${target.protocol}`);
-      req = lib.request(target, { method, headers }, (res) => {
+      const onResponse = (res: http.IncomingMessage) => {
         // A HEAD's Content-Length is the size of the body a GET would get: nothing to cap.
         const declared = method === 'HEAD' ? 0 : Number(res.headers['content-length']);
         if (declared > maxBodyBytes)
@@ -156,12 +172,23 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
             body: Buffer.concat(chunks),
           });
         });
-      });
+      };
+      if (route.kind === 'direct') req = lib.request(target, { method, headers }, onResponse);
+      else if (lib === https)
+        req = https.request(
+          target,
+          { method, headers, createConnection: tunnelConnection(route, target, connecting.signal) },
+          onResponse,
+        );
+      else {
+        const viaProxy = absoluteUriOptions(route, target);
+        req = http.request({ ...viaProxy, method, headers: { ...headers, ...viaProxy.headers } }, onResponse);
+      }
     } catch (err) {
       // Thrown synchronously for e.g. an invalid header value; node's message names the header, not its value.
       return fail('network', networkDetail(err), err);
     }
-    req.on('error', (err) => fail('network', networkDetail(err), err));
+    req.on('error', (err) => fail('network', `${networkDetail(err)}${via}`, err));
     if (stream) {
       stream.on('error', (err) => fail('network', `request body: ${networkDetail(err)}`, err));
       stream.pipe(req);

@@ -100,6 +100,8 @@ function unusable(ctx: StageContext, e: unknown): ActionFailure | null {
     const advice = failureAdvice(failure, adviceContext(ctx.config, null));
     return new ActionFailure(advice.title, advice.message, { cause: e });
   }
+  if (e instanceof HttpError && e.kind === 'proxy-config')
+    return new ActionFailure('Proxy setting unusable', `${e.message}; nothing was sent to ${host}.`, { cause: e });
   if (e instanceof HttpError)
     return new ActionFailure('Registry unreachable', `${host} did not answer in time or at all: ${e.message}`, {
       cause: e,
@@ -136,7 +138,8 @@ export async function tagsBefore(ctx: StageContext): Promise<TagBefore[]> {
       } catch (e) {
         const failure = unusable(ctx, e) as ActionFailure;
         // A network failure or a timeout may pass; an answer no client can use will not.
-        return { ok: false, retry: e instanceof HttpError && e.kind !== 'aborted', error: failure };
+        const retry = e instanceof HttpError && e.kind !== 'aborted' && e.kind !== 'proxy-config';
+        return { ok: false, retry, error: failure };
       }
     },
   );

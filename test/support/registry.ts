@@ -3,6 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ const execFileP = promisify(execFile);
 export interface Registry {
   /** '127.0.0.1:PORT', as an image reference names it. */
   readonly host: string;
-  /** 'http://127.0.0.1:PORT' */
+  /** 'http://127.0.0.1:PORT' ('https://' with the tls option: the fetch-based helpers below cannot trust its CA). */
   readonly url: string;
   /** The filesystem storage root. */
   readonly dataDir: string;
@@ -24,6 +25,8 @@ export interface Registry {
 
 export interface RegistryOptions {
   readonly users?: Record<string, string>;
+  /** Serve https with this certificate (test/support/test-ca.ts); `ca` is what the readiness check trusts. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly ca: Buffer };
 }
 
 export const MANIFEST_MEDIA_TYPES = [
@@ -59,7 +62,7 @@ async function htpasswdFile(users: Record<string, string>): Promise<string> {
   return `${lines.join('\n')}\n`;
 }
 
-function configYml(dir: string, port: number): string {
+function configYml(dir: string, port: number, tls?: RegistryOptions['tls']): string {
   // JSON is YAML: no quoting rules to get wrong for temp paths.
   return JSON.stringify(
     {
@@ -67,7 +70,11 @@ function configYml(dir: string, port: number): string {
       log: { level: 'warn', formatter: 'text' },
       storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: false } },
       // a fixed secret: without one the registry warns on every start
-      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+      http: {
+        addr: `127.0.0.1:${port}`,
+        secret: randomBytes(16).toString('hex'),
+        ...(tls ? { tls: { certificate: tls.certFile, key: tls.keyFile } } : {}),
+      },
       auth: { htpasswd: { realm: 'rp-test-registry', path: join(dir, 'htpasswd') } },
     },
     null,
@@ -79,7 +86,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function pingStatus(url: string): Promise<number | null> {
+async function pingStatus(url: string, ca?: Buffer): Promise<number | null> {
+  if (ca) return httpsStatus(`${url}/v2/`, ca);
   try {
     const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
     await res.arrayBuffer();
@@ -89,14 +97,26 @@ async function pingStatus(url: string): Promise<number | null> {
   }
 }
 
+/** The status of a GET over https trusting `ca` (fetch takes no CA), or null. */
+function httpsStatus(url: string, ca: Buffer): Promise<number | null> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { ca, timeout: 1_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? null);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
 /** Resolves once GET /v2/ answers 401 (auth on, storage up); rejects if the process dies or time runs out. */
-async function waitUntilUp(child: ChildProcess, url: string, stderr: () => string): Promise<void> {
+async function waitUntilUp(child: ChildProcess, url: string, stderr: () => string, ca?: Buffer): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}) before serving:\n${stderr()}`);
     }
-    if ((await pingStatus(url)) === 401) return;
+    if ((await pingStatus(url, ca)) === 401) return;
     await sleep(100);
   }
   throw new Error(`docker-registry did not answer 401 on ${url}/v2/ within ${START_TIMEOUT_MS} ms:\n${stderr()}`);
@@ -121,7 +141,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   mkdirSync(dataDir);
   writeFileSync(join(dir, 'htpasswd'), await htpasswdFile(users));
   const port = await freePort();
-  writeFileSync(join(dir, 'config.yml'), configYml(dir, port));
+  writeFileSync(join(dir, 'config.yml'), configYml(dir, port, opts.tls));
 
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -130,13 +150,13 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   });
   const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
   const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host}`;
   const stop = async () => {
     await kill(child);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await Promise.race([waitUntilUp(child, url, () => stderr), spawnError]);
+    await Promise.race([waitUntilUp(child, url, () => stderr, opts.tls?.ca), spawnError]);
   } catch (e) {
     await stop();
     throw e;
