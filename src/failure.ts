@@ -7,6 +7,7 @@ export type FailureKind =
   | 'server-error' // other 5xx
   | 'rate-limited' // 429
   | 'network' // reset, refused, timeout, EOF mid-upload
+  | 'stalled' // docker push printed nothing for the watchdog's window (a registry that stopped answering): ended
   | 'attestation' // 400 on the manifest of a push that carried attestation manifests (see ClassifyContext)
   | 'bad-request' // other 400 / manifest invalid
   | 'unauthorized' // 401, bad credentials
@@ -32,6 +33,7 @@ const RETRYABLE: ReadonlySet<FailureKind> = new Set([
   'server-error',
   'rate-limited',
   'network',
+  'stalled',
   'unknown',
 ]);
 
@@ -151,6 +153,8 @@ export interface ClassifyContext {
    * `docker push --platform`). A manifest refusal is then reported as the attestation rejection.
    */
   readonly pushedAttestations?: boolean;
+  /** The push's watchdog ended it after this long without output (CommandResult.stalledMs): nothing else counts. */
+  readonly stalledMs?: number;
 }
 
 /** Classifies the output of a failed docker command (stdout and stderr together). */
@@ -164,6 +168,7 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
   // path with 404 in it must not decide the class. Rules read the lines without them.
   const scrubbed = errorLines.map(scrub);
   const text = errorLines.join('\n');
+  if (context.stalledMs !== undefined) return stalled(context.stalledMs, lines, blobDigestOf(text));
   const status = statusOf(scrubbed.join('\n'));
   let kind: FailureKind | null = null;
   let detail = errorLines[errorLines.length - 1] ?? '';
@@ -197,6 +202,25 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     blobDigest: blobDigestOf(text),
     detail: detail.replace(/^Error response from daemon: /, ''),
   };
+}
+
+/** A push the watchdog ended: retryable, and the detail says how long it was silent and what it printed last. */
+function stalled(ms: number, lines: readonly string[], blobDigest: string | null): Failure {
+  const last = lines[lines.length - 1];
+  const said = last === undefined ? 'it printed nothing' : `its last line: ${last.slice(0, 200)}`;
+  return {
+    kind: 'stalled',
+    retryable: true,
+    status: null,
+    blobDigest,
+    detail: `docker push made no progress for ${silence(ms)}: ${said}`,
+  };
+}
+
+/** "5 min", "2 s", "1.5 s". */
+function silence(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** Where the action's own uploader stopped (src/upload/errors.ts, reduced to what classification reads). */

@@ -160,6 +160,11 @@ describe('decideAfterPushFailure', () => {
       { retry: true, resplit: null, warning: false, retryAfter: false, title: 'Registry unreachable' },
     ],
     [
+      'docker push stalled (the watchdog ended it): retry',
+      { failure: classifyFailure('abc123def456: Preparing', { stalledMs: 300_000 }) },
+      { retry: true, resplit: null, warning: false, retryAfter: false, title: 'Push stalled' },
+    ],
+    [
       'denied: final',
       { failure: classifyFailure('denied: requested access to the resource is denied') },
       { retry: false, resplit: null, warning: false, retryAfter: false, title: 'Access denied to the repository' },

@@ -113,6 +113,28 @@ describe('retries', () => {
     expect(pushes(h)).toHaveLength(3);
   });
 
+  test('a push the watchdog ended (no output for 5 min) is retried: attempts 2, the log says why', async () => {
+    const h = setup();
+    h.docker.pushes = [{ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 }];
+    const r = await runAction(config(), h.deps);
+    expect(r.attempts).toBe(2);
+    expect(pushes(h)).toEqual([`push ${REF}`, `push ${REF}`]);
+    expect(h.registry.tags.get(REPO_TAG)).toBe(r.digest);
+    expect(h.log.lines).toContain(
+      'docker push made no progress for 5 min: its last line: abc123def456: Preparing; ended it',
+    );
+    expect(h.log.text()).toMatch(/attempt 1 failed \(Push stalled\); retrying in/);
+  });
+
+  test('a push that stalls on every attempt: Push stalled, with the count', async () => {
+    const h = setup();
+    h.docker.pushes = Array(2).fill({ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 });
+    const e = await fails(runAction(config({ retries: '1' }), h.deps));
+    expect(e.title).toBe('Push stalled');
+    expect(e.message).toMatch(/^docker push made no progress for 5 min: .*\(after 2 attempts\)$/);
+    expect(e.opts.attempts).toBe(2);
+  });
+
   test('retries: 0 means one attempt', async () => {
     const h = setup();
     h.docker.pushes = [{ code: 1, lines: [RESET] }];

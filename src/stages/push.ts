@@ -183,7 +183,9 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
     const strategy = plan.strategy;
     const failure = classifyFailure(`${result.stdout}\n${result.stderr}`, {
       pushedAttestations: strategy.kind === 'as-is' && strategy.withAttestations,
+      stalledMs: result.stalledMs,
     });
+    if (failure.kind === 'stalled') ctx.log.info(`${failure.detail}; ended it`);
     return { ok: false, failure, suspect: progress.suspect(), where: '' };
   } finally {
     stop();
