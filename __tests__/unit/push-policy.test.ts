@@ -254,6 +254,18 @@ describe('upload: which method, and the switch after a 524', () => {
     expect(decideAfterPushFailure(facts({ suspect: MID, chunkable: false, config: auto })).method).toBe('docker');
   });
 
+  // engine A keeps a stalled push's hung upload after its CLI is gone, and a new docker push of the layer waits on it
+  test.each<[string, Partial<PushFailureFacts>, 'docker' | 'chunked']>([
+    ['upload: auto: the retry goes in chunks', { config: auto }, 'chunked'],
+    ['upload: docker: docker push again', { config: { ...auto, upload: 'docker' } }, 'docker'],
+    ['an index the uploader cannot send: docker push again', { config: auto, chunkable: false }, 'docker'],
+    ['already in chunks: in chunks again', { config: auto, method: 'chunked' }, 'chunked'],
+  ])('docker push stalled, %s', (_name, over, method) => {
+    const failure = classifyFailure('abc123def456: Preparing', { stalledMs: 300_000 });
+    const d = decideAfterPushFailure(facts({ failure, ...over }));
+    expect(d).toMatchObject({ retry: true, method, resplit: null, warning: null, error: { title: 'Push stalled' } });
+  });
+
   test('other failures keep the method', () => {
     const d = decideAfterPushFailure(
       facts({

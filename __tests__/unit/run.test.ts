@@ -113,12 +113,14 @@ describe('retries', () => {
     expect(pushes(h)).toHaveLength(3);
   });
 
-  test('a push the watchdog ended (no output for 5 min) is retried: attempts 2, the log says why', async () => {
+  test('a push the watchdog ended (no output for 5 min) is retried in chunks: attempts 2, the log says why', async () => {
     const h = setup();
     h.docker.pushes = [{ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 }];
     const r = await runAction(config(), h.deps);
     expect(r.attempts).toBe(2);
-    expect(pushes(h)).toEqual([`push ${REF}`, `push ${REF}`]);
+    // the engine may still hold the hung upload: the retry is the action's own uploader, not docker push
+    expect(pushes(h)).toEqual([`push ${REF}`]);
+    expect(h.uploader.calls.map((c) => c.tags)).toEqual([['1.0.0']]);
     expect(h.registry.tags.get(REPO_TAG)).toBe(r.digest);
     expect(h.log.lines).toContain(
       'docker push made no progress for 5 min: its last line: abc123def456: Preparing; ended it',
@@ -126,10 +128,11 @@ describe('retries', () => {
     expect(h.log.text()).toMatch(/attempt 1 failed \(Push stalled\); retrying in/);
   });
 
-  test('a push that stalls on every attempt: Push stalled, with the count', async () => {
+  test('upload: docker, a push that stalls on every attempt: docker push again, then Push stalled, with the count', async () => {
     const h = setup();
     h.docker.pushes = Array(2).fill({ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 });
-    const e = await fails(runAction(config({ retries: '1' }), h.deps));
+    const e = await fails(runAction(config({ retries: '1', upload: 'docker' }), h.deps));
+    expect(pushes(h)).toEqual([`push ${REF}`, `push ${REF}`]);
     expect(e.title).toBe('Push stalled');
     expect(e.message).toMatch(/^docker push made no progress for 5 min: .*\(after 2 attempts\)$/);
     expect(e.opts.attempts).toBe(2);
