@@ -6,6 +6,7 @@ import { HttpError } from '../../src/http-request.js';
 import { RegistryError } from '../../src/registry-client.js';
 import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
 import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
+import type { ManifestHead } from '../../src/run-context.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
 
 const MB = 1_000_000;
@@ -64,6 +65,17 @@ describe('a push that works', () => {
     h.docker.add(REF, image([MB], { id: sha('older build') }));
     await runAction(config(), h.deps);
     expect(h.docker.names.get(REF)).toBe(sha('older build'));
+  });
+
+  test('an image given by ID with no name: the run leaves it in the engine (its last name is not removed)', async () => {
+    const h = harness();
+    const img = image([5 * MB], { id: sha('built, never named') });
+    h.docker.images.set(img.image.Id, img); // no name points to it: `docker build` without -t
+    const r = await runAction(config({ image: img.image.Id, 'target-image': 'api' }), h.deps);
+    expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
+    // the push name was its only name: removing it would have deleted the image, so it stays on the image
+    expect(h.docker.images.has(img.image.Id)).toBe(true);
+    expect(h.docker.names.get(REF)).toBe(img.image.Id);
   });
 
   test('several tags: each pushed and verified', async () => {
@@ -453,6 +465,27 @@ describe('verification asks the registry', () => {
     expect(e.opts.attempts).toBe(1);
   });
 
+  // every tag is asked, not only the first: each row fails on the second tag alone
+  test.each<[string, ManifestHead | null, string, string]>([
+    [
+      'another digest',
+      { digest: sha('someone else'), mediaType: 'x' },
+      'Digest mismatch',
+      'my-app/api:latest resolves to',
+    ],
+    ['missing', null, 'Tag missing after push', 'does not list my-app/api:latest after the push'],
+  ])('the second of two tags %s after the push: the run fails naming it', async (_name, lie, title, says) => {
+    const h = setup();
+    // after the push (the tag exists in the fake registry), the registry answers otherwise for latest only
+    h.registry.lie = (key) => (key === 'my-app/api:latest' && h.registry.tags.has(key) ? lie : undefined);
+    const e = await fails(runAction(config({ tag: '1.0.0,latest' }), h.deps));
+    expect(e.title).toBe(title);
+    expect(e.message).toContain(says);
+    expect(h.log.lines).toContain(
+      `verified: my-app/api:1.0.0 -> ${h.registry.tags.get(REPO_TAG)} (application/vnd.docker.distribution.manifest.v2+json)`,
+    );
+  });
+
   test('the tag missing after the push', async () => {
     const h = setup();
     h.registry.lie = () => null;
@@ -489,6 +522,34 @@ describe('tombstone', () => {
     expect(e.opts).toMatchObject({ input: 'tag', attempts: 0 });
     expect(pushes(h)).toEqual([]);
     expect([...h.docker.names.keys()]).toEqual([]); // the empty image is removed again
+  });
+
+  // every tag is checked, not only the first: the first exists in each row
+  test('several tags, the second does not exist: refused before anything is pushed', async () => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    const e = await fails(
+      runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api', tag: '1.0.0,latest' }), h.deps),
+    );
+    expect(e.title).toBe('Tombstone of a tag that does not exist');
+    expect(e.message).toMatch(/^Input 'tag': latest does not exist/);
+    expect(pushes(h)).toEqual([]);
+    expect(h.registry.tags.get(REPO_TAG)).toBe(sha('released'));
+  });
+
+  test('several tags, the state of the second unknown (500): refused before anything is pushed', async () => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    h.registry.lie = (key) => {
+      if (key === 'my-app/api:latest') throw new Error('registry.example.com: HEAD my-app/api:latest answered 500');
+      return undefined;
+    };
+    const e = await fails(
+      runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api', tag: '1.0.0,latest' }), h.deps),
+    );
+    expect(e.title).toBe('Could not tell whether the tag exists');
+    expect(e.message).toContain('latest (');
+    expect(pushes(h)).toEqual([]);
   });
 
   test('a registry error is not read as "the tag is new": refused as unknown', async () => {
