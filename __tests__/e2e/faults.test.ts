@@ -100,6 +100,20 @@ function pushProcesses(refPrefix: string): string[] {
   return found;
 }
 
+/** The push watchdog at 3 s for the stall tests (5 min in production). */
+const STALL_ENV = { RP_TEST_PUSH_STALL_MS: '3000' };
+const stallLine = /^docker push made no progress for 3 s: its last line: [a-f0-9]{12}: Preparing; ended it$/gm;
+/** Runs `fn` while sampling the process table for docker push processes of `refPrefix`; what it saw, after. */
+async function watchingPushes<T>(refPrefix: string, fn: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
+  const seen = new Set<string>();
+  const timer = setInterval(() => pushProcesses(refPrefix).forEach((p) => seen.add(p)), 100);
+  try {
+    return { result: await fn(), seen };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 function errorLine(run: StepRun): string {
   return run.stdout.split('\n').find((l) => l.startsWith('::error')) ?? '';
 }
@@ -227,6 +241,34 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expectNothingLeftBehind(run);
   });
 
+  // The registry stops answering the layer's PUT (engine B sends a blob in one): the watchdog (3 s,
+  // RP_TEST_PUSH_STALL_MS) ends docker push and the retry goes by the action's uploader (upload: auto).
+  test('an upload the registry never answers (upload: auto): the watchdog ends docker push, the retry in chunks pushes the image', async () => {
+    const src = await image(c, { '/a': 200_000 });
+    c.proxy.addFault({ method: 'PUT', path: uploadsOf('stallb'), times: 1, match: isLayerPut, action: { hang: true } });
+    const ref = `${c.proxy.host}/faults/stallb:`;
+    const { result: run, seen } = await watchingPushes(ref, () =>
+      push(c, src, 'stallb', { upload: 'auto' }, { env: STALL_ENV, timeoutMs: 90_000 }),
+    );
+    expect(run.code).toBe(0);
+    expect(run.outputs.attempts).toBe('2');
+    expect(run.stdout).toMatch(/^docker push made no progress for 3 s: its last line: .*; ended it$/m);
+    const uploads = c.proxy.requests.filter((q) => uploadsOf('stallb').test(q.path));
+    const hung = uploads.find((q) => q.method === 'PUT' && q.userAgent !== '' && q.status === 0);
+    const retry = uploads.filter((q) => q.userAgent === '');
+    expect(retry.length).toBeGreaterThanOrEqual(1);
+    // unlike engine A, engine B drops the hung request once its CLI is ended, before the retry starts; the watchdog
+    // counts from the last line, printed before that PUT began
+    expect(hung?.endedAt).toBeGreaterThan(0);
+    expect(hung?.endedAt).toBeLessThanOrEqual(retry[0].startedAt);
+    expect(retry[0].startedAt - (hung?.startedAt ?? 0)).toBeGreaterThanOrEqual(2000);
+    expect(retry.every((q) => q.status >= 200 && q.status < 300)).toBe(true);
+    expect(seen.size).toBe(1);
+    expect(pushProcesses(ref)).toEqual([]);
+    expect(await manifestDigest(c.upstream, 'faults/stallb', '1.0.0')).toBe(run.outputs.digest);
+    expectNothingLeftBehind(run);
+  });
+
   test('connection reset during a layer upload, then success', async () => {
     const src = await image(c, { '/a': 300_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { reset: true } });
@@ -294,19 +336,6 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
   // waits until the job's timeout. RP_TEST_PUSH_STALL_MS sets the watchdog to 3 s (5 min in production). Engine A keeps
   // the hung request open after its CLI is ended, and a new docker push of that layer waits on the same hung upload:
   // with upload: auto the retry goes by the action's own uploader.
-  const STALL_ENV = { RP_TEST_PUSH_STALL_MS: '3000' };
-  const stallLine = /^docker push made no progress for 3 s: its last line: [a-f0-9]{12}: Preparing; ended it$/gm;
-  /** Runs `fn` while sampling the process table for docker push processes of `refPrefix`; what it saw, after. */
-  async function watchingPushes<T>(refPrefix: string, fn: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
-    const seen = new Set<string>();
-    const timer = setInterval(() => pushProcesses(refPrefix).forEach((p) => seen.add(p)), 100);
-    try {
-      return { result: await fn(), seen };
-    } finally {
-      clearInterval(timer);
-    }
-  }
-
   test('an upload the registry never answers (upload: auto): the watchdog ends docker push, the retry in chunks pushes the image', async () => {
     const src = await image(c, { '/a': 200_000 });
     c.proxy.addFault({ method: 'PATCH', path: uploadsOf('stall'), times: 1, action: { hang: true } });
