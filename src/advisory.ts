@@ -154,6 +154,13 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
         title: 'Registry unreachable',
         message: `Could not keep a connection to ${ctx.registry} (reset, refused or timed out) within the retries.${detail}`,
       };
+    case 'stalled':
+      return {
+        title: 'Push stalled',
+        message:
+          `${failure.detail}. ${ctx.registry} stopped answering in the middle of the upload (the engine ` +
+          'reported no layer finishing or retrying in that time); each such attempt was ended and retried.',
+      };
     case 'server-error':
       return {
         title: `Registry error (HTTP ${failure.status ?? '5xx'})`,

@@ -1,8 +1,17 @@
 // A docker config directory for this run alone: `docker login` writes the credentials there instead of
 // ~/.docker, so concurrent jobs on one runner never share them and no later step inherits them.
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 
 export interface RunDockerConfig {
   readonly dir: string;
@@ -37,9 +46,45 @@ export function createRunDockerConfig(env: NodeJS.ProcessEnv, dir: string): RunD
   return { dir, env: { ...env, DOCKER_CONFIG: dir } };
 }
 
-/** Removes a directory of the run (credentials included); safe to call twice (main, then post). */
-export function removeRunDirectory(dir: string): boolean {
-  if (!dir || !existsSync(dir)) return false;
+/** What mkdtemp makes of the run's prefix (run.ts): `replicated-push-` and six letters or digits. */
+const RUN_DIRECTORY_NAME = /^replicated-push-[A-Za-z0-9]+$/;
+
+/**
+ * Why `dir` is not a run's work directory under `tempRoot` (RUNNER_TEMP), or null when it is: an absolute path
+ * without `..`, named replicated-push-*, directly under the root (not the root itself). Pure: the paths as given;
+ * removeRunDirectory applies it to the paths as given and again to both resolved.
+ */
+export function runDirectoryRefusal(dir: string, tempRoot: string): string | null {
+  if (!isAbsolute(tempRoot)) return 'the runner temp directory is not an absolute path';
+  if (!isAbsolute(dir)) return 'not an absolute path';
+  if (dir.split(/[\\/]/).includes('..')) return "it contains '..'";
+  const root = stripSep(normalize(tempRoot));
+  const path = stripSep(normalize(dir));
+  if (path === root) return 'it is the runner temp directory itself';
+  if (dirname(path) !== root) return `not directly under the runner temp directory ${root}`;
+  if (!RUN_DIRECTORY_NAME.test(basename(path))) return 'not named replicated-push-*';
+  return null;
+}
+
+function stripSep(p: string): string {
+  return p.length > 1 && p.endsWith(sep) ? p.slice(0, -1) : p;
+}
+
+/**
+ * Removes a run's work directory (credentials included) left under `tempRoot`: 'removed', 'absent' (nothing
+ * there, or no directory named), or why it refused, having removed nothing. The path comes from the step state,
+ * which anything running in the job could have written: only a real directory passing runDirectoryRefusal, as
+ * given and once every symlink is resolved (realpath of both), is removed. Safe to call twice (main, then post).
+ */
+export function removeRunDirectory(dir: string, tempRoot: string): 'removed' | 'absent' | { refused: string } {
+  if (!dir) return 'absent';
+  const refused = runDirectoryRefusal(dir, tempRoot);
+  if (refused) return { refused };
+  if (!existsSync(dir)) return 'absent';
+  if (lstatSync(dir).isSymbolicLink()) return { refused: 'it is a symbolic link' };
+  const resolved = runDirectoryRefusal(realpathSync(dir), realpathSync(tempRoot));
+  if (resolved) return { refused: `resolved, ${resolved}` };
+  if (!lstatSync(dir).isDirectory()) return { refused: 'not a directory' };
   rmSync(dir, { recursive: true, force: true });
-  return true;
+  return 'removed';
 }

@@ -19,6 +19,8 @@ export interface CommandResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** docker push printed nothing for this long and was ended (SIGTERM, then SIGKILL): the push's watchdog. */
+  readonly stalledMs?: number;
 }
 
 export class DockerError extends Error {
@@ -102,14 +104,47 @@ export interface DockerOptions {
   readonly secrets?: readonly string[];
   /** Deadline of every call that can hang (all but push). */
   readonly deadlineMs?: number;
+  /** docker push is ended when it prints nothing for this long (default PUSH_STALL_MS). */
+  readonly pushStallMs?: number;
 }
 
 /** login, import and engine API calls: a healthy engine answers in well under a second. */
 export const DOCKER_DEADLINE_MS = 60_000;
 
+/**
+ * docker push without a TTY prints a line per layer state (Preparing, Waiting, Pushed, Retrying in N seconds) and
+ * nothing while bytes flow: silence this long means the registry stopped answering mid-upload (the engine has no
+ * deadline of its own there), not a slow link. 5 min is more than a 1 GB layer (max-layer-size) needs at 4 MB/s,
+ * and far more than a Cloudflare-fronted registry lets one request take (100-120 s, then a 524).
+ */
+export const PUSH_STALL_MS = 5 * 60_000;
+
+/** The slowest link worth waiting for, as the chunked uploader's request deadlines assume (512 KiB/s). */
+const SLOW_LINK_BYTES_PER_MS = (512 * 1024) / 1000;
+
+/**
+ * How long docker push may stay silent: the base (5 min, or the tests' shorter knob), or the largest layer at the
+ * slowest link worth waiting for when that is longer, since docker prints nothing while one layer's bytes flow: a
+ * healthy 1 GB layer on a 3 MB/s uplink is never taken for a hang (34 min), and a hang still ends.
+ */
+export function pushStallLimitMs(baseMs: number, largestLayerBytes: number): number {
+  const layer = Number.isFinite(largestLayerBytes) && largestLayerBytes > 0 ? largestLayerBytes : 0;
+  return Math.max(baseMs, Math.ceil(layer / SLOW_LINK_BYTES_PER_MS));
+}
+
+/**
+ * The push watchdog the e2e tests set short (RP_TEST_PUSH_STALL_MS, ms) so a hung upload is seen in seconds. Only
+ * ever shorter than the default and never under 100 ms; anything else, or no variable, is the default.
+ */
+export function pushStallMs(env: NodeJS.ProcessEnv): number {
+  const asked = Number(env.RP_TEST_PUSH_STALL_MS);
+  return Number.isInteger(asked) && asked >= 100 && asked < PUSH_STALL_MS ? asked : PUSH_STALL_MS;
+}
+
 export class Docker {
   private readonly env: NodeJS.ProcessEnv;
   private readonly deadlineMs: number;
+  private readonly pushStallMs: number;
   /** Where the engine API is: decided once from the environment (and the config's current context). */
   private readonly endpoint: EngineEndpoint;
 
@@ -118,12 +153,19 @@ export class Docker {
     for (const secret of opts.secrets ?? []) protectSecret(secret);
     this.env = childEnv(env, opts.secrets ?? []);
     this.deadlineMs = opts.deadlineMs ?? DOCKER_DEADLINE_MS;
+    this.pushStallMs = opts.pushStallMs ?? PUSH_STALL_MS;
     this.endpoint = engineEndpointFor(this.env);
   }
 
   private async run(
     args: string[],
-    opts: { input?: string | Buffer; onLine?: LineSink; signal?: AbortSignal; deadline?: boolean } = {},
+    opts: {
+      input?: string | Buffer;
+      onLine?: LineSink;
+      signal?: AbortSignal;
+      deadline?: boolean;
+      idleMs?: number;
+    } = {},
   ): Promise<CommandResult> {
     const deadlineMs = opts.deadline === false ? undefined : this.deadlineMs;
     const result = await runProcess('docker', args, {
@@ -132,8 +174,15 @@ export class Docker {
       onLine: opts.onLine,
       signal: opts.signal,
       deadlineMs,
+      idleMs: opts.idleMs,
     });
-    const command: CommandResult = { code: exitCode(result), stdout: result.stdout, stderr: result.stderr };
+    const command: CommandResult = {
+      code: exitCode(result),
+      stdout: result.stdout,
+      stderr: result.stderr,
+      // a stall is a failed attempt the caller classifies (retryable), not a throw like a cancel
+      ...(result.stalled ? { stalledMs: opts.idleMs } : {}),
+    };
     if (result.spawnError || result.timedOut || result.aborted) {
       const detail = lastLines(result.stderr);
       throw new DockerError(
@@ -254,14 +303,16 @@ export class Docker {
 
   /**
    * Pushes one reference; a failure comes back as a result, not a throw, so it can be classified. No wall
-   * deadline (a big layer legitimately takes long), but an abort ends it and throws.
+   * deadline (a big layer legitimately takes long), but a watchdog: no output for pushStallLimitMs ends it (the
+   * result has stalledMs). An abort ends it and throws.
    */
   async push(
     ref: string,
-    opts: { platform?: string; onLine?: LineSink; signal?: AbortSignal } = {},
+    opts: { platform?: string; onLine?: LineSink; signal?: AbortSignal; largestLayerBytes?: number } = {},
   ): Promise<CommandResult> {
     const args = ['push', ...(opts.platform ? ['--platform', opts.platform] : []), ref];
-    return this.run(args, { onLine: opts.onLine, signal: opts.signal, deadline: false });
+    const idleMs = pushStallLimitMs(this.pushStallMs, opts.largestLayerBytes ?? 0);
+    return this.run(args, { onLine: opts.onLine, signal: opts.signal, deadline: false, idleMs });
   }
 
   private async withEngine<T>(opts: CallOptions, use: (conn: EngineConnection) => Promise<T>): Promise<T> {

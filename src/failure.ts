@@ -9,6 +9,7 @@ export type FailureKind =
   | 'server-error' // other 5xx
   | 'rate-limited' // 429
   | 'network' // reset, refused, timeout, EOF mid-upload
+  | 'stalled' // docker push printed nothing for the watchdog's window (a registry that stopped answering): ended
   | 'attestation' // 400 on the manifest of a push that carried attestation manifests (see ClassifyContext)
   | 'bad-request' // other 400 / manifest invalid
   | 'unauthorized' // 401, bad credentials
@@ -35,6 +36,7 @@ const RETRYABLE: ReadonlySet<FailureKind> = new Set([
   'server-error',
   'rate-limited',
   'network',
+  'stalled',
   'unknown',
 ]);
 
@@ -154,6 +156,8 @@ export interface ClassifyContext {
    * `docker push --platform`). A manifest refusal is then reported as the attestation rejection.
    */
   readonly pushedAttestations?: boolean;
+  /** The push's watchdog ended it after this long without output (CommandResult.stalledMs): nothing else counts. */
+  readonly stalledMs?: number;
 }
 
 /** Classifies the output of a failed docker command (stdout and stderr together). */
@@ -167,6 +171,7 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
   // path with 404 in it must not decide the class. Rules read the lines without them.
   const scrubbed = errorLines.map(scrub);
   const text = errorLines.join('\n');
+  if (context.stalledMs !== undefined) return stalled(context.stalledMs, lines, blobDigestOf(text));
   const status = statusOf(scrubbed.join('\n'));
   let kind: FailureKind | null = null;
   let detail = errorLines[errorLines.length - 1] ?? '';
@@ -201,6 +206,25 @@ export function classifyFailure(output: string, context: ClassifyContext = {}): 
     // docker's line quotes the registry's words: data, one line, no command (untrusted.ts)
     detail: logText(detail.replace(/^Error response from daemon: /, '')),
   };
+}
+
+/** A push the watchdog ended: retryable, and the detail says how long it was silent and what it printed last. */
+function stalled(ms: number, lines: readonly string[], blobDigest: string | null): Failure {
+  const last = lines[lines.length - 1];
+  const said = last === undefined ? 'it printed nothing' : `its last line: ${logText(last, 200)}`;
+  return {
+    kind: 'stalled',
+    retryable: true,
+    status: null,
+    blobDigest,
+    detail: `docker push made no progress for ${silence(ms)}: ${said}`,
+  };
+}
+
+/** "5 min", "2 s", "1.5 s". */
+function silence(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /**

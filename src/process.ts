@@ -23,6 +23,11 @@ export interface ProcessOptions {
   readonly onLine?: LineSink;
   /** Ends the child when it runs longer; the result has timedOut. */
   readonly deadlineMs?: number;
+  /**
+   * Ends the child when it prints nothing (stderr, or stdout when captured) for this long; the result has stalled.
+   * A progress watchdog for a child that may rightly run for long, but not silently (docker push).
+   */
+  readonly idleMs?: number;
   /** Ends the child when aborted; the result has aborted. */
   readonly signal?: AbortSignal;
   /** Bytes kept of each captured stream: the last ones (default 1 MiB). */
@@ -39,6 +44,8 @@ export interface ProcessResult {
   readonly stderr: string;
   /** Ended because deadlineMs passed. */
   readonly timedOut: boolean;
+  /** Ended because idleMs passed without a byte of output. */
+  readonly stalled: boolean;
   /** Ended because the signal was aborted (or endAllChildren ran). */
   readonly aborted: boolean;
   /** The child could not be started (ENOENT, EACCES). */
@@ -157,12 +164,14 @@ function lineSplitter(cap: number, emit: (line: string) => void): { push(c: Buff
   };
 }
 
+type Ending = 'timedOut' | 'aborted' | 'stalled';
+
 class Handle implements ProcessHandle {
   readonly result: Promise<ProcessResult>;
   private readonly child: ChildProcess;
   private exited = false;
   private readonly gone: Promise<void>;
-  private ending: 'timedOut' | 'aborted' | null = null;
+  private ending: Ending | null = null;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly graceMs: number;
 
@@ -182,12 +191,16 @@ class Handle implements ProcessHandle {
     const captureStdout = (opts.stdout ?? 'capture') === 'capture';
     const outLines = opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stdout')) : null;
     const errLines = opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stderr')) : null;
+    // Every byte of output restarts the watchdog: silence, not length, is what it ends.
+    const idle = opts.idleMs === undefined ? undefined : setTimeout(() => void this.end('stalled'), opts.idleMs);
     if (captureStdout)
       child.stdout?.on('data', (c: Buffer) => {
+        idle?.refresh();
         out.push(c);
         outLines?.push(c);
       });
     child.stderr?.on('data', (c: Buffer) => {
+      idle?.refresh();
       err.push(c);
       errLines?.push(c);
     });
@@ -202,6 +215,7 @@ class Handle implements ProcessHandle {
       live.delete(this);
       clearTimeout(this.killTimer);
       clearTimeout(deadline);
+      clearTimeout(idle);
       opts.signal?.removeEventListener('abort', onAbort);
       markGone();
     };
@@ -224,6 +238,7 @@ class Handle implements ProcessHandle {
           stdout: out.text(),
           stderr: err.text(),
           timedOut: this.ending === 'timedOut',
+          stalled: this.ending === 'stalled',
           aborted: this.ending === 'aborted',
           ...(spawnError ? { spawnError } : {}),
         });
@@ -262,7 +277,7 @@ class Handle implements ProcessHandle {
     return this.end('aborted');
   }
 
-  async end(why: 'timedOut' | 'aborted', graceMs = this.graceMs): Promise<void> {
+  async end(why: Ending, graceMs = this.graceMs): Promise<void> {
     if (this.exited || this.child.pid === undefined) return;
     this.ending ??= why;
     if (this.killTimer === undefined) {
@@ -294,11 +309,12 @@ export function exitCode(result: Pick<ProcessResult, 'code' | 'signal'>): number
   return n === undefined ? 1 : 128 + n;
 }
 
-/** "did not answer within 60 s" / "was cancelled" / "ended on SIGTERM" / "exit 1": how a child ended. */
+/** "did not answer within 60 s" / "stalled (...)" / "was cancelled" / "ended on SIGTERM" / "exit 1": how a child ended. */
 export function howItEnded(result: ProcessResult, deadlineMs?: number): string {
   if (result.spawnError) return `could not start: ${result.spawnError.message}`;
   if (result.timedOut)
     return `did not answer within ${deadlineMs === undefined ? 'its deadline' : formatSeconds(deadlineMs)}`;
+  if (result.stalled) return 'stalled (printed nothing for too long)';
   if (result.aborted) return 'was cancelled';
   if (result.code === null) return `ended on ${result.signal ?? 'a signal'}`;
   return `exit ${result.code}`;

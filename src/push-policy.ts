@@ -136,6 +136,19 @@ function decide(f: PushFailureFacts): Decision {
     }
     return adviseOn524(layer, advice, error, config);
   }
+  // The engine may keep a stalled push's hung upload after its CLI is ended (engine A's 20.10 does, and a new docker
+  // push of that layer waits on the same hung transfer): the retry goes by the action's uploader, whose every request
+  // has a deadline, when it may. With upload: docker it is docker push again, which ends by the same watchdog.
+  if (failure.kind === 'stalled' && f.method === 'docker' && config.upload !== 'docker' && f.chunkable)
+    return {
+      retry: true,
+      warning: null,
+      error: failureAdvice(failure, f.advice),
+      resplit: null,
+      honourRetryAfter: false,
+      note: 'upload: docker push stalled; the next attempt sends the blobs in resumable chunks (the image is unchanged).',
+      method: 'chunked',
+    };
   return {
     retry: failure.retryable,
     warning: null,

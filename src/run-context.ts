@@ -19,7 +19,7 @@ export interface DockerApi {
   tag(source: string, target: string, opts?: { signal?: AbortSignal }): Promise<void>;
   push(
     ref: string,
-    opts: { platform?: string; onLine?: (line: string) => void; signal?: AbortSignal },
+    opts: { platform?: string; onLine?: (line: string) => void; signal?: AbortSignal; largestLayerBytes?: number },
   ): Promise<CommandResult>;
   importEmpty(ref: string, label: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Untags a name (removing the image when it was its last name); best effort. */

@@ -1,6 +1,6 @@
 // The real parts the core runs with, shared by the GitHub adapter and the CLI.
 import { randomBytes } from 'node:crypto';
-import { Docker } from './docker.js';
+import { Docker, pushStallMs } from './docker.js';
 import type { Logger } from './logger.js';
 import { RegistryClient } from './registry-client.js';
 import { relayerBlobs, relayerImage } from './relayer/index.js';
@@ -19,7 +19,7 @@ export function realDeps(
     // Lowercase hex: it becomes part of local image names, which must be lowercase.
     runId: randomBytes(6).toString('hex'),
     signal: opts.signal,
-    docker: (env) => new Docker(env),
+    docker: (env) => new Docker(env, { pushStallMs: pushStallMs(env) }),
     registry: (host, username, password) => new RegistryClient(host, { username, password }),
     now: () => Date.now(),
     sleep,

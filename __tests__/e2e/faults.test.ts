@@ -1,7 +1,7 @@
 // Issue 3: every registry fault through the real engines, the real registry and the fault proxy in front of it.
 // After each: what the user saw (annotation), how many attempts, what the registry holds under the tag, and
 // that no credential or token was left behind.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Job, type StepRun } from '../../test/support/action-runner.js';
 import {
   ATTESTATION_REJECTION,
@@ -53,6 +53,7 @@ async function push(
   src: string,
   repo: string,
   extra: Record<string, string> = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<StepRun & { job: Job }> {
   const job = new Job();
   const run = await job.main(
@@ -68,7 +69,7 @@ async function push(
       upload: 'docker',
       ...extra,
     },
-    { env: { DOCKER_HOST: c.eng.host } },
+    { env: { DOCKER_HOST: c.eng.host, ...opts.env }, timeoutMs: opts.timeoutMs },
   );
   return { ...run, job };
 }
@@ -82,6 +83,35 @@ function expectNothingLeftBehind(run: StepRun & { job: Job }): void {
   expect(leaked).toEqual([]);
   expect(existsSync(run.job.runnerTemp) ? readdirSync(run.job.runnerTemp) : []).toEqual([]);
   run.job.cleanup();
+}
+
+/** `docker push REF...` processes in the process table now (pid, argv), whoever started them. */
+function pushProcesses(refPrefix: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (argv.includes('push') && argv.some((a) => a.startsWith(refPrefix))) found.push(`${pid} ${argv.join(' ')}`);
+  }
+  return found;
+}
+
+/** The push watchdog at 3 s for the stall tests (5 min in production). */
+const STALL_ENV = { RP_TEST_PUSH_STALL_MS: '3000' };
+const stallLine = /^docker push made no progress for 3 s: its last line: [a-f0-9]{12}: Preparing; ended it$/gm;
+/** Runs `fn` while sampling the process table for docker push processes of `refPrefix`; what it saw, after. */
+async function watchingPushes<T>(refPrefix: string, fn: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
+  const seen = new Set<string>();
+  const timer = setInterval(() => pushProcesses(refPrefix).forEach((p) => seen.add(p)), 100);
+  try {
+    return { result: await fn(), seen };
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 function errorLine(run: StepRun): string {
@@ -211,6 +241,34 @@ describeEngine('B', 'faults on engine B (containerd store: no per-layer retry in
     expectNothingLeftBehind(run);
   });
 
+  // The registry stops answering the layer's PUT (engine B sends a blob in one): the watchdog (3 s,
+  // RP_TEST_PUSH_STALL_MS) ends docker push and the retry goes by the action's uploader (upload: auto).
+  test('an upload the registry never answers (upload: auto): the watchdog ends docker push, the retry in chunks pushes the image', async () => {
+    const src = await image(c, { '/a': 200_000 });
+    c.proxy.addFault({ method: 'PUT', path: uploadsOf('stallb'), times: 1, match: isLayerPut, action: { hang: true } });
+    const ref = `${c.proxy.host}/faults/stallb:`;
+    const { result: run, seen } = await watchingPushes(ref, () =>
+      push(c, src, 'stallb', { upload: 'auto' }, { env: STALL_ENV, timeoutMs: 90_000 }),
+    );
+    expect(run.code).toBe(0);
+    expect(run.outputs.attempts).toBe('2');
+    expect(run.stdout).toMatch(/^docker push made no progress for 3 s: its last line: .*; ended it$/m);
+    const uploads = c.proxy.requests.filter((q) => uploadsOf('stallb').test(q.path));
+    const hung = uploads.find((q) => q.method === 'PUT' && q.userAgent !== '' && q.status === 0);
+    const retry = uploads.filter((q) => q.userAgent === '');
+    expect(retry.length).toBeGreaterThanOrEqual(1);
+    // unlike engine A, engine B drops the hung request once its CLI is ended, before the retry starts; the watchdog
+    // counts from the last line, printed before that PUT began
+    expect(hung?.endedAt).toBeGreaterThan(0);
+    expect(hung?.endedAt).toBeLessThanOrEqual(retry[0].startedAt);
+    expect(retry[0].startedAt - (hung?.startedAt ?? 0)).toBeGreaterThanOrEqual(2000);
+    expect(retry.every((q) => q.status >= 200 && q.status < 300)).toBe(true);
+    expect(seen.size).toBe(1);
+    expect(pushProcesses(ref)).toEqual([]);
+    expect(await manifestDigest(c.upstream, 'faults/stallb', '1.0.0')).toBe(run.outputs.digest);
+    expectNothingLeftBehind(run);
+  });
+
   test('connection reset during a layer upload, then success', async () => {
     const src = await image(c, { '/a': 300_000 });
     c.proxy.addFault({ method: 'PUT', path: BLOB_UPLOAD, times: 1, action: { reset: true } });
@@ -271,6 +329,61 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     expect(error).toMatch(/made by `COPY file:[a-f0-9]{64} in \/data\/model.bin`/);
     expect(error).not.toContain('most likely');
     expect(await listTags(c.upstream, 'faults/a524')).toEqual([]);
+    expectNothingLeftBehind(run);
+  });
+
+  // A registry that stops answering mid-upload: the engine has no deadline there, so without the watchdog docker push
+  // waits until the job's timeout. RP_TEST_PUSH_STALL_MS sets the watchdog to 3 s (5 min in production). Engine A keeps
+  // the hung request open after its CLI is ended, and a new docker push of that layer waits on the same hung upload:
+  // with upload: auto the retry goes by the action's own uploader.
+  test('an upload the registry never answers (upload: auto): the watchdog ends docker push, the retry in chunks pushes the image', async () => {
+    const src = await image(c, { '/a': 200_000 });
+    c.proxy.addFault({ method: 'PATCH', path: uploadsOf('stall'), times: 1, action: { hang: true } });
+    const ref = `${c.proxy.host}/faults/stall:`;
+    const { result: run, seen } = await watchingPushes(ref, () =>
+      push(c, src, 'stall', { upload: 'auto' }, { env: STALL_ENV, timeoutMs: 90_000 }),
+    );
+    expect(run.code).toBe(0);
+    expect(run.outputs.attempts).toBe('2');
+    expect(run.stdout.match(stallLine)).toHaveLength(1);
+    // at the registry: engine A's PATCH got no answer; the retry came at least the watchdog's 3 s later, from the
+    // action's own client (no User-Agent), and its requests were answered
+    const uploads = c.proxy.requests.filter((q) => uploadsOf('stall').test(q.path));
+    const hung = uploads.find((q) => q.method === 'PATCH' && q.userAgent !== '');
+    expect(hung).toMatchObject({ status: 0 });
+    const retry = uploads.filter((q) => q.userAgent === '');
+    expect(retry.length).toBeGreaterThanOrEqual(1);
+    expect(retry[0].startedAt - (hung?.startedAt ?? 0)).toBeGreaterThanOrEqual(3000);
+    expect(retry.every((q) => q.status >= 200 && q.status < 300)).toBe(true);
+    // the process table: the stalled attempt's CLI was seen while the step ran, and none is left
+    expect(seen.size).toBe(1);
+    expect(pushProcesses(ref)).toEqual([]);
+    expect(await manifestDigest(c.upstream, 'faults/stall', '1.0.0')).toBe(run.outputs.digest);
+    expectNothingLeftBehind(run);
+  });
+
+  test('an upload the registry never answers (upload: docker): each attempt ends by the watchdog, then Push stalled', async () => {
+    const src = await image(c, { '/a': 200_000 });
+    c.proxy.addFault({ method: 'PATCH', path: uploadsOf('stalld'), action: { hang: true } });
+    const ref = `${c.proxy.host}/faults/stalld:`;
+    const started = Date.now();
+    const { result: run, seen } = await watchingPushes(ref, () =>
+      push(c, src, 'stalld', { retries: '1' }, { env: STALL_ENV, timeoutMs: 90_000 }),
+    );
+    // two attempts of 3 s of silence each, the SIGTERM grace and a backoff: bounded, not the job's timeout
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(run.code).toBe(1);
+    expect(run.outputs.attempts).toBe('2');
+    expect(run.stdout.match(stallLine)).toHaveLength(2);
+    expect(errorLine(run)).toMatch(
+      /^::error title=Push stalled::docker push made no progress for 3 s: .*\(after 2 attempts\)$/,
+    );
+    expect(c.proxy.count('PATCH', uploadsOf('stalld'))).toBeGreaterThanOrEqual(1);
+    expect(c.proxy.count('PUT', manifestsOf('stalld'))).toBe(0);
+    // both attempts' CLIs were seen, and neither is left
+    expect(seen.size).toBe(2);
+    expect(pushProcesses(ref)).toEqual([]);
+    expect(await listTags(c.upstream, 'faults/stalld')).toEqual([]);
     expectNothingLeftBehind(run);
   });
 

@@ -6,8 +6,16 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Docker, DockerError, EngineApiError, splitTag } from '../../src/docker.js';
 import { runnerCommands } from '../../test/support/runner-commands.js';
+import {
+  Docker,
+  DockerError,
+  EngineApiError,
+  PUSH_STALL_MS,
+  pushStallLimitMs,
+  pushStallMs,
+  splitTag,
+} from '../../src/docker.js';
 import { classifyFailure } from '../../src/failure.js';
 import { endAllChildren, forgetSecrets, liveChildren } from '../../src/process.js';
 
@@ -33,7 +41,7 @@ interface Call {
   requests?: unknown[];
 }
 
-function docker(config: object = {}, opts: { deadlineMs?: number } = {}): Docker {
+function docker(config: object = {}, opts: { deadlineMs?: number; pushStallMs?: number } = {}): Docker {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   const env = {
     PATH: `${dir}:${process.env.PATH}`,
@@ -162,6 +170,76 @@ describe('CLI calls', () => {
       'received unexpected HTTP status: 524 ',
     ]);
     expect(calls()[0].args).toEqual(['push', '--platform', 'linux/amd64', 'r.example/app/img:1']);
+  });
+
+  test('a push that prints and then stalls is ended by the watchdog: a result with stalledMs, no child left', async () => {
+    const d = docker(
+      {
+        commands: {
+          push: { stdout: 'The push refers to repository [r.example/a]\n5f70bf18a086: Preparing\n', sleepMs: 30_000 },
+        },
+      },
+      { pushStallMs: 400 },
+    );
+    const lines: string[] = [];
+    const started = Date.now();
+    const result = await d.push('r.example/a:1', { onLine: (l) => lines.push(l) });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result).toMatchObject({ code: 143, stalledMs: 400 });
+    expect(lines).toEqual(['The push refers to repository [r.example/a]', '5f70bf18a086: Preparing']);
+    expect(liveChildren()).toBe(0);
+    expect(classifyFailure(`${result.stdout}\n${result.stderr}`, { stalledMs: result.stalledMs })).toMatchObject({
+      kind: 'stalled',
+      retryable: true,
+      detail: 'docker push made no progress for 0.4 s: its last line: 5f70bf18a086: Preparing',
+    });
+  });
+
+  test('a push that keeps printing outlives the watchdog window: progress is any new output', async () => {
+    const d = docker(
+      { commands: { push: { ticks: { count: 6, everyMs: 150, line: 'abc123def456: Retrying in' }, code: 0 } } },
+      { pushStallMs: 400 },
+    );
+    const started = Date.now();
+    const result = await d.push('r.example/a:1');
+    expect(Date.now() - started).toBeGreaterThan(800);
+    expect(result.code).toBe(0);
+    expect(result.stalledMs).toBeUndefined();
+    expect(result.stdout.trim().split('\n')).toHaveLength(6);
+  });
+
+  test('without pushStallMs the watchdog is 5 min, and only RP_TEST_PUSH_STALL_MS shortens it', () => {
+    expect(PUSH_STALL_MS).toBe(300_000);
+    const table: Array<[string | undefined, number]> = [
+      [undefined, 300_000],
+      ['2000', 2000],
+      ['100', 100],
+      ['99', 300_000],
+      ['0', 300_000],
+      ['-5', 300_000],
+      ['1.5', 300_000],
+      ['2s', 300_000],
+      ['', 300_000],
+      ['300000', 300_000],
+      ['900000', 300_000],
+    ];
+    expect(table.map(([v]) => pushStallMs(v === undefined ? {} : { RP_TEST_PUSH_STALL_MS: v }))).toEqual(
+      table.map(([, want]) => want),
+    );
+  });
+
+  // docker push prints nothing while one layer's bytes flow: a big layer on a slow link must not look like a hang
+  test.each([
+    ['no layer size known', PUSH_STALL_MS, 0, PUSH_STALL_MS],
+    ['a 100 MB layer: the base', PUSH_STALL_MS, 100e6, PUSH_STALL_MS],
+    ['a 1 GB layer: 1 GB at 512 KiB/s', PUSH_STALL_MS, 1e9, 1_907_349],
+    ['a 4 GB layer', PUSH_STALL_MS, 4e9, 7_629_395],
+    ['the tests knob with a small layer', 3000, 200_000, 3000],
+    ['the tests knob with a 10 MB layer', 3000, 10e6, 19_074],
+    ['a size that is no number', PUSH_STALL_MS, NaN, PUSH_STALL_MS],
+    ['a negative size', PUSH_STALL_MS, -1, PUSH_STALL_MS],
+  ])('pushStallLimitMs: %s', (_, base, bytes, want) => {
+    expect(pushStallLimitMs(base, bytes)).toBe(want);
   });
 
   test('a cancelled push throws instead of looking like a failed attempt', async () => {

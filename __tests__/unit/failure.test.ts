@@ -431,6 +431,38 @@ describe('classifyFailure: a manifest refusal when the push carried attestations
   });
 });
 
+describe('classifyFailure: a push the watchdog ended', () => {
+  test.each<[string, string, number, string]>([
+    [
+      'after a layer line',
+      'The push refers to repository [r.example/app/x]\nabc123def456: Preparing',
+      300_000,
+      'docker push made no progress for 5 min: its last line: abc123def456: Preparing',
+    ],
+    // what it printed before does not decide the class: the silence does
+    [
+      'after an error-looking line',
+      'received unexpected HTTP status: 401 Unauthorized',
+      2000,
+      'docker push made no progress for 2 s: its last line: received unexpected HTTP status: 401 Unauthorized',
+    ],
+    ['without output', '\n', 1500, 'docker push made no progress for 1.5 s: it printed nothing'],
+  ])('%s', (_name, output, stalledMs, detail) => {
+    expect(classifyFailure(output, { stalledMs })).toEqual({
+      kind: 'stalled',
+      retryable: true,
+      status: null,
+      blobDigest: null,
+      detail,
+    });
+  });
+
+  test('a line is cut to 200 characters: docker output is data, not the message', () => {
+    const f = classifyFailure(`abc123def456: ${'x'.repeat(500)}`, { stalledMs: 300_000 });
+    expect(f.detail).toHaveLength('docker push made no progress for 5 min: its last line: '.length + 200);
+  });
+});
+
 describe('classifyUploadStop', () => {
   test.each<[string, { status: number | null; phase: string; refused?: boolean }, string, boolean]>([
     ['524 on a chunk', { status: 524, phase: 'chunk' }, 'timeout-524', true],

@@ -106,6 +106,37 @@ describe('runProcess', () => {
     expect(alive(h.pid)).toBe(false);
   });
 
+  test('a child silent for idleMs is ended (SIGTERM) and the result says it stalled', async () => {
+    const started = Date.now();
+    const h = startProcess('sh', ['-c', 'echo started; exec sleep 30'], { idleMs: 300 });
+    const r = await h.result;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(r).toMatchObject({ signal: 'SIGTERM', stalled: true, timedOut: false, aborted: false, stdout: 'started\n' });
+    expect(howItEnded(r)).toBe('stalled (printed nothing for too long)');
+    expect(alive(h.pid)).toBe(false);
+    expect(liveChildren()).toBe(0);
+  });
+
+  test('the idle watchdog sends SIGKILL after the grace to a child that ignores SIGTERM', async () => {
+    const h = startProcess('sh', ['-c', 'trap "" TERM; echo ready; while :; do sleep 0.05; done'], {
+      idleMs: 300,
+      graceMs: 200,
+    });
+    const r = await h.result;
+    expect(r).toMatchObject({ signal: 'SIGKILL', stalled: true });
+    expect(alive(h.pid)).toBe(false);
+  });
+
+  test('output, on either stream, restarts the idle watchdog: a long child that keeps printing is not ended', async () => {
+    const script = 'for i in 1 2 3 4 5 6 7 8; do echo out $i; sleep 0.1; echo err $i >&2; sleep 0.1; done';
+    const started = Date.now();
+    const r = await runProcess('sh', ['-c', script], { idleMs: 400 });
+    // ran well past the window, each silence under it
+    expect(Date.now() - started).toBeGreaterThan(1200);
+    expect(r).toMatchObject({ code: 0, stalled: false });
+    expect(r.stdout.trim().split('\n')).toHaveLength(8);
+  });
+
   test('an aborted signal ends the child', async () => {
     const ac = new AbortController();
     const h = startProcess('sleep', ['30'], { signal: ac.signal });

@@ -160,6 +160,11 @@ describe('decideAfterPushFailure', () => {
       { retry: true, resplit: null, warning: false, retryAfter: false, title: 'Registry unreachable' },
     ],
     [
+      'docker push stalled (the watchdog ended it): retry',
+      { failure: classifyFailure('abc123def456: Preparing', { stalledMs: 300_000 }) },
+      { retry: true, resplit: null, warning: false, retryAfter: false, title: 'Push stalled' },
+    ],
+    [
       'denied: final',
       { failure: classifyFailure('denied: requested access to the resource is denied') },
       { retry: false, resplit: null, warning: false, retryAfter: false, title: 'Access denied to the repository' },
@@ -247,6 +252,18 @@ describe('upload: which method, and the switch after a 524', () => {
 
   test('an index the uploader cannot send keeps docker push after a 524', () => {
     expect(decideAfterPushFailure(facts({ suspect: MID, chunkable: false, config: auto })).method).toBe('docker');
+  });
+
+  // engine A keeps a stalled push's hung upload after its CLI is gone, and a new docker push of the layer waits on it
+  test.each<[string, Partial<PushFailureFacts>, 'docker' | 'chunked']>([
+    ['upload: auto: the retry goes in chunks', { config: auto }, 'chunked'],
+    ['upload: docker: docker push again', { config: { ...auto, upload: 'docker' } }, 'docker'],
+    ['an index the uploader cannot send: docker push again', { config: auto, chunkable: false }, 'docker'],
+    ['already in chunks: in chunks again', { config: auto, method: 'chunked' }, 'chunked'],
+  ])('docker push stalled, %s', (_name, over, method) => {
+    const failure = classifyFailure('abc123def456: Preparing', { stalledMs: 300_000 });
+    const d = decideAfterPushFailure(facts({ failure, ...over }));
+    expect(d).toMatchObject({ retry: true, method, resplit: null, warning: null, error: { title: 'Push stalled' } });
   });
 
   test('other failures keep the method', () => {

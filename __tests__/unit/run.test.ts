@@ -6,6 +6,7 @@ import { HttpError } from '../../src/http-request.js';
 import { RegistryError } from '../../src/registry-client.js';
 import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
 import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
+import type { ManifestHead } from '../../src/registry-client.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
 import { runnerCommands } from '../../test/support/runner-commands.js';
 
@@ -50,6 +51,12 @@ describe('a push that works', () => {
     expect(existsSync(h.workDirs[0])).toBe(false);
   });
 
+  test('docker push is told the largest layer, so its stall watchdog allows a big layer on a slow link', async () => {
+    const h = setup([5 * MB, 700 * MB, 20 * MB]);
+    await runAction(config({ 'max-layer-size': '2GB' }), h.deps);
+    expect(h.docker.largestLayerBytes).toEqual([700 * MB]);
+  });
+
   test('no child gets the token: not INPUT_TOKEN, not any variable holding it', async () => {
     const h = setup([MB], {}, { REPLICATED_TOKEN: 's3cret-token', OTHER: 'x-s3cret-token-y', KEEP: 'me' });
     await runAction(config(), h.deps);
@@ -65,6 +72,17 @@ describe('a push that works', () => {
     h.docker.add(REF, image([MB], { id: sha('older build') }));
     await runAction(config(), h.deps);
     expect(h.docker.names.get(REF)).toBe(sha('older build'));
+  });
+
+  test('an image given by ID with no name: the run leaves it in the engine (its last name is not removed)', async () => {
+    const h = harness();
+    const img = image([5 * MB], { id: sha('built, never named') });
+    h.docker.images.set(img.image.Id, img); // no name points to it: `docker build` without -t
+    const r = await runAction(config({ image: img.image.Id, 'target-image': 'api' }), h.deps);
+    expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
+    // the push name was its only name: removing it would have deleted the image, so it stays on the image
+    expect(h.docker.images.has(img.image.Id)).toBe(true);
+    expect(h.docker.names.get(REF)).toBe(img.image.Id);
   });
 
   test('several tags: each pushed and verified', async () => {
@@ -112,6 +130,31 @@ describe('retries', () => {
     expect(e.message).toMatch(/\(after 3 attempts\)$/);
     expect(e.opts.attempts).toBe(3);
     expect(pushes(h)).toHaveLength(3);
+  });
+
+  test('a push the watchdog ended (no output for 5 min) is retried in chunks: attempts 2, the log says why', async () => {
+    const h = setup();
+    h.docker.pushes = [{ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 }];
+    const r = await runAction(config(), h.deps);
+    expect(r.attempts).toBe(2);
+    // the engine may still hold the hung upload: the retry is the action's own uploader, not docker push
+    expect(pushes(h)).toEqual([`push ${REF}`]);
+    expect(h.uploader.calls.map((c) => c.tags)).toEqual([['1.0.0']]);
+    expect(h.registry.tags.get(REPO_TAG)).toBe(r.digest);
+    expect(h.log.lines).toContain(
+      'docker push made no progress for 5 min: its last line: abc123def456: Preparing; ended it',
+    );
+    expect(h.log.text()).toMatch(/attempt 1 failed \(Push stalled\); retrying in/);
+  });
+
+  test('upload: docker, a push that stalls on every attempt: docker push again, then Push stalled, with the count', async () => {
+    const h = setup();
+    h.docker.pushes = Array(2).fill({ code: 143, lines: ['abc123def456: Preparing'], stalledMs: 300_000 });
+    const e = await fails(runAction(config({ retries: '1', upload: 'docker' }), h.deps));
+    expect(pushes(h)).toEqual([`push ${REF}`, `push ${REF}`]);
+    expect(e.title).toBe('Push stalled');
+    expect(e.message).toMatch(/^docker push made no progress for 5 min: .*\(after 2 attempts\)$/);
+    expect(e.opts.attempts).toBe(2);
   });
 
   test('retries: 0 means one attempt', async () => {
@@ -451,6 +494,27 @@ describe('verification asks the registry', () => {
     expect(e.opts.attempts).toBe(1);
   });
 
+  // every tag is asked, not only the first: each row fails on the second tag alone
+  test.each<[string, ManifestHead | null, string, string]>([
+    [
+      'another digest',
+      { digest: sha('someone else'), mediaType: 'x' },
+      'Digest mismatch',
+      'my-app/api:latest resolves to',
+    ],
+    ['missing', null, 'Tag missing after push', 'does not list my-app/api:latest after the push'],
+  ])('the second of two tags %s after the push: the run fails naming it', async (_name, lie, title, says) => {
+    const h = setup();
+    // after the push (the tag exists in the fake registry), the registry answers otherwise for latest only
+    h.registry.lie = (key) => (key === 'my-app/api:latest' && h.registry.tags.has(key) ? lie : undefined);
+    const e = await fails(runAction(config({ tag: '1.0.0,latest' }), h.deps));
+    expect(e.title).toBe(title);
+    expect(e.message).toContain(says);
+    expect(h.log.lines).toContain(
+      `verified: my-app/api:1.0.0 -> ${h.registry.tags.get(REPO_TAG)} (application/vnd.docker.distribution.manifest.v2+json)`,
+    );
+  });
+
   test('the tag missing after the push', async () => {
     const h = setup();
     h.registry.lie = () => null;
@@ -487,6 +551,34 @@ describe('tombstone', () => {
     expect(e.opts).toMatchObject({ input: 'tag', attempts: 0 });
     expect(pushes(h)).toEqual([]);
     expect([...h.docker.names.keys()]).toEqual([]); // the empty image is removed again
+  });
+
+  // every tag is checked, not only the first: the first exists in each row
+  test('several tags, the second does not exist: refused before anything is pushed', async () => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    const e = await fails(
+      runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api', tag: '1.0.0,latest' }), h.deps),
+    );
+    expect(e.title).toBe('Tombstone of a tag that does not exist');
+    expect(e.message).toMatch(/^Input 'tag': latest does not exist/);
+    expect(pushes(h)).toEqual([]);
+    expect(h.registry.tags.get(REPO_TAG)).toBe(sha('released'));
+  });
+
+  test('several tags, the state of the second unknown (500): refused before anything is pushed', async () => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    h.registry.lie = (key) => {
+      if (key === 'my-app/api:latest') throw new Error('registry.example.com: HEAD my-app/api:latest answered 500');
+      return undefined;
+    };
+    const e = await fails(
+      runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api', tag: '1.0.0,latest' }), h.deps),
+    );
+    expect(e.title).toBe('Could not tell whether the tag exists');
+    expect(e.message).toContain('latest (');
+    expect(pushes(h)).toEqual([]);
   });
 
   test('a registry error is not read as "the tag is new": refused as unknown', async () => {

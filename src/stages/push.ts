@@ -140,6 +140,8 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
     const result = await ctx.docker.push(ref, {
       platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : undefined,
       signal: ctx.signal,
+      // uncompressed sizes: the safe bound for how long one layer's silent upload may take
+      largestLayerBytes: Math.max(0, ...plan.layers.map((l) => l.size)),
       onLine: (line) => {
         const event = parsePushLine(line);
         if (!event) return;
@@ -160,7 +162,9 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
     const strategy = plan.strategy;
     const failure = classifyFailure(`${result.stdout}\n${result.stderr}`, {
       pushedAttestations: strategy.kind === 'as-is' && strategy.withAttestations,
+      stalledMs: result.stalledMs,
     });
+    if (failure.kind === 'stalled') ctx.log.info(`${failure.detail}; ended it`);
     return { ok: false, failure, suspect: progress.suspect(), where: '' };
   } finally {
     stop();

@@ -1,9 +1,9 @@
 // An HTTP reverse proxy in front of a real registry (test/support/registry.ts) that plays the parts of the
 // Replicated registry a local registry cannot: its token authentication (any username with the right token),
 // Cloudflare's 524 on slow uploads (at once, or after the origin stored the upload), 5xx, connection resets,
-// a per-client rate limit with Retry-After, and the 400 on manifests carrying provenance attestations. Every
-// request is recorded with its start and end time, so tests assert waits where they happen: at the registry.
-// Bodies are streamed: layers can be hundreds of MB.
+// a per-client rate limit with Retry-After, the 400 on manifests carrying provenance attestations, and a registry
+// that stops answering mid-upload (hang). Every request is recorded with its start and end time, so tests assert
+// waits where they happen: at the registry. Bodies are streamed: layers can be hundreds of MB.
 import { randomBytes } from 'node:crypto';
 import http, {
   type IncomingHttpHeaders,
@@ -28,6 +28,11 @@ export type FaultAction =
   | { readonly resetAfterBytes: number }
   /** Wait, then forward. */
   | { readonly delayMs: number }
+  /**
+   * A registry that stopped answering mid-upload: read the request body, send nothing, keep the connection open until
+   * the client goes (its endedAt says when) or the proxy stops. The status stays 0.
+   */
+  | { readonly hang: true }
   /**
    * Forward the whole request and let the registry answer (it stores the blob or manifest), then send the client
    * this status instead: what a slow commit behind Cloudflare looks like (the origin finished, the edge gave up).
@@ -427,6 +432,7 @@ class FaultProxyServer implements FaultProxy {
       const action = rule?.action;
       if (action && isStatusAction(action)) return this.fail(req, res, entry, action, body);
       if (action && 'reset' in action) return this.reset(req, entry);
+      if (action && 'hang' in action) return void this.drain(req, entry);
       if (action && 'delayMs' in action) await sleep(action.delayMs, this.stopping.signal);
       // the client may have given up during a delay (req.destroyed is no use: a fully read request is destroyed too)
       if (this.stopping.signal.aborted || req.socket.destroyed) return;
