@@ -136,8 +136,9 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
       captureBytes: STDERR_KEEP,
     }).result;
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
-    // a blob upload that failed explains the push's end better than the push does
-    if (inner.signal.aborted) await Promise.all(uploads.values());
+    // a blob upload that failed explains the push's end better than the push does, unless the watchdog ended the
+    // push (the blob it was sending then fails too, as "aborted")
+    if (inner.signal.aborted && !dog.signal.aborted) await Promise.all(uploads.values());
     if (push.code !== 0) {
       if (receiver.requests === 0) return { ok: false, unreachable: true, why: said(push) };
       const how = dog.signal.aborted ? `stalled (${(dog.signal.reason as Error).message})` : howItEnded(push);
