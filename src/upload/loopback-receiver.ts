@@ -57,7 +57,7 @@ export interface ReceiverOptions {
   readonly maxManifestBytes?: number;
   /** Upload sessions at most (default 1,000: one per blob, a few retries). */
   readonly maxSessions?: number;
-  /** Connections open at once (default 16; the engine uses about 5 uploads and a few HEADs); more are closed. */
+  /** Connections open at once (default MAX_CONNECTIONS); more are closed at once. */
   readonly maxConnections?: number;
   /** A socket idle this long is closed (default 120 s). */
   readonly idleMs?: number;
@@ -101,6 +101,12 @@ const WRITE_BATCH = 1024 * 1024;
 /** Blob bytes that count as progress for the watchdog (an engine on loopback sends this in milliseconds). */
 export const PROGRESS_BYTES = 256 * 1024;
 const REALM = 'Basic realm="replicated-push receiver"';
+/**
+ * Connections at once. Engine B (containerd store) opens about one and a half per blob, all at once (measured for
+ * an image of 61 blobs: 61 and 91, its https probe of each request counted), engine A five; an image has at most
+ * 127 layers (the overlay limit) and a config, so 512 holds any push and still bounds what anyone else can hold.
+ */
+export const MAX_CONNECTIONS = 512;
 
 class ReceiveError extends Error {
   constructor(
@@ -503,7 +509,7 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
   server.requestTimeout = 0; // a 2 GB blob may take long; the idle timeout below ends a stalled one
   server.setTimeout(idleMs, (socket) => socket.destroy());
   server.maxHeadersCount = 100;
-  server.maxConnections = opts.maxConnections ?? 16;
+  server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
   let connections = 0;
   let peakConnections = 0;
   server.on('connection', (socket) => {
