@@ -111,6 +111,7 @@ function intrude(authorization) {
   if (ping.status === 401 && /^Basic /.test(ping.challenge || '')) {
     const config = JSON.parse(fs.readFileSync(process.env.DOCKER_CONFIG + '/config.json', 'utf8'));
     auth = ((config.auths || {})[host + ':' + port] || {}).auth || null;
+    if (spec.mode === 'wrongauth') auth = Buffer.from('rp-x:guess').toString('base64');
     const pass = auth ? Buffer.from(auth, 'base64').toString().split(':').slice(1).join(':') : '';
     const shown = pass && (args.some((a) => a.includes(pass)) || Object.values(process.env).some((v) => (v || '').includes(pass)));
     note('challenged; credential ' + (auth ? 'found' : 'missing') + '; in argv or env: ' + (shown ? 'yes' : 'no'));
@@ -261,6 +262,17 @@ test('another local process without the credential (or with a guessed one) is re
   expect(fake.log().filter((l) => l.startsWith('# intruder'))).toEqual(['# intruder 401', '# intruder 401']);
   expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
   expect(registry.manifests.get('my-app/api:1.0.0')?.body.equals(fake.manifest)).toBe(true);
+});
+
+test('an engine given a wrong credential: the push fails in the source phase, saying how many requests the receiver refused', async () => {
+  const fake = await fakeDocker('wrongauth');
+  const req = request(fake.env);
+  const r = await pushLocalImage(req);
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'source' } });
+  if (!r.ok)
+    expect(r.stop.message).toMatch(/unauthorized: 401.*the receiver refused 1 request with a wrong credential/);
+  expect(registry.requests.filter((q) => q.path.includes('/blobs/uploads/'))).toEqual([]);
+  expect(readdirSync(req.workDir)).toEqual([]);
 });
 
 test('a sender trickling a byte at a time (the engine’s HEAD waiting on it) is ended by the progress watchdog in bounded time', async () => {
