@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  basicMatches,
   startLoopbackReceiver,
   type LoopbackReceiver,
   type ReceivedBlob,
@@ -435,4 +436,21 @@ test('a throw inside the receiver (the caller’s onBlob) answers 500 and nothin
   } finally {
     process.off('unhandledRejection', onUnhandled);
   }
+});
+
+const EXPECTED = Buffer.from(`${CREDENTIAL.username}:${CREDENTIAL.password}`);
+test.each([
+  { row: 'exactly the credential', header: AUTH, ok: true },
+  { row: 'the scheme in lower case', header: AUTH.replace('Basic', 'basic'), ok: true },
+  { row: 'no header', header: undefined, ok: false },
+  { row: 'empty', header: '', ok: false },
+  { row: 'the scheme alone', header: 'Basic ', ok: false },
+  { row: 'a wrong password', header: basic(CREDENTIAL.username, 'pw-0123456788'), ok: false },
+  { row: 'a prefix of the password', header: basic(CREDENTIAL.username, 'pw-01234'), ok: false },
+  { row: 'the password with more', header: basic(CREDENTIAL.username, `${CREDENTIAL.password}0`), ok: false },
+  { row: 'the credential and a trailing space', header: `${AUTH} `, ok: false },
+  { row: 'Bearer with the same token', header: AUTH.replace('Basic', 'Bearer'), ok: false },
+  { row: 'not base64', header: 'Basic rp-abc123:pw-0123456789', ok: false },
+])('basicMatches: $row -> $ok', ({ header, ok }) => {
+  expect(basicMatches(header, EXPECTED)).toBe(ok);
 });
