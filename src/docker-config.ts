@@ -88,3 +88,24 @@ export function removeRunDirectory(dir: string, tempRoot: string): 'removed' | '
   rmSync(dir, { recursive: true, force: true });
   return 'removed';
 }
+
+/**
+ * The docker config for one `docker push` to the action's receiver on 127.0.0.1 (`host`, "127.0.0.1:PORT"): the
+ * engine selection as createRunDockerConfig carries it, and `auths` holding that receiver's credential alone. The
+ * CLI sends it to the engine with the push (X-Registry-Auth), which answers the receiver's Basic challenge with it;
+ * the password is only in this file (0600, inside the run's work directory), never on a command line. The run's
+ * registry credential is not in it: that push has no use for it.
+ */
+export function createReceiverDockerConfig(
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  host: string,
+  credential: { readonly username: string; readonly password: string },
+): RunDockerConfig {
+  const made = createRunDockerConfig(env, dir);
+  const file = join(dir, 'config.json');
+  const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  config.auths = { [host]: { auth: Buffer.from(`${credential.username}:${credential.password}`).toString('base64') } };
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  return made;
+}

@@ -7,6 +7,8 @@
 // exactly what `docker push [--platform]` would have given it. Why: on the containerd store `docker save` exports at
 // ~30 MB/s, `docker push` reads the store directly (issue 12's measurements: 120 MB 3.6 s against 1.1 s).
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { createReceiverDockerConfig } from '../docker-config.js';
 import { Docker } from '../docker.js';
 import { startProcess, howItEnded, type ProcessResult } from '../process.js';
 import { outputTail } from '../untrusted.js';
@@ -30,7 +32,8 @@ export interface LoopbackPushOptions {
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: UploadEvent) => void;
   readonly onProgress?: (p: BlobProgress) => void;
-  /** The push is ended when the receiver hears nothing this long (default 120 s). */
+  /** The push is ended when the receiver sees no progress this long (default 120 s): no PROGRESS_BYTES more of
+   *  blob bytes, no blob or manifest stored. */
   readonly idleMs?: number;
   /** Names the tag apart from other runs' (default: random). */
   readonly runId?: string;
@@ -54,16 +57,25 @@ function said(r: ProcessResult): string {
   return outputTail(r.stderr, 3, ' / ') || outputTail(r.stdout, 3, ' / ') || '(no output)';
 }
 
-/** Ends the push when the receiver has been idle for `idleMs`: a stalled engine does not hold the run. */
+/**
+ * Ends the push when the receiver has seen no progress for `idleMs` (lastProgress: blob bytes by the hundred KiB, a
+ * blob or the manifest stored; a byte now and then is none): a stalled or trickling push does not hold the run.
+ */
 function watchdog(receiver: LoopbackReceiver, idleMs: number): { signal: AbortSignal; stop(): void } {
   const ctl = new AbortController();
   const timer = setInterval(
     () => {
-      if (Date.now() - receiver.lastActivity > idleMs) ctl.abort(new Error(`no bytes for ${idleMs / 1000} s`));
+      if (Date.now() - receiver.lastProgress > idleMs) ctl.abort(new Error(`no progress for ${idleMs / 1000} s`));
     },
     Math.min(5000, idleMs),
   );
   return { signal: ctl.signal, stop: () => clearInterval(timer) };
+}
+
+/** Requests with a wrong credential are someone else's: said when the push failed, as they may be why. */
+function refusedNote(receiver: LoopbackReceiver): string {
+  const n = receiver.refused.wrongCredential;
+  return n ? ` (the receiver refused ${n} request${n === 1 ? '' : 's'} with a wrong credential)` : '';
 }
 
 /**
@@ -94,13 +106,23 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     p.catch((e: unknown) => inner.abort(e));
     uploads.set(b.digest, p);
   };
-  const receiver = await startLoopbackReceiver({ dir: o.dir, repository, onBlob: startUpload, idleMs: o.idleMs });
+  // The run's own credential for the receiver: random, in memory and in the push's docker config file only.
+  const credential = { username: `rp-${id}`, password: randomBytes(24).toString('base64url') };
+  const receiver = await startLoopbackReceiver({
+    dir: o.dir,
+    repository,
+    tag: id,
+    credential,
+    onBlob: startUpload,
+    idleMs: o.idleMs,
+  });
   const ref = `${receiver.host}/${repository}:${id}`;
   const dog = watchdog(receiver, o.idleMs ?? 120_000);
   // The tag and its removal go over the engine API, as every local name of the run does (docker.ts).
   const docker = new Docker(o.env);
   let tagged = false;
   try {
+    const pushEnv = createReceiverDockerConfig(o.env, join(o.dir, 'docker-config'), receiver.host, credential).env;
     try {
       await docker.tag(o.image, ref, { signal: inner.signal });
     } catch (e) {
@@ -110,17 +132,18 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     tagged = true;
     const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
     const push = await startProcess('docker', args, {
-      env: o.env,
+      env: pushEnv,
       signal: AbortSignal.any([inner.signal, dog.signal]),
       captureBytes: STDERR_KEEP,
     }).result;
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
-    // a blob upload that failed explains the push's end better than the push does
-    if (inner.signal.aborted) await Promise.all(uploads.values());
+    // a blob upload that failed explains the push's end better than the push does, unless the watchdog ended the
+    // push (the blob it was sending then fails too, as "aborted")
+    if (inner.signal.aborted && !dog.signal.aborted) await Promise.all(uploads.values());
     if (push.code !== 0) {
       if (receiver.requests === 0) return { ok: false, unreachable: true, why: said(push) };
       const how = dog.signal.aborted ? `stalled (${(dog.signal.reason as Error).message})` : howItEnded(push);
-      throw sourceError(`docker push to the action's receiver ${how}: ${said(push)}`);
+      throw sourceError(`docker push to the action's receiver ${how}: ${said(push)}${refusedNote(receiver)}`);
     }
     const manifest = receiver.manifests.get(id);
     if (!manifest) throw sourceError(`docker push to the action's receiver put no manifest under ${id}`);

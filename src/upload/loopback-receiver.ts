@@ -8,9 +8,12 @@
 // verified, so no upload can be committed with bytes that turn out wrong).
 // Only what a push needs is answered: GET /v2/, HEAD of a blob (what it received), blob upload sessions (POST,
 // PATCH in order, PUT ?digest=), HEAD of a manifest (404: the engine always sends it) and manifest PUT. Only one
-// repository, whose name the caller makes with a run id; bytes capped per blob and in total, documents capped,
-// sessions counted, idle sockets and slow headers timed out.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+// repository and one tag, whose names the caller makes with a run id, and one manifest in all; bytes capped per
+// blob and in total, documents capped, sessions and connections counted, idle sockets and slow headers timed out.
+// Its port and repository are on `docker push`'s command line (/proc/*/cmdline), so every request must carry the
+// run's own Basic credential (the caller writes it into the docker config the push reads; the engine sends it after
+// our 401 challenge, as to any registry): any other local process is refused before a byte of its body is read.
+import { createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +43,10 @@ export interface ReceiverOptions {
   readonly dir: string;
   /** The one repository accepted, e.g. "replicated-push-<runid>/upload". */
   readonly repository: string;
+  /** The one tag a manifest may be PUT under (or its own digest). */
+  readonly tag: string;
+  /** The Basic credential every request must carry (the run's own, random). */
+  readonly credential: { readonly username: string; readonly password: string };
   /** A blob's digest and size are known (at its first byte, or after its last): start its upload. */
   readonly onBlob: (blob: ReceivedBlob) => void;
   /** Default 64 GiB per blob. */
@@ -48,10 +55,14 @@ export interface ReceiverOptions {
   readonly maxTotalBytes?: number;
   /** Default 4 MiB (a manifest); larger documents are refused. */
   readonly maxManifestBytes?: number;
-  /** Upload sessions at most (default 10,000). */
+  /** Upload sessions at most (default 1,000: one per blob, a few retries). */
   readonly maxSessions?: number;
+  /** Connections open at once (default MAX_CONNECTIONS); more are closed at once. */
+  readonly maxConnections?: number;
   /** A socket idle this long is closed (default 120 s). */
   readonly idleMs?: number;
+  /** A HEAD of a blob still arriving waits this long for it, then answers 404 (default 30 s). */
+  readonly headWaitMs?: number;
 }
 
 export interface LoopbackReceiver {
@@ -63,8 +74,14 @@ export interface LoopbackReceiver {
   readonly manifests: ReadonlyMap<string, ReceivedManifest>;
   /** Requests heard (0: the engine never reached us, as when it runs in another network namespace). */
   readonly requests: number;
-  /** Date.now() of the last request start or body chunk: an idle watchdog reads it. */
-  readonly lastActivity: number;
+  /** Date.now() of the push's last real progress (another PROGRESS_BYTES of blob bytes accepted, a blob or the
+   *  manifest stored), from credentialed requests only: a progress watchdog reads it, and a sender trickling
+   *  bytes does not move it. */
+  readonly lastProgress: number;
+  /** The most connections that were open at once (the cap's excess never counted: those are closed at once). */
+  readonly peakConnections: number;
+  /** Requests refused for their credential: none (an engine asks once before it is challenged) or a wrong one. */
+  readonly refused: { readonly noCredential: number; readonly wrongCredential: number };
   /** The first blob that failed (digest mismatch, cap, a request cut short), if any. */
   readonly failure: Error | null;
   /** Stops listening, ends open requests, fails blobs still arriving. */
@@ -81,6 +98,15 @@ const MANIFEST_TYPES = new Set([
 ]);
 const READ_SIZE = 1024 * 1024;
 const WRITE_BATCH = 1024 * 1024;
+/** Blob bytes that count as progress for the watchdog (an engine on loopback sends this in milliseconds). */
+export const PROGRESS_BYTES = 256 * 1024;
+const REALM = 'Basic realm="replicated-push receiver"';
+/**
+ * Connections at once. Engine B (containerd store) opens about one and a half per blob, all at once (measured for
+ * an image of 61 blobs: 61 and 91, its https probe of each request counted), engine A five; an image has at most
+ * 127 layers (the overlay limit) and a config, so 512 holds any push and still bounds what anyone else can hold.
+ */
+export const MAX_CONNECTIONS = 512;
 
 class ReceiveError extends Error {
   constructor(
@@ -195,12 +221,25 @@ interface Session {
   incoming: Incoming | null;
 }
 
+/** Whether an Authorization header is exactly Basic USER:PASSWORD (compared in constant time). */
+export function basicMatches(header: string | undefined, expected: Buffer): boolean {
+  const m = /^Basic ([A-Za-z0-9+/=]{1,1024})$/i.exec(header ?? '');
+  if (!m) return false;
+  const got = Buffer.from(m[1], 'base64');
+  return got.length === expected.length && timingSafeEqual(got, expected);
+}
+
 export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<LoopbackReceiver> {
   if (!NAME.test(opts.repository)) throw new Error(`not a repository name: ${opts.repository}`);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(opts.tag)) throw new Error(`not a tag: ${opts.tag}`);
+  const { username, password } = opts.credential;
+  if (!username || !password || username.includes(':')) throw new Error('the receiver needs a username and password');
+  const expected = Buffer.from(`${username}:${password}`);
   const maxBlob = opts.maxBlobBytes ?? 64 * 1024 ** 3;
   const maxTotal = opts.maxTotalBytes ?? 256 * 1024 ** 3;
   const maxManifest = opts.maxManifestBytes ?? 4 * 1024 * 1024;
-  const maxSessions = opts.maxSessions ?? 10_000;
+  const maxSessions = opts.maxSessions ?? 1_000;
+  const headWaitMs = opts.headWaitMs ?? 30_000;
   const prefix = `/v2/${opts.repository}/`;
   const sessions = new Map<string, Session>();
   const blobs = new Map<string, ReceivedBlob>();
@@ -209,8 +248,16 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
   let sessionCount = 0;
   let total = 0;
   let requests = 0;
-  let lastActivity = Date.now();
+  let lastProgress = Date.now();
+  let sinceProgress = 0;
+  const refused = { noCredential: 0, wrongCredential: 0 };
   let failure: Error | null = null;
+  const progressed = (bytes: number | 'stored') => {
+    sinceProgress += bytes === 'stored' ? PROGRESS_BYTES : bytes;
+    if (sinceProgress < PROGRESS_BYTES) return;
+    sinceProgress = 0;
+    lastProgress = Date.now();
+  };
 
   const failBlob = (inc: Incoming | null, e: Error) => {
     failure ??= e;
@@ -244,7 +291,6 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
     };
     try {
       for await (const chunk of req as AsyncIterable<Buffer>) {
-        lastActivity = Date.now();
         if (s.size + chunk.length > maxBlob)
           throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${maxBlob} bytes`);
         if (total + chunk.length > maxTotal)
@@ -254,6 +300,7 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
         s.hash.update(chunk);
         s.size += chunk.length;
         total += chunk.length;
+        progressed(chunk.length);
         batch.push(chunk);
         batchBytes += chunk.length;
         // written at once when the file is idle (a reader follows closely), batched while a write is under way
@@ -284,6 +331,13 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
       res.writeHead(status, { 'Docker-Distribution-API-Version': 'registry/2.0', ...headers });
       res.end(body);
     };
+    // Before anything else, the body unread: no other local process gets a byte stored or a wait held.
+    const auth = req.headers.authorization;
+    if (!basicMatches(auth, expected)) {
+      if (auth === undefined) refused.noCredential++;
+      else refused.wrongCredential++;
+      throw new ReceiveError(401, 'UNAUTHORIZED', 'authentication required');
+    }
     if (path === '/v2/' || path === '/v2') return send(200, { 'Content-Type': 'application/json' }, '{}');
     if (!path.startsWith(prefix)) throw new ReceiveError(404, 'NAME_UNKNOWN', 'not this repository');
     const rest = path.slice(prefix.length);
@@ -348,6 +402,7 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
           throw e;
         }
         sessions.delete(s.id);
+        progressed('stored');
         if (inc) {
           inc.finish();
           incoming.delete(inc);
@@ -369,9 +424,18 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
       req.resume();
       const b = blobs.get(m[1]);
       if (!b || method === 'GET') throw new ReceiveError(404, 'BLOB_UNKNOWN', 'blob unknown');
-      await b.done.catch(() => {
-        throw new ReceiveError(404, 'BLOB_UNKNOWN', 'blob unknown');
+      // a blob still arriving (another of the engine's requests) is waited for, but not for ever
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('late')), headWaitMs);
       });
+      try {
+        await Promise.race([b.done, late]);
+      } catch {
+        throw new ReceiveError(404, 'BLOB_UNKNOWN', 'blob unknown');
+      } finally {
+        clearTimeout(timer);
+      }
       return send(200, { 'Content-Length': String(b.size), 'Docker-Content-Digest': b.digest });
     }
 
@@ -382,6 +446,10 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
         throw new ReceiveError(404, 'MANIFEST_UNKNOWN', 'manifest unknown');
       }
       if (method !== 'PUT') throw new ReceiveError(405, 'UNSUPPORTED', method);
+      if (!reference.startsWith('sha256:') && reference !== opts.tag)
+        throw new ReceiveError(400, 'TAG_INVALID', `a manifest under ${reference}, not the push's tag`);
+      // The first manifest is the one kept and the only one held (a second could only come from someone else).
+      if (manifests.size > 0) throw new ReceiveError(400, 'MANIFEST_INVALID', 'a manifest was already received');
       const mediaType = String(req.headers['content-type'] ?? '')
         .split(';')[0]
         .trim();
@@ -397,23 +465,20 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
       const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
       if (reference.startsWith('sha256:') && reference !== digest)
         throw new ReceiveError(400, 'DIGEST_INVALID', `manifest ${reference} hashed to ${digest}`);
-      // The first manifest under a reference is the one kept: one that came later (another local process that read
-      // the push's command line) is refused, so it can never replace what the engine sent; one that came first makes
-      // the engine's own PUT fail, and with it the push.
-      if (manifests.has(reference))
-        throw new ReceiveError(400, 'MANIFEST_INVALID', `a manifest was already received under ${reference}`);
+      if (manifests.size > 0) throw new ReceiveError(400, 'MANIFEST_INVALID', 'a manifest was already received');
       manifests.set(reference, { reference, mediaType, bytes, digest });
+      progressed('stored');
       return send(201, { Location: `${prefix}manifests/${digest}`, 'Docker-Content-Digest': digest });
     }
     req.resume();
     throw new ReceiveError(404, 'UNSUPPORTED', `${method} ${rest}`);
   }
 
-  const server: Server = createServer((req, res) => {
-    requests++;
-    lastActivity = Date.now();
-    handle(req, res).catch((e: unknown) => {
-      const err = e instanceof ReceiveError ? e : new ReceiveError(500, 'UNKNOWN', (e as Error).message);
+  /** Answers a refused request; never throws (a throw here would be an unhandled rejection, ending the run
+   *  before its cleanup), a socket it cannot answer is cut. */
+  const refuse = (req: IncomingMessage, res: ServerResponse, e: unknown) => {
+    try {
+      const err = e instanceof ReceiveError ? e : new ReceiveError(500, 'UNKNOWN', String((e as Error)?.message ?? e));
       if (res.headersSent) {
         res.destroy();
         return;
@@ -422,18 +487,35 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
       res.writeHead(err.status, {
         'Content-Type': 'application/json',
         'Docker-Distribution-API-Version': 'registry/2.0',
-        Connection: 'close',
+        ...(err.status === 401 ? { 'WWW-Authenticate': REALM } : {}),
+        // a request whose body was not read cannot share its connection with the next
+        ...(req.complete ? {} : { Connection: 'close' }),
       });
       res.end(body);
       // a request refused mid-body is not read further
       if (!req.complete) req.destroy();
-    });
+    } catch {
+      res.destroy();
+    }
+  };
+  const server: Server = createServer((req, res) => {
+    requests++;
+    handle(req, res).catch((e: unknown) => refuse(req, res, e));
   });
+  // (no 'clientError' handler: node's own answers a TLS hello with a plain 400, which is how containerd learns to
+  // fall back to http for this insecure registry; cutting the socket instead fails its push with EOF)
   const idleMs = opts.idleMs ?? 120_000;
   server.headersTimeout = 30_000;
   server.requestTimeout = 0; // a 2 GB blob may take long; the idle timeout below ends a stalled one
   server.setTimeout(idleMs, (socket) => socket.destroy());
   server.maxHeadersCount = 100;
+  server.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+  let connections = 0;
+  let peakConnections = 0;
+  server.on('connection', (socket) => {
+    peakConnections = Math.max(peakConnections, ++connections);
+    socket.once('close', () => connections--);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -450,9 +532,13 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
     get requests() {
       return requests;
     },
-    get lastActivity() {
-      return lastActivity;
+    get peakConnections() {
+      return peakConnections;
     },
+    get lastProgress() {
+      return lastProgress;
+    },
+    refused,
     get failure() {
       return failure;
     },

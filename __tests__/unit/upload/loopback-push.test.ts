@@ -17,6 +17,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChunkedPushRequest } from '../../../src/upload/push-local.js';
+import { liveChildren } from '../../../src/process.js';
+import { pushThroughLoopback } from '../../../src/upload/loopback-push.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, gzippedLayer } from '../../../test/fixtures/relayer/tars.js';
@@ -39,7 +41,9 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 
 /**
  * A stand-in docker: the engine API's tag and image rm (over dial-stdio: DOCKER_CONTEXT names a context) logged as
- * "tag SRC REF" and "image rm REF", push as an engine pushes (spec.mode), save from a file.
+ * "tag SRC REF" and "image rm REF", push as an engine pushes (spec.mode), save from a file. Its push pings first,
+ * and when challenged (401, Basic) sends the credential its docker config ($DOCKER_CONFIG/config.json) holds for
+ * the receiver's host on every request after, as dockerd does with the CLI's X-Registry-Auth.
  */
 const STAND_IN = String.raw`#!/usr/bin/env node
 const fs = require('fs'); const http = require('http');
@@ -77,10 +81,13 @@ const ref = args[args.length - 1];
 const slash = ref.indexOf('/'); const colon = ref.lastIndexOf(':');
 const [host, port] = ref.slice(0, slash).split(':'); const repo = ref.slice(slash + 1, colon); const tag = ref.slice(colon + 1);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let auth = null;
 function call(method, path, headers, pieces, cut) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), method, path, headers }, (res) => {
-      res.resume(); res.on('end', () => resolve({ status: res.statusCode, location: res.headers.location }));
+    const all = auth ? { ...headers, Authorization: 'Basic ' + auth } : headers;
+    const req = http.request({ host, port: Number(port), method, path, headers: all }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, location: res.headers.location, challenge: res.headers['www-authenticate'] }));
     });
     req.on('error', reject);
     (async () => {
@@ -89,8 +96,28 @@ function call(method, path, headers, pieces, cut) {
     })();
   });
 }
+// another local process that read the push's command line: it has no credential (or a guessed one)
+function intrude(authorization) {
+  const headers = { 'Content-Type': spec.manifestType };
+  if (authorization) headers.Authorization = authorization;
+  return call('PUT', '/v2/' + repo + '/manifests/' + tag, headers, [Buffer.from('{"schemaVersion":2,"layers":[]}')]);
+}
 (async () => {
-  await call('GET', '/v2/', {});
+  if (spec.mode === 'intruders') {
+    note('intruder ' + (await intrude(null)).status);
+    note('intruder ' + (await intrude('Basic ' + Buffer.from('rp-x:guess').toString('base64'))).status);
+  }
+  const ping = await call('GET', '/v2/', {});
+  if (ping.status === 401 && /^Basic /.test(ping.challenge || '')) {
+    const config = JSON.parse(fs.readFileSync(process.env.DOCKER_CONFIG + '/config.json', 'utf8'));
+    auth = ((config.auths || {})[host + ':' + port] || {}).auth || null;
+    if (spec.mode === 'wrongauth') auth = Buffer.from('rp-x:guess').toString('base64');
+    const pass = auth ? Buffer.from(auth, 'base64').toString().split(':').slice(1).join(':') : '';
+    const shown = pass && (args.some((a) => a.includes(pass)) || Object.values(process.env).some((v) => (v || '').includes(pass)));
+    note('challenged; credential ' + (auth ? 'found' : 'missing') + '; in argv or env: ' + (shown ? 'yes' : 'no'));
+    const again = await call('GET', '/v2/', {});
+    if (again.status !== 200) { console.error('unauthorized: ' + again.status); process.exit(1); }
+  }
   if (spec.mode === 'hang') { await sleep(60000); process.exit(1); }
   for (const b of spec.blobs) {
     const bytes = fs.readFileSync(b.file);
@@ -100,7 +127,13 @@ function call(method, path, headers, pieces, cut) {
     const pieces = []; for (let i = 0; i < bytes.length; i += spec.piece) pieces.push(bytes.subarray(i, i + spec.piece));
     const q = (post.location.includes('?') ? '&' : '?') + 'digest=' + encodeURIComponent(b.digest);
     let put;
-    if (spec.mode === 'classic') {
+    if (spec.mode === 'trickle') {
+      // a byte at a time while the engine HEADs the blob it waits for, as a stalled sender keeps a socket busy
+      const waiting = call('HEAD', '/v2/' + repo + '/blobs/' + b.digest, {}).then((h) => note('head ' + h.status));
+      const bytesOf = [...bytes.subarray(0, spec.trickleBytes)].map((x) => Buffer.from([x]));
+      put = await call('PUT', post.location + q, { 'Content-Length': String(bytes.length) }, bytesOf);
+      await waiting;
+    } else if (spec.mode === 'classic') {
       const patch = await call('PATCH', post.location, {}, pieces);
       put = await call('PUT', patch.location + q, { 'Content-Length': '0' });
     } else {
@@ -123,7 +156,10 @@ interface Fake {
   manifest: Buffer;
 }
 
-async function fakeDocker(mode: string, over: { gapMs?: number; saved?: Buffer } = {}): Promise<Fake> {
+async function fakeDocker(
+  mode: string,
+  over: { gapMs?: number; saved?: Buffer; trickleBytes?: number } = {},
+): Promise<Fake> {
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'docker'), STAND_IN);
@@ -153,6 +189,7 @@ async function fakeDocker(mode: string, over: { gapMs?: number; saved?: Buffer }
     saved: join(dir, 'saved.tar'),
     gapMs: over.gapMs ?? 30,
     piece: 100_000,
+    trickleBytes: over.trickleBytes ?? 0,
     manifest: join(dir, 'manifest'),
     manifestType: 'application/vnd.docker.distribution.manifest.v2+json',
     blobs: [
@@ -213,7 +250,78 @@ test('containerd: the layer reaches the registry while the engine still sends it
   const ref = /^tag app:1 (127\.0\.0\.1:\d+\/replicated-push-[a-f0-9]+\/upload:[a-f0-9]+)$/.exec(log[0])?.[1];
   expect(ref).toBeDefined();
   expect(log).toEqual([`tag app:1 ${ref}`, `push --platform linux/amd64 ${ref}`, `image rm ${ref}`]);
+  // the engine was challenged and answered with the credential from the push's docker config, not its arguments
+  expect(fake.log()).toContain('# challenged; credential found; in argv or env: no');
   expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('another local process without the credential (or with a guessed one) is refused; the engine’s push goes on unchanged', async () => {
+  const fake = await fakeDocker('intruders');
+  const req = request(fake.env);
+  const r = await pushLocalImage(req);
+  expect(fake.log().filter((l) => l.startsWith('# intruder'))).toEqual(['# intruder 401', '# intruder 401']);
+  expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
+  expect(registry.manifests.get('my-app/api:1.0.0')?.body.equals(fake.manifest)).toBe(true);
+});
+
+test('an engine given a wrong credential: the push fails in the source phase, saying how many requests the receiver refused', async () => {
+  const fake = await fakeDocker('wrongauth');
+  const req = request(fake.env);
+  const r = await pushLocalImage(req);
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'source' } });
+  if (!r.ok)
+    expect(r.stop.message).toMatch(/unauthorized: 401.*the receiver refused 1 request with a wrong credential/);
+  expect(registry.requests.filter((q) => q.path.includes('/blobs/uploads/'))).toEqual([]);
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('a sender trickling a byte at a time (the engine’s HEAD waiting on it) is ended by the progress watchdog in bounded time', async () => {
+  // 60 bytes, one each 500 ms: 30 s of "activity" that is no progress
+  const fake = await fakeDocker('trickle', { gapMs: 500, trickleBytes: 60 });
+  const work = mkdtempSync(join(dir, 'w-'));
+  const started = Date.now();
+  await expect(
+    pushThroughLoopback({
+      image: 'app:1',
+      env: fake.env,
+      dir: work,
+      transport: registry.transport(),
+      repositoryPath: 'my-app/api',
+      tags: ['1'],
+      chunkSize: 128 * 1024,
+      idleMs: 2000,
+    }),
+  ).rejects.toThrow(/stalled \(no progress for 2 s\)/);
+  const took = Date.now() - started;
+  process.stderr.write(`time to fail on a trickling sender: ${took} ms\n`);
+  expect(took).toBeLessThan(8_000); // the watchdog's 2 s and one check interval, not the 30 s of trickle
+  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expect(liveChildren()).toBe(0);
+  expect(registry.manifests.size).toBe(0);
+});
+
+test('a throw inside the receiver (the caller’s progress callback, called from it) fails the push and still cleans up', async () => {
+  const fake = await fakeDocker('containerd');
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const req = request(fake.env, {
+      onProgress: () => {
+        throw new Error('the progress line broke');
+      },
+    });
+    const r = await pushLocalImage(req);
+    expect(r.ok).toBe(false);
+    expect(registry.manifests.size).toBe(0);
+    expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+    expect(readdirSync(req.workDir)).toEqual([]);
+    expect(liveChildren()).toBe(0);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
 
 test('a blob upload the registry refuses after the engine pushed its manifest: the failure names the layer', async () => {
@@ -273,7 +381,6 @@ test('a cancel mid-push ends the push child, sends nothing more and still remove
 
 test('a push that stalls is ended by the idle watchdog', async () => {
   const fake = await fakeDocker('hang');
-  const { pushThroughLoopback } = await import('../../../src/upload/loopback-push.js');
   const work = mkdtempSync(join(dir, 'w-'));
   const started = Date.now();
   await expect(
@@ -285,9 +392,7 @@ test('a push that stalls is ended by the idle watchdog', async () => {
       repositoryPath: 'my-app/api',
       tags: ['1'],
       chunkSize: 128 * 1024,
-      // long enough for the stand-in docker (a node process) to reach the receiver on a loaded 2-core machine, where
-      // 400 ms was not: the push was then taken for one that never reached it (unreachable) instead of stalled
-      idleMs: 3000,
+      idleMs: 1500, // time for the stand-in to start and ping on a loaded machine: it hangs after the ping
     }),
   ).rejects.toThrow(/stalled/);
   expect(Date.now() - started).toBeLessThan(10_000);

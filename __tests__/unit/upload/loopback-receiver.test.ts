@@ -1,19 +1,27 @@
 // The action's receiver on 127.0.0.1, driven as the engines push to it: containerd's single PUT ?digest= with the
 // size said (announced at its first byte, read while it arrives, the last byte only once verified), the classic
 // store's PATCH then PUT (announced once whole); what it refuses (a wrong digest, a blob over the cap, another
-// repository) and what it answers (HEAD of what it holds, the manifest).
+// repository, another tag, a second manifest, a request without the run's credential, connections over the cap)
+// and what it answers (HEAD of what it holds, within a deadline; the manifest).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  basicMatches,
   startLoopbackReceiver,
   type LoopbackReceiver,
   type ReceivedBlob,
 } from '../../../src/upload/loopback-receiver.js';
 
 const REPO = 'replicated-push-abc123/upload';
+const TAG = 'abc123';
+const CREDENTIAL = { username: 'rp-abc123', password: 'pw-0123456789' };
+const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+/** What the engine sends once challenged: the run's credential. */
+const AUTH = basic(CREDENTIAL.username, CREDENTIAL.password);
 let dir: string;
 let rx: LoopbackReceiver | null = null;
 let announced: ReceivedBlob[];
@@ -36,15 +44,18 @@ interface Answer {
   body: string;
 }
 
-/** One request; `body` as pieces written with `gapMs` between them (a slow engine). */
+/** One request with the run's credential (unless `headers` says another Authorization, or null for none);
+ *  `body` as pieces written with `gapMs` between them (a slow engine). */
 function call(
   method: string,
   path: string,
-  opts: { headers?: Record<string, string>; body?: Buffer[]; gapMs?: number } = {},
+  opts: { headers?: Record<string, string | null>; body?: Buffer[]; gapMs?: number } = {},
 ): Promise<Answer> {
   const [host, port] = (rx as LoopbackReceiver).host.split(':');
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ Authorization: AUTH, ...opts.headers })) if (v !== null) headers[k] = v;
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), method, path, headers: opts.headers }, (res) => {
+    const req = request({ host, port: Number(port), method, path, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () =>
@@ -63,7 +74,14 @@ function call(
 }
 
 async function start(over: Partial<Parameters<typeof startLoopbackReceiver>[0]> = {}): Promise<void> {
-  rx = await startLoopbackReceiver({ dir, repository: REPO, onBlob: (b) => announced.push(b), ...over });
+  rx = await startLoopbackReceiver({
+    dir,
+    repository: REPO,
+    tag: TAG,
+    credential: CREDENTIAL,
+    onBlob: (b) => announced.push(b),
+    ...over,
+  });
 }
 
 async function newUpload(): Promise<string> {
@@ -168,25 +186,53 @@ test('a blob over the cap is refused (413) and fails; another repository and unk
   expect((await call('DELETE', `/v2/${REPO}/blobs/${sha(blob)}`)).status).toBe(404);
 });
 
-test('manifest: HEAD is 404 (the engine sends it), PUT is kept by reference with its digest; a document over the cap is refused', async () => {
+const MANIFEST_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
+const putManifest = (reference: string, doc: Buffer) =>
+  call('PUT', `/v2/${REPO}/manifests/${reference}`, { headers: { 'Content-Type': MANIFEST_TYPE }, body: [doc] });
+
+test('manifest: HEAD is 404 (the engine sends it), the PUT under the tag is kept with its digest; a document over the cap is refused', async () => {
   await start({ maxManifestBytes: 1000 });
   const doc = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] }));
-  expect((await call('HEAD', `/v2/${REPO}/manifests/t1`)).status).toBe(404);
-  const type = 'application/vnd.docker.distribution.manifest.v2+json';
-  const put = await call('PUT', `/v2/${REPO}/manifests/t1`, { headers: { 'Content-Type': type }, body: [doc] });
-  expect([put.status, put.headers['docker-content-digest']]).toEqual([201, sha(doc)]);
-  expect(rx?.manifests.get('t1')).toMatchObject({ mediaType: type, digest: sha(doc) });
-  // a second manifest under the same reference never replaces the first
-  const other = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [{ digest: sha(Buffer.from('x')) }] }));
-  const again = await call('PUT', `/v2/${REPO}/manifests/t1`, { headers: { 'Content-Type': type }, body: [other] });
-  expect(again.status).toBe(400);
-  expect(rx?.manifests.get('t1')?.digest).toBe(sha(doc));
-  const big = await call('PUT', `/v2/${REPO}/manifests/t2`, {
-    headers: { 'Content-Type': type },
-    body: [Buffer.alloc(2000, 32)],
-  }).catch(() => ({ status: 413 }) as Answer);
+  expect((await call('HEAD', `/v2/${REPO}/manifests/${TAG}`)).status).toBe(404);
+  const big = await putManifest(TAG, Buffer.alloc(2000, 32)).catch(() => ({ status: 413 }) as Answer);
   expect(big.status).toBe(413);
-  expect(rx?.manifests.has('t2')).toBe(false);
+  expect(rx?.manifests.size).toBe(0);
+  const put = await putManifest(TAG, doc);
+  expect([put.status, put.headers['docker-content-digest']]).toEqual([201, sha(doc)]);
+  expect(rx?.manifests.get(TAG)).toMatchObject({ mediaType: MANIFEST_TYPE, digest: sha(doc) });
+});
+
+test('a manifest PUT by its own digest is kept', async () => {
+  await start();
+  const doc = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] }));
+  expect((await putManifest(sha(doc), doc)).status).toBe(201);
+  expect(rx?.manifests.get(sha(doc))?.bytes.equals(doc)).toBe(true);
+});
+
+const FIRST = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] }));
+const OTHER = Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [{ digest: sha(Buffer.from('x')) }] }));
+
+// Each row: what is PUT, after what (the engine's manifest under the tag, or nothing); it is refused and the
+// receiver holds exactly what it held before.
+test.each([
+  { row: 'a second manifest under the tag', first: true, reference: TAG, doc: OTHER, code: 'MANIFEST_INVALID' },
+  { row: 'a second manifest by its digest', first: true, reference: sha(OTHER), doc: OTHER, code: 'MANIFEST_INVALID' },
+  { row: 'the same manifest again', first: true, reference: TAG, doc: FIRST, code: 'MANIFEST_INVALID' },
+  { row: 'a manifest under another tag', first: false, reference: 'other', doc: FIRST, code: 'TAG_INVALID' },
+  {
+    row: 'a manifest by a digest its bytes do not hash to',
+    first: false,
+    reference: sha(OTHER),
+    doc: FIRST,
+    code: 'DIGEST_INVALID',
+  },
+])('refused: $row', async ({ first, reference, doc, code }) => {
+  await start();
+  if (first) expect((await putManifest(TAG, FIRST)).status).toBe(201);
+  const held = [...(rx as LoopbackReceiver).manifests.entries()];
+  const r = await putManifest(reference, doc);
+  expect([r.status, r.body]).toEqual([400, expect.stringContaining(code)]);
+  expect([...(rx as LoopbackReceiver).manifests.entries()]).toEqual(held);
 });
 
 test('close() fails a blob still arriving (its reader stops) and leaves no open file', async () => {
@@ -206,4 +252,205 @@ test('close() fails a blob still arriving (its reader stops) and leaves no open 
   await expect(reading).rejects.toThrow();
   await put;
   expect(readdirSync(dir).length).toBeLessThanOrEqual(1); // the partial file; the caller removes the directory
+});
+
+// Each row: a request without the run's credential. Refused with a Basic challenge before its body is read (nothing
+// announced, no session made, no progress), and counted by kind.
+test.each([
+  {
+    row: 'no credential, GET /v2/ (the engine before its challenge)',
+    auth: null,
+    kind: 'noCredential',
+    method: 'GET',
+    path: '/v2/',
+  },
+  {
+    row: 'no credential, a blob upload',
+    auth: null,
+    kind: 'noCredential',
+    method: 'POST',
+    path: `/v2/${REPO}/blobs/uploads/`,
+  },
+  {
+    row: 'a wrong password',
+    auth: basic(CREDENTIAL.username, 'wrong'),
+    kind: 'wrongCredential',
+    method: 'POST',
+    path: `/v2/${REPO}/blobs/uploads/`,
+  },
+  {
+    row: 'a wrong username',
+    auth: basic('admin', CREDENTIAL.password),
+    kind: 'wrongCredential',
+    method: 'GET',
+    path: '/v2/',
+  },
+  {
+    row: 'the password as a Bearer token',
+    auth: `Bearer ${CREDENTIAL.password}`,
+    kind: 'wrongCredential',
+    method: 'GET',
+    path: '/v2/',
+  },
+  {
+    row: 'a longer password',
+    auth: basic(CREDENTIAL.username, `${CREDENTIAL.password}x`),
+    kind: 'wrongCredential',
+    method: 'GET',
+    path: '/v2/',
+  },
+  { row: 'a manifest PUT', auth: null, kind: 'noCredential', method: 'PUT', path: `/v2/${REPO}/manifests/${TAG}` },
+])('refused (401): $row', async ({ auth, kind, method, path }) => {
+  await start();
+  const before = (rx as LoopbackReceiver).lastProgress;
+  const r = await call(method, path, {
+    headers: { Authorization: auth, 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' },
+    body: method === 'PUT' ? [FIRST] : [],
+  }).catch(() => ({ status: 401, headers: { 'www-authenticate': 'cut' }, body: '' }) as Answer);
+  expect([r.status, r.headers['www-authenticate']]).toEqual([401, 'Basic realm="replicated-push receiver"']);
+  expect((rx as LoopbackReceiver).refused).toEqual({
+    noCredential: kind === 'noCredential' ? 1 : 0,
+    wrongCredential: kind === 'wrongCredential' ? 1 : 0,
+  });
+  expect(rx?.manifests.size).toBe(0);
+  expect(rx?.lastProgress).toBe(before);
+  // the engine's own request, with the credential, is answered as before
+  expect((await call('GET', '/v2/')).status).toBe(200);
+});
+
+test('a blob PUT without the credential: refused before its bytes are read; nothing announced, nothing written', async () => {
+  await start();
+  const at = await newUpload();
+  const blob = randomBytes(200_000);
+  const r = await call('PUT', `${at}?digest=${encodeURIComponent(sha(blob))}`, {
+    headers: { Authorization: null, 'Content-Length': String(blob.length) },
+    body: [blob.subarray(0, 1000), blob.subarray(1000)],
+    gapMs: 50,
+  }).catch(() => ({ status: 401 }) as Answer);
+  expect(r.status).toBe(401);
+  expect(announced).toEqual([]);
+  expect(readdirSync(dir)).toEqual([]);
+  expect((await call('HEAD', `/v2/${REPO}/blobs/${sha(blob)}`)).status).toBe(404);
+});
+
+test('connections over the cap are closed at once; those within it are answered', async () => {
+  await start({ maxConnections: 2 });
+  const [host, port] = (rx as LoopbackReceiver).host.split(':');
+  const opened: Socket[] = [];
+  const closedAt = (s: Socket) => new Promise<number>((resolve) => s.once('close', () => resolve(Date.now())));
+  for (let i = 0; i < 2; i++) {
+    const s = connect(Number(port), host);
+    await new Promise((r) => s.once('connect', r));
+    opened.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 50)); // the server has taken both
+  const extra = connect(Number(port), host);
+  const started = Date.now();
+  extra.on('error', () => undefined);
+  const closed = await Promise.race([
+    closedAt(extra),
+    new Promise<number>((r) => setTimeout(() => r(Infinity), 2000).unref()),
+  ]);
+  expect(closed - started).toBeLessThan(1000);
+  // one of the two held connections is still served
+  const answered = new Promise<string>((resolve) => opened[0].once('data', (d: Buffer) => resolve(d.toString())));
+  opened[0].write(`GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH}\r\n\r\n`);
+  expect(await answered).toMatch(/^HTTP\/1\.1 200/);
+  expect(rx?.peakConnections).toBe(2);
+  for (const s of opened) s.destroy();
+});
+
+test('storage: blobs over the total cap are refused (413) and not kept, each within the blob cap', async () => {
+  await start({ maxBlobBytes: 60_000, maxTotalBytes: 100_000 });
+  const first = randomBytes(60_000);
+  const second = randomBytes(60_000);
+  const put = async (blob: Buffer) =>
+    call('PUT', `${await newUpload()}?digest=${encodeURIComponent(sha(blob))}`, {
+      headers: { 'Content-Length': String(blob.length) },
+      body: [blob],
+    }).catch(() => ({ status: 413 }) as Answer);
+  expect((await put(first)).status).toBe(201);
+  expect((await put(second)).status).toBe(413);
+  expect([...(rx as LoopbackReceiver).blobs.keys()]).toEqual([sha(first)]);
+  expect(rx?.failure?.message).toMatch(/over 100000 bytes/);
+});
+
+test('progress: bytes trickled in do not move lastProgress; the blob stored does', async () => {
+  await start();
+  const blob = randomBytes(50);
+  const at = await newUpload();
+  const before = (rx as LoopbackReceiver).lastProgress;
+  await new Promise((r) => setTimeout(r, 20));
+  const put = call('PUT', `${at}?digest=${encodeURIComponent(sha(blob))}`, {
+    headers: { 'Content-Length': String(blob.length) },
+    body: [...blob].map((b) => Buffer.from([b])),
+    gapMs: 10,
+  });
+  await new Promise((r) => setTimeout(r, 250));
+  expect(announced).toHaveLength(1); // bytes are arriving
+  expect(rx?.lastProgress).toBe(before);
+  expect((await put).status).toBe(201);
+  expect(rx?.lastProgress).toBeGreaterThan(before);
+});
+
+test('a HEAD of a blob still arriving waits for it only until its deadline, then answers 404', async () => {
+  await start({ headWaitMs: 300 });
+  const blob = randomBytes(20_000);
+  const at = await newUpload();
+  const put = call('PUT', `${at}?digest=${encodeURIComponent(sha(blob))}`, {
+    headers: { 'Content-Length': String(blob.length) },
+    body: [blob.subarray(0, 100)], // the rest never comes: the blob stays arriving
+  }).catch((e: Error) => e);
+  while (announced.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const started = Date.now();
+  const head = await call('HEAD', `/v2/${REPO}/blobs/${sha(blob)}`);
+  expect(head.status).toBe(404);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  expect(Date.now() - started).toBeLessThan(2000);
+  await (rx as LoopbackReceiver).close();
+  rx = null;
+  await put;
+});
+
+test('a throw inside the receiver (the caller’s onBlob) answers 500 and nothing else: it keeps serving, close() leaves no open file', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await start({
+      onBlob: () => {
+        throw new Error('the caller broke');
+      },
+    });
+    const blob = randomBytes(1000);
+    const r = await call('PUT', `${await newUpload()}?digest=${encodeURIComponent(sha(blob))}`, {
+      headers: { 'Content-Length': String(blob.length) },
+      body: [blob],
+    }).catch(() => ({ status: 500, body: 'cut' }) as Answer);
+    expect(r.status).toBe(500);
+    expect((await call('GET', '/v2/')).status).toBe(200);
+    await (rx as LoopbackReceiver).close();
+    rx = null;
+    await new Promise((res) => setTimeout(res, 50));
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+const EXPECTED = Buffer.from(`${CREDENTIAL.username}:${CREDENTIAL.password}`);
+test.each([
+  { row: 'exactly the credential', header: AUTH, ok: true },
+  { row: 'the scheme in lower case', header: AUTH.replace('Basic', 'basic'), ok: true },
+  { row: 'no header', header: undefined, ok: false },
+  { row: 'empty', header: '', ok: false },
+  { row: 'the scheme alone', header: 'Basic ', ok: false },
+  { row: 'a wrong password', header: basic(CREDENTIAL.username, 'pw-0123456788'), ok: false },
+  { row: 'a prefix of the password', header: basic(CREDENTIAL.username, 'pw-01234'), ok: false },
+  { row: 'the password with more', header: basic(CREDENTIAL.username, `${CREDENTIAL.password}0`), ok: false },
+  { row: 'the credential and a trailing space', header: `${AUTH} `, ok: false },
+  { row: 'Bearer with the same token', header: AUTH.replace('Basic', 'Bearer'), ok: false },
+  { row: 'not base64', header: 'Basic rp-abc123:pw-0123456789', ok: false },
+])('basicMatches: $row -> $ok', ({ header, ok }) => {
+  expect(basicMatches(header, EXPECTED)).toBe(ok);
 });
