@@ -611,6 +611,44 @@ describe('tombstone', () => {
     expect(e.title).toBe('Tombstone check failed');
     expect(e.message).toMatch(/holds files/);
   });
+
+  // the manifest and blobs are the registry's answers (issue 18): a layer digest is used only when it is one, and a
+  // blob only when its bytes are the layer's
+  test.each([
+    [
+      'a layer digest that is a path',
+      (d: string) => `../../${d}`,
+      /a layer's digest is "\.\.\/\.\.\/sha256:[0-9a-f]{8}.*", not a sha256 digest/,
+    ],
+    [
+      'a layer digest with a workflow command',
+      () => '::error::x',
+      /a layer's digest is "\\::error::x", not a sha256 digest/,
+    ],
+    [
+      'a blob served for another digest',
+      (d: string) => sha(`other-${d}`),
+      /the registry served other bytes for layer sha256:/,
+    ],
+  ])('a tombstone check against a registry that lies: %s', async (_, lie, why) => {
+    const h = harness();
+    h.registry.tags.set(REPO_TAG, sha('released'));
+    const send = h.registry.send.bind(h.registry);
+    h.registry.send = async (req) => {
+      const res = await send(req);
+      if (!/\/manifests\//.test(req.url) || res.status !== 200) return res;
+      const doc = JSON.parse(res.body.toString()) as { layers: { digest: string }[] };
+      for (const l of doc.layers) {
+        const bytes = h.registry.blobs.get(l.digest);
+        l.digest = lie(l.digest);
+        if (bytes && /^sha256:[0-9a-f]{64}$/.test(l.digest)) h.registry.blobs.set(l.digest, bytes);
+      }
+      return { ...res, body: Buffer.from(JSON.stringify(doc)) };
+    };
+    const e = await fails(runAction(config({ mode: 'tombstone', image: '', 'target-image': 'api' }), h.deps));
+    expect(e.title).toBe('Tombstone check failed');
+    expect(e.message).toMatch(why);
+  });
 });
 
 describe('cancel', () => {

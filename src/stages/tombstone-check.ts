@@ -1,8 +1,10 @@
 // After a tombstone push: ask the registry whether the tag now serves an image with no files. The manifest and
 // its layers are fetched (each layer is a few bytes: an empty tar) and every layer must be an empty archive.
+import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { MANIFEST_ACCEPT, INDEX_MEDIA_TYPES } from '../oci.js';
 import { ActionFailure, type StageContext } from '../run-context.js';
+import { isRegistryDigest, quoteValue } from '../registry-values.js';
 
 /** An empty layer is a tar of zero blocks only; a tombstone's is a few dozen bytes compressed. */
 const MAX_EMPTY_LAYER_BYTES = 64 * 1024;
@@ -50,7 +52,12 @@ export async function checkTombstone(ctx: StageContext, repositoryPath: string, 
   if (INDEX_MEDIA_TYPES.has(manifest.mediaType ?? '') || !Array.isArray(manifest.layers))
     throw notEmpty('it is not a single image manifest');
   for (const layer of manifest.layers) {
-    if (layer.size > MAX_EMPTY_LAYER_BYTES) throw notEmpty(`layer ${layer.digest} is ${layer.size} bytes`);
+    // The manifest is the registry's answer: a digest goes into a URL path and a message only when it is one.
+    const named = typeof layer?.digest === 'string' ? layer.digest : String(layer?.digest);
+    if (!named.startsWith('sha256:') || !isRegistryDigest(named))
+      throw notEmpty(`a layer's digest is ${quoteValue(named)}, not a sha256 digest`);
+    if (typeof layer.size !== 'number' || !(layer.size >= 0) || layer.size > MAX_EMPTY_LAYER_BYTES)
+      throw notEmpty(`layer ${named} is ${quoteValue(String(layer.size))} bytes`);
     let blob = await ctx.registry.send({
       method: 'GET',
       url: `/v2/${repositoryPath}/blobs/${layer.digest}`,
@@ -68,8 +75,11 @@ export async function checkTombstone(ctx: StageContext, repositoryPath: string, 
         signal: ctx.signal,
         maxBodyBytes: MAX_EMPTY_LAYER_BYTES,
       });
-    if (blob.status !== 200) throw notEmpty(`the registry answered ${blob.status} for layer ${layer.digest}`);
-    if (!isEmptyLayer(blob.body)) throw notEmpty(`layer ${layer.digest} holds files`);
+    if (blob.status !== 200) throw notEmpty(`the registry answered ${blob.status} for layer ${named}`);
+    // bytes that are not the layer's would make any tag look empty
+    if (`sha256:${createHash('sha256').update(blob.body).digest('hex')}` !== named)
+      throw notEmpty(`the registry served other bytes for layer ${named}`);
+    if (!isEmptyLayer(blob.body)) throw notEmpty(`layer ${named} holds files`);
   }
   ctx.log.info(`verified: ${repositoryPath}@${digest} is an image with no files`);
 }
