@@ -16,6 +16,7 @@ import type { RelayerReport } from '../../src/relayer/index.js';
 import { ociArchive } from '../../test/fixtures/relayer/archives.js';
 import { canonical, overlay, unpack, type Unpacked } from '../../test/fixtures/relayer/overlay.js';
 import { gzippedLayer, paxHeavyDirectories, readTarStream } from '../../test/fixtures/relayer/tars.js';
+import { node24 } from '../../test/support/node24.js';
 
 const MiB = 1024 * 1024;
 
@@ -73,13 +74,11 @@ test('1,500 directories with 512 KiB pax records: split with bounded memory into
   writeFileSync(saved, (await ociArchive({ layers: [layer] })).archive);
   const output = join(work, 'loaded.tar');
 
-  // its own process, so that its peak RSS is the relayer's, not this test's
+  // its own process, so that its peak RSS is the relayer's, not this test's; on Node 24, the runner's Node for the action
   const script = join(process.cwd(), 'test/fixtures/relayer/run-relayer.ts');
-  const run = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', script, saved, output, String(64 * MiB), work],
-    { maxBuffer: 16 * MiB },
-  ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  const run = await promisify(execFile)(node24(), ['--import', 'tsx', script, saved, output, String(64 * MiB), work], {
+    maxBuffer: 16 * MiB,
+  }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
   const result = JSON.parse(run.stdout) as ChildResult;
   expect(result.error).toBeUndefined();
   const report = result.report as RelayerReport;
