@@ -29,6 +29,8 @@ install_debs() {
   command -v docker-registry >/dev/null || missing+=(docker-registry)
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  # zstd fixtures of the unit tests (Node 20's zlib has no zstd); the relayer's zstd-command path runs it too
+  command -v zstd >/dev/null || missing+=(zstd)
   if [ ${#missing[@]} -gt 0 ]; then
     need_root; apt_update
     log "installing ${missing[*]}"
