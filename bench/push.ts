@@ -3,6 +3,7 @@
 // the three ways once each, in a rotating order (none always runs on the warmest cache), and the ratios are the
 // median of the per-round ratios: a slow moment of the machine hits both sides of a pair.
 //   action   the action's main step: node dist/index.js as the runner starts it (login, tag, push, verify)
+// Both steps run on Node 24 (test/support/node24.ts), as the runner starts `runs.using: node24` actions.
 //   peer     what a workflow would do instead: docker/login-action's main step, then `docker tag`, `docker push`
 //   by hand  `docker login --password-stdin; docker tag; docker push`
 //
@@ -18,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildImage, engine, removeImages, uniqueName } from '../test/support/images.js';
+import { node24 } from '../test/support/node24.js';
 import { startRegistry } from '../test/support/registry.js';
 
 export function median(xs: number[]): number {
@@ -96,12 +98,12 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
         INPUT_LOGOUT: 'true',
       };
       const login = loginDist ? [loginDist] : ['-e', EMULATED_LOGIN];
-      run(process.execPath, login, { ...e, ...runnerFiles(), ...inputs });
+      run(node24(), login, { ...e, ...runnerFiles(), ...inputs });
       run('docker', ['tag', src, ref], e);
       run('docker', ['push', ref], e);
     });
     const action = () =>
-      run(process.execPath, ['dist/index.js'], {
+      run(node24(), ['dist/index.js'], {
         ...env,
         ...runnerFiles(),
         'INPUT_APP-SLUG': 'bench',
@@ -130,8 +132,8 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
     const bare = { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_OUTPUT: '', GITHUB_STATE: '' };
     const nodeBare: number[] = [];
     const coldStart: number[] = [];
-    const node0 = () => spawnSync(process.execPath, ['-e', '0'], { env: bare });
-    const dist = () => spawnSync(process.execPath, ['dist/index.js'], { env: bare });
+    const node0 = () => spawnSync(node24(), ['-e', '0'], { env: bare });
+    const dist = () => spawnSync(node24(), ['dist/index.js'], { env: bare });
     node0();
     dist();
     for (let i = 0; i < rounds; i++) {

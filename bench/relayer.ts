@@ -39,6 +39,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { relayerArchive, relayerImage } from '../src/relayer/index.js';
 import { docker, probeEngine, type Engine } from '../test/support/images.js';
+import { node24 } from '../test/support/node24.js';
 import { startRegistry, type Registry } from '../test/support/registry.js';
 import { median } from './push.js';
 
@@ -265,7 +266,7 @@ async function actionStep(
   }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
   const started = performance.now();
-  const child = spawn(process.execPath, [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node24(), [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseCommandFile } from '../test/support/action-runner.js';
 import { buildImage, probeEngine, removeImages, uniqueName, type Engine } from '../test/support/images.js';
+import { node24 } from '../test/support/node24.js';
 import { startRegistry, type Registry } from '../test/support/registry.js';
 import { buildOneLayerImage } from '../test/support/trust-image.js';
 
@@ -92,7 +93,7 @@ async function runAction(
   };
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
   const started = performance.now();
-  const child = spawn(process.execPath, [dist], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node24(), [dist], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -1,11 +1,12 @@
 // `npm run demo`, second half (scripts/demo.sh starts the registry and builds the image): runs the action's main
-// and post steps exactly as the runner does (test/support/action-runner.ts, the same emulation the end-to-end
+// and post steps exactly as the runner does, on Node 24 as the runner does (test/support/action-runner.ts, the same emulation the end-to-end
 // tests use: INPUT_* variables, the command files, the saved state back as STATE_* variables), prints what a person
 // sees in the Actions log (src/workflow-render.ts: masks as ***, groups as headings, annotations labelled), the
 // outputs and the job summary, then runs the README's CLI example. It checks what it shows: exit 0, a digest, no
 // workflow command and no secret in the printed text; any of these failing ends the demo with exit 1.
 import { spawnSync } from 'node:child_process';
 import { Job, parseCommandFile, DIST } from '../test/support/action-runner.js';
+import { node24 } from '../test/support/node24.js';
 import { WorkflowLogRenderer } from '../src/workflow-render.js';
 
 const env = (name: string): string => {
@@ -69,14 +70,14 @@ async function actionSteps(): Promise<void> {
 function cliExample(): void {
   const cli = DIST.replace(/index\.js$/, 'cli/index.js');
   heading('the CLI (README: "Outside GitHub Actions"): --help');
-  const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' });
+  const help = spawnSync(node24(), [cli, '--help'], { encoding: 'utf8' });
   show(help.stdout.split('\n').slice(0, 3).join('\n') + '\n  ...');
   if (help.status !== 0 || !help.stdout.includes('--app-slug')) problems.push(`the CLI's --help exited ${help.status}`);
   const args = ['--app-slug', 'demo-app', '--image', image, '--tag', '1.0.1', '--tag', 'stable'];
   heading(
     `the CLI: REPLICATED_TOKEN=*** replicated-push ${args.join(' ')} --registry ${registry} --username ${username}`,
   );
-  const push = spawnSync(process.execPath, [cli, ...args, '--registry', registry, '--username', username], {
+  const push = spawnSync(node24(), [cli, ...args, '--registry', registry, '--username', username], {
     encoding: 'utf8',
     env: { PATH: process.env.PATH, HOME: process.env.HOME, REPLICATED_TOKEN: token },
     timeout: 120_000,

@@ -2,6 +2,7 @@
 // tag, and the CLI on the same core. Real engine A, real registry; the registry is asked what it holds.
 import { resolve } from 'node:path';
 import { Job } from '../../test/support/action-runner.js';
+import { node24 } from '../../test/support/node24.js';
 import { runProcess, type ProcessResult } from '../../test/support/process.js';
 import { buildImage, describeEngine, engine, removeImages, uniqueName } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
@@ -136,7 +137,7 @@ describeEngine('A', 'tombstone', () => {
 describeEngine('A', 'CLI', () => {
   const CLI = resolve(process.cwd(), 'dist/cli/index.js');
   function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcessResult> {
-    return runProcess(process.execPath, [CLI, ...args], {
+    return runProcess(node24(), [CLI, ...args], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DOCKER_HOST: eng.host, ...env },
     });
   }

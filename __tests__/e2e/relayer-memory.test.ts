@@ -25,6 +25,7 @@ import {
   ustarHeader,
   type GzippedLayer,
 } from '../../test/fixtures/relayer/tars.js';
+import { node24 } from '../../test/support/node24.js';
 
 const MiB = 1024 * 1024;
 
@@ -69,14 +70,14 @@ async function loadedLayers(archive: string): Promise<{ layers: Unpacked[]; diff
   return { layers: layers.map((l) => l.layer), digests: layers.map((l) => l.digest), diffIds: config.rootfs.diff_ids };
 }
 
-/** The relayer in its own process, so that its peak RSS is the relayer's, not this test's. */
+/** The relayer in its own process, so that its peak RSS is the relayer's, not this test's; on Node 24, the runner's. */
 async function relayInProcess(layer: GzippedLayer, maxLayerSize: number): Promise<ChildResult & { output: string }> {
   const saved = join(work, 'saved.tar');
   writeFileSync(saved, (await ociArchive({ layers: [layer] })).archive);
   const output = join(work, 'loaded.tar');
   const script = join(process.cwd(), 'test/fixtures/relayer/run-relayer.ts');
   const run = await promisify(execFile)(
-    process.execPath,
+    node24(),
     ['--import', 'tsx', script, saved, output, String(maxLayerSize), work],
     { maxBuffer: 16 * MiB },
   ).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
@@ -112,8 +113,10 @@ test('1,500 directories with 512 KiB pax records: split with bounded memory into
     `relayer on 1,500 x 512 KiB pax: RSS ${Math.round(result.rssBeforeBytes / MiB)} MiB loaded, ` +
       `${Math.round(result.maxRssBytes / MiB)} MiB peak (+${Math.round(grew / MiB)} MiB)\n`,
   );
-  expect(result.maxRssBytes).toBeLessThan(200 * MiB);
-  expect(grew).toBeLessThan(128 * MiB);
+  // Measured: Node 20 about 160 MiB peak (+75..80 MiB), Node 24 (the runner's, run here) 185..205 MiB (+113..123 MiB)
+  // with the same ~70..90 MiB loaded; before the RawStore it was 916 MiB. The bounds leave Node 24 some headroom.
+  expect(result.maxRssBytes).toBeLessThan(256 * MiB);
+  expect(grew).toBeLessThan(160 * MiB);
 
   const expected = await expectSameFilesystem(layer, result.output, report);
   expect(Object.keys(expected)).toHaveLength(3000);
@@ -142,7 +145,8 @@ test('a directory behind a chain of 300 pax headers of 1 MiB: split with bounded
     `relayer on a 300 x 1 MiB pax chain: RSS ${Math.round(result.rssBeforeBytes / MiB)} MiB loaded, ` +
       `${Math.round(result.maxRssBytes / MiB)} MiB peak (+${Math.round(grew / MiB)} MiB)\n`,
   );
-  expect(grew).toBeLessThan(128 * MiB);
+  // the scanner before it kept every header of the chain: +355 MiB on Node 20; Node 24 takes more of its own (above)
+  expect(grew).toBeLessThan(160 * MiB);
   const expected = await expectSameFilesystem(layer, result.output, report);
   expect(Object.keys(expected).sort()).toEqual(['d', ...Array.from({ length: 12 }, (_, i) => `d/f${i}`)].sort());
 }, 180_000);

@@ -11,7 +11,14 @@ import { join, posix } from 'node:path';
 import type { Duplex } from 'node:stream';
 import tar from 'tar-stream';
 import { writeChunk } from '../stream-write.js';
-import { canDecompress, decompressor, detectCompression, type Compression } from './compression.js';
+import {
+  canDecompress,
+  decompressor,
+  detectCompression,
+  HOST_ZSTD,
+  type Compression,
+  type ZstdDecoders,
+} from './compression.js';
 import { BLOCK, isHeaderBlock, isZeroBlock, normalizePath, TarFormatError } from './tar-header.js';
 import { RawStore, TarScanner, type LayerEntry } from './tar-scanner.js';
 
@@ -86,11 +93,12 @@ class Prober {
     readonly compression: Compression,
     private readonly keepIndex: KeepIndex,
     private readonly raws: RawStore,
+    zstd: ZstdDecoders,
     /** The tar's size, when the blob is the tar itself (not compressed). */
     tarLength?: number,
   ) {
     this.scanner = new TarScanner(raws, tarLength);
-    this.inflate = decompressor(compression);
+    this.inflate = decompressor(compression, zstd);
     if (this.inflate) {
       this.inflate.on('data', (chunk: Buffer) => this.feed(chunk));
       this.inflate.on('error', (e: Error) => {
@@ -213,6 +221,7 @@ class EntryReceiver {
     private readonly spillPath: () => string,
     private readonly keepIndex: KeepIndex,
     private readonly raws: RawStore,
+    private readonly zstd: ZstdDecoders,
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
@@ -227,11 +236,12 @@ class EntryReceiver {
     const head = Buffer.concat(this.pending);
     this.compression = detectCompression(head);
     this.tarLike = looksLikeTar(head, this.compression);
-    if (this.tarLike && canDecompress(this.compression))
+    if (this.tarLike && canDecompress(this.compression, this.zstd))
       this.prober = new Prober(
         this.compression,
         this.keepIndex,
         this.raws,
+        this.zstd,
         this.compression === 'none' ? this.size : undefined,
       );
     if (this.size <= IN_MEMORY_MAX || (this.size <= JSON_IN_MEMORY_MAX && looksLikeJson(head))) this.memory = [];
@@ -267,6 +277,7 @@ export async function readArchive(
   input: NodeJS.ReadableStream,
   workDir: string,
   keepIndex: KeepIndex,
+  zstd: ZstdDecoders = HOST_ZSTD,
 ): Promise<SavedArchive> {
   const entries = new Map<string, ArchiveEntry>();
   const links = new Map<string, string>();
@@ -289,7 +300,7 @@ export async function readArchive(
         continue;
       }
       const spillPath = () => join(workDir, `blob-${++spillCount}`);
-      const receiver = new EntryReceiver(name, header.size ?? 0, spillPath, keepIndex, raws);
+      const receiver = new EntryReceiver(name, header.size ?? 0, spillPath, keepIndex, raws, zstd);
       for await (const chunk of entry as AsyncIterable<Buffer>) await receiver.write(chunk);
       const received = await receiver.end();
       if (received.file) spilledBytes += received.size;

@@ -31,8 +31,23 @@ function zstdCli(): boolean {
   return found;
 }
 
-export function canDecompress(c: Compression): boolean {
-  return c !== 'zstd' || nodeZstd !== undefined || zstdCli();
+/** Where zstd can come from: zlib's decoder, else the zstd command when it runs here. */
+export interface ZstdDecoders {
+  readonly zlib?: ZstdFactory;
+  readonly command: () => boolean;
+}
+
+/** This runtime's: zlib's when Node has it, and the zstd command on PATH. Tests pass others, to reach each way. */
+export const HOST_ZSTD: ZstdDecoders = { zlib: nodeZstd, command: zstdCli };
+
+/** Which decoder a zstd layer gets: zlib's (in process) before the command's (a child), or none. */
+export function zstdDecoder(d: ZstdDecoders): 'zlib' | 'command' | null {
+  if (d.zlib) return 'zlib';
+  return d.command() ? 'command' : null;
+}
+
+export function canDecompress(c: Compression, zstd: ZstdDecoders = HOST_ZSTD): boolean {
+  return c !== 'zstd' || zstdDecoder(zstd) !== null;
 }
 
 /**
@@ -55,10 +70,11 @@ function zstdProcess(): Duplex {
 }
 
 /** A stream to the uncompressed tar, or null for a plain tar. */
-export function decompressor(c: Compression): Duplex | null {
+export function decompressor(c: Compression, zstd: ZstdDecoders = HOST_ZSTD): Duplex | null {
   if (c === 'none') return null;
   if (c === 'gzip') return zlib.createGunzip({ chunkSize: 64 * 1024 });
-  if (nodeZstd) return nodeZstd();
-  if (zstdCli()) return zstdProcess();
+  const use = zstdDecoder(zstd);
+  if (use === 'zlib' && zstd.zlib) return zstd.zlib();
+  if (use === 'command') return zstdProcess();
   throw new Error(`zstd layers need Node >= 22.15 or the zstd command (this is Node ${process.version})`);
 }

@@ -29,6 +29,8 @@ install_debs() {
   command -v docker-registry >/dev/null || missing+=(docker-registry)
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  # zstd fixtures of the unit tests (Node 20's zlib has no zstd); the relayer's zstd-command path runs it too
+  command -v zstd >/dev/null || missing+=(zstd)
   if [ ${#missing[@]} -gt 0 ]; then
     need_root; apt_update
     log "installing ${missing[*]}"
@@ -62,7 +64,8 @@ record() {
 start_engine_a() {
   if wait_engine unix:///var/run/docker.sock 1; then return; fi
   need_root; log "starting engine A (dockerd 20.10, classic store)"
-  nohup dockerd >"$state/engine-a.log" 2>&1 &
+  # a session of its own: a test run's time limit (.ci/tests: timeout kills its process group) never takes it along
+  setsid nohup dockerd >"$state/engine-a.log" 2>&1 &
   wait_engine unix:///var/run/docker.sock 60 || { tail -20 "$state/engine-a.log" >&2; exit 1; }
 }
 
@@ -104,7 +107,7 @@ start_engine_b() {
   echo '{"features":{"containerd-snapshotter":true}}' >"$B_RUN/daemon.json"
   log "starting engine B (dockerd 28, containerd image store)"
   # sid's runc needs a newer libc; bookworm's runc (from docker.io) is found first on PATH.
-  PATH="$B_HOME/usr/bin:$B_HOME/usr/sbin:$PATH" nohup "$B_HOME/usr/sbin/dockerd" \
+  PATH="$B_HOME/usr/bin:$B_HOME/usr/sbin:$PATH" setsid nohup "$B_HOME/usr/sbin/dockerd" \
     --config-file "$B_RUN/daemon.json" -H "$host" --data-root /var/lib/rp-engine-b \
     --exec-root "$B_RUN/exec" --pidfile "$B_RUN/docker.pid" --bridge none --iptables=false \
     >"$state/engine-b.log" 2>&1 &

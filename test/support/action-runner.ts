@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { node24 } from './node24.js';
 import { runProcess, type ProcessResult } from './process.js';
 
 export const DIST = resolve(process.cwd(), process.env.RP_DIST || 'dist/index.js');
@@ -37,7 +38,7 @@ export function parseCommandFile(text: string): Record<string, string> {
 }
 
 function runNode(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ProcessResult> {
-  return runProcess(process.execPath, [DIST], { env, timeoutMs });
+  return runProcess(node24(), [DIST], { env, timeoutMs });
 }
 
 export interface RunOptions {

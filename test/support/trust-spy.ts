@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { DIST, parseCommandFile, type Job } from './action-runner.js';
+import { node24 } from './node24.js';
 
 export interface SpiedCall {
   readonly command: string;
@@ -176,7 +177,7 @@ export function startMain(job: Job, inputs: Record<string, string>, extraEnv: No
   Object.assign(env, { RUNNER_TEMP: job.runnerTemp, GITHUB_ACTIONS: 'true' }, extraEnv);
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
   Object.assign(env, { GITHUB_OUTPUT: files.output, GITHUB_STATE: files.state, GITHUB_STEP_SUMMARY: files.summary });
-  const child = spawn(process.execPath, [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(node24(), [DIST], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => {

@@ -1,15 +1,14 @@
 // Reading a saved archive: what stays in memory and what is spilled, what is probed as a layer, and the
 // probe's diff ID and index, for plain and compressed layers.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { readArchive } from '../../../src/relayer/archive-reader.js';
-import { canDecompress } from '../../../src/relayer/compression.js';
+import { HOST_ZSTD, zstdDecoder, type ZstdDecoders } from '../../../src/relayer/compression.js';
 import { resolveImage } from '../../../src/relayer/image-layout.js';
-import { haveZstdCommand, legacyArchive, ociArchive } from '../../../test/fixtures/relayer/archives.js';
+import { legacyArchive, ociArchive, zstdCompress } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, pattern, sha256 } from '../../../test/fixtures/relayer/tars.js';
 
 let work: string;
@@ -61,13 +60,23 @@ describe('readArchive', () => {
     expect(a?.layer?.diffId).toBe(sha256(layer));
   });
 
-  const zstdTest = haveZstdCommand ? test : test.skip;
-
-  zstdTest('a zstd layer is probed through the zstd command when Node has no zstd', async () => {
+  // The decoder is passed in, so each way is tested on every Node: zlib's (Node >= 22.15), the zstd command's, none.
+  async function probedZstd(zstd?: ZstdDecoders) {
     const layer = await buildTar([f('x', 'x'), f('y', pattern('y', 100 * KB))]);
     const saved = await ociArchive({ layers: [layer], zstd: [true] });
-    const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
-    const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
+    const archive = await readArchive(Readable.from([saved.archive]), work, () => true, zstd);
+    return { layer, saved, entry: archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]) };
+  }
+
+  test('a zstd layer is probed through the zstd command when zlib has no zstd', async () => {
+    let asked = 0;
+    const { layer, saved, entry } = await probedZstd({
+      command: () => {
+        asked++;
+        return true;
+      },
+    });
+    expect(asked).toBeGreaterThan(0);
     expect(entry?.layer).toMatchObject({
       compression: 'zstd',
       diffId: saved.diffIds[0],
@@ -76,24 +85,27 @@ describe('readArchive', () => {
     expect(entry?.layer?.entries?.map((e) => e.path)).toEqual(['x', 'y']);
   });
 
-  zstdTest('without any zstd decoder a zstd layer is kept whole and marked unreadable', async () => {
-    const layer = await buildTar([f('x', 'x')]);
-    const saved = await ociArchive({ layers: [layer], zstd: [true] });
-    const empty = mkdtempSync(join(tmpdir(), 'rp-nopath-'));
-    const path = process.env.PATH;
-    process.env.PATH = empty;
-    try {
-      if (canDecompress('zstd')) return; // a Node with zlib zstd: nothing to test here
-      const archive = await readArchive(Readable.from([saved.archive]), work, () => true);
-      const entry = archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]);
-      expect(entry?.layer).toEqual({
-        compression: 'zstd',
-        unreadable: 'zstd needs Node >= 22.15 or the zstd command, neither is here',
-      });
-    } finally {
-      process.env.PATH = path;
-      rmSync(empty, { recursive: true, force: true });
-    }
+  test("a zstd layer is probed with this Node's own decoders (zlib's from Node 22.15, else the zstd command)", async () => {
+    const [major, minor] = process.versions.node.split('.').map(Number);
+    const zlibHasZstd = major > 22 || (major === 22 && minor >= 15);
+    expect(zstdDecoder(HOST_ZSTD)).toBe(zlibHasZstd ? 'zlib' : 'command');
+    const { layer, saved, entry } = await probedZstd();
+    expect(entry?.layer).toMatchObject({
+      compression: 'zstd',
+      diffId: saved.diffIds[0],
+      uncompressedSize: layer.length,
+    });
+    expect(entry?.layer?.entries?.map((e) => e.path)).toEqual(['x', 'y']);
+  });
+
+  test('without any zstd decoder a zstd layer is kept whole and marked unreadable', async () => {
+    const { layer, entry } = await probedZstd({ command: () => false });
+    expect(entry?.layer).toEqual({
+      compression: 'zstd',
+      unreadable: 'zstd needs Node >= 22.15 or the zstd command, neither is here',
+    });
+    const kept = entry?.data ?? readFileSync(entry?.file as string);
+    expect(kept.equals(zstdCompress(layer))).toBe(true);
   });
 
   test('spill files go in the work directory given', async () => {
@@ -144,14 +156,7 @@ describe('readArchive on blobs that only look like layers', () => {
       'a broken gzip stream',
       () => Buffer.concat([gzipSync(pattern('x', 100 * KB)).subarray(0, 5000), pattern('junk', 100 * KB)]),
     ],
-    ...(haveZstdCommand
-      ? [
-          [
-            'zstd of something that is not a tar',
-            () => execFileSync('zstd', ['-q', '-c'], { input: pattern('z', 300 * KB) }),
-          ] as [string, () => Buffer],
-        ]
-      : []),
+    ['zstd of something that is not a tar', () => zstdCompress(pattern('z', 300 * KB))],
   ];
   test.each(blobs)('%s is kept, not probed, and does not stall the read', async (_name, blob) => {
     const archive = await readArchive(
@@ -161,5 +166,17 @@ describe('readArchive on blobs that only look like layers', () => {
     );
     expect(archive.get('blobs/sha256/ab')?.layer?.diffId).toBeUndefined();
     expect(archive.get('next')?.data?.toString()).toBe('after');
+  });
+});
+
+describe('zstdDecoder', () => {
+  const zlib = () => new PassThrough();
+  test.each([
+    ['zlib and the command', { zlib, command: () => true }, 'zlib'],
+    ['zlib only', { zlib, command: () => false }, 'zlib'],
+    ['the command only', { command: () => true }, 'command'],
+    ['neither', { command: () => false }, null],
+  ] as Array<[string, ZstdDecoders, string | null]>)('%s', (_name, decoders, expected) => {
+    expect(zstdDecoder(decoders)).toBe(expected);
   });
 });

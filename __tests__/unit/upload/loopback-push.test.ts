@@ -392,7 +392,9 @@ test('a push that stalls is ended by the idle watchdog', async () => {
       repositoryPath: 'my-app/api',
       tags: ['1'],
       chunkSize: 128 * 1024,
-      idleMs: 1500, // time for the stand-in to start and ping on a loaded machine: it hangs after the ping
+      // long enough for the stand-in (a node process) to reach the receiver on a loaded machine: at 400 ms it
+      // sometimes did not, and a push that never reached the receiver is "unreachable", not stalled
+      idleMs: 2_000,
     }),
   ).rejects.toThrow(/stalled/);
   expect(Date.now() - started).toBeLessThan(10_000);
