@@ -4,11 +4,18 @@ const LIBS = '^src/(image|registry|engine|upload|layer-split|util)/';
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    { name: 'no-circular', severity: 'error', comment: 'An import circle: split the shared part out.', from: {}, to: { circular: true } },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'An import circle: split the shared part out.',
+      from: {},
+      to: { circular: true },
+    },
     {
       name: 'libraries-never-import-the-core',
       severity: 'error',
-      comment: 'src/image, registry, engine, upload, layer-split and util are libraries: they never import src/core or src/adapters.',
+      comment:
+        'src/image, registry, engine, upload, layer-split and util are libraries: they never import src/core or src/adapters.',
       from: { path: LIBS },
       to: { path: '^src/(core|adapters)/' },
     },

@@ -37,7 +37,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { relayerArchive, relayerImage } from '../src/relayer/index.js';
+import { relayerArchive, relayerImage } from '../src/layer-split/index.js';
 import { docker, probeEngine, type Engine } from '../test/support/images.js';
 import { node24 } from '../test/support/node24.js';
 import { startRegistry, type Registry } from '../test/support/registry.js';

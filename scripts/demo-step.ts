@@ -1,13 +1,13 @@
 // `npm run demo`, second half (scripts/demo.sh starts the registry and builds the image): runs the action's main
 // and post steps exactly as the runner does, on Node 24 as the runner does (test/support/action-runner.ts, the same emulation the end-to-end
 // tests use: INPUT_* variables, the command files, the saved state back as STATE_* variables), prints what a person
-// sees in the Actions log (src/workflow-render.ts: masks as ***, groups as headings, annotations labelled), the
+// sees in the Actions log (src/adapters/workflow-render.ts: masks as ***, groups as headings, annotations labelled), the
 // outputs and the job summary, then runs the README's CLI example. It checks what it shows: exit 0, a digest, no
 // workflow command and no secret in the printed text; any of these failing ends the demo with exit 1.
 import { spawnSync } from 'node:child_process';
 import { Job, parseCommandFile, DIST } from '../test/support/action-runner.js';
 import { node24 } from '../test/support/node24.js';
-import { WorkflowLogRenderer } from '../src/workflow-render.js';
+import { WorkflowLogRenderer } from '../src/adapters/workflow-render.js';
 
 const env = (name: string): string => {
   const v = process.env[name];

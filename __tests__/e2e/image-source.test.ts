@@ -13,16 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { liveChildren } from '../../src/process.js';
-import { RegistryClient } from '../../src/registry-client.js';
+import { liveChildren } from '../../src/util/process.js';
+import { RegistryClient } from '../../src/registry/registry-client.js';
 import { UploadError } from '../../src/upload/errors.js';
 import { uploadImage } from '../../src/upload/image.js';
 import { readImageForUpload, type ImageForUpload } from '../../src/upload/image-source.js';
 import { pushLocalImage, type PushLocalOptions } from '../../src/upload/push-local.js';
 import type { ChunkedPushRequest } from '../../src/upload/push-local.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
-import type { BlobSource } from '../../src/upload/source.js';
-import { MEDIA_TYPES } from '../../src/oci.js';
+import type { BlobSource } from '../../src/image/blob-source.js';
+import { MEDIA_TYPES } from '../../src/image/oci.js';
 import {
   buildImage,
   describeEngine,

@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createReceiverDockerConfig } from '../../src/docker-config.js';
+import { createReceiverDockerConfig } from '../../src/engine/docker-config.js';
 import {
   MAX_CONNECTIONS,
   startLoopbackReceiver,

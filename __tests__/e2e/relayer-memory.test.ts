@@ -13,7 +13,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import type { RelayerReport } from '../../src/relayer/index.js';
+import type { RelayerReport } from '../../src/layer-split/index.js';
 import { ociArchive } from '../../test/fixtures/relayer/archives.js';
 import { canonical, overlay, unpack, type Unpacked } from '../../test/fixtures/relayer/overlay.js';
 import {

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { relayerImage, type RelayerReport } from '../../src/relayer/index.js';
+import { relayerImage, type RelayerReport } from '../../src/layer-split/index.js';
 import { legacyArchive } from '../../test/fixtures/relayer/archives.js';
 import { exportFilesystem, type ExportedEntry } from '../../test/support/export.js';
 import { buildTar, d, f, hard, opaque, pattern, sym, whiteout } from '../../test/fixtures/relayer/tars.js';

@@ -4,10 +4,10 @@ import {
   oversizeLayerAdvice,
   timeoutAdvice,
   type AdviceContext,
-} from '../../src/advisory.js';
-import type { Failure, FailureKind } from '../../src/failure.js';
-import type { TokenType } from '../../src/inputs.js';
-import type { LayerFact } from '../../src/layers.js';
+} from '../../src/core/report/advisory.js';
+import type { Failure, FailureKind } from '../../src/core/policy/failure.js';
+import type { TokenType } from '../../src/core/inputs.js';
+import type { LayerFact } from '../../src/image/layers.js';
 
 const layer = (index: number, size: number, instruction: string | null, hexChar = String(index)): LayerFact => {
   const hex = hexChar.repeat(64);

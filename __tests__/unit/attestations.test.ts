@@ -1,6 +1,6 @@
-import { apiAtLeast, type EngineManifest } from '../../src/docker.js';
-import { choosePushStrategy, type AttestationFacts, type PushStrategy } from '../../src/attestations.js';
-import { INDEX_MEDIA_TYPES, platformString } from '../../src/oci.js';
+import { apiAtLeast, type EngineManifest } from '../../src/engine/docker.js';
+import { choosePushStrategy, type AttestationFacts, type PushStrategy } from '../../src/core/policy/attestations.js';
+import { INDEX_MEDIA_TYPES, platformString } from '../../src/image/oci.js';
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';

@@ -1,6 +1,6 @@
 // The cancel handler: a signal aborts the run once, maps to 128 + its number, and is removed after the run.
-import { onCancel } from '../../src/cancel.js';
-import { sleep } from '../../src/timers.js';
+import { onCancel } from '../../src/adapters/cancel.js';
+import { sleep } from '../../src/util/timers.js';
 
 describe('onCancel', () => {
   test.each<[NodeJS.Signals, number]>([

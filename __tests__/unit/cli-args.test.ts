@@ -1,5 +1,5 @@
-import { DEFAULT_TOKEN_ENV, parseCliArgs, usage, UsageError, type Env } from '../../src/cli-args.js';
-import { controlCharacterAt, INPUTS, readConfig, type InputSpec } from '../../src/inputs.js';
+import { DEFAULT_TOKEN_ENV, parseCliArgs, usage, UsageError, type Env } from '../../src/adapters/cli-args.js';
+import { controlCharacterAt, INPUTS, readConfig, type InputSpec } from '../../src/core/inputs.js';
 
 const ENV: Env = { REPLICATED_TOKEN: 's3cret', OTHER_TOKEN: 'other' };
 

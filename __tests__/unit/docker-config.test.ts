@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeRunDirectory, runDirectoryRefusal } from '../../src/docker-config.js';
-import { post } from '../../src/post.js';
+import { removeRunDirectory, runDirectoryRefusal } from '../../src/engine/docker-config.js';
+import { post } from '../../src/adapters/post.js';
 
 describe('runDirectoryRefusal', () => {
   const T = '/home/runner/work/_temp';

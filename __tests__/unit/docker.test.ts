@@ -1,4 +1,4 @@
-// src/docker.ts against a stand-in `docker` first on PATH (test/fixtures/docker/fake-docker.mjs): the argv
+// src/engine/docker.ts against a stand-in `docker` first on PATH (test/fixtures/docker/fake-docker.mjs): the argv
 // each call runs, the password on stdin only, an environment without the token, deadlines and cancels, the
 // error texts the failure classifier reads, and the one engine-API connection readImage makes. DOCKER_CONTEXT
 // names a context, so the engine API goes through the stand-in's `docker system dial-stdio` (engine-api.test.ts
@@ -15,9 +15,9 @@ import {
   pushStallLimitMs,
   pushStallMs,
   splitTag,
-} from '../../src/docker.js';
-import { classifyFailure } from '../../src/failure.js';
-import { endAllChildren, forgetSecrets, liveChildren } from '../../src/process.js';
+} from '../../src/engine/docker.js';
+import { classifyFailure } from '../../src/core/policy/failure.js';
+import { endAllChildren, forgetSecrets, liveChildren } from '../../src/util/process.js';
 
 const FAKE = resolve('test/fixtures/docker/fake-docker.mjs');
 const TOKEN = 'rp-test-token-7d1e';

@@ -1,14 +1,14 @@
-// src/engine-api.ts: which endpoint the engine API takes (a table), the engine's own unix socket spoken to
+// src/engine/engine-api.ts: which endpoint the engine API takes (a table), the engine's own unix socket spoken to
 // directly (a node:http server on a socket in a temp directory stands in for the engine: no child process, the
 // CLI's words when nothing listens, deadline and cancel), and the HTTP/1.1 response parser both links share.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Docker } from '../../src/docker.js';
-import { DEFAULT_SOCKET, engineEndpoint, parseResponse } from '../../src/engine-api.js';
-import { classifyFailure } from '../../src/failure.js';
-import { liveChildren } from '../../src/process.js';
+import { Docker } from '../../src/engine/docker.js';
+import { DEFAULT_SOCKET, engineEndpoint, parseResponse } from '../../src/engine/engine-api.js';
+import { classifyFailure } from '../../src/core/policy/failure.js';
+import { liveChildren } from '../../src/util/process.js';
 
 describe('engineEndpoint', () => {
   const dial = { kind: 'dial-stdio' };

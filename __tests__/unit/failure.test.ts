@@ -1,4 +1,4 @@
-import { classifyUploadStop, classifyFailure, type Failure, type FailureKind } from '../../src/failure.js';
+import { classifyUploadStop, classifyFailure, type Failure, type FailureKind } from '../../src/core/policy/failure.js';
 
 const HEX = '6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const BLOB = `sha256:${HEX}`;

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
-import { HttpError, httpRequest } from '../../src/http-request.js';
+import { HttpError, httpRequest } from '../../src/registry/http-request.js';
 import { startForwardProxy, type ForwardProxy } from '../../test/support/forward-proxy.js';
 import { rejection } from '../../test/support/rejection.js';
 import { makeTestCa, type TestCa } from '../../test/support/test-ca.js';

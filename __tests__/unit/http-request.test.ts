@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
-import { HttpError, httpRequest, describeRequest } from '../../src/http-request.js';
+import { HttpError, httpRequest, describeRequest } from '../../src/registry/http-request.js';
 import { rejection } from '../../test/support/rejection.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;

@@ -12,7 +12,7 @@ import {
   tagFromRef,
   type Config,
   type RunContext,
-} from '../../src/inputs.js';
+} from '../../src/core/inputs.js';
 
 type Inputs = Record<string, string>;
 

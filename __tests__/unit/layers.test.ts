@@ -1,4 +1,4 @@
-import { cleanInstruction, layerFacts, layersOver, type HistoryRow, type LayerFact } from '../../src/layers.js';
+import { cleanInstruction, layerFacts, layersOver, type HistoryRow, type LayerFact } from '../../src/image/layers.js';
 
 const d = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
 const short = (n: number) => String(n).repeat(12).slice(0, 12);

@@ -1,7 +1,7 @@
 // The GitHub adapter's masks: before anything else is printed, the token and the base64 of `username:token` (what a
 // docker config's "auth" field and a Basic Authorization header hold) are registered with ::add-mask::. The run
 // then fails at once and on loopback only: no engine at DOCKER_HOST, a registry port nobody listens on.
-import { main } from '../../src/main.js';
+import { main } from '../../src/adapters/main.js';
 
 const TOKEN = 'rp-mask-token-5b7e1c';
 

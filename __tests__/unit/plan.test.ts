@@ -1,6 +1,6 @@
-import type { PushStrategy } from '../../src/attestations.js';
-import { readConfig, type Config } from '../../src/inputs.js';
-import type { LayerFact } from '../../src/layers.js';
+import type { PushStrategy } from '../../src/core/policy/attestations.js';
+import { readConfig, type Config } from '../../src/core/inputs.js';
+import type { LayerFact } from '../../src/image/layers.js';
 import {
   adviceContext,
   buildPlan,
@@ -9,7 +9,7 @@ import {
   proxyRef,
   TEAM_TOKEN_WARNING,
   TOMBSTONE_WARNING,
-} from '../../src/plan.js';
+} from '../../src/core/plan.js';
 
 const config = (inputs: Record<string, string> = {}): Config =>
   readConfig(

@@ -10,7 +10,7 @@ import {
   protectSecret,
   runProcess,
   startProcess,
-} from '../../src/process.js';
+} from '../../src/util/process.js';
 
 const alive = (pid: number | undefined): boolean => {
   if (pid === undefined) return false;

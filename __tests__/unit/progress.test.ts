@@ -1,6 +1,6 @@
-import type { LayerFact } from '../../src/layers.js';
-import { PushProgress } from '../../src/progress.js';
-import { parsePushLine, type LayerStatus, type PushEvent } from '../../src/push-output.js';
+import type { LayerFact } from '../../src/image/layers.js';
+import { PushProgress } from '../../src/core/report/progress.js';
+import { parsePushLine, type LayerStatus, type PushEvent } from '../../src/engine/push-output.js';
 
 const fact = (index: number, shortId: string, size: number, instruction: string | null): LayerFact => ({
   index,

@@ -1,6 +1,6 @@
 // proxyRoute: Go's http.ProxyFromEnvironment rules (golang.org/x/net/http/httpproxy), which the docker CLI
 // follows, as a table: which variable applies, NO_PROXY in each of its forms, loopback, case, ports, IPv6.
-import { ProxyConfigError, proxyDisplay, proxyRoute } from '../../src/proxy-env.js';
+import { ProxyConfigError, proxyDisplay, proxyRoute } from '../../src/registry/proxy-env.js';
 import { rejection } from '../../test/support/rejection.js';
 
 const P = 'http://proxy.corp:3128';

@@ -1,4 +1,4 @@
-import { parsePushLine, pushedDigest, type PushEvent } from '../../src/push-output.js';
+import { parsePushLine, pushedDigest, type PushEvent } from '../../src/engine/push-output.js';
 
 const DIGEST = 'sha256:6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const OTHER = 'sha256:0000000000000000000000000000000000000000000000000000000000000001';

@@ -1,6 +1,6 @@
-import type { AdviceContext } from '../../src/advisory.js';
-import { classifyFailure, type Failure } from '../../src/failure.js';
-import type { LayerFact } from '../../src/layers.js';
+import type { AdviceContext } from '../../src/core/report/advisory.js';
+import { classifyFailure, type Failure } from '../../src/core/policy/failure.js';
+import type { LayerFact } from '../../src/image/layers.js';
 import {
   blamedLayer,
   decideAfterPushFailure,
@@ -9,7 +9,7 @@ import {
   MIN_SPLIT_SIZE,
   resplitAfter524,
   type PushFailureFacts,
-} from '../../src/push-policy.js';
+} from '../../src/core/policy/push-policy.js';
 
 const fact = (index: number, size: number, instruction: string | null = `RUN step${index}`): LayerFact => {
   const hex = String(index).repeat(64);

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createReceiverDockerConfig } from '../../src/docker-config.js';
+import { createReceiverDockerConfig } from '../../src/engine/docker-config.js';
 
 let dir: string;
 beforeEach(() => {

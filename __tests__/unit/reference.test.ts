@@ -13,7 +13,7 @@ import {
   repositoryOf,
   taggedRef,
   type LocalImage,
-} from '../../src/reference.js';
+} from '../../src/image/reference.js';
 
 const HEX = '6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const DIGEST = `sha256:${HEX}`;

@@ -5,9 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { HttpError, httpRequest, type HttpRequest } from '../../src/http-request.js';
-import { MANIFEST_ACCEPT } from '../../src/oci.js';
-import { RegistryClient, RegistryError } from '../../src/registry-client.js';
+import { HttpError, httpRequest, type HttpRequest } from '../../src/registry/http-request.js';
+import { MANIFEST_ACCEPT } from '../../src/image/oci.js';
+import { RegistryClient, RegistryError } from '../../src/registry/registry-client.js';
 import { rejection } from '../../test/support/rejection.js';
 
 const USER = 'vendor@example.com';

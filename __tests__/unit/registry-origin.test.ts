@@ -1,6 +1,6 @@
-// Where credentials and upload bytes may go (src/registry-origin.ts): the token-realm rule and the Location rule,
+// Where credentials and upload bytes may go (src/registry/registry-origin.ts): the token-realm rule and the Location rule,
 // as tables over registry and target URLs. registry-client.test.ts holds the same rules through the client.
-import { locationRule, realmRefusal } from '../../src/registry-origin.js';
+import { locationRule, realmRefusal } from '../../src/registry/registry-origin.js';
 
 const u = (s: string) => new URL(s);
 const REMOTE = 'https://registry.example.com';

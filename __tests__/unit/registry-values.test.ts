@@ -1,4 +1,4 @@
-// The one place registry-supplied sizes, times and digests are parsed and clamped (src/registry-values.ts): tables
+// The one place registry-supplied sizes, times and digests are parsed and clamped (src/registry/registry-values.ts): tables
 // of what each header value becomes, out-of-range and malformed values included.
 import {
   byteCount,
@@ -8,7 +8,7 @@ import {
   MIN_HONOURED_CHUNK_MAX,
   quoteValue,
   retryAfterMs,
-} from '../../src/registry-values.js';
+} from '../../src/registry/registry-values.js';
 
 describe('retryAfterMs', () => {
   const NOW = Date.parse('2026-12-01T12:00:00Z');

@@ -4,7 +4,7 @@ import {
   withRetries,
   type AttemptOutcome,
   type RetryPolicy,
-} from '../../src/retry.js';
+} from '../../src/util/retry.js';
 
 const POLICY: RetryPolicy = { retries: 3, firstDelayMs: 10_000, maxDelayMs: DEFAULT_MAX_DELAY_MS };
 

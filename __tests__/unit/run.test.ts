@@ -2,11 +2,11 @@
 // waits, what it reports, and what it leaves behind.
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { HttpError } from '../../src/http-request.js';
-import { RegistryError } from '../../src/registry-client.js';
-import { isEmptyLayer } from '../../src/stages/tombstone-check.js';
-import { ActionFailure, runAction, type RunResult } from '../../src/run.js';
-import type { ManifestHead } from '../../src/registry-client.js';
+import { HttpError } from '../../src/registry/http-request.js';
+import { RegistryError } from '../../src/registry/registry-client.js';
+import { isEmptyLayer } from '../../src/core/stages/tombstone-check.js';
+import { ActionFailure, runAction, type RunResult } from '../../src/core/run.js';
+import type { ManifestHead } from '../../src/registry/registry-client.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
 import { runnerCommands } from '../../test/support/runner-commands.js';
 

@@ -1,7 +1,7 @@
 // The one back-pressure helper: a full buffer waits for 'drain'; an error or a close under the writer rejects
 // with the stream's error or the caller's "closed" text, never hangs.
 import { PassThrough, Writable } from 'node:stream';
-import { drained, endStream, writeBlocked, writeChunk } from '../../src/stream-write.js';
+import { drained, endStream, writeBlocked, writeChunk } from '../../src/util/stream-write.js';
 
 const closed = () => new Error('sink closed early');
 

@@ -1,8 +1,8 @@
-import type { PushStrategy } from '../../src/attestations.js';
-import type { LayerFact } from '../../src/layers.js';
-import type { Plan } from '../../src/plan.js';
-import type { RunResult } from '../../src/run.js';
-import { failureSummaryMarkdown, summaryMarkdown } from '../../src/summary.js';
+import type { PushStrategy } from '../../src/core/policy/attestations.js';
+import type { LayerFact } from '../../src/image/layers.js';
+import type { Plan } from '../../src/core/plan.js';
+import type { RunResult } from '../../src/core/run.js';
+import { failureSummaryMarkdown, summaryMarkdown } from '../../src/core/report/summary.js';
 
 const DIGEST = 'sha256:6b80a606c07f9f2a329d59e2afd65005d715de39698397385c0fff66d4f3924b';
 const OLD = 'sha256:0000000000000000000000000000000000000000000000000000000000000001';

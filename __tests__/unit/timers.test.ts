@@ -1,5 +1,5 @@
-// src/timers.ts: every computed delay reaches setTimeout through clampTimerMs; the one sleep honours it.
-import { clampTimerMs, MAX_TIMER_MS, sleep } from '../../src/timers.js';
+// src/util/timers.ts: every computed delay reaches setTimeout through clampTimerMs; the one sleep honours it.
+import { clampTimerMs, MAX_TIMER_MS, sleep } from '../../src/util/timers.js';
 
 describe('clampTimerMs', () => {
   test.each([

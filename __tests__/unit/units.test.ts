@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, parseDuration, parseSize } from '../../src/units.js';
+import { formatBytes, formatDuration, parseDuration, parseSize } from '../../src/util/units.js';
 
 describe('parseSize', () => {
   test.each([

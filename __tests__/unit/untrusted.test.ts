@@ -1,7 +1,7 @@
-// src/untrusted.ts: text the action did not write (docker's lines, a registry's codes, file names in a layer) as a
+// src/util/untrusted.ts: text the action did not write (docker's lines, a registry's codes, file names in a layer) as a
 // log line fragment, as the adapters' last line of defence, and as Markdown. What "a command" is comes from the
 // runner's own rules (test/support/runner-commands.ts), not from this module.
-import { inertLines, logText, mdCell, mdCode, mdText, outputTail } from '../../src/untrusted.js';
+import { inertLines, logText, mdCell, mdCode, mdText, outputTail } from '../../src/util/untrusted.js';
 import { runnerCommands } from '../../test/support/runner-commands.js';
 
 describe('logText', () => {

@@ -1,11 +1,11 @@
-// src/workflow-commands.ts against @actions/core (a dev dependency): the same calls, made through both, must write
+// src/adapters/workflow-commands.ts against @actions/core (a dev dependency): the same calls, made through both, must write
 // the same bytes to stdout and to the runner's files (the random delimiter of a file command aside), for messages
 // and titles built to break a command: newlines, carriage returns, '%', ':', ',' and '::'.
 import * as core from '@actions/core';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ours from '../../src/workflow-commands.js';
+import * as ours from '../../src/adapters/workflow-commands.js';
 
 const HOSTILE = [
   'plain',

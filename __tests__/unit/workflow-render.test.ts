@@ -1,8 +1,8 @@
-// src/workflow-render.ts: what a person sees of a step's output in the Actions log. Commands are written by
+// src/adapters/workflow-render.ts: what a person sees of a step's output in the Actions log. Commands are written by
 // @actions/core itself (the runner's other side), so the renderer is checked against the real protocol, not against
 // its own idea of it.
 import * as core from '@actions/core';
-import { annotationText, groupHeading, parseCommand, WorkflowLogRenderer } from '../../src/workflow-render.js';
+import { annotationText, groupHeading, parseCommand, WorkflowLogRenderer } from '../../src/adapters/workflow-render.js';
 
 /** What fn writes to stdout through @actions/core. */
 async function written(fn: () => unknown): Promise<string> {

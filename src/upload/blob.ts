@@ -3,7 +3,7 @@
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
-import { sleep } from '../timers.js';
+import { sleep } from '../util/timers.js';
 import { abortError, UploadError, type UploadPhase } from './errors.js';
 import {
   chunkOutcome,
@@ -18,12 +18,12 @@ import {
   isTransientStatus,
 } from './protocol.js';
 import { SourceCursor } from './chunk-body.js';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
-import { HttpError } from '../http-request.js';
-import { RegistryError } from '../registry-client.js';
-import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry-values.js';
-import { backoffDelay } from '../retry.js';
+import { HttpError } from '../registry/http-request.js';
+import { RegistryError } from '../registry/registry-client.js';
+import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry/registry-values.js';
+import { backoffDelay } from '../util/retry.js';
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
 /** The smallest chunk a shrinking upload goes down to (chunk-size's own minimum); a smaller one is not shrunk. */

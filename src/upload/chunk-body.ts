@@ -2,7 +2,7 @@
 // the source (no copy, nothing held but the source's own read buffer). A body that was not read to its end leaves
 // the cursor unusable: the uploader then opens the source again at the offset the registry reports.
 import { Readable } from 'node:stream';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 
 export class SourceCursor {
   private readonly stream: Readable;

@@ -1,12 +1,12 @@
 // One error type for everything the uploader gives up on, saying where (so the 524 advisory can say whether a chunk
 // or the final PUT failed) and whether it was a cancel rather than a failure.
-import { RegistryError } from '../registry-client.js';
+import { RegistryError } from '../registry/registry-client.js';
 
 /** Where an upload stopped: the HEAD, the POST that opens it, a chunk, the GET that asks where it stands, the PUT
  *  that closes it, the single-request fallback, the source's bytes, or the manifest. */
 export type UploadPhase = 'exists' | 'start' | 'chunk' | 'status' | 'commit' | 'single' | 'source' | 'manifest';
 
-/** Where the uploader stopped, as the core's failure classification reads it (src/failure.ts). */
+/** Where the uploader stopped, as the core's failure classification reads it (src/core/policy/failure.ts). */
 export interface UploadStop {
   readonly status: number | null;
   readonly phase: string;

@@ -9,15 +9,15 @@
 import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../process.js';
-import { blobName, MEDIA_TYPES, type Platform } from '../oci.js';
-import { resolveImage } from '../relayer/image-layout.js';
-import { outputTail } from '../untrusted.js';
+import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
+import { resolveImage } from '../image/oci-layout-read.js';
+import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from './source.js';
-import { spillArchive, type SpilledArchive, type SpilledEntry } from './source-archive.js';
-import type { GzipOptions } from './source-gzip.js';
-import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from './source-layout.js';
+import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
+import { spillArchive, type SpilledArchive, type SpilledEntry } from '../image/docker-archive-spill.js';
+import type { GzipOptions } from '../image/gzip.js';
+import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
 
 export interface ImageManifest {
   readonly mediaType: string;

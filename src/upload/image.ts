@@ -2,13 +2,13 @@
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
 import { createHash } from 'node:crypto';
 import { uploadBlob, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
-import { sleep } from '../timers.js';
+import { sleep } from '../util/timers.js';
 import { abortError, UploadError } from './errors.js';
 import { describeFailure, isTransientStatus } from './protocol.js';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
-import { MEDIA_TYPES } from '../oci.js';
-import { isRegistryDigest, quoteValue } from '../registry-values.js';
+import { MEDIA_TYPES } from '../image/oci.js';
+import { isRegistryDigest, quoteValue } from '../registry/registry-values.js';
 
 export const DEFAULT_CONCURRENCY = 3;
 

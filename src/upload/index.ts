@@ -4,6 +4,6 @@ export type { BlobProgress, BlobUploadResult, UploadBlobOptions, UploadEvent } f
 export { uploadImage, manifestMediaType, DEFAULT_CONCURRENCY } from './image.js';
 export type { ImageToUpload, ImageUploadResult, UploadImageOptions } from './image.js';
 export { UploadError, type UploadPhase } from './errors.js';
-export { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from './source.js';
+export { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
 export type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
 export * as protocol from './protocol.js';

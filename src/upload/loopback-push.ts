@@ -8,10 +8,10 @@
 // ~30 MB/s, `docker push` reads the store directly (issue 12's measurements: 120 MB 3.6 s against 1.1 s).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { createReceiverDockerConfig } from '../docker-config.js';
-import { Docker } from '../docker.js';
-import { startProcess, howItEnded, type ProcessResult } from '../process.js';
-import { outputTail } from '../untrusted.js';
+import { createReceiverDockerConfig } from '../engine/docker-config.js';
+import { Docker } from '../engine/docker.js';
+import { startProcess, howItEnded, type ProcessResult } from '../util/process.js';
+import { outputTail } from '../util/untrusted.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';

@@ -19,7 +19,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 
 export interface ReceivedBlob {
   readonly digest: string;

@@ -7,7 +7,7 @@ import { uploadBlob } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport } from './transport.js';
 
 export interface PreparedImage {

@@ -9,10 +9,10 @@
 // - Every upload URL carries `_state` (HMAC of the offset); a request with a Location older than the newest, or
 //   after a request whose bytes reached the registry but whose answer was lost (a reset mid-body included), answers
 //   404 BLOB_UPLOAD_INVALID, GET included, and that upload is gone: the blob starts again with a new POST.
-import { logText } from '../untrusted.js';
+import { logText } from '../util/untrusted.js';
 
-import { byteCount, type ChunkLimits } from '../registry-values.js';
-import { clampTimerMs } from '../timers.js';
+import { byteCount, type ChunkLimits } from '../registry/registry-values.js';
+import { clampTimerMs } from '../util/timers.js';
 
 /** `START-END`, inclusive, without the `bytes ` prefix and without a total (distribution 3 rejects the prefix). */
 export function contentRange(start: number, length: number): string {

@@ -15,9 +15,9 @@ import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import { readImageForUpload } from './image-source.js';
 import { pushThroughLoopback } from './loopback-push.js';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 import { EarlyUploads } from './source-early-upload.js';
-import { MEDIA_TYPES } from '../oci.js';
+import { MEDIA_TYPES } from '../image/oci.js';
 
 /** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
 export interface ChunkedPushRequest {

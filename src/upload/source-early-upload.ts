@@ -4,7 +4,7 @@
 // archive was read and checked (config, diff IDs); a read that fails after an early upload leaves an unreferenced
 // blob in the registry, as any interrupted push does. At most `limit` at once (3, as docker pushes).
 import { uploadBlob, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
-import type { BlobSource } from './source.js';
+import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport } from './transport.js';
 
 export class EarlyUploads {

@@ -1,4 +1,4 @@
-// The one thing the uploader needs from the registry client (src/registry-client.ts): send a request with the
+// The one thing the uploader needs from the registry client (src/registry/registry-client.ts): send a request with the
 // repository's push,pull credentials, within a deadline, and hand back the (small) answer.
 //
 // What the uploader relies on: send() sends a request at most once with its body on the wire to the upload (a 401
@@ -9,4 +9,4 @@ export type {
   RegistryTransport,
   RegistryRequest as TransportRequest,
   RegistryResponse as TransportResponse,
-} from '../registry-client.js';
+} from '../registry/registry-client.js';

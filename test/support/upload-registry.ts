@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RegistryTransport, TransportRequest } from '../../src/upload/transport.js';
-import { httpRequest } from '../../src/http-request.js';
+import { httpRequest } from '../../src/registry/http-request.js';
 
 export interface RecordedRequest {
   readonly index: number;

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { readArchive } from '../../../src/relayer/archive-reader.js';
-import { HOST_ZSTD, zstdDecoder, type ZstdDecoders } from '../../../src/relayer/compression.js';
-import { resolveImage } from '../../../src/relayer/image-layout.js';
+import { readArchive } from '../../../src/image/docker-archive.js';
+import { HOST_ZSTD, zstdDecoder, type ZstdDecoders } from '../../../src/image/compression.js';
+import { resolveImage } from '../../../src/image/oci-layout-read.js';
 import { legacyArchive, ociArchive, zstdCompress } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, pattern, sha256 } from '../../../test/fixtures/relayer/tars.js';
 

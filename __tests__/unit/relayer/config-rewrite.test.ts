@@ -1,5 +1,5 @@
 // The config after a split: diff_ids and history change as specified, every other byte stays.
-import { rewriteConfig, topLevelSpans } from '../../../src/relayer/config-rewrite.js';
+import { rewriteConfig, topLevelSpans } from '../../../src/layer-split/config-rewrite.js';
 
 const L1 = 'sha256:1111';
 const L2 = 'sha256:2222';

@@ -13,8 +13,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { forgetSecrets, liveChildren, protectSecret } from '../../../src/process.js';
-import { relayerBlobs, relayerImage } from '../../../src/relayer/index.js';
+import { forgetSecrets, liveChildren, protectSecret } from '../../../src/util/process.js';
+import { relayerBlobs, relayerImage } from '../../../src/layer-split/index.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, readArchiveFiles } from '../../../test/fixtures/relayer/tars.js';
 

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { relayerArchive } from '../../../src/relayer/index.js';
-import { MAX_EXTENSION_SIZE } from '../../../src/relayer/tar-header.js';
-import { TarScanner } from '../../../src/relayer/tar-scanner.js';
+import { relayerArchive } from '../../../src/layer-split/index.js';
+import { MAX_EXTENSION_SIZE } from '../../../src/image/tar-header.js';
+import { TarScanner } from '../../../src/image/tar-scanner.js';
 import { ociArchive } from '../../../test/fixtures/relayer/archives.js';
 import { scanInProcess, type RowOutcome } from '../../../test/fixtures/relayer/scanner-process.js';
 import {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { relayerArchive, type RelayerOptions, type RelayerReport } from '../../../src/relayer/index.js';
+import { relayerArchive, type RelayerOptions, type RelayerReport } from '../../../src/layer-split/index.js';
 import { legacyArchive, ociArchive, type ImageSpec, type SavedImage } from '../../../test/fixtures/relayer/archives.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
 import { runnerCommands } from '../../../test/support/runner-commands.js';

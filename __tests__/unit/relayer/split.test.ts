@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RawStore } from '../../../src/relayer/tar-scanner.js';
+import { RawStore } from '../../../src/image/tar-scanner.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
 import { splitLayer, type SplitResult } from '../../../test/fixtures/relayer/split.js';
 import {

@@ -7,11 +7,11 @@ import {
   isHeaderBlock,
   normalizePath,
   parsePaxRecords,
-} from '../../../src/relayer/tar-header.js';
+} from '../../../src/image/tar-header.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MAX_RETAINED_EXTENSIONS, RawStore, TarScanner, type RawBytes } from '../../../src/relayer/tar-scanner.js';
+import { MAX_RETAINED_EXTENSIONS, RawStore, TarScanner, type RawBytes } from '../../../src/image/tar-scanner.js';
 import { scanChainInProcess } from '../../../test/fixtures/relayer/scanner-process.js';
 import { scan } from '../../../test/fixtures/relayer/split.js';
 import {

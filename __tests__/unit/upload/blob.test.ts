@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError, uploadFailure } from '../../../src/upload/errors.js';
-import { classifyUploadStop } from '../../../src/failure.js';
-import { eventLine } from '../../../src/stages/upload-log.js';
-import { failureSummaryMarkdown } from '../../../src/summary.js';
-import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/upload/source.js';
-import type { HttpRequest } from '../../../src/http-request.js';
-import { RegistryClient } from '../../../src/registry-client.js';
+import { classifyUploadStop } from '../../../src/core/policy/failure.js';
+import { eventLine } from '../../../src/core/stages/upload-log.js';
+import { failureSummaryMarkdown } from '../../../src/core/report/summary.js';
+import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../../src/image/blob-source.js';
+import type { HttpRequest } from '../../../src/registry/http-request.js';
+import { RegistryClient } from '../../../src/registry/registry-client.js';
 import type { Readable } from 'node:stream';
 import { rejection } from '../../../test/support/rejection.js';
 import {

@@ -11,17 +11,17 @@ import tar from 'tar-stream';
 import { manifestMediaType } from '../../../src/upload/image.js';
 import { readArchiveForUpload } from '../../../src/upload/image-source.js';
 import { UploadError } from '../../../src/upload/errors.js';
-import type { BlobSource } from '../../../src/upload/source.js';
-import { digestFromName, isPlainTar } from '../../../src/upload/source-archive.js';
-import { GZIP_HEADER, gzipDeterministic } from '../../../src/upload/source-gzip.js';
+import type { BlobSource } from '../../../src/image/blob-source.js';
+import { digestFromName, isPlainTar } from '../../../src/image/docker-archive-spill.js';
+import { GZIP_HEADER, gzipDeterministic } from '../../../src/image/gzip.js';
 import {
   dockerManifest,
   parsePlatform,
   platformMatches,
   selectManifest,
   type ReadDoc,
-} from '../../../src/upload/source-layout.js';
-import { MEDIA_TYPES } from '../../../src/oci.js';
+} from '../../../src/image/oci-layout.js';
+import { MEDIA_TYPES } from '../../../src/image/oci.js';
 import { legacyArchive, ociArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, d, gzippedLayer, pattern } from '../../../test/fixtures/relayer/tars.js';
 

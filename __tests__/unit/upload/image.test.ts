@@ -2,8 +2,8 @@
 // under each tag with its own media type, the digest checked against the registry's.
 import { createHash, randomBytes } from 'node:crypto';
 import { manifestMediaType, uploadImage, type ImageToUpload } from '../../../src/upload/image.js';
-import { bufferBlobSource, type BlobSource } from '../../../src/upload/source.js';
-import { MEDIA_TYPES } from '../../../src/oci.js';
+import { bufferBlobSource, type BlobSource } from '../../../src/image/blob-source.js';
+import { MEDIA_TYPES } from '../../../src/image/oci.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
 
 const REPO = 'app/image';

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChunkedPushRequest } from '../../../src/upload/push-local.js';
-import { liveChildren } from '../../../src/process.js';
+import { liveChildren } from '../../../src/util/process.js';
 import { pushThroughLoopback } from '../../../src/upload/loopback-push.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { ociArchive } from '../../../test/fixtures/relayer/archives.js';

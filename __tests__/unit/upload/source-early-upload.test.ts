@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
 import { EarlyUploads } from '../../../src/upload/source-early-upload.js';
-import { bufferBlobSource } from '../../../src/upload/source.js';
+import { bufferBlobSource } from '../../../src/image/blob-source.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f } from '../../../test/fixtures/relayer/tars.js';
 import { chunkedPushRequest } from '../../../test/fixtures/chunked-push-request.js';

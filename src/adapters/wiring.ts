@@ -1,0 +1,57 @@
+// The real parts the core runs with, shared by the GitHub adapter and the CLI.
+import { randomBytes } from 'node:crypto';
+import { Docker, pushStallMs } from '../engine/docker.js';
+import type { Logger } from '../core/logger.js';
+import { RegistryClient } from '../registry/registry-client.js';
+import { relayerBlobs, relayerImage } from '../layer-split/index.js';
+import { pushLocalImage } from '../upload/push-local.js';
+import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
+import type { CoreDeps, RunResult } from '../core/run.js';
+import { sleep } from '../util/timers.js';
+
+export function realDeps(
+  logger: Logger,
+  opts: { progressIntervalMs: number; signal?: AbortSignal; onWorkDir?: (dir: string) => void },
+): CoreDeps {
+  return {
+    env: process.env,
+    logger,
+    // Lowercase hex: it becomes part of local image names, which must be lowercase.
+    runId: randomBytes(6).toString('hex'),
+    signal: opts.signal,
+    docker: (env) => new Docker(env, { pushStallMs: pushStallMs(env) }),
+    registry: (host, username, password) => new RegistryClient(host, { username, password }),
+    now: () => Date.now(),
+    sleep,
+    random: Math.random,
+    progressIntervalMs: opts.progressIntervalMs,
+    onWorkDir: opts.onWorkDir,
+    ports: {
+      relayer: relayerImage,
+      relayerBlobs,
+      pushPrepared: pushPreparedImage,
+      pushPreparedBlob,
+      // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
+      chunkedPush: (req) =>
+        pushLocalImage(req, {
+          onFallback: (why) =>
+            logger.info(
+              `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
+            ),
+        }),
+    },
+  };
+}
+
+/** The action's outputs (action.yml) from a result; the CLI prints the same names. */
+export function resultOutputs(result: RunResult): Record<string, string> {
+  return {
+    ref: result.refs[0],
+    refs: result.refs.join('\n'),
+    digest: result.digest ?? '',
+    'pinned-ref': result.pinnedRef ?? '',
+    attempts: String(result.attempts),
+    'proxy-ref': result.plan.proxyRefs[0] ?? '',
+    'replaced-digest': result.replaced[0]?.digest ?? '',
+  };
+}

@@ -1,6 +1,0 @@
-// The text a failed docker call printed, for classifyFailure: the whole output of a DockerError, else the message.
-import { DockerError } from '../docker.js';
-
-export function failureOutput(e: unknown): string {
-  return e instanceof DockerError ? e.output : String((e as Error)?.message ?? e);
-}
