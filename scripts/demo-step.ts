@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { Job, parseCommandFile, DIST } from '../test/support/action-runner.js';
 import { node24 } from '../test/support/node24.js';
+import { runnerCommands } from '../test/support/runner-commands.js';
 import { WorkflowLogRenderer } from '../src/adapters/workflow-render.js';
 
 const env = (name: string): string => {
@@ -92,8 +93,9 @@ cliExample();
 // The checks of what a newcomer was just shown: never a secret, never the raw protocol.
 const all = printed.join('\n');
 for (const s of secrets) if (all.includes(s)) problems.push('a secret was printed');
-const raw = all.split('\n').filter((l) => l.startsWith('::'));
-if (raw.length) problems.push(`${raw.length} workflow command line(s) printed raw, e.g. ${raw[0].slice(0, 40)}`);
+// by the runner's own rules (a `::` line after white space, `##[` anywhere, CR as a line end)
+const raw = runnerCommands(all);
+if (raw.length) problems.push(`${raw.length} workflow command(s) printed raw, e.g. ${raw[0].line.slice(0, 40)}`);
 if (problems.length) {
   process.stderr.write(`\ndemo FAILED: ${problems.join('; ')}\n`);
   process.exit(1);
