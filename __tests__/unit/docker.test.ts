@@ -311,13 +311,14 @@ describe('readImage', () => {
       names: new Map(),
     });
     expect(calls().map((c) => c.args)).toEqual([['system', 'dial-stdio']]);
-    // /info first (on dial-stdio its sibling connection is this one), the version from /_ping's headers
+    // one dial-stdio child, so one connection: the requests in the order asked, the version from /_ping's headers
     expect(requests()).toEqual([
       'GET /info HTTP/1.1',
       'GET /_ping HTTP/1.1',
       'GET /images/app/img:1/json HTTP/1.1',
       'GET /images/app/img:1/history HTTP/1.1',
     ]);
+    expect(liveChildren()).toBe(0); // the dial-stdio child ended when the connection closed
     expect(calls()[0].env.INPUT_TOKEN).toBeUndefined();
     expect(calls()[0].env.REPLICATED_TOKEN).toBeUndefined();
   });
