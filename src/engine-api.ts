@@ -4,6 +4,10 @@
 // says anything; the socket costs a connect, so tagging and untagging the run's names go here too instead of
 // `docker tag` / `docker image rm`. On the socket, a keep-alive agent opens a few connections and asks in parallel;
 // through dial-stdio there is one child, so one connection, and requests go one after another on it.
+// Measured against the hand-written pipelining client this replaced (npm run bench -- push with RP_DIST_BEFORE, 25
+// paired rounds; bench/engine-read.ts, 7 rounds of 50): on the socket the re-push is 0.93x (noise: per-round
+// ratios 0.59-1.21), readImage 12.2 ms vs 11.2 ms; through dial-stdio the re-push is 1.07x (load average ~4),
+// readImage 36.1 ms vs 33.2 ms at rest: node:http does not pipeline, so each question waits for the one before.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -330,6 +334,9 @@ class StdioSocket extends Duplex {
 
   override _destroy(e: Error | null, callback: (e: Error | null) => void): void {
     this.proc.stdin?.end();
+    // Paused (no one read the last answer), stdout would never reach its end and the child's result would wait
+    // out process.ts's late-output grace.
+    this.proc.stdout?.resume();
     callback(e);
   }
 
