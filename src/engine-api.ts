@@ -5,9 +5,10 @@
 // `docker tag` / `docker image rm`. On the socket, a keep-alive agent opens a few connections and asks in parallel;
 // through dial-stdio there is one child, so one connection, and requests go one after another on it.
 // Measured against the hand-written pipelining client this replaced (npm run bench -- push with RP_DIST_BEFORE, 25
-// paired rounds; bench/engine-read.ts, 7 rounds of 50): on the socket the re-push is 0.93x (noise: per-round
-// ratios 0.59-1.21), readImage 12.2 ms vs 11.2 ms; through dial-stdio the re-push is 1.07x (load average ~4),
-// readImage 36.1 ms vs 33.2 ms at rest: node:http does not pipeline, so each question waits for the one before.
+// paired rounds): the re-push main step is 0.93x (load average 3) and 1.09x (load 10) on the socket, 1.07x (load 4)
+// and 0.94x (load 10) through dial-stdio: within the noise (per-round ratios 0.6-1.6). The engine read alone
+// (bench/engine-read.ts, 7 rounds of 50, at rest): readImage 12.2 ms vs 11.2 ms on the socket, 36.1 ms vs 33.2 ms
+// through dial-stdio, where node:http does not pipeline and each question waits for the one before.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
