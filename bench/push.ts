@@ -13,9 +13,14 @@
 // the real one runs. Otherwise it is EMULATED: node starts a small script that runs `docker login --password-stdin`.
 // The emulation skips loading the 1.9 MB bundle, so the peer looks faster than it is and the action's ratio
 // against it looks worse than the real one: the conservative side. The table says which one ran.
+//
+// RP_DIST_BEFORE=path/to/index.js: an earlier bundle run as a fourth way in the same rounds (order rotating), so a
+// change is measured before/after side by side under the same load (the machine's load average is in the table).
+// RP_BENCH_PUSH_ROUNDS (default 9). RP_BENCH_PUSH_DIAL_STDIO=1: the action (and the earlier bundle) reach the engine
+// through a docker context, so `docker system dial-stdio`, instead of DOCKER_HOST's unix socket.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildImage, engine, removeImages, uniqueName } from '../test/support/images.js';
@@ -53,11 +58,26 @@ const r = spawnSync('docker', ['login', '--password-stdin', '--username', e.INPU
 process.exit(r.status ?? 1);`;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): void {
-  const r = spawnSync(cmd, args, { env, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.toString()}`);
+  const r = spawnSync(cmd, args, { env, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  // the action says why on stdout (::error::), docker on stderr
+  const why = `${r.stderr?.toString()}\n${r.stdout?.toString().slice(-3000)}`;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${why}`);
 }
 
-export async function benchPush(rounds = 9): Promise<Record<string, number | string>> {
+const DIST_BEFORE = process.env.RP_DIST_BEFORE ? resolve(process.env.RP_DIST_BEFORE) : null;
+const DIAL_STDIO = process.env.RP_BENCH_PUSH_DIAL_STDIO === '1';
+
+/** A user config whose context is the engine's socket: the action then speaks to it through dial-stdio. */
+function dialStdioEnv(env: NodeJS.ProcessEnv, host: string, work: string): NodeJS.ProcessEnv {
+  const cfg = join(work, 'user-config');
+  const { DOCKER_HOST: _host, ...rest } = env;
+  run('docker', ['--config', cfg, 'context', 'create', 'rp-bench', '--docker', `host=${host}`], rest);
+  return { ...rest, DOCKER_CONFIG: cfg, DOCKER_CONTEXT: 'rp-bench' };
+}
+
+export async function benchPush(
+  rounds = Number(process.env.RP_BENCH_PUSH_ROUNDS || 9),
+): Promise<Record<string, number | string>> {
   const eng = engine('A');
   const reg = await startRegistry();
   const [user, password] = Object.entries(reg.users)[0];
@@ -102,9 +122,10 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
       run('docker', ['tag', src, ref], e);
       run('docker', ['push', ref], e);
     });
-    const action = () =>
-      run(node24(), ['dist/index.js'], {
-        ...env,
+    const actionEnv = DIAL_STDIO ? dialStdioEnv(env, eng.host, work) : env;
+    const actionOf = (dist: string) => () =>
+      run(node24(), [dist], {
+        ...actionEnv,
         ...runnerFiles(),
         'INPUT_APP-SLUG': 'bench',
         INPUT_IMAGE: src,
@@ -114,17 +135,24 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
         INPUT_USERNAME: user,
         INPUT_REGISTRY: reg.host,
       });
+    const action = actionOf('dist/index.js');
+    const before = DIST_BEFORE ? actionOf(DIST_BEFORE) : null;
     // warm-up: the registry now holds the image, every measured run is a re-push; each way has run once
     byHand();
     peer();
     action();
-    const ways = { action, peer, byHand };
-    const t: Record<keyof typeof ways, number[]> = { action: [], peer: [], byHand: [] };
-    const names = Object.keys(ways) as (keyof typeof ways)[];
+    before?.();
+    const ways: Record<string, () => void> = { action, peer, byHand, ...(before ? { before } : {}) };
+    const t: Record<string, number[]> = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
+    const names = Object.keys(ways);
+    const loadAtStart = loadavg()[0];
     for (let i = 0; i < rounds; i++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(i + k) % names.length];
         t[name].push(timed(ways[name]));
+        // The registry child's stderr is read on the event loop, which spawnSync blocks: a pipe never drained
+        // fills after some rounds and the registry stops answering (the later rounds then fail).
+        await new Promise((r) => setImmediate(r));
       }
     }
 
@@ -146,8 +174,19 @@ export async function benchPush(rounds = 9): Promise<Record<string, number | str
       }
     }
     const peerName = loginDist ? 'docker/login-action (its real dist)' : 'login-action EMULATED (node + docker login)';
+    const beforeFigures: Record<string, number | string> = before
+      ? {
+          'push: before (RP_DIST_BEFORE) main step, median ms': Math.round(median(t.before)),
+          'push: action / before, median of paired ratios': pairedRatio(t.action, t.before),
+          'push: per-round action / before': t.action.map((x, i) => (x / t.before[i]).toFixed(3)).join(' '),
+          'dist before': DIST_BEFORE ?? '',
+        }
+      : {};
     return {
+      'engine reached through': DIAL_STDIO ? 'a docker context (dial-stdio)' : `DOCKER_HOST ${eng.host}`,
+      'load average (1 min) at start / end': `${loadAtStart.toFixed(1)} / ${loadavg()[0].toFixed(1)}`,
       'push: action main step, median ms': Math.round(median(t.action)),
+      ...beforeFigures,
       [`push: ${peerName} + tag + push, median ms`]: Math.round(median(t.peer)),
       'push: docker login; tag; push by hand, median ms': Math.round(median(t.byHand)),
       'push: action / login-action+tag+push, median of paired ratios (target <= 1.0, aim 0.8)': pairedRatio(

@@ -1,12 +1,14 @@
 // src/engine/engine-api.ts: which endpoint the engine API takes (a table), the engine's own unix socket spoken to
 // directly (a node:http server on a socket in a temp directory stands in for the engine: no child process, the
-// CLI's words when nothing listens, deadline and cancel), and the HTTP/1.1 response parser both links share.
+// CLI's words when nothing listens, deadline and cancel), and answers as a raw socket sends them (chunked, cut into
+// pieces, malformed, over the body cap, cut off).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Docker } from '../../src/engine/docker.js';
-import { DEFAULT_SOCKET, engineEndpoint, parseResponse } from '../../src/engine/engine-api.js';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { DEFAULT_SOCKET, ENGINE_BODY_CAP, EngineConnection, engineEndpoint } from '../../src/engine/engine-api.js';
 import { classifyFailure } from '../../src/core/policy/failure.js';
 import { liveChildren } from '../../src/util/process.js';
 
@@ -130,7 +132,46 @@ describe('the engine on its unix socket', () => {
   });
 });
 
-describe('parseResponse', () => {
+describe('answers as the engine may send them (a raw socket stands in: node:http servers only send good ones)', () => {
+  let dir: string;
+  let server: NetServer | null = null;
+  /** Connections the current raw engine saw closed (its own list: a previous one's may close late). */
+  let closed: string[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rp-engine-raw-'));
+  });
+  afterEach(async () => {
+    await new Promise((r) => (server ? server.close(r) : r(null)));
+    server = null;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Answers each request with answer(requestLine) written as it is; a function gets the socket to write to. */
+  async function rawEngine(answer: (line: string) => string | ((s: Socket) => void)): Promise<string> {
+    const path = join(dir, 'raw.sock');
+    const mine: string[] = [];
+    closed = mine;
+    server = createNetServer((socket) => {
+      let buf = '';
+      socket.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          const line = buf.slice(0, buf.indexOf('\r\n'));
+          buf = buf.slice(end + 4);
+          const a = answer(line);
+          if (typeof a === 'string') socket.write(a, 'latin1');
+          else a(socket);
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => mine.push('closed'));
+    });
+    await new Promise<void>((r) => server?.listen(path, r));
+    return path;
+  }
+
+  const open = (path: string, bodyCap?: number) =>
+    EngineConnection.open({ env: {}, endpoint: { kind: 'unix', path }, deadlineMs: 5000, bodyCap });
   const sized = (status: number, body: string) =>
     `HTTP/1.1 ${status} X\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
   const chunked = (parts: string[]) =>
@@ -143,38 +184,72 @@ describe('parseResponse', () => {
     ['chunk extension', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n', 200, 'abc'],
     ['204', 'HTTP/1.1 204 No Content\r\n\r\n', 204, ''],
     ['HTTP/1.0', 'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok', 200, 'ok'],
-  ])('%s', (_name, raw, status, body) => {
-    const parsed = parseResponse(Buffer.from(raw));
-    expect(parsed?.response.status).toBe(status);
-    expect(parsed?.response.body.toString()).toBe(body);
-    expect(parsed?.consumed).toBe(Buffer.byteLength(raw));
+  ])('%s', async (_name, raw, status, body) => {
+    const conn = open(await rawEngine(() => raw));
+    const r = await conn.request('GET', '/x');
+    await conn.close();
+    expect(r.status).toBe(status);
+    expect(r.body.toString()).toBe(body);
   });
 
-  test('an incomplete response needs more bytes, at every cut', () => {
-    for (const raw of [sized(200, '{"a":1}'), chunked(['{"a":', '1}'])]) {
-      for (let cut = 0; cut < raw.length; cut++) expect(parseResponse(Buffer.from(raw.slice(0, cut)))).toBeNull();
-    }
-  });
-
-  test('pipelined responses are taken one at a time', () => {
-    const raw = Buffer.from(sized(200, 'one') + chunked(['two']) + sized(200, 'three'));
-    const bodies: string[] = [];
-    let rest = raw;
-    for (let p = parseResponse(rest); p; p = parseResponse(rest)) {
-      bodies.push(p.response.body.toString());
-      rest = rest.subarray(p.consumed);
-    }
-    expect(bodies).toEqual(['one', 'two', 'three']);
-    expect(rest.length).toBe(0);
+  test('answers cut into pieces are put together, and many requests share the connections', async () => {
+    const raw = chunked(['{"a":', '1}']);
+    const path = await rawEngine(() => (s) => {
+      const piece = (i: number): void => {
+        if (i < raw.length) s.write(raw.slice(i, i + 7), 'latin1', () => setTimeout(() => piece(i + 7), 2));
+      };
+      piece(0);
+    });
+    const conn = open(path);
+    const bodies = await Promise.all(Array.from({ length: 20 }, () => conn.json('/x')));
+    await conn.close();
+    expect(bodies).toEqual(Array.from({ length: 20 }, () => ({ a: 1 })));
   });
 
   test.each([
-    ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', /not an HTTP response/],
-    ['no length', 'HTTP/1.1 200 OK\r\n\r\nbody', /without Content-Length/],
-    ['bad length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad Content-Length/],
-    ['bad chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
-    ['huge body', 'HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n', /over/],
-  ])('%s throws', (_name, raw, error) => {
-    expect(() => parseResponse(Buffer.from(raw))).toThrow(error);
+    ['not HTTP', 'SSH-2.0-OpenSSH\r\n\r\n', /^engine API \/x: Parse Error/],
+    ['bad length', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /^engine API \/x: Parse Error/],
+    ['bad chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /^engine API \/x: Parse Error/],
+    [
+      'a declared body over the cap, refused before it arrives',
+      'HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n',
+      new RegExp(`^engine API /x: response body over ${ENGINE_BODY_CAP} bytes$`),
+    ],
+  ])('%s fails, naming the request', async (_name, raw, error) => {
+    const conn = open(await rawEngine(() => raw));
+    await expect(conn.request('GET', '/x')).rejects.toThrow(error);
+    await conn.close();
+  });
+
+  test('a chunked body that goes on past the cap fails there and the connection is dropped', async () => {
+    const path = await rawEngine(() => (s) => {
+      s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const more = (): void => {
+        if (!s.destroyed) s.write(`100\r\n${'x'.repeat(256)}\r\n`, () => setImmediate(more));
+      };
+      more(); // never ends: only the cap stops it
+    });
+    const conn = open(path, 4096);
+    const started = Date.now();
+    await expect(conn.request('GET', '/x')).rejects.toThrow('engine API /x: response body over 4096 bytes');
+    expect(Date.now() - started).toBeLessThan(2000);
+    await conn.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toEqual(['closed']);
+  });
+
+  test('a sized body over the cap fails', async () => {
+    const conn = open(await rawEngine(() => sized(200, 'y'.repeat(5000))), 4096);
+    await expect(conn.json('/x')).rejects.toThrow('engine API /x: response body over 4096 bytes');
+    await conn.close();
+  });
+
+  test('an engine that drops the connection mid-answer: the words for it, not a hang', async () => {
+    const path = await rawEngine(() => (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const conn = open(path);
+    await expect(conn.request('GET', '/x')).rejects.toThrow(
+      `the Docker engine closed the connection at unix://${path}`,
+    );
+    await conn.close();
   });
 });

@@ -254,19 +254,19 @@ export class Docker {
 
   /**
    * Everything the run reads before it plans, over one engine connection: the engine's version (from the headers
-   * of /_ping: /version asks containerd and runc too, ~25 ms), the image, its history and the names in one pipelined
-   * batch, /info (~30 ms) beside it on a sibling connection, then the index's manifests when the strategy needs them
-   * (containerd store, an index descriptor, API >= 1.48). A missing image fails as the CLI words it
+   * of /_ping: /version asks containerd and runc too, ~25 ms), /info (~30 ms), the image, its history and the names
+   * asked together (in parallel on the socket, in turn through dial-stdio), then the index's manifests when the
+   * strategy needs them (containerd store, an index descriptor, API >= 1.48). A missing image fails as the CLI words it
    * ("No such image"); an engine that cannot be reached as "Cannot connect to the Docker daemon".
    */
   async readImage(ref: string, opts: CallOptions & { names?: readonly string[] } = {}): Promise<EngineImage> {
     return this.withEngine(opts, async (conn) => {
       const name = pathName(ref);
-      const info = conn.sibling().json('/info');
+      const info = conn.json('/info');
       const version = engineVersion(conn);
       const inspect = conn.json(`/images/${name}/json`);
       const rows = conn.json(`/images/${name}/history`);
-      // What the names the run will tag point to now, in the same batch (no connection of their own).
+      // What the names the run will tag point to now, asked with the rest.
       const names = idsOf(conn, opts.names ?? []);
       names.catch(() => undefined); // reported by the await below, unless the image itself failed first
       const engine = factsFrom(await version, (await info) as InfoBody);
@@ -338,7 +338,7 @@ export class Docker {
   }
 }
 
-/** The image ID each name points to, null for a name the engine does not have; requests pipelined on `conn`. */
+/** The image ID each name points to, null for a name the engine does not have; asked all at once on `conn`. */
 async function idsOf(conn: EngineConnection, refs: readonly string[]): Promise<Map<string, string | null>> {
   const answers = refs.map((ref) => conn.json(`/images/${pathName(ref)}/json`));
   const ids = new Map<string, string | null>();
