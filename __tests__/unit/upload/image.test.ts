@@ -129,12 +129,19 @@ describe('uploadImage', () => {
     const img = image(5);
     reg.setScript((r) => (r.method === 'PATCH' ? { delayMs: 5_000 } : undefined));
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 150);
-    const started = Date.now();
+    // the abort once three chunks are under way (the concurrency), whatever the machine's load: a fixed 150 ms
+    // came before the first PATCH at load average 9
+    const patches = () => reg.requests.filter((r) => r.method === 'PATCH').length;
+    const aborted = (async () => {
+      const t0 = Date.now();
+      while (patches() < 3 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 10));
+      ac.abort();
+      return Date.now();
+    })();
     await expect(uploadImage(reg.transport(), REPO, img, { signal: ac.signal })).rejects.toMatchObject({
       aborted: true,
     });
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(Date.now() - (await aborted)).toBeLessThan(1_500);
     // a request written just before the abort may reach the registry after the rejection on a loaded machine (seen
     // at load average 15): let those land, then nothing more may come
     await new Promise((r) => setTimeout(r, 300));
