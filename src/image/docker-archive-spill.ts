@@ -124,6 +124,110 @@ async function* rest(first: Buffer, it: AsyncIterator<Buffer>, done: boolean): A
   }
 }
 
+/** Gzips an uncompressed tar into `file`, hashing its own bytes into `hash` (its diff ID) on the way. */
+async function gzipToFile(
+  file: string,
+  chunks: AsyncIterable<Buffer>,
+  hash: ReturnType<typeof createHash>,
+  gzip: GzipOptions | undefined,
+): Promise<{ readonly size: number; readonly digest: string }> {
+  const gzHash = createHash('sha256');
+  const out = createWriteStream(file, { highWaterMark: FILE_HIGH_WATER });
+  let failure: Error | null = null;
+  out.on('error', (e) => {
+    failure ??= e;
+  });
+  const hashed = async function* () {
+    for await (const chunk of chunks) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  };
+  let gz;
+  try {
+    gz = await gzipDeterministic(
+      hashed(),
+      (chunk) => {
+        gzHash.update(chunk);
+        return writeChunk(out, chunk);
+      },
+      gzip,
+    );
+    await endStream(out);
+  } catch (e) {
+    out.destroy();
+    throw failure ?? e;
+  }
+  return { size: gz.outputSize, digest: `sha256:${gzHash.digest('hex')}` };
+}
+
+/** Where one file entry of the archive went: `spilled` is what it added to the work directory. */
+interface Kept {
+  readonly entry: SpilledEntry;
+  readonly spilled: number;
+}
+
+/**
+ * Keeps one file entry as its first block says (see the top of this file), hashed on the way; a digest-named
+ * one whose bytes hash otherwise fails with a BlobDigestError. `nextFile`: a fresh name in the work directory.
+ */
+async function keepEntry(
+  name: string,
+  size: number,
+  entry: AsyncIterable<Buffer>,
+  nextFile: (prefix: string, suffix?: string) => string,
+  gzip: GzipOptions | undefined,
+): Promise<Kept> {
+  const it = entry[Symbol.asyncIterator]();
+  const first = await head(it);
+  const hash = createHash('sha256');
+  let kept: Omit<SpilledEntry, 'digest'>;
+  let spilled = 0;
+  if (!first.done && isPlainTar(first.head)) {
+    const file = nextFile('layer-', '.tar.gz');
+    const gz = await gzipToFile(file, rest(first.head, it, false), hash, gzip);
+    spilled = gz.size;
+    kept = { name, size, gzip: { file, ...gz } };
+  } else if (size <= IN_MEMORY_MAX || (size <= JSON_IN_MEMORY_MAX && looksLikeJson(first.head))) {
+    const parts: Buffer[] = [];
+    for await (const chunk of rest(first.head, it, first.done)) parts.push(chunk);
+    const data = Buffer.concat(parts);
+    hash.update(data);
+    kept = { name, size, data };
+  } else {
+    const file = nextFile('blob-');
+    spilled = await toFile(file, rest(first.head, it, first.done), hash);
+    kept = { name, size, file };
+  }
+  const digest = `sha256:${hash.digest('hex')}`;
+  const claimed = digestFromName(name);
+  if (claimed && claimed !== digest) throw new BlobDigestError(name, digest);
+  return { entry: { ...kept, digest }, spilled };
+}
+
+/** Where a link entry points, normalized (a symlink's target is relative to its own directory); null if none. */
+function linkTargetOf(name: string, header: tar.Header): string | null {
+  if ((header.type !== 'symlink' && header.type !== 'link') || !header.linkname) return null;
+  const target = header.type === 'symlink' ? posix.join(posix.dirname(name), header.linkname) : header.linkname;
+  return normalizePath(target);
+}
+
+/**
+ * Makes aborting `signal` destroy the input and the extractor with the signal's reason (at once if it already
+ * is aborted); returns what stops listening.
+ */
+function cancelOnAbort(input: Readable, extract: tar.Extract, signal: AbortSignal | undefined): () => void {
+  const onAbort = () => {
+    const reason = signal?.reason instanceof Error ? signal.reason : new Error('cancelled');
+    input.destroy(reason);
+    extract.destroy(reason);
+  };
+  input.on('error', (e: Error) => extract.destroy(e));
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return () => signal?.removeEventListener('abort', onAbort);
+}
+
 /**
  * Reads a `docker save` archive from `input` into `workDir` (created if missing; the caller removes it). Aborting
  * `signal` destroys the input and rejects with the signal's reason.
@@ -133,15 +237,9 @@ export async function spillArchive(input: Readable, workDir: string, opts: Spill
   const links = new Map<string, string>();
   let spilledBytes = 0;
   let count = 0;
+  const nextFile = (prefix: string, suffix = '') => join(workDir, `${prefix}${++count}${suffix}`);
   const extract = tar.extract();
-  const onAbort = () => {
-    const reason = opts.signal?.reason instanceof Error ? opts.signal.reason : new Error('cancelled');
-    input.destroy(reason);
-    extract.destroy(reason);
-  };
-  input.on('error', (e: Error) => extract.destroy(e));
-  if (opts.signal?.aborted) onAbort();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const stopCancelling = cancelOnAbort(input, extract, opts.signal);
   // No await between here and the loop: Node drains (and drops) the stdout of a child that exits while nobody
   // reads it, so a small `docker save` could end before a later pipe saw a byte; and entries tar-stream extracts
   // before the loop listens would be lost.
@@ -152,74 +250,23 @@ export async function spillArchive(input: Readable, workDir: string, opts: Spill
     for await (const entry of extract) {
       const header = entry.header;
       const name = normalizePath(header.name);
-      if ((header.type === 'symlink' || header.type === 'link') && header.linkname) {
-        const target = header.type === 'symlink' ? posix.join(posix.dirname(name), header.linkname) : header.linkname;
-        links.set(name, normalizePath(target));
-      }
+      const link = linkTargetOf(name, header);
+      if (link !== null) links.set(name, link);
       if (header.type !== 'file' && header.type !== 'contiguous-file') {
         entry.resume();
         continue;
       }
-      const size = header.size ?? 0;
-      const it = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      const first = await head(it);
-      const hash = createHash('sha256');
-      let spilled: Omit<SpilledEntry, 'digest'>;
-      if (!first.done && isPlainTar(first.head)) {
-        const file = join(workDir, `layer-${++count}.tar.gz`);
-        const gzHash = createHash('sha256');
-        const out = createWriteStream(file, { highWaterMark: FILE_HIGH_WATER });
-        let failure: Error | null = null;
-        out.on('error', (e) => {
-          failure ??= e;
-        });
-        const hashed = async function* () {
-          for await (const chunk of rest(first.head, it, false)) {
-            hash.update(chunk);
-            yield chunk;
-          }
-        };
-        let gz;
-        try {
-          gz = await gzipDeterministic(
-            hashed(),
-            (chunk) => {
-              gzHash.update(chunk);
-              return writeChunk(out, chunk);
-            },
-            opts.gzip,
-          );
-          await endStream(out);
-        } catch (e) {
-          out.destroy();
-          throw failure ?? e;
-        }
-        spilledBytes += gz.outputSize;
-        spilled = { name, size, gzip: { file, size: gz.outputSize, digest: `sha256:${gzHash.digest('hex')}` } };
-      } else if (size <= IN_MEMORY_MAX || (size <= JSON_IN_MEMORY_MAX && looksLikeJson(first.head))) {
-        const parts: Buffer[] = [];
-        for await (const chunk of rest(first.head, it, first.done)) parts.push(chunk);
-        const data = Buffer.concat(parts);
-        hash.update(data);
-        spilled = { name, size, data };
-      } else {
-        const file = join(workDir, `blob-${++count}`);
-        spilledBytes += await toFile(file, rest(first.head, it, first.done), hash);
-        spilled = { name, size, file };
-      }
-      const digest = `sha256:${hash.digest('hex')}`;
-      const claimed = digestFromName(name);
-      if (claimed && claimed !== digest) throw new BlobDigestError(name, digest);
-      const whole: SpilledEntry = { ...spilled, digest };
-      entries.set(name, whole);
-      opts.onEntry?.(whole);
+      const kept = await keepEntry(name, header.size ?? 0, entry as AsyncIterable<Buffer>, nextFile, opts.gzip);
+      spilledBytes += kept.spilled;
+      entries.set(name, kept.entry);
+      opts.onEntry?.(kept.entry);
     }
   } catch (e) {
     input.unpipe(extract);
     input.destroy();
     throw e;
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
+    stopCancelling();
   }
   if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('cancelled');
 

@@ -4,7 +4,7 @@
 // compressed) is probed on the way past: its diff ID, its uncompressed size and, for the layers the caller
 // will split, the index of its entries. A layer is therefore read from the input exactly once.
 // The index's movable entries keep their bytes in one RawStore for the whole archive (memory up to a limit,
-// then a file in the work directory: see tar-scanner.ts).
+// then a file in the work directory: see raw-store.ts).
 import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join, posix } from 'node:path';

@@ -157,6 +157,118 @@ export async function relayerArchive(
   return report;
 }
 
+/** What the saved archive says the image is: its config and, in order, its layers' archive names and diff IDs. */
+interface SavedImage {
+  readonly configBytes: Buffer;
+  readonly configText: string;
+  readonly layerNames: readonly string[];
+  readonly diffIds: readonly string[];
+  /** The history entry that made each layer; [] when history does not match the layers one to one. */
+  readonly createdBy: string[];
+}
+
+function savedImage(archive: SavedArchive): SavedImage {
+  const refs = resolveImage((name) => documentOf(archive, name));
+  const configBytes = documentOf(archive, refs.config);
+  if (!configBytes) throw new Error(`the archive does not hold the image config ${refs.config}`);
+  const configText = configBytes.toString('utf8');
+  const diffIds = (JSON.parse(configText) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+  if (diffIds.length !== refs.layers.length) {
+    throw new Error(`the config lists ${diffIds.length} layers but ${refs.source} lists ${refs.layers.length}`);
+  }
+  const history = layerHistory(configText);
+  const createdBy = history.length === diffIds.length ? history.map((h) => h.created_by ?? '') : [];
+  return { configBytes, configText, layerNames: refs.layers, diffIds, createdBy };
+}
+
+/** The report of an image left as it was (nothing written): every layer is its own only piece. */
+function unchangedReport(
+  decisions: readonly LayerDecision[],
+  configBytes: Buffer,
+  unsplittable: UnsplittableEntry[],
+): RelayerReport {
+  const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+  const layers = decisions.map((d) => ({
+    diffId: d.diffId,
+    size: d.size,
+    createdBy: d.createdBy,
+    pieces: [{ diffId: d.diffId, size: d.size }],
+  }));
+  return { changed: false, configDigest, layers, unsplittable };
+}
+
+/** One layer to the sink, split into its pieces or kept whole: the names the image lists it by, and its pieces. */
+async function writeLayer(
+  d: LayerDecision,
+  index: number,
+  raws: RawStore,
+  sink: LayerSink,
+  opts: SinkOptions,
+): Promise<{ names: string[]; pieces: PieceReport[] }> {
+  if (!d.plan) {
+    const entry = d.entry;
+    const name = await sink.kept(entry, d.diffId, () => openLayer(entry));
+    return { names: [name], pieces: [{ diffId: d.diffId, size: d.size }] };
+  }
+  const written = await writePieces(
+    openLayer(d.entry),
+    d.plan,
+    raws,
+    sink,
+    (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`,
+  );
+  opts.log(
+    `layer ${index + 1} sha256:${short(d.diffId)} (${formatBytes(d.size)}) split into ${written.length} pieces of at most ${formatBytes(d.target)}`,
+  );
+  return { names: written.map((w) => w.name), pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })) };
+}
+
+/** Every layer to the sink, in order: their reports, and the names the new image lists, in order. */
+async function writeLayers(
+  decisions: readonly LayerDecision[],
+  raws: RawStore,
+  sink: LayerSink,
+  opts: SinkOptions,
+): Promise<{ layers: LayerReport[]; layerNames: string[] }> {
+  // A layer listed twice (identical layers) is written once; a spilled file goes once nothing else needs it.
+  const uses = new Map<string, number>();
+  for (const d of decisions) uses.set(d.entry.name, (uses.get(d.entry.name) ?? 0) + 1);
+  const done = new Map<string, { names: string[]; pieces: PieceReport[] }>();
+  const layers: LayerReport[] = [];
+  for (const [i, d] of decisions.entries()) {
+    let result = done.get(d.diffId);
+    if (!result) {
+      result = await writeLayer(d, i, raws, sink, opts);
+      done.set(d.diffId, result);
+    }
+    const left = (uses.get(d.entry.name) ?? 1) - 1;
+    uses.set(d.entry.name, left);
+    if (left === 0 && d.entry.file) await rm(d.entry.file, { force: true });
+    layers.push({ diffId: d.diffId, size: d.size, createdBy: d.createdBy, pieces: result.pieces });
+  }
+  const layerNames = decisions.flatMap((d) => (done.get(d.diffId) as { names: string[] }).names);
+  return { layers, layerNames };
+}
+
+/** The config with the split layers' diff IDs (and history) replaced by their pieces', when anything was split. */
+function newConfig(
+  image: SavedImage,
+  decisions: readonly LayerDecision[],
+  layers: readonly LayerReport[],
+  opts: SinkOptions,
+): Buffer {
+  if (!decisions.some((d) => d.plan)) return image.configBytes;
+  const rewrite = rewriteConfig(
+    image.configText,
+    decisions.map((d, i) => ({
+      diffId: d.diffId,
+      pieces: d.plan ? layers[i].pieces.map((p) => p.diffId) : null,
+    })),
+  );
+  if (!rewrite.historyRewritten) opts.log('config history does not match the layers one to one: left as it was');
+  return Buffer.from(rewrite.text, 'utf8');
+}
+
 /**
  * A `docker save` archive in, the re-layered image out to `sink`. With opts.skipUnchanged and no layer to split,
  * the sink is never written to (report.changed is false).
@@ -183,18 +295,8 @@ export async function relayerToSink(
     opts.log(
       `read the saved archive in ${readSeconds.toFixed(1)}s (${formatBytes(archive.spilledBytes)} kept in ${work})`,
     );
-    const refs = resolveImage((name) => documentOf(archive, name));
-    const configBytes = documentOf(archive, refs.config);
-    if (!configBytes) throw new Error(`the archive does not hold the image config ${refs.config}`);
-    const configText = configBytes.toString('utf8');
-    const diffIds = (JSON.parse(configText) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-    if (diffIds.length !== refs.layers.length) {
-      throw new Error(`the config lists ${diffIds.length} layers but ${refs.source} lists ${refs.layers.length}`);
-    }
-    const history = layerHistory(configText);
-    const createdBy = history.length === diffIds.length ? history.map((h) => h.created_by ?? '') : [];
-
-    const decisions = decide(archive, refs.layers, diffIds, createdBy, opts);
+    const image = savedImage(archive);
+    const decisions = decide(archive, image.layerNames, image.diffIds, image.createdBy, opts);
     // an identical layer listed twice is reported once
     const unsplittable = decisions.flatMap((d, i) =>
       decisions.findIndex((x) => x.diffId === d.diffId) === i ? reportOversized(d, i, opts) : [],
@@ -204,73 +306,19 @@ export async function relayerToSink(
       opts.log(
         `no layer over ${formatBytes(opts.maxLayerSize)}${opts.split ? ' listed for splitting' : ''}: image unchanged`,
       );
-      const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-      const layers = decisions.map((d) => ({
-        diffId: d.diffId,
-        size: d.size,
-        createdBy: d.createdBy,
-        pieces: [{ diffId: d.diffId, size: d.size }],
-      }));
-      return { changed, configDigest, layers, unsplittable };
+      return unchangedReport(decisions, image.configBytes, unsplittable);
     }
 
     const writeStart = performance.now();
-    // A layer listed twice (identical layers) is written once; a spilled file goes once nothing else needs it.
-    const uses = new Map<string, number>();
-    for (const d of decisions) uses.set(d.entry.name, (uses.get(d.entry.name) ?? 0) + 1);
-    const done = new Map<string, { names: string[]; pieces: PieceReport[] }>();
-    const layers: LayerReport[] = [];
-    for (const [i, d] of decisions.entries()) {
-      let result = done.get(d.diffId);
-      if (!result) {
-        if (d.plan) {
-          const written = await writePieces(
-            openLayer(d.entry),
-            d.plan,
-            archive.raws,
-            sink,
-            (k) => `relayer/${hex(d.diffId)}/${k + 1}.tar`,
-          );
-          result = {
-            names: written.map((w) => w.name),
-            pieces: written.map((w) => ({ diffId: w.diffId, size: w.size })),
-          };
-          opts.log(
-            `layer ${i + 1} sha256:${short(d.diffId)} (${formatBytes(d.size)}) split into ${written.length} pieces of at most ${formatBytes(d.target)}`,
-          );
-        } else {
-          const entry = d.entry;
-          const name = await sink.kept(entry, d.diffId, () => openLayer(entry));
-          result = { names: [name], pieces: [{ diffId: d.diffId, size: d.size }] };
-        }
-        done.set(d.diffId, result);
-      }
-      const left = (uses.get(d.entry.name) ?? 1) - 1;
-      uses.set(d.entry.name, left);
-      if (left === 0 && d.entry.file) await rm(d.entry.file, { force: true });
-      layers.push({ diffId: d.diffId, size: d.size, createdBy: d.createdBy, pieces: result.pieces });
-    }
+    const { layers, layerNames } = await writeLayers(decisions, archive.raws, sink, opts);
+    const config = newConfig(image, decisions, layers, opts);
+    const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+    const written = await sink.finish(config, configDigest, layerNames);
 
-    const rewrite = changed
-      ? rewriteConfig(
-          configText,
-          decisions.map((d, i) => ({
-            diffId: d.diffId,
-            pieces: d.plan ? layers[i].pieces.map((p) => p.diffId) : null,
-          })),
-        )
-      : null;
-    if (rewrite && !rewrite.historyRewritten)
-      opts.log('config history does not match the layers one to one: left as it was');
-    const newConfig = rewrite ? Buffer.from(rewrite.text, 'utf8') : configBytes;
-    const configDigest = `sha256:${createHash('sha256').update(newConfig).digest('hex')}`;
-    const layerNames = decisions.flatMap((d) => (done.get(d.diffId) as { names: string[] }).names);
-    const written = await sink.finish(newConfig, configDigest, layerNames);
-
-    const before = decisions.length;
-    const after = layerNames.length;
     const writeSeconds = (performance.now() - writeStart) / 1000;
-    opts.log(`${before} layers -> ${after}, config ${configDigest}; ${written} written in ${writeSeconds.toFixed(1)}s`);
+    opts.log(
+      `${decisions.length} layers -> ${layerNames.length}, config ${configDigest}; ${written} written in ${writeSeconds.toFixed(1)}s`,
+    );
     return { changed, configDigest, layers, unsplittable };
   } finally {
     await raws?.close();
