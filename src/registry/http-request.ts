@@ -74,126 +74,194 @@ function networkDetail(err: unknown): string {
   return e?.code && !text.includes(e.code) ? `${text} (${e.code})` : text;
 }
 
-export const httpRequest: HttpRequest = (url, options = {}) => {
+/** What a request is, settled before anything is sent: an HttpError instead when it cannot be sent at all. */
+interface Plan {
+  readonly method: string;
+  readonly target: URL;
+  /** describeRequest's text, the prefix of every error message. */
+  readonly what: string;
+  readonly route: ProxyRoute;
+  readonly deadlineMs: number;
+  readonly maxBodyBytes: number;
+}
+
+function planRequest(url: string | URL, options: HttpRequestOptions): Plan | HttpError {
   const method = (options.method ?? 'GET').toUpperCase();
   let target: URL;
   try {
     target = new URL(url);
   } catch {
     // URL's own message repeats the input, query and credentials included.
-    return Promise.reject(new HttpError('network', method, 'not a valid URL'));
+    return new HttpError('network', method, 'not a valid URL');
   }
   const what = describeRequest(method, target);
-  const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const { body, signal } = options;
-  const stream = body && !Buffer.isBuffer(body) ? body : null;
   let route: ProxyRoute;
   try {
     route = proxyRoute(target, options.proxyEnv ?? process.env);
   } catch (e) {
-    return Promise.reject(new HttpError('proxy-config', what, (e as Error).message));
+    return new HttpError('proxy-config', what, (e as Error).message);
   }
-  // A failure to connect names the proxy it went through (host:port and the variable, never its credentials).
-  const via = route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  return { method, target, what, route, deadlineMs, maxBodyBytes };
+}
 
-  return new Promise<HttpResponse>((resolve, reject) => {
-    let settled = false;
-    let req: http.ClientRequest | null = null;
-    // The CONNECT to a proxy is part of the request: its deadline or abort ends a tunnel still being opened.
-    const connecting = new AbortController();
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const fail = (kind: HttpErrorKind, detail: string, cause?: unknown) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      const error = new HttpError(kind, what, detail, cause === undefined ? undefined : { cause });
-      stream?.destroy();
-      connecting.abort();
-      req?.destroy();
-      reject(error);
-    };
-    const onAbort = () => fail('aborted', 'aborted', signal?.reason);
-    const timer = setTimeout(
-      () => fail('timeout', `no complete answer within ${formatMs(deadlineMs)} (deadline)`),
+/** The caller's headers, with the Content-Length of a Buffer body unless the caller set one. */
+function headersFor(options: HttpRequestOptions): Record<string, string> {
+  const headers: Record<string, string> = { ...options.headers };
+  const { body } = options;
+  if (Buffer.isBuffer(body) && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length'))
+    headers['Content-Length'] = String(body.length);
+  return headers;
+}
+
+/** A failure to connect names the proxy it went through (host:port and the variable, never its credentials). */
+function viaText(route: ProxyRoute): string {
+  return route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';
+}
+
+function responseOf(res: http.IncomingMessage, body: Buffer): HttpResponse {
+  const status = res.statusCode ?? 0;
+  return {
+    status,
+    ok: status >= 200 && status < 300,
+    headers: {
+      get: (name) => {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    body,
+  };
+}
+
+/**
+ * One request in flight. It settles once: with the answer at its last byte, or with the first failure (deadline,
+ * abort, cap, network), which then ends everything the request still holds (body stream, tunnel, socket).
+ */
+class Exchange {
+  private settled = false;
+  private req: http.ClientRequest | null = null;
+  // The CONNECT to a proxy is part of the request: its deadline or abort ends a tunnel still being opened.
+  private readonly connecting = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly stream: Readable | null;
+  private readonly onAbort = () => this.fail('aborted', 'aborted', this.options.signal?.reason);
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly options: HttpRequestOptions,
+    private readonly resolve: (response: HttpResponse) => void,
+    private readonly reject: (error: HttpError) => void,
+  ) {
+    const { body } = options;
+    this.stream = body && !Buffer.isBuffer(body) ? body : null;
+  }
+
+  start(): void {
+    const { deadlineMs } = this.plan;
+    const { signal } = this.options;
+    this.timer = setTimeout(
+      () => this.fail('timeout', `no complete answer within ${formatMs(deadlineMs)} (deadline)`),
       clampTimerMs(deadlineMs),
     );
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) return this.onAbort();
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.req = this.open();
+    if (this.req) this.send(this.req);
+  }
 
-    const headers: Record<string, string> = { ...options.headers };
-    if (Buffer.isBuffer(body) && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length'))
-      headers['Content-Length'] = String(body.length);
-
+  /** The request on its route: direct, through a CONNECT tunnel (https), or as an absolute URI (http proxy). */
+  private open(): http.ClientRequest | null {
+    const { method, target, route } = this.plan;
+    const headers = headersFor(this.options);
+    const onResponse = (res: http.IncomingMessage) => this.read(res);
     try {
       const lib = target.protocol === 'https:' ? https : http;
-      if (target.protocol !== 'https:' && target.protocol !== 'http:')
-        return fail('network', `unsupported protocol ${target.protocol}`);
-      const onResponse = (res: http.IncomingMessage) => {
-        // A HEAD's Content-Length is the size of the body a GET would get: nothing to cap.
-        const declared = method === 'HEAD' ? 0 : Number(res.headers['content-length']);
-        if (declared > maxBodyBytes)
-          return fail('too-large', `answer body of ${declared} bytes is over the ${formatLimit(maxBodyBytes)} limit`);
-        const chunks: Buffer[] = [];
-        let received = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          received += chunk.length;
-          if (received > maxBodyBytes)
-            return fail('too-large', `answer body over the ${formatLimit(maxBodyBytes)} limit; connection closed`);
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => fail('network', networkDetail(err), err));
-        res.on('close', () => {
-          if (!res.complete) fail('network', 'connection closed before the answer ended');
-        });
-        res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          cleanup();
-          // The server answered before taking the whole body (e.g. 401 to an upload): the rest is not sent.
-          if (stream && !req?.writableFinished) {
-            stream.destroy();
-            req?.destroy();
-          }
-          const status = res.statusCode ?? 0;
-          resolve({
-            status,
-            ok: status >= 200 && status < 300,
-            headers: {
-              get: (name) => {
-                const v = res.headers[name.toLowerCase()];
-                return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-              },
-            },
-            body: Buffer.concat(chunks),
-          });
-        });
-      };
-      if (route.kind === 'direct') req = lib.request(target, { method, headers }, onResponse);
-      else if (lib === https)
-        req = https.request(
-          target,
-          { method, headers, createConnection: tunnelConnection(route, target, connecting.signal) },
-          onResponse,
-        );
-      else {
-        const viaProxy = absoluteUriOptions(route, target);
-        req = http.request({ ...viaProxy, method, headers: { ...headers, ...viaProxy.headers } }, onResponse);
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+        this.fail('network', `unsupported protocol ${target.protocol}`);
+        return null;
       }
+      if (route.kind === 'direct') return lib.request(target, { method, headers }, onResponse);
+      if (lib === https) {
+        const createConnection = tunnelConnection(route, target, this.connecting.signal);
+        return https.request(target, { method, headers, createConnection }, onResponse);
+      }
+      const viaProxy = absoluteUriOptions(route, target);
+      return http.request({ ...viaProxy, method, headers: { ...headers, ...viaProxy.headers } }, onResponse);
     } catch (err) {
       // Thrown synchronously for e.g. an invalid header value; node's message names the header, not its value.
-      return fail('network', networkDetail(err), err);
+      this.fail('network', networkDetail(err), err);
+      return null;
     }
-    req.on('error', (err) => fail('network', `${networkDetail(err)}${via}`, err));
+  }
+
+  private send(req: http.ClientRequest): void {
+    req.on('error', (err) => this.fail('network', `${networkDetail(err)}${viaText(this.plan.route)}`, err));
+    const { stream } = this;
     if (stream) {
-      stream.on('error', (err) => fail('network', `request body: ${networkDetail(err)}`, err));
+      stream.on('error', (err) => this.fail('network', `request body: ${networkDetail(err)}`, err));
       stream.pipe(req);
     } else {
-      req.end(body);
+      req.end(this.options.body);
     }
-  });
+  }
+
+  /** Reads the answer's body under its cap: the declared length first, then every byte that arrives. */
+  private read(res: http.IncomingMessage): void {
+    const { method, maxBodyBytes } = this.plan;
+    // A HEAD's Content-Length is the size of the body a GET would get: nothing to cap.
+    const declared = method === 'HEAD' ? 0 : Number(res.headers['content-length']);
+    if (declared > maxBodyBytes)
+      return this.fail('too-large', `answer body of ${declared} bytes is over the ${formatLimit(maxBodyBytes)} limit`);
+    const chunks: Buffer[] = [];
+    let received = 0;
+    res.on('data', (chunk: Buffer) => {
+      if (this.settled) return;
+      received += chunk.length;
+      if (received > maxBodyBytes)
+        return this.fail('too-large', `answer body over the ${formatLimit(maxBodyBytes)} limit; connection closed`);
+      chunks.push(chunk);
+    });
+    res.on('error', (err) => this.fail('network', networkDetail(err), err));
+    res.on('close', () => {
+      if (!res.complete) this.fail('network', 'connection closed before the answer ended');
+    });
+    res.on('end', () => this.succeed(res, chunks));
+  }
+
+  private succeed(res: http.IncomingMessage, chunks: Buffer[]): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.cleanup();
+    // The server answered before taking the whole body (e.g. 401 to an upload): the rest is not sent.
+    if (this.stream && !this.req?.writableFinished) {
+      this.stream.destroy();
+      this.req?.destroy();
+    }
+    this.resolve(responseOf(res, Buffer.concat(chunks)));
+  }
+
+  /** The first failure wins: it becomes the HttpError and ends the body stream, the tunnel and the socket. */
+  private fail(kind: HttpErrorKind, detail: string, cause?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.cleanup();
+    const error = new HttpError(kind, this.plan.what, detail, cause === undefined ? undefined : { cause });
+    this.stream?.destroy();
+    this.connecting.abort();
+    this.req?.destroy();
+    this.reject(error);
+  }
+
+  private cleanup(): void {
+    clearTimeout(this.timer);
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+  }
+}
+
+export const httpRequest: HttpRequest = (url, options = {}) => {
+  const planned = planRequest(url, options);
+  if (planned instanceof HttpError) return Promise.reject(planned);
+  return new Promise<HttpResponse>((resolve, reject) => new Exchange(planned, options, resolve, reject).start());
 };

@@ -166,77 +166,91 @@ function lineSplitter(cap: number, emit: (line: string) => void): { push(c: Buff
 
 type Ending = 'timedOut' | 'aborted' | 'stalled';
 
+/** A child's captured output: the tails of both streams, and their line splitters when there is an onLine. */
+interface Output {
+  readonly out: Tail;
+  readonly err: Tail;
+  readonly outLines: ReturnType<typeof lineSplitter> | null;
+  readonly errLines: ReturnType<typeof lineSplitter> | null;
+}
+
 class Handle implements ProcessHandle {
   readonly result: Promise<ProcessResult>;
   private readonly child: ChildProcess;
   private exited = false;
   private readonly gone: Promise<void>;
+  private markGone: () => void = () => undefined;
   private ending: Ending | null = null;
   private killTimer: NodeJS.Timeout | undefined;
+  private idle: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   private readonly graceMs: number;
+  private readonly onAbort = () => void this.end('aborted');
 
-  constructor(command: string, args: readonly string[], opts: ProcessOptions) {
+  constructor(
+    command: string,
+    args: readonly string[],
+    private readonly opts: ProcessOptions,
+  ) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-    const cap = opts.captureBytes ?? DEFAULT_CAPTURE_BYTES;
     const stdinMode = opts.stdin ?? (opts.input === undefined ? 'ignore' : 'pipe');
     const env = protectedEnv(opts.env ?? process.env);
     this.child = spawn(command, args, { env, stdio: [stdinMode, 'pipe', 'pipe'] });
-    const child = this.child;
     live.add(this);
 
     // A child that stops reading makes its stdin fail with EPIPE: its exit status says why, never a crash here.
-    child.stdin?.on('error', () => undefined);
-    const out = new Tail(cap);
-    const err = new Tail(cap);
-    const captureStdout = (opts.stdout ?? 'capture') === 'capture';
-    const outLines = opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stdout')) : null;
-    const errLines = opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stderr')) : null;
+    this.child.stdin?.on('error', () => undefined);
+    const output = this.capture(opts.captureBytes ?? DEFAULT_CAPTURE_BYTES);
+    this.gone = new Promise<void>((resolve) => {
+      this.markGone = resolve;
+    });
+    if (opts.deadlineMs !== undefined)
+      this.deadline = setTimeout(() => void this.end('timedOut'), clampTimerMs(opts.deadlineMs));
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.result = this.settle(output);
+
+    if (opts.signal?.aborted) void this.end('aborted');
+    else if (opts.input !== undefined) this.child.stdin?.end(opts.input);
+  }
+
+  /** Keeps the last `cap` bytes of stderr (and of stdout unless piped), feeds onLine, and arms the idle watchdog. */
+  private capture(cap: number): Output {
+    const { opts, child } = this;
+    const output: Output = {
+      out: new Tail(cap),
+      err: new Tail(cap),
+      outLines: opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stdout')) : null,
+      errLines: opts.onLine ? lineSplitter(cap, (l) => opts.onLine?.(l, 'stderr')) : null,
+    };
     // Every byte of output restarts the watchdog: silence, not length, is what it ends.
-    const idle = opts.idleMs === undefined ? undefined : setTimeout(() => void this.end('stalled'), opts.idleMs);
-    if (captureStdout)
+    if (opts.idleMs !== undefined) this.idle = setTimeout(() => void this.end('stalled'), opts.idleMs);
+    if ((opts.stdout ?? 'capture') === 'capture')
       child.stdout?.on('data', (c: Buffer) => {
-        idle?.refresh();
-        out.push(c);
-        outLines?.push(c);
+        this.idle?.refresh();
+        output.out.push(c);
+        output.outLines?.push(c);
       });
     child.stderr?.on('data', (c: Buffer) => {
-      idle?.refresh();
-      err.push(c);
-      errLines?.push(c);
+      this.idle?.refresh();
+      output.err.push(c);
+      output.errLines?.push(c);
     });
+    return output;
+  }
 
-    let markGone: () => void = () => undefined;
-    this.gone = new Promise<void>((resolve) => {
-      markGone = resolve;
-    });
-    const onGone = () => {
-      if (this.exited) return;
-      this.exited = true;
-      live.delete(this);
-      clearTimeout(this.killTimer);
-      clearTimeout(deadline);
-      clearTimeout(idle);
-      opts.signal?.removeEventListener('abort', onAbort);
-      markGone();
-    };
-
-    const deadline =
-      opts.deadlineMs === undefined
-        ? undefined
-        : setTimeout(() => void this.end('timedOut'), clampTimerMs(opts.deadlineMs));
-    const onAbort = () => void this.end('aborted');
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-    this.result = new Promise<ProcessResult>((resolve) => {
+  /** The result, once the child's streams are closed (or it never started). */
+  private settle(output: Output): Promise<ProcessResult> {
+    const { child } = this;
+    return new Promise<ProcessResult>((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-        onGone();
-        outLines?.end();
-        errLines?.end();
+        this.onGone();
+        output.outLines?.end();
+        output.errLines?.end();
         resolve({
           code,
           signal,
-          stdout: out.text(),
-          stderr: err.text(),
+          stdout: output.out.text(),
+          stderr: output.err.text(),
           timedOut: this.ending === 'timedOut',
           stalled: this.ending === 'stalled',
           aborted: this.ending === 'aborted',
@@ -247,20 +261,31 @@ class Handle implements ProcessHandle {
         // 'error' without a pid: the child never started; with one, a failed kill (it exits on its own)
         if (child.pid === undefined) finish(null, null, e);
       });
-      child.once('exit', () => {
-        onGone();
-        // a grandchild may keep the pipes open: stop waiting for the rest of the output
-        const late = setTimeout(() => {
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-        }, CLOSE_AFTER_EXIT_MS);
-        child.once('close', () => clearTimeout(late));
-      });
+      child.once('exit', () => this.onExit());
       child.once('close', (code, signal) => finish(code, signal));
     });
+  }
 
-    if (opts.signal?.aborted) void this.end('aborted');
-    else if (opts.input !== undefined) child.stdin?.end(opts.input);
+  private onExit(): void {
+    this.onGone();
+    // a grandchild may keep the pipes open: stop waiting for the rest of the output
+    const late = setTimeout(() => {
+      this.child.stdout?.destroy();
+      this.child.stderr?.destroy();
+    }, CLOSE_AFTER_EXIT_MS);
+    this.child.once('close', () => clearTimeout(late));
+  }
+
+  /** The child exited or never started: it leaves the live set, its timers and its abort listener go. */
+  private onGone(): void {
+    if (this.exited) return;
+    this.exited = true;
+    live.delete(this);
+    clearTimeout(this.killTimer);
+    clearTimeout(this.deadline);
+    clearTimeout(this.idle);
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.markGone();
   }
 
   get pid(): number | undefined {
