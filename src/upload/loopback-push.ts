@@ -15,7 +15,12 @@ import { outputTail } from '../util/untrusted.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';
-import { startLoopbackReceiver, type LoopbackReceiver, type ReceivedBlob } from './loopback-receiver.js';
+import {
+  startLoopbackReceiver,
+  type LoopbackReceiver,
+  type ReceivedBlob,
+  type ReceivedManifest,
+} from './loopback-receiver.js';
 import type { RegistryTransport } from './transport.js';
 
 export interface LoopbackPushOptions {
@@ -78,6 +83,102 @@ function refusedNote(receiver: LoopbackReceiver): string {
   return n ? ` (the receiver refused ${n} request${n === 1 ? '' : 's'} with a wrong credential)` : '';
 }
 
+/** The blob uploads to the real registry, one per digest, each started as the receiver announces its blob. */
+interface Uploads {
+  readonly all: Map<string, Promise<BlobUploadResult>>;
+  /** Digests this push sent (uploadImage need not HEAD them again). */
+  readonly ours: Set<string>;
+  readonly start: (b: ReceivedBlob) => void;
+}
+
+function blobUploads(o: LoopbackPushOptions, inner: AbortController): Uploads {
+  const all = new Map<string, Promise<BlobUploadResult>>();
+  const ours = new Set<string>();
+  const start = (b: ReceivedBlob) => {
+    if (all.has(b.digest)) return;
+    ours.add(b.digest);
+    o.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
+    const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
+      chunkSize: o.chunkSize,
+      signal: inner.signal,
+      onEvent: o.onEvent,
+      onProgress: o.onProgress,
+    });
+    // the first failure stops the others and the push; it is thrown by whoever awaits the uploads
+    p.catch((e: unknown) => inner.abort(e));
+    all.set(b.digest, p);
+  };
+  return { all, ours, start };
+}
+
+/** Tags IMAGE as the receiver's REF (over the engine API, as every local name of the run is made: docker.ts). */
+async function tagForPush(o: LoopbackPushOptions, docker: Docker, ref: string, signal: AbortSignal): Promise<void> {
+  try {
+    await docker.tag(o.image, ref, { signal });
+  } catch (e) {
+    if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
+    throw sourceError(`tagging ${o.image} as ${ref} failed: ${(e as Error).message}`, e);
+  }
+}
+
+/** The manifest the engine pushed under the run's tag, and the blobs it names, each received. */
+function pushedImage(
+  receiver: LoopbackReceiver,
+  id: string,
+): { manifest: ReceivedManifest; config: ReceivedBlob; layers: ReceivedBlob[] } {
+  const manifest = receiver.manifests.get(id);
+  if (!manifest) throw sourceError(`docker push to the action's receiver put no manifest under ${id}`);
+  let doc: { config?: { digest?: string }; layers?: Array<{ digest?: string }> };
+  try {
+    doc = JSON.parse(manifest.bytes.toString('utf8')) as typeof doc;
+  } catch (e) {
+    throw sourceError('the manifest docker push sent is not JSON', e);
+  }
+  const blob = (digest: string | undefined) => {
+    const b = digest ? receiver.blobs.get(digest) : undefined;
+    if (!b) throw sourceError(`docker push did not send the blob ${digest} its manifest names`);
+    return b;
+  };
+  return { manifest, config: blob(doc.config?.digest), layers: (doc.layers ?? []).map((l) => blob(l.digest)) };
+}
+
+/** Once the engine's push ended well: every blob to the registry, then the manifest under each tag. */
+async function sendPushedImage(
+  o: LoopbackPushOptions,
+  receiver: LoopbackReceiver,
+  id: string,
+  uploads: Uploads,
+  signal: AbortSignal,
+): Promise<LoopbackPushResult> {
+  const { manifest, config, layers } = pushedImage(receiver, id);
+  // An upload that fails from here on names its layer. (A real 524 comes ~100 s after its request, so the engine,
+  // handing the image over at loopback speed, has pushed the manifest long before; an upload that fails while
+  // the engine is still sending ends the push, and the failure names no layer.)
+  o.onManifest?.(layers.map((l) => l.digest));
+  await Promise.all([config, ...layers].map((b) => b.done));
+  for (const b of [config, ...layers]) uploads.start(b); // any not started yet (none, unless the engine skipped one)
+  await Promise.all(uploads.all.values());
+  // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
+  const result = await uploadImage(
+    o.transport,
+    o.repositoryPath,
+    { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
+    { chunkSize: o.chunkSize, signal, onEvent: o.onEvent, onProgress: o.onProgress, sentBefore: uploads.ours },
+  );
+  return { ok: true, digest: result.digest };
+}
+
+/** Runs `docker push REF` with the receiver's docker config, until it ends, is cancelled or stalls. */
+async function dockerPush(
+  o: LoopbackPushOptions,
+  ref: string,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+): Promise<ProcessResult> {
+  const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
+  return startProcess('docker', args, { env, signal, captureBytes: STDERR_KEEP }).result;
+}
+
 /**
  * Pushes IMAGE through the receiver to the real registry. Rejects with an UploadError: docker push's own words when
  * it failed after reaching the receiver, the blob upload that failed, `aborted` after a cancel. Resolves with
@@ -90,22 +191,7 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
   const inner = new AbortController();
   const onOuterAbort = () => inner.abort(o.signal?.reason);
   o.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  const uploads = new Map<string, Promise<BlobUploadResult>>();
-  const ours = new Set<string>();
-  const startUpload = (b: ReceivedBlob) => {
-    if (uploads.has(b.digest)) return;
-    ours.add(b.digest);
-    o.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
-    const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
-      chunkSize: o.chunkSize,
-      signal: inner.signal,
-      onEvent: o.onEvent,
-      onProgress: o.onProgress,
-    });
-    // the first failure stops the others and the push; it is thrown below
-    p.catch((e: unknown) => inner.abort(e));
-    uploads.set(b.digest, p);
-  };
+  const uploads = blobUploads(o, inner);
   // The run's own credential for the receiver: random, in memory and in the push's docker config file only.
   const credential = { username: `rp-${id}`, password: randomBytes(24).toString('base64url') };
   const receiver = await startLoopbackReceiver({
@@ -113,75 +199,35 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     repository,
     tag: id,
     credential,
-    onBlob: startUpload,
+    onBlob: uploads.start,
     idleMs: o.idleMs,
   });
   const ref = `${receiver.host}/${repository}:${id}`;
   const dog = watchdog(receiver, o.idleMs ?? 120_000);
-  // The tag and its removal go over the engine API, as every local name of the run does (docker.ts).
   const docker = new Docker(o.env);
   let tagged = false;
   try {
     const pushEnv = createReceiverDockerConfig(o.env, join(o.dir, 'docker-config'), receiver.host, credential).env;
-    try {
-      await docker.tag(o.image, ref, { signal: inner.signal });
-    } catch (e) {
-      if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
-      throw sourceError(`tagging ${o.image} as ${ref} failed: ${(e as Error).message}`, e);
-    }
+    await tagForPush(o, docker, ref, inner.signal);
     tagged = true;
-    const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
-    const push = await startProcess('docker', args, {
-      env: pushEnv,
-      signal: AbortSignal.any([inner.signal, dog.signal]),
-      captureBytes: STDERR_KEEP,
-    }).result;
+    const push = await dockerPush(o, ref, pushEnv, AbortSignal.any([inner.signal, dog.signal]));
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     // a blob upload that failed explains the push's end better than the push does, unless the watchdog ended the
     // push (the blob it was sending then fails too, as "aborted")
-    if (inner.signal.aborted && !dog.signal.aborted) await Promise.all(uploads.values());
+    if (inner.signal.aborted && !dog.signal.aborted) await Promise.all(uploads.all.values());
     if (push.code !== 0) {
       if (receiver.requests === 0) return { ok: false, unreachable: true, why: said(push) };
       const how = dog.signal.aborted ? `stalled (${(dog.signal.reason as Error).message})` : howItEnded(push);
       throw sourceError(`docker push to the action's receiver ${how}: ${said(push)}${refusedNote(receiver)}`);
     }
-    const manifest = receiver.manifests.get(id);
-    if (!manifest) throw sourceError(`docker push to the action's receiver put no manifest under ${id}`);
-    let doc: { config?: { digest?: string }; layers?: Array<{ digest?: string }> };
-    try {
-      doc = JSON.parse(manifest.bytes.toString('utf8')) as typeof doc;
-    } catch (e) {
-      throw sourceError('the manifest docker push sent is not JSON', e);
-    }
-    const blob = (digest: string | undefined) => {
-      const b = digest ? receiver.blobs.get(digest) : undefined;
-      if (!b) throw sourceError(`docker push did not send the blob ${digest} its manifest names`);
-      return b;
-    };
-    const config = blob(doc.config?.digest);
-    const layers = (doc.layers ?? []).map((l) => blob(l.digest));
-    // An upload that fails from here on names its layer. (A real 524 comes ~100 s after its request, so the engine,
-    // handing the image over at loopback speed, has pushed the manifest long before; an upload that fails while
-    // the engine is still sending ends the push, and the failure names no layer.)
-    o.onManifest?.(layers.map((l) => l.digest));
-    await Promise.all([config, ...layers].map((b) => b.done));
-    for (const b of [config, ...layers]) startUpload(b); // any not started yet (none, unless the engine skipped one)
-    await Promise.all(uploads.values());
-    // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
-    const result = await uploadImage(
-      o.transport,
-      o.repositoryPath,
-      { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
-      { chunkSize: o.chunkSize, signal: inner.signal, onEvent: o.onEvent, onProgress: o.onProgress, sentBefore: ours },
-    );
-    return { ok: true, digest: result.digest };
+    return await sendPushedImage(o, receiver, id, uploads, inner.signal);
   } catch (e) {
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     throw e;
   } finally {
     dog.stop();
     inner.abort(new Error('the push through the receiver ended'));
-    await Promise.allSettled(uploads.values());
+    await Promise.allSettled(uploads.all.values());
     await receiver.close();
     // the run's own tag goes whatever happened (a cancel too): nothing is left in the engine
     if (tagged) await docker.removeImage(ref);

@@ -13,30 +13,18 @@
 // Its port and repository are on `docker push`'s command line (/proc/*/cmdline), so every request must carry the
 // run's own Basic credential (the caller writes it into the docker config the push reads; the engine sends it after
 // our 401 challenge, as to any registry): any other local process is refused before a byte of its body is read.
-import { createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The parts: receiver-state.ts (caps, sessions, the ledger), receiver-incoming.ts (a blob being written and its
+// readers), receiver-credential.ts, receiver-routes.ts (the router and refusals), receiver-blobs.ts and
+// receiver-manifest.ts (the endpoints). This module starts the server and bounds its connections.
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import type { BlobSource } from '../image/blob-source.js';
+import type { ReceivedBlob } from './receiver-incoming.js';
+import { refuse, route } from './receiver-routes.js';
+import { ReceiverState, type Limits, type ReceivedManifest, type ReceiverContext } from './receiver-state.js';
 
-export interface ReceivedBlob {
-  readonly digest: string;
-  readonly size: number;
-  readonly file: string;
-  /** Reads the blob from `offset`, following the file while it is written; fails if the blob does. */
-  readonly source: BlobSource;
-  /** Resolves once every byte is written and the digest checked; rejects when the blob failed. */
-  readonly done: Promise<void>;
-}
-
-export interface ReceivedManifest {
-  readonly reference: string;
-  readonly mediaType: string;
-  readonly bytes: Buffer;
-  readonly digest: string;
-}
+export type { ReceivedBlob } from './receiver-incoming.js';
+export { basicMatches } from './receiver-credential.js';
+export { PROGRESS_BYTES, type ReceivedManifest } from './receiver-state.js';
 
 export interface ReceiverOptions {
   /** Where blob files go (exists already); the caller removes it. */
@@ -88,19 +76,7 @@ export interface LoopbackReceiver {
   close(): Promise<void>;
 }
 
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
-const MANIFEST_TYPES = new Set([
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.oci.image.index.v1+json',
-]);
-const READ_SIZE = 1024 * 1024;
-const WRITE_BATCH = 1024 * 1024;
-/** Blob bytes that count as progress for the watchdog (an engine on loopback sends this in milliseconds). */
-export const PROGRESS_BYTES = 256 * 1024;
-const REALM = 'Basic realm="replicated-push receiver"';
 /**
  * Connections at once. Engine B (containerd store) opens about one and a half per blob, all at once (measured for
  * an image of 61 blobs: 61 and 91, its https probe of each request counted), engine A five; an image has at most
@@ -108,399 +84,35 @@ const REALM = 'Basic realm="replicated-push receiver"';
  */
 export const MAX_CONNECTIONS = 512;
 
-class ReceiveError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A blob being written: its bytes so far, and who waits for more. */
-class Incoming {
-  written = 0;
-  verified = false;
-  error: Error | null = null;
-  private waiters: Array<() => void> = [];
-  readonly done: Promise<void>;
-  private settle!: { resolve: () => void; reject: (e: Error) => void };
-
-  constructor(
-    readonly file: string,
-    readonly digest: string,
-    readonly size: number,
-  ) {
-    this.done = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
-    this.done.catch(() => undefined); // the caller may never ask; a failure is also in `error`
-  }
-
-  wait(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  grew(n: number): void {
-    this.written += n;
-    this.wake();
-  }
-
-  finish(): void {
-    this.verified = true;
-    this.settle.resolve();
-    this.wake();
-  }
-
-  fail(e: Error): void {
-    if (this.verified || this.error) return;
-    this.error = e;
-    this.settle.reject(e);
-    this.wake();
-  }
-
-  /** Up to where a reader may go now: the last byte only once the digest is checked. */
-  readable(): number {
-    return this.verified ? this.size : Math.min(this.written, this.size - 1);
-  }
-
-  blob(): ReceivedBlob {
-    return {
-      digest: this.digest,
-      size: this.size,
-      file: this.file,
-      done: this.done,
-      source: {
-        digest: this.digest,
-        size: this.size,
-        mediaType: 'application/octet-stream',
-        open: (offset) => Readable.from(tail(this, offset), { objectMode: false }),
-      },
-    };
-  }
-}
-
-/** A received blob from `offset`, following its file while it is written; the last byte once it is verified. */
-async function* tail(inc: Incoming, offset: number): AsyncGenerator<Buffer> {
-  let fh: FileHandle | null = null;
-  try {
-    fh = await open(inc.file, 'r');
-    let pos = offset;
-    while (pos < inc.size) {
-      if (inc.error) throw inc.error;
-      const upTo = inc.readable();
-      if (pos >= upTo) {
-        await inc.wait();
-        continue;
-      }
-      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, upTo - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) throw new Error(`${inc.file} ended at ${pos} of ${upTo} bytes written`);
-      pos += bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-    }
-  } finally {
-    await fh?.close();
-  }
-}
-
-/** One upload session: the file and hash of the bytes so far. */
-interface Session {
-  readonly id: string;
-  readonly file: string;
-  fh: FileHandle | null;
-  readonly hash: Hash;
-  size: number;
-  busy: boolean;
-  /** Set when the blob was announced at its first byte. */
-  incoming: Incoming | null;
-}
-
-/** Whether an Authorization header is exactly Basic USER:PASSWORD (compared in constant time). */
-export function basicMatches(header: string | undefined, expected: Buffer): boolean {
-  const m = /^Basic ([A-Za-z0-9+/=]{1,1024})$/i.exec(header ?? '');
-  if (!m) return false;
-  const got = Buffer.from(m[1], 'base64');
-  return got.length === expected.length && timingSafeEqual(got, expected);
-}
-
-export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<LoopbackReceiver> {
+/** Checks the names and credential, and fills in the caps' defaults. */
+function contextOf(opts: ReceiverOptions, state: ReceiverState): ReceiverContext {
   if (!NAME.test(opts.repository)) throw new Error(`not a repository name: ${opts.repository}`);
   if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(opts.tag)) throw new Error(`not a tag: ${opts.tag}`);
   const { username, password } = opts.credential;
   if (!username || !password || username.includes(':')) throw new Error('the receiver needs a username and password');
-  const expected = Buffer.from(`${username}:${password}`);
-  const maxBlob = opts.maxBlobBytes ?? 64 * 1024 ** 3;
-  const maxTotal = opts.maxTotalBytes ?? 256 * 1024 ** 3;
-  const maxManifest = opts.maxManifestBytes ?? 4 * 1024 * 1024;
-  const maxSessions = opts.maxSessions ?? 1_000;
-  const headWaitMs = opts.headWaitMs ?? 30_000;
-  const prefix = `/v2/${opts.repository}/`;
-  const sessions = new Map<string, Session>();
-  const blobs = new Map<string, ReceivedBlob>();
-  const incoming = new Set<Incoming>();
-  const manifests = new Map<string, ReceivedManifest>();
-  let sessionCount = 0;
-  let total = 0;
-  let requests = 0;
-  let lastProgress = Date.now();
-  let sinceProgress = 0;
-  const refused = { noCredential: 0, wrongCredential: 0 };
-  let failure: Error | null = null;
-  const progressed = (bytes: number | 'stored') => {
-    sinceProgress += bytes === 'stored' ? PROGRESS_BYTES : bytes;
-    if (sinceProgress < PROGRESS_BYTES) return;
-    sinceProgress = 0;
-    lastProgress = Date.now();
+  const limits: Limits = {
+    maxBlob: opts.maxBlobBytes ?? 64 * 1024 ** 3,
+    maxTotal: opts.maxTotalBytes ?? 256 * 1024 ** 3,
+    maxManifest: opts.maxManifestBytes ?? 4 * 1024 * 1024,
+    maxSessions: opts.maxSessions ?? 1_000,
+    headWaitMs: opts.headWaitMs ?? 30_000,
   };
-
-  const failBlob = (inc: Incoming | null, e: Error) => {
-    failure ??= e;
-    inc?.fail(e);
+  return {
+    state,
+    limits,
+    dir: opts.dir,
+    prefix: `/v2/${opts.repository}/`,
+    tag: opts.tag,
+    expected: Buffer.from(`${username}:${password}`),
+    onBlob: opts.onBlob,
   };
+}
 
-  /**
-   * Appends a request body to a session, hashing it; honours the caps. One write at a time is under way while the
-   * next bytes are received (batched up to WRITE_BATCH meanwhile): awaiting a write per socket read (64 KiB) would
-   * make the engine wait on the thread pool for each.
-   */
-  async function append(s: Session, req: IncomingMessage, inc: Incoming | null): Promise<void> {
-    const fh = (s.fh ??= await open(s.file, 'a'));
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    let writing: Promise<void> = Promise.resolve();
-    let busy = false;
-    const flush = () => {
-      const parts = batch;
-      const n = batchBytes;
-      batch = [];
-      batchBytes = 0;
-      busy = true;
-      writing = writing.then(async () => {
-        await fh.writev(parts);
-        busy = false;
-        inc?.grew(n);
-      });
-      writing.catch(() => undefined); // awaited below; this keeps a failed write from being unhandled meanwhile
-      return writing;
-    };
-    try {
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        if (s.size + chunk.length > maxBlob)
-          throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${maxBlob} bytes`);
-        if (total + chunk.length > maxTotal)
-          throw new ReceiveError(413, 'SIZE_INVALID', `the image over ${maxTotal} bytes`);
-        if (inc && s.size + chunk.length > inc.size)
-          throw new ReceiveError(400, 'SIZE_INVALID', `blob ${inc.digest} longer than its ${inc.size} bytes`);
-        s.hash.update(chunk);
-        s.size += chunk.length;
-        total += chunk.length;
-        progressed(chunk.length);
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        // written at once when the file is idle (a reader follows closely), batched while a write is under way
-        if (!busy) void flush();
-        else if (batchBytes >= WRITE_BATCH) {
-          await writing; // at most one batch being written while the next is received
-          void flush();
-        }
-      }
-      if (batchBytes) void flush();
-    } finally {
-      await writing;
-    }
-  }
-
-  function session(id: string): Session {
-    const s = sessions.get(id);
-    if (!s) throw new ReceiveError(404, 'BLOB_UPLOAD_UNKNOWN', `no upload ${id}`);
-    if (s.busy) throw new ReceiveError(409, 'BLOB_UPLOAD_INVALID', `upload ${id} is busy`);
-    return s;
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const path = url.pathname;
-    const method = req.method ?? 'GET';
-    const send = (status: number, headers: Record<string, string> = {}, body = '') => {
-      res.writeHead(status, { 'Docker-Distribution-API-Version': 'registry/2.0', ...headers });
-      res.end(body);
-    };
-    // Before anything else, the body unread: no other local process gets a byte stored or a wait held.
-    const auth = req.headers.authorization;
-    if (!basicMatches(auth, expected)) {
-      if (auth === undefined) refused.noCredential++;
-      else refused.wrongCredential++;
-      throw new ReceiveError(401, 'UNAUTHORIZED', 'authentication required');
-    }
-    if (path === '/v2/' || path === '/v2') return send(200, { 'Content-Type': 'application/json' }, '{}');
-    if (!path.startsWith(prefix)) throw new ReceiveError(404, 'NAME_UNKNOWN', 'not this repository');
-    const rest = path.slice(prefix.length);
-    let m: RegExpExecArray | null;
-
-    if (method === 'POST' && rest === 'blobs/uploads/') {
-      // a cross-repository mount (?mount=&from=) is answered with a new session: nothing is mounted here
-      if (url.searchParams.has('digest')) throw new ReceiveError(405, 'UNSUPPORTED', 'monolithic POST');
-      if (++sessionCount > maxSessions) throw new ReceiveError(429, 'TOOMANYREQUESTS', 'too many uploads');
-      const id = randomBytes(12).toString('hex');
-      sessions.set(id, {
-        id,
-        file: join(opts.dir, `upload-${id}`),
-        fh: null,
-        hash: createHash('sha256'),
-        size: 0,
-        busy: false,
-        incoming: null,
-      });
-      req.resume();
-      return send(202, { Location: `${prefix}blobs/uploads/${id}`, 'Docker-Upload-UUID': id, Range: '0-0' });
-    }
-
-    if ((m = /^blobs\/uploads\/([a-f0-9]{24})$/.exec(rest)) && (method === 'PATCH' || method === 'PUT')) {
-      const s = session(m[1]);
-      s.busy = true;
-      try {
-        const range = req.headers['content-range'];
-        const start = typeof range === 'string' ? Number(/^(?:bytes )?(\d+)-/.exec(range)?.[1] ?? NaN) : s.size;
-        if (start !== s.size) throw new ReceiveError(416, 'BLOB_UPLOAD_INVALID', `range ${range} at ${s.size}`);
-        if (method === 'PATCH') {
-          await append(s, req, null);
-          return send(202, {
-            Location: `${prefix}blobs/uploads/${s.id}`,
-            'Docker-Upload-UUID': s.id,
-            Range: `0-${Math.max(0, s.size - 1)}`,
-          });
-        }
-        const digest = url.searchParams.get('digest') ?? '';
-        if (!DIGEST.test(digest)) throw new ReceiveError(400, 'DIGEST_INVALID', `digest ${digest}`);
-        const length = Number(req.headers['content-length'] ?? NaN);
-        // The whole blob in this request, its size said: announce it now, so its upload follows the bytes.
-        let inc: Incoming | null = null;
-        if (s.size === 0 && Number.isSafeInteger(length) && length > 0 && !blobs.has(digest)) {
-          if (length > maxBlob) throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${maxBlob} bytes`);
-          inc = new Incoming(s.file, digest, length);
-          incoming.add(inc);
-          blobs.set(digest, inc.blob());
-          opts.onBlob(inc.blob());
-        }
-        try {
-          await append(s, req, inc);
-          await s.fh?.close();
-          s.fh = null;
-          const got = `sha256:${s.hash.digest('hex')}`;
-          if (got !== digest) throw new ReceiveError(400, 'DIGEST_INVALID', `blob ${digest} hashed to ${got}`);
-          if (inc && s.size !== inc.size)
-            throw new ReceiveError(400, 'SIZE_INVALID', `blob ${digest} has ${s.size} of ${inc.size} bytes`);
-        } catch (e) {
-          failBlob(inc, e as Error);
-          if (inc && blobs.get(digest) && !inc.verified) blobs.delete(digest);
-          throw e;
-        }
-        sessions.delete(s.id);
-        progressed('stored');
-        if (inc) {
-          inc.finish();
-          incoming.delete(inc);
-        } else if (!blobs.has(digest)) {
-          if (s.size === 0) await (await open(s.file, 'a')).close(); // an empty blob still has a file
-          const done = new Incoming(s.file, digest, s.size);
-          done.grew(s.size);
-          done.finish();
-          blobs.set(digest, done.blob());
-          opts.onBlob(done.blob());
-        }
-        return send(201, { Location: `${prefix}blobs/${digest}`, 'Docker-Content-Digest': digest });
-      } finally {
-        s.busy = false;
-      }
-    }
-
-    if ((m = /^blobs\/(sha256:[a-f0-9]{64})$/.exec(rest)) && (method === 'HEAD' || method === 'GET')) {
-      req.resume();
-      const b = blobs.get(m[1]);
-      if (!b || method === 'GET') throw new ReceiveError(404, 'BLOB_UNKNOWN', 'blob unknown');
-      // a blob still arriving (another of the engine's requests) is waited for, but not for ever
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('late')), headWaitMs);
-      });
-      try {
-        await Promise.race([b.done, late]);
-      } catch {
-        throw new ReceiveError(404, 'BLOB_UNKNOWN', 'blob unknown');
-      } finally {
-        clearTimeout(timer);
-      }
-      return send(200, { 'Content-Length': String(b.size), 'Docker-Content-Digest': b.digest });
-    }
-
-    if ((m = /^manifests\/([A-Za-z0-9_][A-Za-z0-9._-]{0,127}|sha256:[a-f0-9]{64})$/.exec(rest))) {
-      const reference = m[1];
-      if (method === 'HEAD' || method === 'GET') {
-        req.resume();
-        throw new ReceiveError(404, 'MANIFEST_UNKNOWN', 'manifest unknown');
-      }
-      if (method !== 'PUT') throw new ReceiveError(405, 'UNSUPPORTED', method);
-      if (!reference.startsWith('sha256:') && reference !== opts.tag)
-        throw new ReceiveError(400, 'TAG_INVALID', `a manifest under ${reference}, not the push's tag`);
-      // The first manifest is the one kept and the only one held (a second could only come from someone else).
-      if (manifests.size > 0) throw new ReceiveError(400, 'MANIFEST_INVALID', 'a manifest was already received');
-      const mediaType = String(req.headers['content-type'] ?? '')
-        .split(';')[0]
-        .trim();
-      if (!MANIFEST_TYPES.has(mediaType)) throw new ReceiveError(400, 'MANIFEST_INVALID', `type ${mediaType}`);
-      const parts: Buffer[] = [];
-      let n = 0;
-      for await (const chunk of req as AsyncIterable<Buffer>) {
-        n += chunk.length;
-        if (n > maxManifest) throw new ReceiveError(413, 'SIZE_INVALID', `a manifest over ${maxManifest} bytes`);
-        parts.push(chunk);
-      }
-      const bytes = Buffer.concat(parts);
-      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-      if (reference.startsWith('sha256:') && reference !== digest)
-        throw new ReceiveError(400, 'DIGEST_INVALID', `manifest ${reference} hashed to ${digest}`);
-      if (manifests.size > 0) throw new ReceiveError(400, 'MANIFEST_INVALID', 'a manifest was already received');
-      manifests.set(reference, { reference, mediaType, bytes, digest });
-      progressed('stored');
-      return send(201, { Location: `${prefix}manifests/${digest}`, 'Docker-Content-Digest': digest });
-    }
-    req.resume();
-    throw new ReceiveError(404, 'UNSUPPORTED', `${method} ${rest}`);
-  }
-
-  /** Answers a refused request; never throws (a throw here would be an unhandled rejection, ending the run
-   *  before its cleanup), a socket it cannot answer is cut. */
-  const refuse = (req: IncomingMessage, res: ServerResponse, e: unknown) => {
-    try {
-      const err = e instanceof ReceiveError ? e : new ReceiveError(500, 'UNKNOWN', String((e as Error)?.message ?? e));
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const body = JSON.stringify({ errors: [{ code: err.code, message: err.message }] });
-      res.writeHead(err.status, {
-        'Content-Type': 'application/json',
-        'Docker-Distribution-API-Version': 'registry/2.0',
-        ...(err.status === 401 ? { 'WWW-Authenticate': REALM } : {}),
-        // a request whose body was not read cannot share its connection with the next
-        ...(req.complete ? {} : { Connection: 'close' }),
-      });
-      res.end(body);
-      // a request refused mid-body is not read further
-      if (!req.complete) req.destroy();
-    } catch {
-      res.destroy();
-    }
-  };
+/** The server with its timeouts and connection cap; `peak()` is the most connections open at once. */
+function serve(ctx: ReceiverContext, opts: ReceiverOptions): { server: Server; peak: () => number } {
   const server: Server = createServer((req, res) => {
-    requests++;
-    handle(req, res).catch((e: unknown) => refuse(req, res, e));
+    ctx.state.requests++;
+    route(ctx, req, res).catch((e: unknown) => refuse(req, res, e));
   });
   // (no 'clientError' handler: node's own answers a TLS hello with a plain 400, which is how containerd learns to
   // fall back to http for this insecure registry; cutting the socket instead fails its push with EOF)
@@ -516,6 +128,25 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
     peakConnections = Math.max(peakConnections, ++connections);
     socket.once('close', () => connections--);
   });
+  return { server, peak: () => peakConnections };
+}
+
+/** Stops listening, ends open requests, fails blobs still arriving and closes the sessions' files. */
+async function closeReceiver(server: Server, state: ReceiverState): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
+  for (const inc of state.incoming)
+    state.failBlob(inc, new Error(`the push ended before blob ${inc.digest} was whole`));
+  state.incoming.clear();
+  await Promise.allSettled([...state.sessions.values()].map((s) => s.fh?.close()));
+  state.sessions.clear();
+}
+
+export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<LoopbackReceiver> {
+  const state = new ReceiverState();
+  const ctx = contextOf(opts, state);
+  const { server, peak } = serve(ctx, opts);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
@@ -524,32 +155,23 @@ export async function startLoopbackReceiver(opts: ReceiverOptions): Promise<Loop
     });
   });
   const { port } = server.address() as AddressInfo;
-
   return {
     host: `127.0.0.1:${port}`,
-    blobs,
-    manifests,
+    blobs: state.blobs,
+    manifests: state.manifests,
     get requests() {
-      return requests;
+      return state.requests;
     },
     get peakConnections() {
-      return peakConnections;
+      return peak();
     },
     get lastProgress() {
-      return lastProgress;
+      return state.lastProgress;
     },
-    refused,
+    refused: state.refused,
     get failure() {
-      return failure;
+      return state.failure;
     },
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-      for (const inc of incoming) failBlob(inc, new Error(`the push ended before blob ${inc.digest} was whole`));
-      incoming.clear();
-      await Promise.allSettled([...sessions.values()].map((s) => s.fh?.close()));
-      sessions.clear();
-    },
+    close: () => closeReceiver(server, state),
   };
 }

@@ -245,11 +245,13 @@ test('close() fails a blob still arriving (its reader stops) and leaves no open 
     gapMs: 400,
   }).catch((e: Error) => e);
   while (announced.length === 0) await new Promise((r) => setTimeout(r, 5));
-  const reading = readAll(announced[0]);
+  // the expectation is attached at once: the reader fails while close() still runs, and a rejection left without
+  // a handler across that wait fails the test as unhandled (seen under load)
+  const reading = expect(readAll(announced[0])).rejects.toThrow();
   await new Promise((r) => setTimeout(r, 100));
   await (rx as LoopbackReceiver).close();
   rx = null;
-  await expect(reading).rejects.toThrow();
+  await reading;
   await put;
   expect(readdirSync(dir).length).toBeLessThanOrEqual(1); // the partial file; the caller removes the directory
 });
