@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeRunDirectory, runDirectoryRefusal } from '../../src/engine/docker-config.js';
 import { post } from '../../src/adapters/post.js';
+import { captureStdoutEachTest } from '../../test/support/stdout.js';
 
 describe('runDirectoryRefusal', () => {
   const T = '/home/runner/work/_temp';
@@ -134,20 +135,13 @@ describe('removeRunDirectory on real files', () => {
 
 describe('the post step', () => {
   let base: string;
-  let out: string[];
-  const write = process.stdout.write.bind(process.stdout);
+  const stdout = captureStdoutEachTest();
   const saved = { ...process.env };
   beforeEach(() => {
     base = mkdtempSync(join(tmpdir(), 'rp-post-step-'));
     mkdirSync(join(base, 'runner-temp'));
-    out = [];
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      out.push(String(chunk));
-      return true;
-    }) as typeof process.stdout.write;
   });
   afterEach(() => {
-    process.stdout.write = write;
     process.env = { ...saved };
     rmSync(base, { recursive: true, force: true });
   });
@@ -160,7 +154,7 @@ describe('the post step', () => {
     process.env.STATE_workDir = victim;
     await post();
     expect(existsSync(join(victim, 'passwd'))).toBe(true);
-    expect(out.join('')).toBe(
+    expect(stdout.chunks.join('')).toBe(
       `::warning::not removing ${JSON.stringify(victim)}: not directly under the runner temp directory ${process.env.RUNNER_TEMP}; the post step removes only a replicated-push-* directory of RUNNER_TEMP\n`,
     );
   });
@@ -171,6 +165,6 @@ describe('the post step', () => {
     process.env.STATE_workDir = dir;
     await post();
     expect(existsSync(dir)).toBe(false);
-    expect(out.join('')).toBe(`removed what the main step left in ${JSON.stringify(dir)}\n`);
+    expect(stdout.chunks.join('')).toBe(`removed what the main step left in ${JSON.stringify(dir)}\n`);
   });
 });

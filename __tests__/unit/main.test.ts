@@ -2,22 +2,14 @@
 // docker config's "auth" field and a Basic Authorization header hold) are registered with ::add-mask::. The run
 // then fails at once and on loopback only: no engine at DOCKER_HOST, a registry port nobody listens on.
 import { main } from '../../src/adapters/main.js';
+import { captureStdoutEachTest } from '../../test/support/stdout.js';
 
 const TOKEN = 'rp-mask-token-5b7e1c';
 
 describe('main: masks', () => {
-  let out: string[];
-  const write = process.stdout.write.bind(process.stdout);
+  const stdout = captureStdoutEachTest();
   const saved = { ...process.env };
-  beforeEach(() => {
-    out = [];
-    process.stdout.write = ((chunk: string | Uint8Array) => {
-      out.push(String(chunk));
-      return true;
-    }) as typeof process.stdout.write;
-  });
   afterEach(() => {
-    process.stdout.write = write;
     process.env = { ...saved };
     process.exitCode = undefined;
   });
@@ -40,7 +32,7 @@ describe('main: masks', () => {
   }
 
   const masks = () =>
-    out
+    stdout.chunks
       .join('')
       .split('\n')
       .filter((l) => l.startsWith('::add-mask::'));
@@ -53,7 +45,9 @@ describe('main: masks', () => {
     inputs(extra);
     await main();
     expect(masks()).toEqual([`::add-mask::${TOKEN}`, `::add-mask::${b64(`${username}:${TOKEN}`)}`]);
-    expect(out.join('').startsWith(`::add-mask::${TOKEN}\n::add-mask::${b64(`${username}:${TOKEN}`)}\n`)).toBe(true);
+    expect(
+      stdout.chunks.join('').startsWith(`::add-mask::${TOKEN}\n::add-mask::${b64(`${username}:${TOKEN}`)}\n`),
+    ).toBe(true);
     expect(process.exitCode).toBe(1); // the run itself failed, as it must here
   });
 });

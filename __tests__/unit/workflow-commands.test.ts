@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ours from '../../src/adapters/workflow-commands.js';
+import { stdoutOf } from '../../test/support/stdout.js';
 
 const HOSTILE = [
   'plain',
@@ -32,22 +33,6 @@ afterEach(() => {
   process.env = saved;
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** What fn writes to stdout. */
-async function stdoutOf(fn: () => unknown): Promise<string> {
-  const write = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += chunk.toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await fn();
-  } finally {
-    process.stdout.write = write;
-  }
-  return out;
-}
 
 /** What fn appends to a fresh file named by env `name`, with each random delimiter replaced by DELIM. */
 async function fileOf(name: string, fn: () => unknown): Promise<string> {

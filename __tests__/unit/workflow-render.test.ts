@@ -3,22 +3,7 @@
 // its own idea of it.
 import * as core from '@actions/core';
 import { annotationText, groupHeading, parseCommand, WorkflowLogRenderer } from '../../src/adapters/workflow-render.js';
-
-/** What fn writes to stdout through @actions/core. */
-async function written(fn: () => unknown): Promise<string> {
-  const write = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += chunk.toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await fn();
-  } finally {
-    process.stdout.write = write;
-  }
-  return out;
-}
+import { stdoutOf } from '../../test/support/stdout.js';
 
 const saved = { ...process.env };
 beforeEach(() => {
@@ -45,13 +30,13 @@ describe('commands written by @actions/core, as the log shows them', () => {
     ['state and outputs are not shown', () => (core.saveState('workDir', '/tmp/x'), core.setOutput('digest', 'd')), []],
   ])('%s', async (_, fn, shown) => {
     const r = new WorkflowLogRenderer();
-    const out = await written(fn);
+    const out = await stdoutOf(fn);
     expect(r.text(out).split('\n').filter(Boolean)).toEqual(shown.flatMap((s) => s.split('\n')));
   });
 
   test('a masked value is *** from the mask on, in plain lines, annotations and group names', async () => {
     const r = new WorkflowLogRenderer();
-    const out = await written(async () => {
+    const out = await stdoutOf(async () => {
       core.info('before: s3cr3t');
       core.setSecret('s3cr3t');
       core.info('after: s3cr3t and again s3cr3t');
@@ -69,7 +54,7 @@ describe('commands written by @actions/core, as the log shows them', () => {
 
   test('a mask with % and newlines is unescaped, and each line of it masked', async () => {
     const r = new WorkflowLogRenderer();
-    const out = await written(() => {
+    const out = await stdoutOf(() => {
       core.setSecret('line1-100%\nline2');
       core.info('x line1-100% y line2 z');
     });
@@ -85,7 +70,7 @@ describe('commands written by @actions/core, as the log shows them', () => {
 
   test('the debug view shows debug lines, labelled', async () => {
     const r = new WorkflowLogRenderer({ debug: true });
-    expect(r.text(await written(() => core.debug('internal')))).toBe('Debug: internal\n');
+    expect(r.text(await stdoutOf(() => core.debug('internal')))).toBe('Debug: internal\n');
   });
 });
 
