@@ -25,9 +25,15 @@ import { RegistryError } from '../registry/registry-client.js';
 import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry/registry-values.js';
 import { backoffDelay } from '../util/retry.js';
 
-export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
-/** The smallest chunk a shrinking upload goes down to (chunk-size's own minimum); a smaller one is not shrunk. */
+/** Bytes per PATCH when the caller names none: chunk-size's default ("32MB" in the table of inputs, decimal). */
+export const DEFAULT_CHUNK_SIZE = 32_000_000;
+/**
+ * The bounds of chunk-size (the input checks against these): a smaller chunk makes thousands of requests per GB, a
+ * larger one defeats the point of chunks (one may be held in memory). A shrinking upload goes no lower than the
+ * minimum; a smaller chunk is not shrunk.
+ */
 export const MIN_CHUNK_SIZE = 1_000_000;
+export const MAX_CHUNK_SIZE = 1_000_000_000;
 /** Failures one blob may meet (chunks, status checks, commits, restarts together) before the upload gives up. */
 export const DEFAULT_MAX_TRIES = 6;
 const SMALL_REQUEST_DEADLINE_MS = 60_000;

@@ -88,6 +88,36 @@ export function mdCell(text: unknown, max = FRAGMENT_MAX): string {
   return mdCode(text, max).replace(/\|/g, '\\|');
 }
 
+// The user's own input (the git ref, a CLI argument) is quoted in the input errors with these, not with logText:
+// they check and escape C0, DEL and C1 only, as the runner's line ends and a terminal's escapes need, and show
+// each as \uHHHH (the form the input errors give). Foreign text from a registry, docker or an image takes logText.
+const isControl = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f);
+
+/** First control character (C0, DEL, C1) in `text`, newlines excepted when `newlines` is true; -1 when none. */
+export function controlCharacterAt(text: string, newlines = false): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (newlines && (c === 0x0a || c === 0x0d)) continue;
+    if (isControl(c)) return i;
+  }
+  return -1;
+}
+
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` safe to print on one log line: control characters become \n, \u001b and the like. A newline followed by
+ * `::warning::` would otherwise become a workflow command, an escape sequence would drive the terminal.
+ */
+export function printable(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    out += isControl(c) ? (SHORT_ESCAPES[ch] ?? `\\u${c.toString(16).padStart(4, '0')}`) : ch;
+  }
+  return out;
+}
+
 /** The end of what a child process printed (docker, zstd), quoted in an error: its last lines, each as logText. */
 export function outputTail(text: string, lines = 3, separator = ' '): string {
   return text

@@ -1,6 +1,6 @@
 // The human text: what went wrong, which layer, how big, which instruction, and what to do. Pure.
 import type { Failure } from '../policy/failure.js';
-import type { TokenType } from '../inputs.js';
+import type { TokenType } from '../input-table.js';
 import type { LayerFact } from '../../image/layers.js';
 import { formatBytes } from '../../util/units.js';
 
