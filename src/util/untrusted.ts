@@ -1,7 +1,8 @@
 // Text the action did not write is data: docker's output and stderr, a registry's error codes and messages, what an
 // image holds (file names, history, labels), the names an engine reports. These are the only functions that turn
 // such text into something the action shows, so it can never become a workflow command, a log line of its own,
-// terminal escapes or Markdown. Pure.
+// terminal escapes or Markdown. The user's own input, quoted in an input error, is checked and escaped here too
+// (controlCharacterAt, printable). Pure.
 //
 // The runner reads a command from any line of stdout or stderr that starts with `::` after leading white space
 // (ActionCommand.TryParseV2), and from `##[` anywhere in a line (the legacy TryParse): both are defused here.
