@@ -1,6 +1,6 @@
 // Keeps the README's input and output tables equal to action.yml: `node scripts/docs.mjs` rewrites them,
 // `--check` fails when they differ (run in CI, so the docs never drift from the action). action.yml's inputs in turn
-// equal the table of inputs in src/core/inputs.ts (INPUTS), which __tests__/unit/action-yml.test.ts checks.
+// equal the table of inputs in src/core/input-table.ts (INPUTS), which __tests__/unit/action-yml.test.ts checks.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 

@@ -1,8 +1,8 @@
-// action.yml's `inputs:` must equal the one table of inputs (src/core/inputs.ts): CI fails on any drift. To change an
-// input, change INPUTS, then action.yml to match, then `node scripts/docs.mjs` for the README table.
+// action.yml's `inputs:` must equal the one table of inputs (src/core/input-table.ts): CI fails on any drift. To
+// change an input, change INPUTS, then action.yml to match, then `node scripts/docs.mjs` for the README table.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { INPUTS } from '../../src/core/inputs.js';
+import { INPUTS } from '../../src/core/input-table.js';
 
 interface YamlInput {
   description?: unknown;

@@ -6,7 +6,7 @@ import {
   type AdviceContext,
 } from '../../src/core/report/advisory.js';
 import type { Failure, FailureKind } from '../../src/core/policy/failure.js';
-import type { TokenType } from '../../src/core/inputs.js';
+import type { TokenType } from '../../src/core/input-table.js';
 import type { LayerFact } from '../../src/image/layers.js';
 
 const layer = (index: number, size: number, instruction: string | null, hexChar = String(index)): LayerFact => {

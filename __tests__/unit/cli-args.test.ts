@@ -1,5 +1,7 @@
 import { DEFAULT_TOKEN_ENV, parseCliArgs, usage, UsageError, type Env } from '../../src/adapters/cli-args.js';
-import { controlCharacterAt, INPUTS, readConfig, type InputSpec } from '../../src/core/inputs.js';
+import { INPUTS, type InputSpec } from '../../src/core/input-table.js';
+import { readConfig } from '../../src/core/inputs.js';
+import { controlCharacterAt } from '../../src/util/untrusted.js';
 
 const ENV: Env = { REPLICATED_TOKEN: 's3cret', OTHER_TOKEN: 'other' };
 

@@ -1,33 +1,29 @@
+import { DEFAULT_PROXY_DOMAIN, INPUTS, inputSpec, REPLICATED_REGISTRY } from '../../src/core/input-table.js';
 import {
-  controlCharacterAt,
-  DEFAULT_PROXY_DOMAIN,
   InputError,
-  INPUTS,
-  inputSpec,
-  printable,
   PLACEHOLDER_USERNAME,
   readConfig,
-  REPLICATED_REGISTRY,
   splitList,
   tagFromRef,
   type Config,
-  type RunContext,
+  type GitContext,
 } from '../../src/core/inputs.js';
+import { controlCharacterAt, printable } from '../../src/util/untrusted.js';
 
 type Inputs = Record<string, string>;
 
 const BASE: Inputs = { 'app-slug': 'my-app', image: 'app/worker:dev', token: 's3cret', tag: '1.0.0' };
-const NO_REF: RunContext = { ref: '' };
+const NO_REF: GitContext = { ref: '' };
 
 function getter(inputs: Inputs): (name: string) => string {
   return (name) => inputs[name] ?? '';
 }
 
-function config(overrides: Inputs = {}, ctx: RunContext = NO_REF): Config {
+function config(overrides: Inputs = {}, ctx: GitContext = NO_REF): Config {
   return readConfig(getter({ ...BASE, ...overrides }), ctx);
 }
 
-function inputError(overrides: Inputs, ctx: RunContext = NO_REF): InputError {
+function inputError(overrides: Inputs, ctx: GitContext = NO_REF): InputError {
   try {
     config(overrides, ctx);
   } catch (e) {

@@ -1,7 +1,9 @@
 // The CLI's arguments, pure: argv + environment -> the same input getter the action uses, or a UsageError. The
 // flags and the usage text are built from the one table of inputs (INPUTS), so they cannot drift from action.yml.
 import { parseArgs } from 'node:util';
-import { INPUTS, printable, type InputGetter, type InputSpec } from '../core/inputs.js';
+import { INPUTS, type InputSpec } from '../core/input-table.js';
+import type { InputGetter } from '../core/inputs.js';
+import { printable } from '../util/untrusted.js';
 
 export const DEFAULT_TOKEN_ENV = 'REPLICATED_TOKEN';
 

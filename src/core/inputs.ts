@@ -1,6 +1,5 @@
-// Every input, parsed and validated into one frozen Config. Pure: the adapter hands in a getter.
-// INPUTS is the one table of inputs: action.yml's `inputs:` must equal it (a unit test compares them), the CLI's
-// flags and usage text are built from it (cli-args.ts), and the README table is generated from action.yml.
+// Every input, parsed and validated into one frozen Config. Pure: the adapter hands in a getter. Which inputs
+// there are, their defaults and CLI flags is the one table of inputs (input-table.ts).
 import {
   defaultTargetName,
   isValidAppSlug,
@@ -11,205 +10,24 @@ import {
   readsAsDockerHubPath,
   type LocalImage,
 } from '../image/reference.js';
+import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../upload/blob.js';
 import { parseDuration, parseSize } from '../util/units.js';
-
-export const REPLICATED_REGISTRY = 'registry.replicated.com';
-export const TOKEN_TYPES = ['service-account', 'user', 'password', 'team'] as const;
-export const LAYER_SPLIT_MODES = ['advise', 'auto', 'off'] as const;
-export const ATTESTATION_MODES = ['strip', 'keep'] as const;
-export const UPLOAD_MODES = ['auto', 'docker', 'chunked'] as const;
-export const MODES = ['push', 'tombstone'] as const;
-export const DEFAULT_PROXY_DOMAIN = 'proxy.replicated.com';
-
-/** How the CLI takes an input: `--name ARG` once, `--name ARG` repeatable (a list), `--name` alone, or never. */
-export type CliShape =
-  | { readonly kind: 'value'; readonly arg: string }
-  | { readonly kind: 'list'; readonly arg: string }
-  | { readonly kind: 'flag' }
-  | { readonly kind: 'none'; readonly why: string };
-
-export interface InputSpec {
-  readonly name: string;
-  /** The text action.yml shows (and the README table, and the CLI usage). */
-  readonly description: string;
-  /** The default as action.yml shows it; absent when the default is computed or described in the text. */
-  readonly default?: string;
-  readonly required: boolean;
-  /**
-   * What an empty input means when action.yml shows no default because the action must tell "not set" apart
-   * (token-type: it only means something on the Replicated registry).
-   */
-  readonly unset?: string;
-  readonly cli: CliShape;
-}
-
-export const INPUTS = [
-  {
-    name: 'app-slug',
-    description: 'Vendor Portal application slug (lowercase letters, digits and hyphens).',
-    required: true,
-    cli: { kind: 'value', arg: 'SLUG' },
-  },
-  {
-    name: 'image',
-    description:
-      'Local image to push (name, name:tag, registry/path/name:tag, name@sha256:... or an image ID). ' +
-      'Required with mode push; must be empty with mode tombstone.',
-    required: false,
-    cli: { kind: 'value', arg: 'IMAGE' },
-  },
-  {
-    name: 'target-image',
-    description:
-      'Repository name under the application. Default - the last path component of `image`, without its tag.',
-    required: false,
-    cli: { kind: 'value', arg: 'NAME' },
-  },
-  {
-    name: 'tag',
-    description:
-      'One or more tags, separated by newlines or commas. Default - on a tag push, the git tag (v1.2.3 becomes ' +
-      '1.2.3); on any other ref it is an error (a pushed tag is a release artifact customers may already pull, ' +
-      'so the action never invents one).',
-    required: false,
-    cli: { kind: 'list', arg: 'TAG' },
-  },
-  {
-    name: 'token-type',
-    description:
-      'service-account (the default; any username), user (user API token; username is the Vendor Portal email), ' +
-      'password (email and password), or team (deprecated team token). Replicated registry only.',
-    required: false,
-    unset: 'service-account',
-    cli: { kind: 'value', arg: 'TYPE' },
-  },
-  {
-    name: 'token',
-    description:
-      'The secret - service account token, user API token, team token or password. ' +
-      'Passed to docker login through stdin only.',
-    required: true,
-    cli: { kind: 'none', why: 'flags end up in shell history and process lists' },
-  },
-  {
-    name: 'username',
-    description:
-      'Registry username. Required for token-type user and password (the Vendor Portal email); optional otherwise.',
-    required: false,
-    cli: { kind: 'value', arg: 'NAME' },
-  },
-  {
-    name: 'registry',
-    description:
-      'Registry host or host:port (a custom domain or a test registry works the same). https://, a trailing slash ' +
-      'and :443 are dropped; one name without a dot or port is refused (docker would read it as a Docker Hub path).',
-    default: REPLICATED_REGISTRY,
-    required: false,
-    cli: { kind: 'value', arg: 'HOST' },
-  },
-  {
-    name: 'repository',
-    description:
-      'Repository path on an external registry (e.g. my-org/worker). Default - APP_SLUG/TARGET. ' +
-      'Not allowed for registry.replicated.com.',
-    required: false,
-    cli: { kind: 'value', arg: 'PATH' },
-  },
-  {
-    name: 'proxy-domain',
-    description:
-      'The Replicated proxy registry domain customers pull through (a custom proxy domain, if you have one).',
-    default: DEFAULT_PROXY_DOMAIN,
-    required: false,
-    cli: { kind: 'value', arg: 'HOST' },
-  },
-  {
-    name: 'mode',
-    description:
-      'push, or tombstone - replace an existing tag in place with an empty image (needs tag; releases that ' +
-      'reference the tag get the empty image). To delete an image instead, use the Vendor Portal ' +
-      '(Image Registries) or the Vendor API.',
-    default: 'push',
-    required: false,
-    cli: { kind: 'value', arg: 'MODE' },
-  },
-  {
-    name: 'dry-run',
-    description: 'true validates the inputs, the image and the credentials, prints the plan and pushes nothing.',
-    default: 'false',
-    required: false,
-    cli: { kind: 'flag' },
-  },
-  {
-    name: 'retries',
-    description: 'Extra push attempts after the first (0 = no retry).',
-    default: '2',
-    required: false,
-    cli: { kind: 'value', arg: 'N' },
-  },
-  {
-    name: 'retry-delay',
-    description:
-      'First backoff (500ms, 10s, 2m or plain seconds); doubles each attempt with jitter, capped at 5 minutes.',
-    default: '10s',
-    required: false,
-    cli: { kind: 'value', arg: 'DURATION' },
-  },
-  {
-    name: 'max-layer-size',
-    description: 'The size a layer should stay under (1GB, 900MB, 1GiB, 750MiB or bytes; MB = 10^6, MiB = 2^20).',
-    default: '1GB',
-    required: false,
-    cli: { kind: 'value', arg: 'SIZE' },
-  },
-  {
-    name: 'layer-split',
-    description:
-      'advise (warn and explain big layers and 524s), auto (re-layer the image so every layer fits), or off.',
-    default: 'advise',
-    required: false,
-    cli: { kind: 'value', arg: 'MODE' },
-  },
-  {
-    name: 'attestations',
-    description:
-      "strip (push only the image's platform manifest, without provenance attestations) or keep (push the index as it is).",
-    default: 'strip',
-    required: false,
-    cli: { kind: 'value', arg: 'MODE' },
-  },
-  {
-    name: 'upload',
-    description:
-      'auto (docker push while every layer is under max-layer-size; the action uploads a bigger layer itself in ' +
-      'resumable chunks, and so retries after a 524), docker (always docker push), or chunked (always the chunked uploader).',
-    default: 'auto',
-    required: false,
-    cli: { kind: 'value', arg: 'MODE' },
-  },
-  {
-    name: 'chunk-size',
-    description: 'Bytes per upload request of the chunked uploader (units as max-layer-size).',
-    default: '32MB',
-    required: false,
-    cli: { kind: 'value', arg: 'SIZE' },
-  },
-] as const satisfies readonly InputSpec[];
-
-export type InputName = (typeof INPUTS)[number]['name'];
-
-const SPECS: ReadonlyMap<string, InputSpec> = new Map(INPUTS.map((i) => [i.name, i]));
-
-/** The table's entry for an input. */
-export function inputSpec(name: InputName): InputSpec {
-  return SPECS.get(name) as InputSpec;
-}
-
-export type TokenType = (typeof TOKEN_TYPES)[number];
-export type LayerSplitMode = (typeof LAYER_SPLIT_MODES)[number];
-export type AttestationMode = (typeof ATTESTATION_MODES)[number];
-export type UploadMode = (typeof UPLOAD_MODES)[number];
-export type Mode = (typeof MODES)[number];
+import { controlCharacterAt, printable } from '../util/untrusted.js';
+import {
+  ATTESTATION_MODES,
+  inputSpec,
+  LAYER_SPLIT_MODES,
+  MODES,
+  REPLICATED_REGISTRY,
+  TOKEN_TYPES,
+  UPLOAD_MODES,
+  type AttestationMode,
+  type InputName,
+  type LayerSplitMode,
+  type Mode,
+  type TokenType,
+  type UploadMode,
+} from './input-table.js';
 
 /** Registries accept any username with these token types; docker login still wants one. */
 export const PLACEHOLDER_USERNAME = 'replicated-push';
@@ -259,7 +77,8 @@ export class InputError extends Error {
 
 export type InputGetter = (name: string) => string;
 
-export interface RunContext {
+/** Where in git the run is: the ref a default tag comes from. */
+export interface GitContext {
   /** GITHUB_REF, e.g. refs/tags/v1.2.3; empty outside Actions. */
   readonly ref: string;
 }
@@ -281,33 +100,6 @@ export function splitList(text: string): string[] {
     .split(/[\r\n,]/)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-}
-
-const isControl = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f);
-
-/** First control character (C0, DEL, C1) in `text`, newlines excepted when `newlines` is true; -1 when none. */
-export function controlCharacterAt(text: string, newlines = false): number {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (newlines && (c === 0x0a || c === 0x0d)) continue;
-    if (isControl(c)) return i;
-  }
-  return -1;
-}
-
-const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-/**
- * `text` safe to print on one log line: control characters become \n, \u001b and the like. A newline followed by
- * `::warning::` would otherwise become a workflow command, an escape sequence would drive the terminal.
- */
-export function printable(text: string): string {
-  let out = '';
-  for (const ch of text) {
-    const c = ch.charCodeAt(0);
-    out += isControl(c) ? (SHORT_ESCAPES[ch] ?? `\\u${c.toString(16).padStart(4, '0')}`) : ch;
-  }
-  return out;
 }
 
 /**
@@ -360,7 +152,7 @@ function parseBool(get: InputGetter, name: InputName): boolean {
   throw new InputError(name, `Input '${name}' must be true or false; got '${value}'.`);
 }
 
-function parseTags(get: InputGetter, ctx: RunContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
+function parseTags(get: InputGetter, ctx: GitContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
   const tagList = splitList(given(get, 'tag'));
   if (tagList.length === 0 && mode === 'tombstone') {
     throw new InputError(
@@ -501,8 +293,7 @@ function parseRepository(get: InputGetter, external: boolean, fallback: string):
   return repository;
 }
 
-export function readConfig(get: InputGetter, ctx: RunContext): Config {
-  const mode = oneOf(get, 'mode', MODES);
+function parseAppSlug(get: InputGetter): string {
   const appSlug = required(get, 'app-slug');
   if (!isValidAppSlug(appSlug)) {
     throw new InputError(
@@ -511,17 +302,30 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
         '(lowercase letters, digits and hyphens, as shown in the Vendor Portal).',
     );
   }
-  const image = parseImage(get, mode);
-  const target = parseTarget(get, image);
-  const { tags, source } = parseTags(get, ctx, mode);
+  return appSlug;
+}
+
+type Credentials = Pick<Config, 'tokenTypeGiven' | 'tokenType' | 'token' | 'username'>;
+
+/** token-type, token and username, in that order (the first bad one is the error). */
+function parseCredentials(get: InputGetter): Credentials {
   const tokenTypeGiven = given(get, 'token-type') !== '';
   const tokenType = oneOf(get, 'token-type', TOKEN_TYPES);
   const token = required(get, 'token');
-  const username = parseUsername(get, tokenType);
+  return { tokenTypeGiven, tokenType, token, username: parseUsername(get, tokenType) };
+}
+
+type Destination = Pick<Config, 'registry' | 'external' | 'repositoryPath' | 'proxyDomain'>;
+
+/** Where the image goes: the registry, the path on it (APP_SLUG/TARGET unless `repository`), the proxy domain. */
+function parseDestination(get: InputGetter, defaultPath: string): Destination {
   const registry = parseHost(get, 'registry');
   const external = registry !== REPLICATED_REGISTRY;
-  const repositoryPath = parseRepository(get, external, `${appSlug}/${target}`);
-  const proxyDomain = parseHost(get, 'proxy-domain');
+  const repositoryPath = parseRepository(get, external, defaultPath);
+  return { registry, external, repositoryPath, proxyDomain: parseHost(get, 'proxy-domain') };
+}
+
+function parseRetryDelay(get: InputGetter): number {
   const delayText = valueOf(get, 'retry-delay');
   const retryDelayMs = parseDuration(delayText);
   if (retryDelayMs === null) {
@@ -530,7 +334,20 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
       `Input 'retry-delay': '${delayText}' is not a duration (e.g. 500ms, 10s, 2m, or plain seconds).`,
     );
   }
-  const maxLayerSize = sizeOf(get, 'max-layer-size');
+  return retryDelayMs;
+}
+
+function sizeOf(get: InputGetter, name: 'max-layer-size' | 'chunk-size'): number {
+  const text = valueOf(get, name);
+  const size = parseSize(text);
+  if (size === null) {
+    throw new InputError(name, `Input '${name}': '${text}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`);
+  }
+  return size;
+}
+
+/** chunk-size within the uploader's bounds (upload/blob.ts), which say why they are what they are. */
+function parseChunkSize(get: InputGetter): number {
   const chunkSize = sizeOf(get, 'chunk-size');
   if (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new InputError(
@@ -538,21 +355,33 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
       `Input 'chunk-size' must be from 1MB to 1GB (each request carries that much, and one chunk may be held in memory).`,
     );
   }
+  return chunkSize;
+}
+
+/**
+ * Every input into one frozen Config. The inputs are read in a fixed order (mode, app-slug, image, target-image,
+ * tag, credentials, destination, retry-delay, sizes, then the rest), so the first bad input is the one reported.
+ */
+export function readConfig(get: InputGetter, ctx: GitContext): Config {
+  const mode = oneOf(get, 'mode', MODES);
+  const appSlug = parseAppSlug(get);
+  const image = parseImage(get, mode);
+  const target = parseTarget(get, image);
+  const { tags, source } = parseTags(get, ctx, mode);
+  const credentials = parseCredentials(get);
+  const destination = parseDestination(get, `${appSlug}/${target}`);
+  const retryDelayMs = parseRetryDelay(get);
+  const maxLayerSize = sizeOf(get, 'max-layer-size');
+  const chunkSize = parseChunkSize(get);
   return Object.freeze({
     mode,
     appSlug,
     image,
     target,
-    repositoryPath,
-    external,
-    proxyDomain,
-    tokenTypeGiven,
+    ...destination,
+    ...credentials,
     tags: Object.freeze(tags),
     tagSource: source,
-    tokenType,
-    token,
-    username,
-    registry,
     dryRun: parseBool(get, 'dry-run'),
     retries: parseRetries(get),
     retryDelayMs,
@@ -562,17 +391,4 @@ export function readConfig(get: InputGetter, ctx: RunContext): Config {
     upload: oneOf(get, 'upload', UPLOAD_MODES),
     chunkSize,
   });
-}
-
-/** Bounds of chunk-size: smaller makes thousands of requests per GB; larger defeats the point of chunks. */
-const MIN_CHUNK_SIZE = 1_000_000;
-const MAX_CHUNK_SIZE = 1_000_000_000;
-
-function sizeOf(get: InputGetter, name: 'max-layer-size' | 'chunk-size'): number {
-  const text = valueOf(get, name);
-  const size = parseSize(text);
-  if (size === null) {
-    throw new InputError(name, `Input '${name}': '${text}' is not a size (e.g. 1GB, 900MB, 1GiB, 750MiB, or bytes).`);
-  }
-  return size;
 }

@@ -2,7 +2,8 @@
 import type { Advice, AdviceContext } from './report/advisory.js';
 import { oversizeLayerAdvice } from './report/advisory.js';
 import type { PushStrategy } from './policy/attestations.js';
-import { REPLICATED_REGISTRY, type Config } from './inputs.js';
+import { REPLICATED_REGISTRY } from './input-table.js';
+import type { Config } from './inputs.js';
 import { layersOver, type LayerFact } from '../image/layers.js';
 import { repositoryOf, taggedRef } from '../image/reference.js';
 import { formatBytes } from '../util/units.js';

@@ -3,8 +3,7 @@
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
-import { sleep } from '../util/timers.js';
-import { abortError, UploadError, type UploadPhase } from './errors.js';
+import { UploadError } from './errors.js';
 import {
   chunkOutcome,
   contentRange,
@@ -19,184 +18,15 @@ import {
 } from './protocol.js';
 import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from '../image/blob-source.js';
-import type { RegistryTransport, TransportRequest, TransportResponse } from './transport.js';
-import { HttpError } from '../registry/http-request.js';
-import { RegistryError } from '../registry/registry-client.js';
-import { chunkLimits, isRegistryDigest, quoteValue, type ChunkLimits } from '../registry/registry-values.js';
-import { backoffDelay } from '../util/retry.js';
+import type { RegistryTransport, TransportResponse } from './transport.js';
+import { chunkLimits, type ChunkLimits } from '../registry/registry-values.js';
+import { BlobUpload, SMALL_REQUEST_DEADLINE_MS, type BlobUploadResult, type UploadBlobOptions } from './blob-upload.js';
 
-export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
-/** The smallest chunk a shrinking upload goes down to (chunk-size's own minimum); a smaller one is not shrunk. */
-export const MIN_CHUNK_SIZE = 1_000_000;
-/** Failures one blob may meet (chunks, status checks, commits, restarts together) before the upload gives up. */
-export const DEFAULT_MAX_TRIES = 6;
-const SMALL_REQUEST_DEADLINE_MS = 60_000;
+// The uploader's defaults and the types of its options, events and result live with the upload's state.
+export { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_TRIES, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './blob-upload.js';
+export type { BlobProgress, BlobUploadResult, UploadBlobOptions, UploadEvent } from './blob-upload.js';
+
 const OCTET_STREAM = 'application/octet-stream';
-
-export type UploadEvent =
-  | { readonly type: 'exists'; readonly digest: string; readonly size: number }
-  | { readonly type: 'chunk-failed'; readonly digest: string; readonly start: number; readonly reason: string }
-  | { readonly type: 'resumed'; readonly digest: string; readonly offset: number }
-  | { readonly type: 'restarted'; readonly digest: string; readonly reason: string }
-  /** The registry refused a chunked PATCH: the blob goes in one request (say so in the log). */
-  | { readonly type: 'fallback'; readonly digest: string; readonly status: number; readonly reason: string }
-  | {
-      readonly type: 'uploaded';
-      readonly digest: string;
-      readonly size: number;
-      readonly mode: 'chunked' | 'single';
-      readonly chunks: number;
-      readonly elapsedMs: number;
-    };
-
-export interface BlobProgress {
-  readonly digest: string;
-  readonly size: number;
-  /** Bytes the registry acknowledged in this upload session. */
-  readonly confirmed: number;
-  readonly chunks: number;
-}
-
-export interface UploadBlobOptions {
-  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length, lowered to its OCI-Chunk-Max-Length. */
-  readonly chunkSize?: number;
-  readonly signal?: AbortSignal;
-  readonly onProgress?: (p: BlobProgress) => void;
-  readonly onEvent?: (e: UploadEvent) => void;
-  /** Deadline of one PATCH; default requestDeadlineMs(its bytes). */
-  readonly deadlinePerChunkMs?: number;
-  /** Failures allowed per blob; default DEFAULT_MAX_TRIES. */
-  readonly maxTries?: number;
-  /** Wait before the n-th retry (1-based); default 1 s doubling, at most 15 s, with jitter. */
-  readonly retryDelayMs?: (failure: number) => number;
-  /** 'single': skip chunking, one request for the whole blob. */
-  readonly mode?: 'chunked' | 'single';
-}
-
-export interface BlobUploadResult {
-  readonly digest: string;
-  readonly size: number;
-  /** 'exists': the registry had it (HEAD), nothing was sent. */
-  readonly mode: 'exists' | 'chunked' | 'single';
-  readonly requests: number;
-  /** Request-body bytes handed to the transport, failed requests included. */
-  readonly bytesSent: number;
-  readonly resumes: number;
-  readonly restarts: number;
-  readonly elapsedMs: number;
-}
-
-const defaultDelay = (failure: number) =>
-  backoffDelay({ retries: 0, firstDelayMs: 1_000, maxDelayMs: 15_000 }, failure, Math.random);
-
-/** The state of one uploadBlob call: counters, and the request function that keeps them. */
-class BlobUpload {
-  requests = 0;
-  bytesSent = 0;
-  failures = 0;
-  resumes = 0;
-  restarts = 0;
-  chunks = 0;
-  /** Bytes per PATCH now: halved after a chunk meets a 524 or a timeout, and kept for the sessions after it. */
-  chunkSize: number;
-  readonly started = Date.now();
-  readonly maxTries: number;
-  readonly delay: (failure: number) => number;
-  readonly digest: string;
-
-  constructor(
-    readonly transport: RegistryTransport,
-    readonly repository: string,
-    readonly source: BlobSource,
-    readonly opts: UploadBlobOptions,
-  ) {
-    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    this.maxTries = opts.maxTries ?? DEFAULT_MAX_TRIES;
-    this.delay = opts.retryDelayMs ?? defaultDelay;
-    this.digest = source.digest;
-  }
-
-  /** One request; undefined when there was no answer (reset, deadline). A cancel throws. */
-  async send(
-    phase: UploadPhase,
-    req: Omit<TransportRequest, 'repository' | 'push' | 'signal'>,
-    bodyBytes = 0,
-  ): Promise<{ res?: TransportResponse; error?: unknown }> {
-    this.checkAbort(phase);
-    this.requests++;
-    this.bytesSent += bodyBytes;
-    try {
-      const res = await this.transport.send({
-        ...req,
-        repository: this.repository,
-        push: true,
-        signal: this.opts.signal,
-        deadlineMs: req.deadlineMs ?? SMALL_REQUEST_DEADLINE_MS,
-      });
-      return { res };
-    } catch (error) {
-      this.checkAbort(phase);
-      // A request the client refused to send (plain http from an https registry, a realm that may not have the
-      // credentials): no retry changes that.
-      if (error instanceof RegistryError && (error.kind === 'unsafe-location' || error.kind === 'unsafe-realm'))
-        throw new UploadError(`${this.digest}: ${error.message}`, phase, this.digest, null, false, { cause: error });
-      return { error };
-    }
-  }
-
-  /** The registry's Docker-Content-Digest after the blob's PUT, if it sent one, must be the blob's. */
-  checkEcho(phase: UploadPhase, res: TransportResponse): void {
-    const echoed = res.headers.get('docker-content-digest');
-    if (!echoed || echoed === this.digest) return;
-    const what = isRegistryDigest(echoed) ? echoed : `${quoteValue(echoed)}, not a digest`;
-    throw this.fatal(phase, `the registry stored the blob as ${what}`, res);
-  }
-
-  checkAbort(phase: UploadPhase): void {
-    if (this.opts.signal?.aborted) throw abortError(this.opts.signal, this.digest, phase);
-  }
-
-  /** Counts a failure; throws once there were too many, else waits before the next try. */
-  async failed(phase: UploadPhase, reason: string, status: number | null): Promise<void> {
-    this.failures++;
-    if (this.failures >= this.maxTries)
-      throw new UploadError(
-        `${this.digest}: upload failed after ${this.failures} tries (${phase}: ${reason})`,
-        phase,
-        this.digest,
-        status,
-      );
-    try {
-      await sleep(this.delay(this.failures), this.opts.signal);
-    } catch {
-      throw abortError(this.opts.signal, this.digest, phase);
-    }
-  }
-
-  fatal(phase: UploadPhase, what: string, answer?: TransportResponse, error?: unknown): UploadError {
-    return new UploadError(
-      `${this.digest}: ${what} (${describeFailure(answer, error)})`,
-      phase,
-      this.digest,
-      answer?.status ?? null,
-      false,
-      error === undefined ? undefined : { cause: error },
-    );
-  }
-
-  result(mode: BlobUploadResult['mode']): BlobUploadResult {
-    return {
-      digest: this.digest,
-      size: this.source.size,
-      mode,
-      requests: this.requests,
-      bytesSent: this.bytesSent,
-      resumes: this.resumes,
-      restarts: this.restarts,
-      elapsedMs: Date.now() - this.started,
-    };
-  }
-}
 
 /** HEAD: does the registry hold the blob already? Only a 200 says yes; a failed HEAD just means "upload it". */
 async function blobExists(up: BlobUpload): Promise<boolean> {
@@ -282,6 +112,37 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
   }
 }
 
+/** One PATCH: `chunk` of the source from `cursor` to the newest Location. A source that failed to read throws. */
+async function sendChunk(
+  up: BlobUpload,
+  location: string,
+  cursor: SourceCursor,
+  chunk: { start: number; length: number },
+): Promise<{ res?: TransportResponse; error?: unknown }> {
+  const { start, length } = chunk;
+  const sent = await up.send(
+    'chunk',
+    {
+      method: 'PATCH',
+      url: location,
+      headers: {
+        'Content-Type': OCTET_STREAM,
+        'Content-Range': contentRange(start, length),
+        'Content-Length': String(length),
+      },
+      body: cursor.take(length),
+      // the bytes of this request, not the chunk size: a registry's huge minimum makes one chunk of the rest
+      deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(length),
+    },
+    length,
+  );
+  if (cursor.sourceError)
+    throw new UploadError(`${up.digest}: ${cursor.sourceError.message}`, 'source', up.digest, null, false, {
+      cause: cursor.sourceError,
+    });
+  return sent;
+}
+
 /** One upload session: POST, the chunks from 0, the PUT. Never sends a byte twice to this session. */
 async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   const { source, digest } = up;
@@ -299,26 +160,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
       // chunks stay on multiples of the chunk size: after a resume mid-chunk, the rest of that chunk
       const length = Math.min(size - (offset % size), source.size - offset);
       const chunk = { start: offset, length };
-      const { res, error } = await up.send(
-        'chunk',
-        {
-          method: 'PATCH',
-          url: location,
-          headers: {
-            'Content-Type': OCTET_STREAM,
-            'Content-Range': contentRange(offset, length),
-            'Content-Length': String(length),
-          },
-          body: cursor.take(length),
-          // the bytes of this request, not the chunk size: a registry's huge minimum makes one chunk of the rest
-          deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(length),
-        },
-        length,
-      );
-      if (cursor.sourceError)
-        throw new UploadError(`${digest}: ${cursor.sourceError.message}`, 'source', digest, null, false, {
-          cause: cursor.sourceError,
-        });
+      const { res, error } = await sendChunk(up, location, cursor, chunk);
       const outcome = chunkOutcome(chunk, res && { status: res.status, range: res.headers.get('range') });
       if (outcome.action === 'next') {
         offset = outcome.next;
@@ -332,12 +174,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
       if (outcome.action === 'fail') throw up.fatal('chunk', `the registry refused the chunk at ${offset}`, res, error);
       up.opts.onEvent?.({ type: 'chunk-failed', digest, start: offset, reason });
       await up.failed('chunk', reason, res?.status ?? null);
-      // A proxy that gives up on a request this big (524) or a chunk that outlived its deadline: the same size
-      // would meet the same end, so the next requests carry half as much (not below the registry's minimum).
-      if (res?.status === 524 || (error instanceof HttpError && error.kind === 'timeout')) {
-        up.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, length), Math.floor(length / 2));
-        size = effectiveChunkSize(up.chunkSize, session.limits);
-      }
+      if (up.shrinkAfter(length, res, error)) size = effectiveChunkSize(up.chunkSize, session.limits);
       if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };
       const at = await whereItStands(up, location, chunk);
       if (!at)

@@ -1,7 +1,8 @@
 // Text the action did not write is data: docker's output and stderr, a registry's error codes and messages, what an
 // image holds (file names, history, labels), the names an engine reports. These are the only functions that turn
 // such text into something the action shows, so it can never become a workflow command, a log line of its own,
-// terminal escapes or Markdown. Pure.
+// terminal escapes or Markdown. The user's own input, quoted in an input error, is checked and escaped here too
+// (controlCharacterAt, printable). Pure.
 //
 // The runner reads a command from any line of stdout or stderr that starts with `::` after leading white space
 // (ActionCommand.TryParseV2), and from `##[` anywhere in a line (the legacy TryParse): both are defused here.
@@ -86,6 +87,36 @@ export function mdCode(text: unknown, max = FRAGMENT_MAX): string {
 /** A code span in a GFM table cell: `|` would end the cell even inside the span, so it is escaped there too. */
 export function mdCell(text: unknown, max = FRAGMENT_MAX): string {
   return mdCode(text, max).replace(/\|/g, '\\|');
+}
+
+// The user's own input (the git ref, a CLI argument) is quoted in the input errors with these, not with logText:
+// they check and escape C0, DEL and C1 only, as the runner's line ends and a terminal's escapes need, and show
+// each as \uHHHH (the form the input errors give). Foreign text from a registry, docker or an image takes logText.
+const isControl = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f);
+
+/** First control character (C0, DEL, C1) in `text`, newlines excepted when `newlines` is true; -1 when none. */
+export function controlCharacterAt(text: string, newlines = false): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (newlines && (c === 0x0a || c === 0x0d)) continue;
+    if (isControl(c)) return i;
+  }
+  return -1;
+}
+
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` safe to print on one log line: control characters become \n, \u001b and the like. A newline followed by
+ * `::warning::` would otherwise become a workflow command, an escape sequence would drive the terminal.
+ */
+export function printable(text: string): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    out += isControl(c) ? (SHORT_ESCAPES[ch] ?? `\\u${c.toString(16).padStart(4, '0')}`) : ch;
+  }
+  return out;
 }
 
 /** The end of what a child process printed (docker, zstd), quoted in an error: its last lines, each as logText. */

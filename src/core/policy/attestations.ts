@@ -1,7 +1,7 @@
 // Whether the local image carries attestation manifests, and how to push it so the registry gets only
 // what it accepts. Pure: the engine facts and the image's manifest list are read elsewhere.
 import { apiAtLeast, type EngineManifest } from '../../engine/docker.js';
-import type { AttestationMode } from '../inputs.js';
+import type { AttestationMode } from '../input-table.js';
 import { INDEX_MEDIA_TYPES, isAttestation as isAttestationDescriptor, platformString } from '../../image/oci.js';
 import { logText } from '../../util/untrusted.js';
 

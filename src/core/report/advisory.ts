@@ -1,6 +1,6 @@
 // The human text: what went wrong, which layer, how big, which instruction, and what to do. Pure.
 import type { Failure } from '../policy/failure.js';
-import type { TokenType } from '../inputs.js';
+import type { TokenType } from '../input-table.js';
 import type { LayerFact } from '../../image/layers.js';
 import { formatBytes } from '../../util/units.js';
 
@@ -85,6 +85,13 @@ export function timeoutAdvice(
 /** A message for a failure that ends the push. */
 export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
   const detail = failure.detail ? ` Docker said: ${failure.detail}` : '';
+  return (
+    accessAdvice(failure, ctx, detail) ?? requestAdvice(failure, ctx, detail) ?? connectionAdvice(failure, ctx, detail)
+  );
+}
+
+/** Who is pushing where: the credentials, the rights, the repository. */
+function accessAdvice(failure: Failure, ctx: AdviceContext, detail: string): Advice | null {
   switch (failure.kind) {
     case 'unauthorized':
       return {
@@ -108,6 +115,14 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
           `${ctx.registry} does not know ${ctx.repository}. Check 'app-slug' ('${ctx.appSlug}'): it must be the ` +
           `slug of an application the token can access, as shown in the Vendor Portal.${detail}`,
       };
+    default:
+      return null;
+  }
+}
+
+/** What was sent: a manifest, an image or a request the registry (or the action) refused. */
+function requestAdvice(failure: Failure, ctx: AdviceContext, detail: string): Advice | null {
+  switch (failure.kind) {
     case 'attestation':
     case 'bad-request':
       return {
@@ -133,6 +148,14 @@ export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
           'The registry sent the upload to a place the action does not send data or credentials to (plain http from ' +
           `an https registry, or a token realm that is neither https nor the registry's own origin); a retry would do the same.${detail}`,
       };
+    default:
+      return null;
+  }
+}
+
+/** The engine, the connection, the registry's health; and the fallback for a failure nothing else names. */
+function connectionAdvice(failure: Failure, ctx: AdviceContext, detail: string): Advice {
+  switch (failure.kind) {
     case 'engine-unreachable':
       return {
         title: 'Docker engine unreachable',

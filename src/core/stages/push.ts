@@ -50,74 +50,108 @@ async function pushRef(
   initial: PushState,
   index: number,
 ): Promise<PushOutcome & { allTags?: boolean }> {
-  const { config, log } = ctx;
   const ref = initial.plan.refs[index];
   let state = initial;
   for (let attempt = 1; ; attempt++) {
     const fail = (error: ActionFailure): PushOutcome => ({ ok: false, error: error.withAttempts(attempt), state });
     if (ctx.signal.aborted) return fail(new Cancelled());
-    const title = `Push ${ref}${methodOf(state) === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
     let once: Attempt;
     try {
-      once = await log.group(title, () =>
-        methodOf(state) === 'chunked'
-          ? chunkedOnce(
-              ctx,
-              engine,
-              state.plan,
-              config.tags.slice(index),
-              state.kind === 'prepared' ? state.prepared : null,
-            )
-          : dockerOnce(ctx, state.plan, ref),
-      );
+      once = await attemptOnce(ctx, engine, state, index, attempt);
     } catch (e) {
       return fail(new ActionFailure('Push failed', `${ref} could not be pushed: ${(e as Error).message}`));
     }
     if (ctx.signal.aborted) return fail(new Cancelled());
     if (once.ok) return { ok: true, digest: once.digest, attempts: attempt, state, allTags: once.allTags };
     if ('final' in once) return fail(once.final);
-    const { failure } = once;
-    log.debug(`attempt ${attempt}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
-    const decision = decideAfterPushFailure({
-      failure,
-      method: methodOf(state),
-      chunkable: state.plan.chunkable,
-      layers: state.plan.layers,
-      oversized: state.plan.oversized,
-      containerdStore: engine.containerdStore,
-      suspect: once.suspect,
-      attempt,
-      config,
-      advice: adviceContext(config, state.plan),
-    });
-    const where = once.where ? `${once.where} ` : '';
-    if (decision.warning)
-      log.warning({ title: decision.warning.title, message: `${where}${decision.warning.message}` });
-    if (decision.note) log.info(decision.note);
-    if (!decision.retry || attempt > config.retries) {
-      const tail = attempt > 1 ? ` (after ${attempt} attempts)` : '';
-      return fail(new ActionFailure(decision.error.title, `${where}${decision.error.message}${tail}`));
-    }
-    if (state.kind === 'local') state = { ...state, method: decision.method };
-    if (decision.resplit) {
-      try {
-        state = await splitState(ctx, state, decision.resplit);
-      } catch (e) {
-        if (e instanceof Cancelled) return fail(e);
-        // The push itself may still get through on a retry (a transient 524): the policy's retry stands.
-        log.warning({ title: 'Re-split failed', message: `${(e as Error).message}; retrying the image as it is.` });
-      }
-    }
-    const asked = decision.honourRetryAfter ? await ctx.registry.retryAfterMs().catch(() => null) : null;
-    const policy = retryPolicy(ctx);
-    const delay = Math.max(backoffDelay(policy, attempt, ctx.clock.random), Math.min(asked ?? 0, policy.maxDelayMs));
-    log.info(`push ${ref}: attempt ${attempt} failed (${decision.error.title}); retrying in ${formatDuration(delay)}`);
+    const next = await afterFailure(ctx, engine, state, once, attempt, ref);
+    state = next.state;
+    if (next.stop) return fail(next.stop);
     try {
-      await ctx.clock.sleep(delay, ctx.signal);
+      await ctx.clock.sleep(next.delayMs, ctx.signal);
     } catch {
       return fail(new Cancelled());
     }
   }
+}
+
+/** One attempt at ref `index` in its own log group, by the method the state says. */
+function attemptOnce(
+  ctx: StageContext,
+  engine: EngineFacts,
+  state: PushState,
+  index: number,
+  attempt: number,
+): Promise<Attempt> {
+  const ref = state.plan.refs[index];
+  const title = `Push ${ref}${methodOf(state) === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
+  return ctx.log.group(title, () =>
+    methodOf(state) === 'chunked'
+      ? chunkedOnce(
+          ctx,
+          engine,
+          state.plan,
+          ctx.config.tags.slice(index),
+          state.kind === 'prepared' ? state.prepared : null,
+        )
+      : dockerOnce(ctx, state.plan, ref),
+  );
+}
+
+/** After a failed attempt: `stop` ends the push; else the state for the next attempt and the wait before it. */
+type NextAttempt = { readonly state: PushState; readonly stop?: ActionFailure; readonly delayMs: number };
+
+/** What the push policy decides after a failure, carried out: its warning and note, a method change, a re-split. */
+async function afterFailure(
+  ctx: StageContext,
+  engine: EngineFacts,
+  initial: PushState,
+  once: Extract<Attempt, { failure: Failure }>,
+  attempt: number,
+  ref: string,
+): Promise<NextAttempt> {
+  const { config, log } = ctx;
+  let state = initial;
+  const { failure } = once;
+  log.debug(`attempt ${attempt}: ${failure.kind} (${failure.retryable ? 'retryable' : 'final'}): ${failure.detail}`);
+  const decision = decideAfterPushFailure({
+    failure,
+    method: methodOf(state),
+    chunkable: state.plan.chunkable,
+    layers: state.plan.layers,
+    oversized: state.plan.oversized,
+    containerdStore: engine.containerdStore,
+    suspect: once.suspect,
+    attempt,
+    config,
+    advice: adviceContext(config, state.plan),
+  });
+  const where = once.where ? `${once.where} ` : '';
+  if (decision.warning) log.warning({ title: decision.warning.title, message: `${where}${decision.warning.message}` });
+  if (decision.note) log.info(decision.note);
+  if (!decision.retry || attempt > config.retries) {
+    const tail = attempt > 1 ? ` (after ${attempt} attempts)` : '';
+    return {
+      state,
+      stop: new ActionFailure(decision.error.title, `${where}${decision.error.message}${tail}`),
+      delayMs: 0,
+    };
+  }
+  if (state.kind === 'local') state = { ...state, method: decision.method };
+  if (decision.resplit) {
+    try {
+      state = await splitState(ctx, state, decision.resplit);
+    } catch (e) {
+      if (e instanceof Cancelled) return { state, stop: e, delayMs: 0 };
+      // The push itself may still get through on a retry (a transient 524): the policy's retry stands.
+      log.warning({ title: 'Re-split failed', message: `${(e as Error).message}; retrying the image as it is.` });
+    }
+  }
+  const asked = decision.honourRetryAfter ? await ctx.registry.retryAfterMs().catch(() => null) : null;
+  const policy = retryPolicy(ctx);
+  const delayMs = Math.max(backoffDelay(policy, attempt, ctx.clock.random), Math.min(asked ?? 0, policy.maxDelayMs));
+  log.info(`push ${ref}: attempt ${attempt} failed (${decision.error.title}); retrying in ${formatDuration(delayMs)}`);
+  return { state, delayMs };
 }
 
 /** A periodic progress line; optional, so it never turns a push into a failure. */

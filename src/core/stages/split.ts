@@ -110,6 +110,33 @@ async function splitAndLoad(
   return { plan: next, summary, image: { ref }, prepared: null };
 }
 
+/**
+ * The size each layer of the user's image is cut to after a re-split: the earlier targets, and each named piece's
+ * original layer lowered to the new size (a layer never grows back).
+ */
+function resplitTargets(prior: PreparedSplit | null, resplit: Resplit): Map<string, number> {
+  const split = new Map(prior?.targets ?? []);
+  for (const l of resplit.layers) {
+    const original = prior?.origin.get(l.diffId) ?? l.diffId;
+    split.set(original, Math.min(split.get(original) ?? Infinity, resplit.size));
+  }
+  return split;
+}
+
+/** The split image's layers, in order, each with the instruction of the layer it was cut from; and that layer. */
+function pieceFacts(report: RelayerReport, source: Plan): { facts: LayerFact[]; origin: Map<string, string> } {
+  const pieces = report.layers.flatMap((l) => l.pieces.map((p) => ({ ...p, from: l.diffId })));
+  const instruction = new Map(source.layers.map((f) => [f.diffId, f.instruction]));
+  const facts: LayerFact[] = pieces.map((p, i) => ({
+    index: i + 1,
+    diffId: p.diffId,
+    shortId: shortDigest(p.diffId),
+    size: p.size,
+    instruction: instruction.get(p.from) ?? null,
+  }));
+  return { facts, origin: new Map(pieces.map((p) => [p.diffId, p.from])) };
+}
+
 async function splitToBlobs(
   ctx: StageContext,
   plan: Plan,
@@ -122,14 +149,7 @@ async function splitToBlobs(
   // Always from the user's image: the pieces named by a re-split map back to the layers they were cut from, and
   // every layer split before keeps its size unless the re-split makes it smaller.
   const source = prior?.sourcePlan ?? plan;
-  let split: Map<string, number> | undefined;
-  if (resplit) {
-    split = new Map(prior?.targets ?? []);
-    for (const l of resplit.layers) {
-      const original = prior?.origin.get(l.diffId) ?? l.diffId;
-      split.set(original, Math.min(split.get(original) ?? Infinity, resplit.size));
-    }
-  }
+  const split = resplit ? resplitTargets(prior, resplit) : undefined;
   const blobDir = join(ctx.workDir, `blobs-${n}`);
   mkdirSync(blobDir, { recursive: true });
   let made: PreparedImage | null = null;
@@ -149,20 +169,11 @@ async function splitToBlobs(
     if (!image || !splitWorked(ctx, report, resplit)) return null;
     made = image;
     throwIfCancelled(ctx.signal);
-    const pieces = report.layers.flatMap((l) => l.pieces.map((p) => ({ ...p, from: l.diffId })));
-    const instruction = new Map(source.layers.map((f) => [f.diffId, f.instruction]));
-    const facts: LayerFact[] = pieces.map((p, i) => ({
-      index: i + 1,
-      diffId: p.diffId,
-      shortId: shortDigest(p.diffId),
-      size: p.size,
-      instruction: instruction.get(p.from) ?? null,
-    }));
+    const { facts, origin } = pieceFacts(report, source);
     // Built without the engine: the new image exists only as blobs. Same source, strategy and refs.
     const next = buildPlan(config, source.source, facts, source.strategy);
     const targets =
       split ?? new Map(report.layers.filter((l) => l.pieces.length > 1).map((l) => [l.diffId, config.maxLayerSize]));
-    const origin = new Map(pieces.map((p) => [p.diffId, p.from]));
     // A re-split starts over from the user's image: its lines replace the earlier split's.
     const summary = summarize(ctx, source, report, null, facts.length);
     return { plan: next, summary, image: null, prepared: { image, sourcePlan: source, targets, origin, n } };
