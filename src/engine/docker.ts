@@ -8,15 +8,8 @@ import type { HistoryRow } from '../image/layers.js';
 import { EngineApiError, EngineConnection, engineEndpointFor, type EngineEndpoint } from './engine-api.js';
 import { INDEX_MEDIA_TYPES } from '../image/oci.js';
 import { outputTail } from '../util/untrusted.js';
-import {
-  childEnv,
-  exitCode,
-  howItEnded,
-  protectSecret,
-  runProcess,
-  startProcess,
-  type LineSink,
-} from '../util/process.js';
+import { childEnv, exitCode, howItEnded, protectSecret, runProcess, type LineSink } from '../util/process.js';
+import { dockerArgv, startDocker } from './docker-cli.js';
 import { clampTimerMs } from '../util/timers.js';
 
 export { EngineApiError } from './engine-api.js';
@@ -213,7 +206,7 @@ export class Docker {
 
   async login(registry: string, username: string, secret: string, opts: CallOptions = {}): Promise<void> {
     protectSecret(secret);
-    await this.check(['login', registry, '--username', username, '--password-stdin'], { input: secret, ...opts });
+    await this.check(dockerArgv.login(registry, username), { input: secret, ...opts });
   }
 
   /**
@@ -223,10 +216,10 @@ export class Docker {
    * abandon() ends it having sent nothing. A cancel ends it like any child.
    */
   startLogin(registry: string, username: string, opts: CallOptions = {}): PendingLogin {
-    const args = ['login', registry, '--username', username, '--password-stdin'];
+    const args = dockerArgv.login(registry, username);
     const deadline = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, deadline.signal]) : deadline.signal;
-    const proc = startProcess('docker', args, { env: this.env, stdin: 'pipe', signal });
+    const proc = startDocker(args, { env: this.env, stdin: 'pipe', signal });
     let sent = false;
     return {
       send: async (secret: string) => {
@@ -286,7 +279,7 @@ export class Docker {
 
   /** An image with one empty layer, made from an empty tar on stdin: nothing is pulled. */
   async importEmpty(ref: string, label: string, opts: CallOptions = {}): Promise<void> {
-    await this.check(['import', '--change', `LABEL ${label}`, '--message', 'replicated-push tombstone', '-', ref], {
+    await this.check(dockerArgv.importEmpty(ref, label), {
       input: Buffer.alloc(1024), // a tar archive's end marker: two zero blocks
       ...opts,
     });
@@ -318,7 +311,7 @@ export class Docker {
     ref: string,
     opts: { platform?: string; onLine?: LineSink; signal?: AbortSignal; largestLayerBytes?: number } = {},
   ): Promise<CommandResult> {
-    const args = ['push', ...(opts.platform ? ['--platform', opts.platform] : []), ref];
+    const args = dockerArgv.push(ref, opts.platform);
     const idleMs = pushStallLimitMs(this.pushStallMs, opts.largestLayerBytes ?? 0);
     return this.run(args, { onLine: opts.onLine, signal: opts.signal, deadline: false, idleMs });
   }

@@ -13,7 +13,8 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { howItEnded, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { dockerArgv, startDocker } from './docker-cli.js';
 import { clampTimerMs } from '../util/timers.js';
 import { logText, outputTail } from '../util/untrusted.js';
 
@@ -268,7 +269,7 @@ function socketFailure(path: string, e: NodeJS.ErrnoException): Error | null {
  * (process.ts) as they end the connection.
  */
 function stdioLink(opts: OpenOptions): Link {
-  const proc: ProcessHandle = startProcess('docker', ['system', 'dial-stdio'], {
+  const proc: ProcessHandle = startDocker(dockerArgv.dialStdio(), {
     env: opts.env,
     stdin: 'pipe',
     stdout: 'pipe',

@@ -3,16 +3,15 @@
 // codes checked and their stderr in the error when they fail. relayerBlobs: `docker save IMAGE | relayer` into
 // blob files for the action's own upload, nothing loaded.
 import { Writable } from 'node:stream';
-import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
+import type { ProcessHandle, ProcessResult } from '../util/process.js';
 import { endStream, writeBlocked, writeChunk } from '../util/stream-write.js';
-import { outputTail } from '../util/untrusted.js';
 import type { PreparedImage } from '../upload/prepared-image.js';
 import type { BlobSource } from '../image/blob-source.js';
 import { BlobSink } from './blob-sink.js';
 import { relayerArchive, relayerToSink, type SinkOptions } from './relayer.js';
 import type { RelayerOptions, RelayerReport } from './types.js';
 
-const STDERR_KEEP = 16 * 1024;
 /** docker tag answers at once on a healthy engine. */
 const TAG_DEADLINE_MS = 60_000;
 
@@ -22,29 +21,14 @@ interface Spawn {
 }
 
 function docker(args: string[], spawn: Spawn, stdio: { stdin?: 'pipe'; stdout?: 'pipe'; deadlineMs?: number }) {
-  return startProcess('docker', args, {
-    env: spawn.env,
-    signal: spawn.signal,
-    stdin: stdio.stdin,
-    stdout: stdio.stdout,
-    deadlineMs: stdio.deadlineMs,
-    captureBytes: STDERR_KEEP,
-  });
-}
-
-function failure(what: string, exit: ProcessResult): Error | null {
-  if (exit.spawnError || exit.timedOut || exit.aborted)
-    return new Error(`${what} ${howItEnded(exit, TAG_DEADLINE_MS)}`);
-  if (exit.code === 0) return null;
-  const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code}`;
-  return new Error(`${what} failed (${how}): ${outputTail(exit.stderr) || '(no stderr)'}`);
+  return startDocker(args, { env: spawn.env, signal: spawn.signal, ...stdio });
 }
 
 /** A stream that starts `docker load` on its first byte: an image that needs no change is never loaded. */
 function lazyLoad(spawn: Spawn): { stream: Writable; started: () => ProcessHandle | null } {
   let load: ProcessHandle | null = null;
   const stdin = () => {
-    load ??= docker(['load'], spawn, { stdin: 'pipe' });
+    load ??= docker(dockerArgv.load(), spawn, { stdin: 'pipe' });
     return load.stdin as Writable;
   };
   // Node destroys a child's stdin, without an error, once the child exits: its exit status says why.
@@ -70,7 +54,7 @@ export async function relayerImage(
   opts: RelayerOptions & { env?: NodeJS.ProcessEnv; signal?: AbortSignal },
 ): Promise<RelayerReport> {
   const spawn: Spawn = { env: opts.env ?? process.env, signal: opts.signal };
-  const save = docker(['save', image], spawn, { stdout: 'pipe' });
+  const save = docker(dockerArgv.save(image), spawn, { stdout: 'pipe' });
   const load = lazyLoad(spawn);
   // docker load exiting early surfaces as EPIPE on its stdin: the exit status below says why.
   let pipeError: Error | null = null;
@@ -91,21 +75,23 @@ export async function relayerImage(
     const loading = load.started();
     const loadExit = loading ? await exitedOnItsOwn(loading) : null;
     throw (
-      (saveExit && failure(`docker save ${image}`, saveExit)) ?? (loadExit && failure('docker load', loadExit)) ?? e
+      (saveExit && dockerFailure(dockerArgv.save(image), saveExit)) ??
+      (loadExit && dockerFailure(dockerArgv.load(), loadExit)) ??
+      e
     );
   }
-  const saved = failure(`docker save ${image}`, await save.result);
+  const saved = dockerFailure(dockerArgv.save(image), await save.result);
   if (saved) throw saved;
   const started = load.started();
   if (started) {
     const loaded = await started.result;
-    const loadErr = failure('docker load', loaded);
+    const loadErr = dockerFailure(dockerArgv.load(), loaded);
     if (loadErr) throw loadErr;
     if (pipeError) throw pipeError;
     opts.log(loaded.stdout.trim());
   } else if (image !== opts.tag) {
-    const tagged = docker(['tag', image, opts.tag], spawn, { deadlineMs: TAG_DEADLINE_MS });
-    const err = failure(`docker tag ${image} ${opts.tag}`, await tagged.result);
+    const tagged = docker(dockerArgv.tag(image, opts.tag), spawn, { deadlineMs: TAG_DEADLINE_MS });
+    const err = dockerFailure(dockerArgv.tag(image, opts.tag), await tagged.result, TAG_DEADLINE_MS);
     if (err) throw err;
   }
   return report;
@@ -129,16 +115,16 @@ export interface RelayeredBlobs {
 /** `docker save IMAGE`, split into blobs under opts.blobDir: the image is never loaded. */
 export async function relayerBlobs(image: string, opts: BlobsOptions): Promise<RelayeredBlobs> {
   const spawn: Spawn = { env: opts.env ?? process.env, signal: opts.signal };
-  const save = docker(['save', image], spawn, { stdout: 'pipe' });
+  const save = docker(dockerArgv.save(image), spawn, { stdout: 'pipe' });
   const sink = new BlobSink(opts.blobDir, { signal: opts.signal, onBlob: opts.onBlob });
   let report: RelayerReport;
   try {
     report = await relayerToSink(save.stdout as NodeJS.ReadableStream, sink, { ...opts, skipUnchanged: true });
   } catch (e) {
     const saveExit = await exitedOnItsOwn(save);
-    throw (saveExit && failure(`docker save ${image}`, saveExit)) ?? e;
+    throw (saveExit && dockerFailure(dockerArgv.save(image), saveExit)) ?? e;
   }
-  const saved = failure(`docker save ${image}`, await save.result);
+  const saved = dockerFailure(dockerArgv.save(image), await save.result);
   if (saved) throw saved;
   return { report, image: report.changed ? sink.image : null };
 }

@@ -9,7 +9,8 @@
 import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { howItEnded, startProcess, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { dockerArgv, startDocker } from '../engine/docker-cli.js';
+import { howItEnded, type ProcessHandle, type ProcessResult } from '../util/process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { resolveImage } from '../image/oci-layout-read.js';
 import { outputTail } from '../util/untrusted.js';
@@ -54,8 +55,6 @@ export interface ReadImageOptions {
   /** Each archive entry once it is whole (spillArchive's onEntry): an uploader may start on it before the rest. */
   readonly onEntry?: (entry: SpilledEntry) => void;
 }
-
-const STDERR_KEEP = 16 * 1024;
 
 function sourceError(message: string, cause?: unknown): UploadError {
   return new UploadError(message, 'source', null, null, false, cause === undefined ? undefined : { cause });
@@ -233,12 +232,7 @@ async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<Pro
  */
 export async function readImageForUpload(image: string, opts: ReadImageOptions): Promise<ImageForUpload> {
   if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
-  const save = startProcess('docker', ['save', image], {
-    env: opts.env,
-    signal: opts.signal,
-    stdout: 'pipe',
-    captureBytes: STDERR_KEEP,
-  });
+  const save = startDocker(dockerArgv.save(image), { env: opts.env, signal: opts.signal, stdout: 'pipe' });
   let archive: SpilledArchive;
   try {
     archive = await spillArchive(save.stdout as Readable, opts.workDir, {

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createReceiverDockerConfig } from '../engine/docker-config.js';
 import { Docker } from '../engine/docker.js';
-import { startProcess, howItEnded, type ProcessResult } from '../util/process.js';
+import { dockerArgv, startDocker } from '../engine/docker-cli.js';
+import { howItEnded, type ProcessResult } from '../util/process.js';
 import { outputTail } from '../util/untrusted.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
@@ -51,8 +52,6 @@ export type LoopbackPushResult =
   | { readonly ok: true; readonly digest: string }
   /** The engine never reached the receiver (it runs elsewhere, or cannot push): nothing was sent, try another way. */
   | { readonly ok: false; readonly unreachable: true; readonly why: string };
-
-const STDERR_KEEP = 16 * 1024;
 
 function sourceError(message: string, cause?: unknown): UploadError {
   return new UploadError(message, 'source', null, null, false, cause === undefined ? undefined : { cause });
@@ -175,8 +174,7 @@ async function dockerPush(
   env: NodeJS.ProcessEnv,
   signal: AbortSignal,
 ): Promise<ProcessResult> {
-  const args = ['push', ...(o.platform ? ['--platform', o.platform] : []), ref];
-  return startProcess('docker', args, { env, signal, captureBytes: STDERR_KEEP }).result;
+  return startDocker(dockerArgv.push(ref, o.platform), { env, signal }).result;
 }
 
 /**
