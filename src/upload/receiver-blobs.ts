@@ -68,7 +68,7 @@ export async function writeUpload(
 async function putBlob(ctx: ReceiverContext, s: Session, req: IncomingMessage, url: URL, send: Send): Promise<void> {
   const digest = url.searchParams.get('digest') ?? '';
   if (!DIGEST.test(digest)) throw new ReceiveError(400, 'DIGEST_INVALID', `digest ${digest}`);
-  const inc = announceEarly(ctx, s, req, digest);
+  const inc = await announceEarly(ctx, s, req, digest);
   try {
     await append(ctx, s, req, inc);
     await s.fh?.close();
@@ -91,12 +91,22 @@ async function putBlob(ctx: ReceiverContext, s: Session, req: IncomingMessage, u
   send(201, { Location: `${ctx.prefix}blobs/${digest}`, 'Docker-Content-Digest': digest });
 }
 
-/** The whole blob in this request, its size said: announced now, so its upload follows the bytes. */
-function announceEarly(ctx: ReceiverContext, s: Session, req: IncomingMessage, digest: string): Incoming | null {
+/**
+ * The whole blob in this request, its size said: announced now, so its upload follows the bytes. Its file is made
+ * before the announcement: the reader opens it at once, and the first write would otherwise race that open (ENOENT,
+ * seen under load as a failed chunked push).
+ */
+async function announceEarly(
+  ctx: ReceiverContext,
+  s: Session,
+  req: IncomingMessage,
+  digest: string,
+): Promise<Incoming | null> {
   const length = Number(req.headers['content-length'] ?? NaN);
   if (s.size !== 0 || !Number.isSafeInteger(length) || length <= 0 || ctx.state.blobs.has(digest)) return null;
   if (length > ctx.limits.maxBlob)
     throw new ReceiveError(413, 'SIZE_INVALID', `a blob over ${ctx.limits.maxBlob} bytes`);
+  s.fh ??= await open(s.file, 'a');
   const inc = new Incoming(s.file, digest, length);
   ctx.state.incoming.add(inc);
   ctx.state.blobs.set(digest, inc.blob());

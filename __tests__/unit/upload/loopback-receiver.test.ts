@@ -4,7 +4,7 @@
 // repository, another tag, a second manifest, a request without the run's credential, connections over the cap)
 // and what it answers (HEAD of what it holds, within a deadline; the manifest).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -119,6 +119,30 @@ test('containerd: one PUT with digest and size: announced at its first byte, rea
   await expect(b.done).resolves.toBeUndefined();
   const head = await call('HEAD', `/v2/${REPO}/blobs/${sha(blob)}`);
   expect([head.status, head.headers['content-length']]).toEqual([200, String(blob.length)]);
+});
+
+// The reader opens the blob's file as soon as it is announced: the file must already be there, or that open races
+// the receiver's first write (an ENOENT that failed a chunked push in a clean-clone CI run under load).
+test('containerd: an early-announced blob has its file when it is announced, so a reader can open it at once', async () => {
+  const existed: boolean[] = [];
+  await start({
+    onBlob: (b) => {
+      existed.push(existsSync(b.file));
+      announced.push(b);
+    },
+  });
+  const blob = randomBytes(50_000);
+  const at = await newUpload();
+  const put = call('PUT', `${at}?digest=${encodeURIComponent(sha(blob))}`, {
+    headers: { 'Content-Length': String(blob.length) },
+    body: [blob.subarray(0, 1), blob.subarray(1)],
+    gapMs: 200,
+  });
+  while (announced.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const reading = readAll(announced[0]);
+  expect((await put).status).toBe(201);
+  expect((await reading).equals(blob)).toBe(true);
+  expect(existed).toEqual([true]);
 });
 
 test('containerd: bytes that do not hash to the digest fail the blob, its reader and the request; the last byte was never readable', async () => {
