@@ -275,23 +275,29 @@ test('an engine given a wrong credential: the push fails in the source phase, sa
   expect(readdirSync(req.workDir)).toEqual([]);
 });
 
+/**
+ * The push of the two watchdog tests: 2 s of no progress ends it, long enough for the stand-in (a node process) to
+ * reach the receiver on a loaded machine (at 400 ms it sometimes did not, and a push that never reached the receiver
+ * is "unreachable", not stalled).
+ */
+function stallOptions(env: NodeJS.ProcessEnv): Parameters<typeof pushThroughLoopback>[0] {
+  return {
+    image: 'app:1',
+    env,
+    dir: mkdtempSync(join(dir, 'w-')),
+    transport: registry.transport(),
+    repositoryPath: 'my-app/api',
+    tags: ['1'],
+    chunkSize: 128 * 1024,
+    idleMs: 2_000,
+  };
+}
+
 test('a sender trickling a byte at a time (the engine’s HEAD waiting on it) is ended by the progress watchdog in bounded time', async () => {
   // 60 bytes, one each 500 ms: 30 s of "activity" that is no progress
   const fake = await fakeDocker('trickle', { gapMs: 500, trickleBytes: 60 });
-  const work = mkdtempSync(join(dir, 'w-'));
   const started = Date.now();
-  await expect(
-    pushThroughLoopback({
-      image: 'app:1',
-      env: fake.env,
-      dir: work,
-      transport: registry.transport(),
-      repositoryPath: 'my-app/api',
-      tags: ['1'],
-      chunkSize: 128 * 1024,
-      idleMs: 2000,
-    }),
-  ).rejects.toThrow(/stalled \(no progress for 2 s\)/);
+  await expect(pushThroughLoopback(stallOptions(fake.env))).rejects.toThrow(/stalled \(no progress for 2 s\)/);
   const took = Date.now() - started;
   process.stderr.write(`time to fail on a trickling sender: ${took} ms\n`);
   expect(took).toBeLessThan(8_000); // the watchdog's 2 s and one check interval, not the 30 s of trickle
@@ -381,22 +387,8 @@ test('a cancel mid-push ends the push child, sends nothing more and still remove
 
 test('a push that stalls is ended by the idle watchdog', async () => {
   const fake = await fakeDocker('hang');
-  const work = mkdtempSync(join(dir, 'w-'));
   const started = Date.now();
-  await expect(
-    pushThroughLoopback({
-      image: 'app:1',
-      env: fake.env,
-      dir: work,
-      transport: registry.transport(),
-      repositoryPath: 'my-app/api',
-      tags: ['1'],
-      chunkSize: 128 * 1024,
-      // long enough for the stand-in (a node process) to reach the receiver on a loaded machine: at 400 ms it
-      // sometimes did not, and a push that never reached the receiver is "unreachable", not stalled
-      idleMs: 2_000,
-    }),
-  ).rejects.toThrow(/stalled/);
+  await expect(pushThroughLoopback(stallOptions(fake.env))).rejects.toThrow(/stalled/);
   expect(Date.now() - started).toBeLessThan(10_000);
   expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
 });
