@@ -10,11 +10,14 @@
 //             vs docker push of the unsplit same-shaped image, on engine A
 //   save      `docker save` of the action's image to /dev/null after each round, untimed in the ratios: what reading
 //             the image from the engine costs on its own (the uploader's source; docker push reads the store itself)
+//   shaped    the chunked rows again through a link shaped like a runner's uplink (test/support/shaped-link.ts:
+//             RP_BENCH_LINK="MB/s,ms", default 50 MB/s and 20 ms each way), docker push through the same link: a
+//             round trip per chunk shows as it does on a runner (issue 21)
 //   RSS       the action's node process, VmHWM polled from /proc every 50 ms (children such as docker save are
 //             not in it: the action's own memory)
 // The docker side is timed whole (login, tag, push) and push alone; the targets use the whole, as a workflow runs
 // it. Environment: RP_DIST (default dist/index.js), RP_BENCH_UPLOAD_ROUNDS (default 3), RP_BENCH_UPLOAD_MB (120),
-// RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | split: one part only). RP_DIST_BEFORE: a second bundle
+// RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | shaped | split: one part only). RP_DIST_BEFORE: a second bundle
 // (an earlier build) run as a third way in the same chunked rounds, so a change is measured before/after side by
 // side under the same load.
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,6 +30,7 @@ import { parseCommandFile } from '../test/support/action-runner.js';
 import { buildImage, probeEngine, removeImages, uniqueName, type Engine } from '../test/support/images.js';
 import { node24 } from '../test/support/node24.js';
 import { startRegistry, type Registry } from '../test/support/registry.js';
+import { startShapedLink } from '../test/support/shaped-link.js';
 import { buildOneLayerImage } from '../test/support/trust-image.js';
 
 const MB = 1_000_000;
@@ -36,6 +40,7 @@ const UPLOAD_MB = Number(process.env.RP_BENCH_UPLOAD_MB || 120);
 const SPLIT_MB = Number(process.env.RP_BENCH_SPLIT_MB || 200);
 const DIST_BEFORE = process.env.RP_DIST_BEFORE ? resolve(process.env.RP_DIST_BEFORE) : null;
 const ONLY = process.env.RP_BENCH_UPLOAD_ONLY || '';
+const [LINK_MBPS, LINK_MS] = (process.env.RP_BENCH_LINK || '50,20').split(',').map(Number);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -241,6 +246,60 @@ function chunkedOnAttempt1(r: ActionRun): string | null {
   return null;
 }
 
+/** The chunked rows on engines A and B against `reg` (the registry, or a shaped link to it); peak RSS of each run. */
+async function chunkedRows(
+  reg: Registry,
+  work: string,
+  via: string,
+  figures: Record<string, number | string>,
+): Promise<number[]> {
+  const rss: number[] = [];
+  for (const name of ['A', 'B'] as const) {
+    const { engine: eng, problem } = probeEngine(name);
+    const key = `chunked ${UPLOAD_MB} MB, engine ${name}${via}`;
+    if (!eng) {
+      figures[`${key}: not measured`] = problem ?? 'engine missing';
+      continue;
+    }
+    const size = UPLOAD_MB * MB;
+    const extraBuild = name === 'B' ? ['--provenance=false'] : [];
+    const t = await paired(
+      eng,
+      reg,
+      work,
+      `chunked${name.toLowerCase()}${via ? 's' : ''}`,
+      (ref) => buildImage(eng, ref, { files: { '/data/blob.bin': size }, extraBuildArgs: extraBuild }),
+      { upload: 'chunked' },
+      chunkedOnAttempt1,
+      DIST_BEFORE,
+    );
+    rss.push(...t.peakRss);
+    figures[`${key}: action upload: chunked, median s`] = s(median(t.action));
+    figures[`${key}: docker login+tag+push, median s (push alone)`] =
+      `${s(median(t.docker))} (${s(median(t.dockerPushOnly))})`;
+    figures[
+      `${key}: action / docker, median of paired ratios (target <= ${via ? '1.10' : name === 'A' ? '1.05' : '1.15'})`
+    ] = pairedRatio(t.action, t.docker);
+    figures[`${key}: action / docker push alone, median of paired ratios`] = pairedRatio(t.action, t.dockerPushOnly);
+    figures[`${key}: docker save of the same image alone, median s`] = s(median(t.save));
+    figures[`${key}: action peak RSS, max MB`] = mb(Math.max(...t.peakRss));
+    figures[`${key}: per-round action / docker ratios`] = t.action
+      .map((x, i) => (x / t.docker[i]).toFixed(2))
+      .join(' ');
+    figures[`${key}: load average (1 min) at each round`] = t.loads.map((l) => l.toFixed(1)).join(' ');
+    if (DIST_BEFORE) {
+      figures[`${key}: before (RP_DIST_BEFORE), median s`] = s(median(t.before));
+      figures[`${key}: before / docker, median of paired ratios`] = pairedRatio(t.before, t.docker);
+      figures[`${key}: per-round before / docker ratios`] = t.before
+        .map((x, i) => (x / t.docker[i]).toFixed(2))
+        .join(' ');
+      figures[`${key}: action / before, median of paired ratios`] = pairedRatio(t.action, t.before);
+    }
+  }
+
+  return rss;
+}
+
 export async function benchUpload(): Promise<Record<string, number | string>> {
   const figures: Record<string, number | string> = {};
   if (!existsSync(DIST)) throw new Error(`${DIST} does not exist (npm run package, or RP_DIST)`);
@@ -248,50 +307,20 @@ export async function benchUpload(): Promise<Record<string, number | string>> {
   const work = mkdtempSync(join(tmpdir(), 'rp-bench-upload-'));
   const rss: number[] = [];
   try {
-    for (const name of ONLY === 'split' ? [] : (['A', 'B'] as const)) {
-      const { engine: eng, problem } = probeEngine(name);
-      const key = `chunked ${UPLOAD_MB} MB, engine ${name}`;
-      if (!eng) {
-        figures[`${key}: not measured`] = problem ?? 'engine missing';
-        continue;
-      }
-      const size = UPLOAD_MB * MB;
-      const extraBuild = name === 'B' ? ['--provenance=false'] : [];
-      const t = await paired(
-        eng,
-        reg,
-        work,
-        `chunked${name.toLowerCase()}`,
-        (ref) => buildImage(eng, ref, { files: { '/data/blob.bin': size }, extraBuildArgs: extraBuild }),
-        { upload: 'chunked' },
-        chunkedOnAttempt1,
-        DIST_BEFORE,
-      );
-      rss.push(...t.peakRss);
-      figures[`${key}: action upload: chunked, median s`] = s(median(t.action));
-      figures[`${key}: docker login+tag+push, median s (push alone)`] =
-        `${s(median(t.docker))} (${s(median(t.dockerPushOnly))})`;
-      figures[`${key}: action / docker, median of paired ratios (target <= 1.15)`] = pairedRatio(t.action, t.docker);
-      figures[`${key}: action / docker push alone, median of paired ratios`] = pairedRatio(t.action, t.dockerPushOnly);
-      figures[`${key}: docker save of the same image alone, median s`] = s(median(t.save));
-      figures[`${key}: action peak RSS, max MB`] = mb(Math.max(...t.peakRss));
-      figures[`${key}: per-round action / docker ratios`] = t.action
-        .map((x, i) => (x / t.docker[i]).toFixed(2))
-        .join(' ');
-      figures[`${key}: load average (1 min) at each round`] = t.loads.map((l) => l.toFixed(1)).join(' ');
-      if (DIST_BEFORE) {
-        figures[`${key}: before (RP_DIST_BEFORE), median s`] = s(median(t.before));
-        figures[`${key}: before / docker, median of paired ratios`] = pairedRatio(t.before, t.docker);
-        figures[`${key}: per-round before / docker ratios`] = t.before
-          .map((x, i) => (x / t.docker[i]).toFixed(2))
-          .join(' ');
-        figures[`${key}: action / before, median of paired ratios`] = pairedRatio(t.action, t.before);
+    if (ONLY === '' || ONLY === 'chunked') rss.push(...(await chunkedRows(reg, work, '', figures)));
+    if (ONLY === '' || ONLY === 'shaped') {
+      const link = await startShapedLink({ upstream: reg.host, mbps: LINK_MBPS, latencyMs: LINK_MS });
+      try {
+        const via = `, through a ${LINK_MBPS} MB/s ${LINK_MS} ms link`;
+        rss.push(...(await chunkedRows({ ...reg, host: link.host }, work, via, figures)));
+      } finally {
+        await link.stop();
       }
     }
 
     const { engine: engA, problem } = probeEngine('A');
     const key = `layer-split: auto ${SPLIT_MB} MB into <= 50 MB, engine A`;
-    if (ONLY === 'chunked') {
+    if (ONLY === 'chunked' || ONLY === 'shaped') {
       // not asked for
     } else if (!engA) {
       figures[`${key}: not measured`] = problem ?? 'engine missing';
