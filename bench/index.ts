@@ -23,3 +23,4 @@ if (all || which.has('relayer')) {
   await section('relayer', benchRelayer);
 }
 if (all || which.has('upload')) await section('upload', async () => (await import('./upload.js')).benchUpload());
+if (all || which.has('copy')) await section('copy', async () => (await import('./copy.js')).benchCopy());

@@ -42,19 +42,19 @@ const DIST_BEFORE = process.env.RP_DIST_BEFORE ? resolve(process.env.RP_DIST_BEF
 const ONLY = process.env.RP_BENCH_UPLOAD_ONLY || '';
 const [LINK_MBPS, LINK_MS] = (process.env.RP_BENCH_LINK || '50,20').split(',').map(Number);
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Median of the per-round ratios a[i] / b[i]. */
-function pairedRatio(a: number[], b: number[]): number {
+export function pairedRatio(a: number[], b: number[]): number {
   return Number(median(a.map((x, i) => x / b[i])).toFixed(2));
 }
 
 /** VmHWM (peak resident set) of a live process, bytes; 0 once it is gone. */
-function peakRss(pid: number): number {
+export function peakRss(pid: number): number {
   try {
     const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
     return kb ? Number(kb) * 1024 : 0;
@@ -63,7 +63,7 @@ function peakRss(pid: number): number {
   }
 }
 
-interface ActionRun {
+export interface ActionRun {
   readonly ms: number;
   /** The node process's peak RSS as last read before it exited, bytes. */
   readonly peakRss: number;
@@ -72,13 +72,13 @@ interface ActionRun {
 }
 
 /** tsx runs this file through NODE_OPTIONS; every node child starts as a runner starts it, without a loader. */
-function cleanEnv(): NodeJS.ProcessEnv {
+export function cleanEnv(): NodeJS.ProcessEnv {
   const { NODE_OPTIONS: _loader, ...inherited } = process.env;
   return inherited;
 }
 
 /** The action's main step, timed, its peak RSS polled; rejects unless it exits 0. */
-async function runAction(
+export async function runAction(
   eng: Engine,
   work: string,
   inputs: Record<string, string>,
