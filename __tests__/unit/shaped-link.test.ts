@@ -56,3 +56,26 @@ it('delivers 4 MB each way no faster than 20 MB/s, every byte in order', async (
   expect(ms).toBeGreaterThanOrEqual(200 + 60);
   expect(link.bytes.up - upBefore).toBe(data.length);
 });
+
+it('keeps the order of many small writes made in one moment', async () => {
+  const parts = Array.from({ length: 3000 }, (_, i) => Buffer.from(`${i},`));
+  const data = Buffer.concat(parts);
+  const [host, port] = link.host.split(':');
+  const back = await new Promise<Buffer>((resolve, reject) => {
+    const s = connect({ host, port: Number(port) }, () => {
+      for (const p of parts) s.write(p);
+    });
+    const chunks: Buffer[] = [];
+    let got = 0;
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= data.length) {
+        s.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    s.on('error', reject);
+  });
+  expect(back.toString()).toBe(data.toString());
+});

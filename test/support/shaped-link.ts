@@ -21,27 +21,47 @@ export interface ShapedLink {
   stop(): Promise<void>;
 }
 
-/** One direction: chunks released at max(arrival + latency, when the previous one finished at the link's rate). */
+/**
+ * One direction: chunks released in arrival order, each at max(arrival + latency, when the previous one finished at
+ * the link's rate). One queue and one timer: timers of their own could fire out of order (libuv's clock is whole
+ * milliseconds), and a reordered byte would be a corrupt upload, not a slow one.
+ */
 function shape(from: Socket, to: Socket, rate: number, latencyMs: number, count: (n: number) => void): void {
+  const queue: { chunk: Buffer; at: number }[] = [];
   let linkFreeAt = 0;
   let queued = 0;
-  const high = rate; // one second of bytes
+  let timer: NodeJS.Timeout | null = null;
+  let ended = false;
+  const pump = () => {
+    timer = null;
+    const now = performance.now();
+    while (queue.length && queue[0].at <= now) {
+      const { chunk } = queue.shift() as { chunk: Buffer; at: number };
+      queued -= chunk.length;
+      count(chunk.length);
+      if (!to.destroyed) to.write(chunk);
+    }
+    if (queued <= rate && from.isPaused()) from.resume();
+    if (queue.length) timer = setTimeout(pump, Math.max(1, queue[0].at - now));
+    else if (ended) to.end();
+  };
   from.on('data', (chunk: Buffer) => {
     const now = performance.now();
     const start = Math.max(now + latencyMs, linkFreeAt);
     linkFreeAt = start + (chunk.length / rate) * 1000;
+    queue.push({ chunk, at: linkFreeAt });
     queued += chunk.length;
-    if (queued > high) from.pause();
-    setTimeout(() => {
-      queued -= chunk.length;
-      count(chunk.length);
-      if (!to.destroyed) to.write(chunk);
-      if (queued <= high && from.isPaused()) from.resume();
-    }, linkFreeAt - now);
+    if (queued > rate) from.pause(); // more than one second of bytes waiting
+    timer ??= setTimeout(pump, Math.max(1, queue[0].at - now));
   });
-  from.on('end', () => setTimeout(() => to.end(), Math.max(0, linkFreeAt - performance.now())));
+  from.on('end', () => {
+    ended = true;
+    if (!queue.length && !timer) to.end();
+  });
   from.on('error', () => to.destroy());
-  from.on('close', () => setTimeout(() => to.destroy(), Math.max(0, linkFreeAt - performance.now()) + 10));
+  from.on('close', () => {
+    if (!ended) to.destroy();
+  });
 }
 
 export async function startShapedLink(opts: ShapedLinkOptions): Promise<ShapedLink> {
