@@ -20,7 +20,7 @@
 // RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | shaped | split: one part only). RP_DIST_BEFORE: a second bundle
 // (an earlier build) run as a third way in the same chunked rounds, so a change is measured before/after side by
 // side under the same load.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -118,28 +118,37 @@ export async function runAction(
   return { ms, peakRss: peak, stdout, outputs: parseCommandFile(readFileSync(files.output, 'utf8')) };
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): void {
-  const r = spawnSync(cmd, args, { env, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.toString()}`);
+/** A child to its end, not blocking the event loop (the shaped link relays in this process); rejects unless 0. */
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdin?.end(input);
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`)),
+    );
+  });
 }
 
 /** docker login; docker tag; docker push with a fresh docker config, as on a fresh runner: whole and push alone, ms. */
-function dockerPush(
+async function dockerPush(
   eng: Engine,
   reg: Registry,
   work: string,
   src: string,
   ref: string,
-): { ms: number; pushMs: number } {
+): Promise<{ ms: number; pushMs: number }> {
   const [user, password] = Object.entries(reg.users)[0];
   const cfg = mkdtempSync(join(work, 'cfg-'));
   const env = { ...cleanEnv(), DOCKER_HOST: eng.host, DOCKER_CONFIG: cfg };
   try {
     const started = performance.now();
-    run('docker', ['login', reg.host, '-u', user, '--password-stdin'], env, password);
-    run('docker', ['tag', src, ref], env);
+    await run('docker', ['login', reg.host, '-u', user, '--password-stdin'], env, password);
+    await run('docker', ['tag', src, ref], env);
     const pushStarted = performance.now();
-    run('docker', ['push', ref], env);
+    await run('docker', ['push', ref], env);
     const end = performance.now();
     return { ms: end - started, pushMs: end - pushStarted };
   } finally {
@@ -212,7 +221,7 @@ async function paired(
           out.peakRss.push(r.peakRss);
         },
         async () => {
-          const r = dockerPush(eng, reg, work, d, dRef);
+          const r = await dockerPush(eng, reg, work, d, dRef);
           out.docker.push(r.ms);
           out.dockerPushOnly.push(r.pushMs);
         },
@@ -228,7 +237,7 @@ async function paired(
       for (let k = 0; k < i % ways.length; k++) ways.push(ways.shift() as (typeof ways)[number]);
       for (const w of ways) await w();
       const saveStarted = performance.now();
-      run('docker', ['save', a], { ...cleanEnv(), DOCKER_HOST: eng.host });
+      await run('docker', ['save', a], { ...cleanEnv(), DOCKER_HOST: eng.host });
       out.save.push(performance.now() - saveStarted);
     } finally {
       await removeImages(eng, [a, b, d, dRef]);
