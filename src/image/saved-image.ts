@@ -15,6 +15,7 @@ import {
   type ManifestDoc,
   type Platform,
 } from './oci.js';
+import { logText } from '../util/untrusted.js';
 
 /** A layout's or an archive's file by name (`index.json`, `blobs/sha256/HEX`); undefined when it has none. */
 export type ReadDoc = (name: string) => Buffer | undefined;
@@ -114,7 +115,7 @@ export function layoutEntries(read: ReadDoc): readonly Descriptor[] {
 
 function describeEntry(d: Descriptor): string {
   const name = d.annotations?.[REF_NAME_ANNOTATION] ?? d.annotations?.[IMAGE_NAME_ANNOTATION];
-  return name ? `${name} (${d.digest})` : d.digest;
+  return name ? `${logText(name)} (${logText(d.digest)})` : logText(d.digest);
 }
 
 /**
@@ -232,7 +233,7 @@ export function savedManifest(read: ReadDoc): SavedManifestEntry[] {
 
 /** The manifest.json image `name` tags (any, when null and there is one); throws listing the images otherwise. */
 export function pickSavedImage(list: readonly SavedManifestEntry[], name: string | null): SavedManifestEntry {
-  const describe = () => list.map((m) => m.repoTags.join(' ') || m.config).join(', ') || 'none';
+  const describe = () => list.map((m) => logText(m.repoTags.join(' ') || m.config)).join(', ') || 'none';
   if (name === null) {
     if (list.length === 1) return list[0];
     throw new Error(`the archive holds ${list.length} images (${describe()}); name one`);
