@@ -89,7 +89,7 @@ export async function indexTarFile(path: string): Promise<TarIndex> {
     let pending: Pending = { pax: new Map(), longName: '', longLink: '' };
     let entries = 0;
     let zeros = 0;
-    for (let at = 0; ; ) {
+    for (let at = 0; ;) {
       const block = await readAt(fh, at, BLOCK);
       // Go accepts an archive that ends after a whole entry without its zero blocks.
       if (block.length === 0 && at > 0 && zeros === 0) break;

@@ -59,7 +59,8 @@ function verifying(digest: string, size: number, what: string): Transform {
     flush(cb) {
       const actual = `sha256:${hash.digest('hex')}`;
       if (length !== size) cb(new Error(`the ${what} ${digest} has ${length} bytes, its descriptor says ${size}`));
-      else if (actual !== digest) cb(new Error(`the ${what} ${digest} does not match its bytes (they hash to ${actual})`));
+      else if (actual !== digest)
+        cb(new Error(`the ${what} ${digest} does not match its bytes (they hash to ${actual})`));
       else cb();
     },
   });

@@ -28,7 +28,9 @@ async function checkDirectory(dir: string): Promise<void> {
     isDir = (await stat(dir)).isDirectory();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `no such directory ${dir}` : `cannot read ${dir}: ${(e as Error).message}`);
+    throw new Error(code === 'ENOENT' ? `no such directory ${dir}` : `cannot read ${dir}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   if (!isDir) throw new Error(`${dir} is not a directory (an OCI archive is named oci-archive:${dir})`);
 }

@@ -12,9 +12,9 @@ async function firstBlock(file: string): Promise<Buffer> {
     fh = await open(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`no such file ${file}`);
-    if (code === 'EISDIR') throw new Error(`${file} is a directory, not a tar file`);
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+    if (code === 'ENOENT') throw new Error(`no such file ${file}`, { cause: e });
+    if (code === 'EISDIR') throw new Error(`${file} is a directory, not a tar file`, { cause: e });
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const head = Buffer.alloc(BLOCK);
@@ -30,7 +30,9 @@ export async function openTarFile(file: string, what: string): Promise<TarIndex>
   const head = await firstBlock(file);
   const compression = detectCompression(head);
   if (compression !== 'none')
-    throw new Error(`${file} is ${compression}-compressed; ${what} is read as an uncompressed tar (decompress it first)`);
+    throw new Error(
+      `${file} is ${compression}-compressed; ${what} is read as an uncompressed tar (decompress it first)`,
+    );
   if (head.length < BLOCK || !(isHeaderBlock(head) || isZeroBlock(head)))
     throw new Error(`${file} is not a tar file, so not ${what}`);
   try {
