@@ -42,15 +42,19 @@ export const INPUTS = [
   {
     name: 'image',
     description:
-      'Local image to push (name, name:tag, registry/path/name:tag, name@sha256:... or an image ID). ' +
-      'Required with mode push; must be empty with mode tombstone.',
+      'The image to push: a local engine image (name, name:tag, registry/path/name:tag, name@sha256:..., an image ID ' +
+      'or docker-daemon:NAME), an OCI layout (oci:DIR[:REF]), an OCI or docker archive (oci-archive:FILE[:REF], ' +
+      'docker-archive:FILE[:NAME]) or another registry (docker://REGISTRY/REPO:TAG or @sha256:...), named as skopeo ' +
+      'names them. Layouts, archives and registries need no Docker engine. Required with mode push; must be empty with ' +
+      'mode tombstone.',
     required: false,
     cli: { kind: 'value', arg: 'IMAGE' },
   },
   {
     name: 'target-image',
     description:
-      'Repository name under the application. Default - the last path component of `image`, without its tag.',
+      'Repository name under the application. Default - the last path component of `image`, without its tag; ' +
+      'required when `image` names no repository (an OCI layout, an image ID).',
     required: false,
     cli: { kind: 'value', arg: 'NAME' },
   },
@@ -162,10 +166,33 @@ export const INPUTS = [
   {
     name: 'attestations',
     description:
-      "strip (push only the image's platform manifest, without provenance attestations) or keep (push the index as it is).",
+      'strip (push the platform manifests without their provenance attestations: an index of every platform, or ' +
+      "a single-platform image's manifest) or keep (push the index as it is).",
     default: 'strip',
     required: false,
     cli: { kind: 'value', arg: 'MODE' },
+  },
+  {
+    name: 'platforms',
+    description:
+      'The platforms of a multi-platform image to push, separated by commas (linux/amd64,linux/arm64). Default - ' +
+      'every platform.',
+    required: false,
+    cli: { kind: 'list', arg: 'OS/ARCH' },
+  },
+  {
+    name: 'source-username',
+    description:
+      'Username for a docker:// source registry. Default - the docker config the job has (DOCKER_CONFIG or ' +
+      '~/.docker/config.json, as docker/login-action writes it).',
+    required: false,
+    cli: { kind: 'value', arg: 'NAME' },
+  },
+  {
+    name: 'source-token',
+    description: 'Token or password for a docker:// source registry, with source-username. Masked in the log.',
+    required: false,
+    cli: { kind: 'none', why: 'flags end up in shell history and process lists' },
   },
   {
     name: 'upload',
