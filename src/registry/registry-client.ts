@@ -28,6 +28,8 @@ import type { Readable } from 'node:stream';
 export interface Credentials {
   readonly username: string;
   readonly password: string;
+  /** An identity token (docker's `identitytoken`, a helper's `<token>` user): a refresh token for the token realm. */
+  readonly identityToken?: string;
 }
 
 export interface ManifestHead {
