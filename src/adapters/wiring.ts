@@ -8,6 +8,7 @@ import { pushLocalImage } from '../upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
 import type { CoreDeps, RunResult } from '../core/run.js';
 import { sleep } from '../util/timers.js';
+import { openSource, pushSource } from './sources.js';
 
 export function realDeps(
   logger: Logger,
@@ -39,6 +40,8 @@ export function realDeps(
               `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
             ),
         }),
+      openSource,
+      pushSource,
     },
   };
 }
@@ -49,6 +52,7 @@ export function resultOutputs(result: RunResult): Record<string, string> {
     ref: result.refs[0],
     refs: result.refs.join('\n'),
     digest: result.digest ?? '',
+    platforms: JSON.stringify(result.platforms),
     'pinned-ref': result.pinnedRef ?? '',
     attempts: String(result.attempts),
     'proxy-ref': result.plan.proxyRefs[0] ?? '',

@@ -15,7 +15,8 @@ export type CliShape =
   | { readonly kind: 'value'; readonly arg: string }
   | { readonly kind: 'list'; readonly arg: string }
   | { readonly kind: 'flag' }
-  | { readonly kind: 'none'; readonly why: string };
+  /** Never a flag: read from an environment variable (`env`; the token's is --token-env's, REPLICATED_TOKEN). */
+  | { readonly kind: 'none'; readonly why: string; readonly env?: string };
 
 export interface InputSpec {
   readonly name: string;
@@ -192,7 +193,7 @@ export const INPUTS = [
     name: 'source-token',
     description: 'Token or password for a docker:// source registry, with source-username. Masked in the log.',
     required: false,
-    cli: { kind: 'none', why: 'flags end up in shell history and process lists' },
+    cli: { kind: 'none', why: 'flags end up in shell history and process lists', env: 'REPLICATED_SOURCE_TOKEN' },
   },
   {
     name: 'upload',

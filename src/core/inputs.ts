@@ -262,7 +262,7 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
   const appSlug = parseAppSlug(get);
   const source = parseSource(get, mode);
   const target = parseTarget(get, source);
-  const { tags, source } = parseTags(get, ctx, mode);
+  const { tags, source: tagSource } = parseTags(get, ctx, mode);
   const credentials = parseCredentials(get);
   const destination = parseDestination(get, `${appSlug}/${target}`);
   const retryDelayMs = parseRetryDelay(get);
@@ -279,7 +279,7 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
     ...destination,
     ...credentials,
     tags: Object.freeze(tags),
-    tagSource: source,
+    tagSource,
     dryRun: parseBool(get, 'dry-run'),
     retries: parseRetries(get),
     retryDelayMs,

@@ -29,6 +29,18 @@ export function summaryMarkdown(result: RunResult): string {
     );
   for (const r of result.replaced.filter((x) => x.digest))
     lines.push('', `Replaced: ${mdCode(r.tag)} pointed to ${mdCode(r.digest)} before this run.`);
+  const platforms = Object.entries(result.platforms);
+  if (platforms.length) {
+    lines.push('', `The index names ${platforms.length} platform manifest(s):`, '');
+    lines.push('| platform | manifest digest |', '| --- | --- |');
+    for (const [platform, digest] of platforms) lines.push(`| ${mdCell(platform || 'unknown')} | ${mdCell(digest)} |`);
+  }
+  if (result.indexChanged)
+    lines.push(
+      '',
+      `The source index ${mdCode(result.indexChanged.from)} was pushed as ${mdCode(result.indexChanged.to)}: ` +
+        'without its attestation manifests or the platforms left out; every platform manifest is unchanged.',
+    );
   if (result.platform)
     lines.push(
       '',
