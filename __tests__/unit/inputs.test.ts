@@ -106,6 +106,13 @@ describe('readConfig: defaults', () => {
       attestations: 'strip',
       upload: 'auto',
       chunkSize: 32_000_000,
+      source: {
+        transport: 'docker-daemon',
+        image: { raw: 'app/worker:dev', path: 'app/worker', tag: 'dev', digest: null, isId: false },
+      },
+      platforms: [],
+      sourceUsername: '',
+      sourceToken: '',
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.tags)).toBe(true);
@@ -589,9 +596,9 @@ describe('INPUTS: the one table of inputs', () => {
     expect(config({ 'token-type': 'service-account' })).toEqual({ ...config(), tokenTypeGiven: true });
   });
 
-  test('the token is never a CLI flag; the only list is tag; the only flag is dry-run', () => {
-    expect(INPUTS.filter((i) => i.cli.kind === 'none').map((i) => i.name)).toEqual(['token']);
-    expect(INPUTS.filter((i) => i.cli.kind === 'list').map((i) => i.name)).toEqual(['tag']);
+  test('the tokens are never CLI flags; the lists are tag and platforms; the only flag is dry-run', () => {
+    expect(INPUTS.filter((i) => i.cli.kind === 'none').map((i) => i.name)).toEqual(['token', 'source-token']);
+    expect(INPUTS.filter((i) => i.cli.kind === 'list').map((i) => i.name)).toEqual(['tag', 'platforms']);
     expect(INPUTS.filter((i) => i.cli.kind === 'flag').map((i) => i.name)).toEqual(['dry-run']);
   });
 

@@ -46,6 +46,8 @@ function result(over: Partial<RunResult> = {}): RunResult {
     durationMs: 95_000,
     dryRun: false,
     platform: null,
+    platforms: {},
+    indexChanged: null,
     plan: plan(),
     replaced: [],
     split: null,

@@ -73,4 +73,3 @@ export function parseBool(get: InputGetter, name: InputName): boolean {
   if (v === 'true') return true;
   throw new InputError(name, `Input '${name}' must be true or false; got '${value}'.`);
 }
-

@@ -87,8 +87,7 @@ export function parseSourceCredentials(get: InputGetter, source: SourceRef | nul
       name,
       `Input '${name}' is for a registry source ('image: docker://REGISTRY/REPO:TAG'); 'image' names none.`,
     );
-  if (!sourceToken)
-    throw new InputError('source-token', "Input 'source-token' is required with 'source-username'.");
+  if (!sourceToken) throw new InputError('source-token', "Input 'source-token' is required with 'source-username'.");
   return { sourceUsername, sourceToken };
 }
 

@@ -268,9 +268,7 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
   const retryDelayMs = parseRetryDelay(get);
   const maxLayerSize = sizeOf(get, 'max-layer-size');
   const chunkSize = parseChunkSize(get);
-  const layerSplit = oneOf(get, 'layer-split', LAYER_SPLIT_MODES);
-  checkLayerSplit(source, layerSplit);
-  return Object.freeze({
+  const config: Config = {
     mode,
     appSlug,
     source,
@@ -284,11 +282,13 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
     retries: parseRetries(get),
     retryDelayMs,
     maxLayerSize,
-    layerSplit,
+    layerSplit: oneOf(get, 'layer-split', LAYER_SPLIT_MODES),
     attestations: oneOf(get, 'attestations', ATTESTATION_MODES),
     upload: oneOf(get, 'upload', UPLOAD_MODES),
     chunkSize,
     platforms: parsePlatforms(get),
     ...parseSourceCredentials(get, source),
-  });
+  };
+  checkLayerSplit(source, config.layerSplit);
+  return Object.freeze(config);
 }

@@ -25,7 +25,8 @@ function imageLines(plan: Plan, engine: EngineFacts | null, source: SourceRead |
     ...engineLine,
     ...source.lines,
     ...source.platforms.map(
-      (p) => `  platform ${logText(p.platform || 'unknown', 64)}: ${p.digest}, ${p.layers} layers, ${formatBytes(p.size)}`,
+      (p) =>
+        `  platform ${logText(p.platform || 'unknown', 64)}: ${p.digest}, ${p.layers} layers, ${formatBytes(p.size)}`,
     ),
     `image: ${logText(plan.source, 300)}: ${plan.layers.length} layers, ${formatBytes(plan.totalSize)} compressed`,
   ];

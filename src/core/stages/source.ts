@@ -50,8 +50,15 @@ export async function openStage(ctx: StageContext, source: SourceRef): Promise<O
 }
 
 /** The platforms the `platforms` input asks for that the index lacks, as the user wrote them. */
-function missingPlatforms(index: IndexImage, wanted: readonly string[]): string[] {
-  return wanted.filter((w) => !index.manifests.some((m) => platformMatches(parsePlatform(w), parsePlatform(m.platform))));
+function missingPlatforms(have: readonly ManifestImage[], wanted: readonly string[]): string[] {
+  const platforms = have.flatMap((m) => {
+    try {
+      return [parsePlatform(m.platform)];
+    } catch {
+      return []; // no platform given: it matches none asked for
+    }
+  });
+  return wanted.filter((w) => !platforms.some((p) => platformMatches(parsePlatform(w), p)));
 }
 
 function platformsError(name: string, missing: readonly string[], have: readonly ManifestImage[]): ActionFailure {
@@ -66,7 +73,7 @@ function platformsError(name: string, missing: readonly string[], have: readonly
 /** The index to push: the platforms asked for (every one by default), attestations as the input says. */
 function selectIndex(ctx: StageContext, name: string, index: IndexImage): SelectedIndex {
   const { platforms, attestations } = ctx.config;
-  const missing = missingPlatforms(index, platforms);
+  const missing = missingPlatforms(index.manifests, platforms);
   if (missing.length) throw platformsError(name, missing, index.manifests);
   return selectPlatforms(index, { platforms: platforms.length ? platforms : null, attestations });
 }
@@ -101,8 +108,7 @@ function strategyOf(upload: SourceUpload, name: string): PushStrategy {
 function checkManifestPlatform(ctx: StageContext, name: string, manifest: ManifestImage): void {
   const { platforms } = ctx.config;
   if (!platforms.length || !manifest.platform) return;
-  const have = parsePlatform(manifest.platform);
-  const missing = platforms.filter((w) => !platformMatches(parsePlatform(w), have));
+  const missing = missingPlatforms([manifest], platforms);
   if (missing.length) throw platformsError(name, missing, [manifest]);
 }
 
