@@ -87,6 +87,44 @@ describe('summaryMarkdown', () => {
       ],
     ],
     [
+      'an index of two platforms, its attestations stripped',
+      {
+        pinnedRef: null,
+        platforms: { 'linux/amd64': `sha256:${'1'.repeat(64)}`, 'linux/arm64': `sha256:${'2'.repeat(64)}` },
+        indexChanged: { from: `sha256:${'9'.repeat(64)}`, to: DIGEST },
+      },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'The index names 2 platform manifest(s):',
+        '',
+        '| platform | manifest digest |',
+        '| --- | --- |',
+        `| \`linux/amd64\` | \`sha256:${'1'.repeat(64)}\` |`,
+        `| \`linux/arm64\` | \`sha256:${'2'.repeat(64)}\` |`,
+        '',
+        `The source index \`sha256:${'9'.repeat(64)}\` was pushed as \`${DIGEST}\`: without its attestation ` +
+          'manifests or the platforms left out; every platform manifest is unchanged.',
+      ],
+    ],
+    [
+      'a platform string from the image is shown as data',
+      { pinnedRef: null, platforms: { 'linux/a|b': DIGEST } },
+      [
+        '### replicated-push: pushed',
+        ...HEADER,
+        `| \`registry.replicated.com/my-app/worker:1.0.0\` | \`${DIGEST}\` | 1.8 GB | 3 | 1 | 1m35s |`,
+        '',
+        'The index names 1 platform manifest(s):',
+        '',
+        '| platform | manifest digest |',
+        '| --- | --- |',
+        `| \`linux/a\\|b\` | \`${DIGEST}\` |`,
+      ],
+    ],
+    [
       'dry run',
       { dryRun: true, digest: null, pinnedRef: null, attempts: 0, durationMs: 800, totalSize: 999 },
       [

@@ -123,7 +123,8 @@ export function usage(width = 110): string {
     wrap(
       'Pushes a local image to the Replicated registry (or another registry) with retries, the 524 layer ' +
         'advisory, attestation stripping and a registry-side check of every tag. The token is read from ' +
-        `$${DEFAULT_TOKEN_ENV} (or the variable --token-env names), never from a flag.`,
+        `$${DEFAULT_TOKEN_ENV} (or the variable --token-env names), never from a flag; a docker:// source's ` +
+        'token (source-token) from $REPLICATED_SOURCE_TOKEN.',
       width,
       0,
     ),
