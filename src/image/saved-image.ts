@@ -252,3 +252,45 @@ export function entryNamed(name: string): (d: Descriptor) => boolean {
     return full ? familiarName(full) === want : d.annotations?.[REF_NAME_ANNOTATION] === name;
   };
 }
+
+/** A classic-store image of a saved archive: its config as saved and each layer tar with the diff ID it must have. */
+export interface ClassicImage {
+  readonly configName: string;
+  readonly configBytes: Buffer;
+  /** os/architecture[/variant] as the config says; '' when it does not. */
+  readonly platform: string;
+  /** In manifest.json's order (a layer may be listed twice). */
+  readonly layers: readonly { readonly name: string; readonly diffId: string }[];
+}
+
+/** The digest an archive entry's name claims: `<hex>.json` (a classic config), `blobs/sha256/<hex>`; else null. */
+function claimedDigest(name: string): string | null {
+  const m = /^(?:([a-f0-9]{64})\.json|blobs\/sha256\/([a-f0-9]{64}))$/.exec(name);
+  return m ? `sha256:${m[1] ?? m[2]}` : null;
+}
+
+/**
+ * The manifest.json image `name` tags (the only one when null), its config read and checked: its bytes are what
+ * its name says, and it names one diff ID per layer listed.
+ */
+export function classicImage(read: ReadDoc, name: string | null): ClassicImage {
+  const entry = pickSavedImage(savedManifest(read), name);
+  const configBytes = read(entry.config);
+  if (!configBytes) throw new Error(`the archive has no config document ${logText(entry.config)}`);
+  const claimed = claimedDigest(entry.config);
+  const actual = sha256Of(configBytes);
+  if (claimed && claimed !== actual)
+    throw new Error(`the archive's ${entry.config} is not what its name says: its bytes hash to ${actual}`);
+  const config = parseJson<Platform & { rootfs?: { diff_ids?: unknown } }>(configBytes, 'the image config');
+  const diffIds = Array.isArray(config.rootfs?.diff_ids) ? (config.rootfs.diff_ids as unknown[]) : [];
+  if (diffIds.length !== entry.layers.length)
+    throw new Error(`the config names ${diffIds.length} layers, the archive lists ${entry.layers.length}`);
+  const layers = entry.layers.map((l, i) => {
+    const diffId = diffIds[i];
+    if (typeof diffId !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(diffId))
+      throw new Error(`the config's diff ID ${i + 1} is not a sha256 digest`);
+    return { name: l, diffId };
+  });
+  const platform = platformString({ os: config.os, architecture: config.architecture, variant: config.variant });
+  return { configName: entry.config, configBytes, platform, layers };
+}

@@ -38,10 +38,10 @@ async function checkDirectory(dir: string): Promise<void> {
 export async function openOciLayout(dir: string, ref: string | null, opts: OpenSourceOptions): Promise<OpenedImage> {
   void opts;
   const name = `oci:${dir}${ref ? `:${ref}` : ''}`;
-  await checkDirectory(dir);
   const find = dirFiles(dir);
   const read = documentReader(find);
   try {
+    await checkDirectory(dir);
     checkOciLayout(read);
     const entry = pickLayoutEntry(layoutEntries(read), ref);
     const image = layoutSourceImage(find, resolveLayoutImage(read, entry));
