@@ -42,14 +42,12 @@ const piece = Buffer.alloc(64 * KiB, 7);
 function dripper(n: number, gapMs: number, end: 'end' | 'reset' | 'hang' = 'end'): Handler {
   return async (_req, res) => {
     res.writeHead(200, { 'Content-Length': String(n * piece.length) });
-    for (let i = 0; i < n - 1; i++) {
-      if (res.destroyed) return;
+    for (let i = 0; i < n - 1 && !res.destroyed; i++) {
       res.write(piece);
       await sleep(gapMs);
     }
-    if (end === 'reset') return res.socket?.destroy();
-    if (end === 'hang') return;
-    res.end(piece);
+    if (end === 'reset') res.socket?.destroy();
+    else if (end === 'end') res.end(piece);
   };
 }
 
@@ -60,6 +58,13 @@ describe('httpStream', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-length')).toBe(String(8 * piece.length));
     expect((await readAll(res.body)).equals(Buffer.concat(Array(8).fill(piece)))).toBe(true);
+  });
+
+  test('a small body that arrives with the headers is read before its end is seen', async () => {
+    const base = await serve((_q, r) => r.end('eleven byte'));
+    const res = await httpStream(`${base}/blob`);
+    await new Promise((r) => setTimeout(r, 50)); // the whole answer is parsed before anyone reads
+    expect((await readAll(res.body)).toString()).toBe('eleven byte');
   });
 
   test('a reader that pauses longer than the idle deadline between reads is not cut off', async () => {

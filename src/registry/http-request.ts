@@ -209,7 +209,8 @@ class GuardedBody extends Readable {
   }
 
   override _read(): void {
-    if (this.res.complete) return;
+    // res.complete is set when the last byte is parsed, which may still wait in res's buffer: only 'end' says done
+    if (this.res.readableEnded) return;
     this.armIdle();
     this.res.resume();
   }
@@ -222,7 +223,7 @@ class GuardedBody extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idle);
     this.signal?.removeEventListener('abort', this.onAbort);
-    if (!this.res.complete) {
+    if (!this.res.readableEnded) {
       this.res.destroy();
       this.release();
     }
