@@ -16,6 +16,7 @@ import type { SourceRef } from '../image/source-ref.js';
 import { sourceCredentials } from '../registry/docker-credentials.js';
 import { openRegistrySource } from '../registry/registry-source.js';
 import { uploadFailure, type ChunkedPushResult } from '../upload/errors.js';
+import type { ChunkSizing } from '../upload/blob.js';
 import { uploadImage } from '../upload/image.js';
 import { uploadIndex } from '../upload/index-upload.js';
 
@@ -83,8 +84,17 @@ export async function openSource(source: SourceRef, req: OpenSourceRequest): Pro
 }
 
 /** Sends an opened image with the action's uploader; a failure says where it stopped and which layer. */
-export async function pushSource(req: SourcePushRequest): Promise<ChunkedPushResult> {
-  const opts = { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress };
+export async function pushSource(
+  req: SourcePushRequest,
+  run: { readonly sizing?: ChunkSizing } = {},
+): Promise<ChunkedPushResult> {
+  const opts = {
+    chunkSize: req.chunkSize,
+    signal: req.signal,
+    onEvent: req.onEvent,
+    onProgress: req.onProgress,
+    sizing: run.sizing,
+  };
   const { image } = req;
   const manifests = image.kind === 'manifest' ? [image.manifest] : image.index.manifests;
   // the plan numbers each blob once, in manifest order (source-facts.ts): a failure names the same layer

@@ -45,7 +45,7 @@ export function realDeps(
             ),
         }),
       openSource,
-      pushSource,
+      pushSource: (req) => pushSource(req, { sizing }),
     },
   };
 }
