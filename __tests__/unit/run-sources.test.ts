@@ -71,7 +71,7 @@ describe('an OCI layout of a two-platform buildx image, default inputs', () => {
     );
     expect(r.platforms).toEqual({ 'linux/amd64': AMD.digest, 'linux/arm64': ARM.digest });
     expect(JSON.parse(resultOutputs(r).platforms)).toEqual(r.platforms);
-    expect(r.indexChanged).toEqual({ from: BUILDX.digest, to: r.digest });
+    expect(r.indexChanged).toEqual({ from: BUILDX.digest, to: r.digest, attestations: 2, platforms: 0 });
     // the tag, then each platform manifest by digest, asked of the registry after the push
     expect(h.registry.heads.slice(-3)).toEqual([`${REPO}:1.0.0`, `${REPO}:${AMD.digest}`, `${REPO}:${ARM.digest}`]);
   });
@@ -108,6 +108,10 @@ describe('platforms and attestations', () => {
     expect(pushedIndex(h).entries).toEqual([ARM.digest]);
     expect(h.registry.manifests.has(AMD.digest)).toBe(false);
     expect(r.platforms).toEqual({ 'linux/arm64': ARM.digest });
+    expect(h.log.lines).toContain(
+      `the source index ${BUILDX.digest}; pushed without its 2 attestation manifests and 1 platform not in ` +
+        `'platforms' as ${r.digest}`,
+    );
   });
 
   test('a platform the index lacks: an error naming platforms, nothing pushed, the source closed', async () => {

@@ -91,7 +91,7 @@ describe('summaryMarkdown', () => {
       {
         pinnedRef: null,
         platforms: { 'linux/amd64': `sha256:${'1'.repeat(64)}`, 'linux/arm64': `sha256:${'2'.repeat(64)}` },
-        indexChanged: { from: `sha256:${'9'.repeat(64)}`, to: DIGEST },
+        indexChanged: { from: `sha256:${'9'.repeat(64)}`, to: DIGEST, attestations: 2, platforms: 1 },
       },
       [
         '### replicated-push: pushed',
@@ -105,8 +105,8 @@ describe('summaryMarkdown', () => {
         `| \`linux/amd64\` | \`sha256:${'1'.repeat(64)}\` |`,
         `| \`linux/arm64\` | \`sha256:${'2'.repeat(64)}\` |`,
         '',
-        `The source index \`sha256:${'9'.repeat(64)}\` was pushed as \`${DIGEST}\`: without its attestation ` +
-          'manifests or the platforms left out; every platform manifest is unchanged.',
+        `The source index \`sha256:${'9'.repeat(64)}\` was pushed as \`${DIGEST}\`, without its 2 attestation ` +
+          "manifests and 1 platform not in 'platforms'; every platform manifest in it is the source's own.",
       ],
     ],
     [

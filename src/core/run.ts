@@ -18,7 +18,7 @@ import { loginStage, type TagBefore } from './stages/login.js';
 import { pushStage } from './stages/push.js';
 import { initialState, sourceState, type PushState, type SplitSummary } from './stages/push-state.js';
 import { imageStage, type ImageRead } from './stages/image-read.js';
-import type { SourceRead } from './stages/source.js';
+import type { IndexChange, SourceRead } from './stages/source.js';
 import type { OpenedImage } from '../image/image-model.js';
 import { splitState } from './stages/split.js';
 import { checkTombstone } from './stages/tombstone-check.js';
@@ -46,7 +46,7 @@ export interface RunResult {
   /** The platform manifests of the pushed index, platform -> digest; empty when one image manifest was pushed. */
   readonly platforms: Readonly<Record<string, string>>;
   /** The source's index and the one pushed, when they differ (attestations stripped, platforms left out). */
-  readonly indexChanged: { readonly from: string; readonly to: string } | null;
+  readonly indexChanged: IndexChange | null;
   readonly plan: Plan;
   /** What each tag pointed to before this run (digest null: the tag was new, or error set: unknown). */
   readonly replaced: readonly TagBefore[];

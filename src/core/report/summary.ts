@@ -2,6 +2,7 @@
 // through untrusted.ts (a code span, or text with its Markdown escaped): digests and tags come from the registry,
 // instructions from the image, and a failure's message quotes docker's and the registry's words.
 import type { RunResult } from '../run.js';
+import { leftOutText } from '../stages/source.js';
 import { formatBytes, formatDuration } from '../../util/units.js';
 import { mdCell, mdCode, mdText } from '../../util/untrusted.js';
 
@@ -38,8 +39,8 @@ export function summaryMarkdown(result: RunResult): string {
   if (result.indexChanged)
     lines.push(
       '',
-      `The source index ${mdCode(result.indexChanged.from)} was pushed as ${mdCode(result.indexChanged.to)}: ` +
-        'without its attestation manifests or the platforms left out; every platform manifest is unchanged.',
+      `The source index ${mdCode(result.indexChanged.from)} was pushed as ${mdCode(result.indexChanged.to)}, ` +
+        `without ${mdText(leftOutText(result.indexChanged))}; every platform manifest in it is the source's own.`,
     );
   if (result.platform)
     lines.push(

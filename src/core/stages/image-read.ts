@@ -2,7 +2,6 @@
 // (source.ts) for a layout, an archive, a registry and the tombstone, with no docker call at all. An engine image
 // the engine cannot push as the user wants (a multi-platform index with attestations, or some of its platforms) is
 // read once more, with docker save, and pushed as those sources are.
-import { DAEMONLESS } from '../../image/source-ref.js';
 import type { OpenedImage } from '../../image/image-model.js';
 import type { EngineFacts } from '../../engine/docker.js';
 import type { Plan } from '../plan.js';
@@ -39,8 +38,10 @@ export async function imageStage(ctx: StageContext): Promise<ImageRead> {
   const { config } = ctx;
   const source = config.source;
   if (!source) return fromSource(null, await planOpened(ctx, openTombstone()));
-  if (DAEMONLESS.has(source.transport)) return fromSource(null, await planOpened(ctx, await openStage(ctx, source)));
-  const read = await readStage(ctx, (config.image ?? { raw: '' }).raw);
+  // every transport but the engine's is daemonless (source-ref.ts DAEMONLESS)
+  if (source.transport !== 'docker-daemon')
+    return fromSource(null, await planOpened(ctx, await openStage(ctx, source)));
+  const read = await readStage(ctx, source.image.raw);
   const { strategy } = read.plan;
   if (strategy.kind !== 'index') return { ...read, source: null };
   if (config.layerSplit === 'auto')

@@ -22,7 +22,27 @@ export interface SourceRead {
   /** Lines for the log: what the source is, and how the pushed index differs from the source's. */
   readonly lines: readonly string[];
   /** Set when the pushed index is not the source's own bytes (attestations stripped, platforms left out). */
-  readonly changed: { readonly from: string; readonly to: string } | null;
+  readonly changed: IndexChange | null;
+}
+
+/** The source's index and the one pushed: what was left out of it. */
+export interface IndexChange {
+  readonly from: string;
+  readonly to: string;
+  /** Attestation manifests and platform manifests not in the pushed index. */
+  readonly attestations: number;
+  readonly platforms: number;
+}
+
+/** What the pushed index leaves out, in words: `its 2 attestation manifests and 1 platform not in 'platforms'`. */
+export function leftOutText(c: Pick<IndexChange, 'attestations' | 'platforms'>): string {
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return [
+    c.attestations ? `its ${plural(c.attestations, 'attestation manifest')}` : '',
+    c.platforms ? `${plural(c.platforms, 'platform')} not in 'platforms'` : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
 }
 
 /** Opens the source; anything that keeps it from being read is the user's `image` to fix, before any push. */
@@ -78,19 +98,22 @@ function selectIndex(ctx: StageContext, name: string, index: IndexImage): Select
   return selectPlatforms(index, { platforms: platforms.length ? platforms : null, attestations });
 }
 
-function indexLines(index: IndexImage, selected: SelectedIndex): string[] {
+function changeOf(index: IndexImage, selected: SelectedIndex): IndexChange | null {
+  if (!selected.changed) return null;
+  return {
+    from: index.digest,
+    to: selected.digest,
+    attestations: index.attestations.length - selected.attestations.length,
+    platforms: index.manifests.length - selected.manifests.length,
+  };
+}
+
+function indexLines(index: IndexImage, change: IndexChange | null): string[] {
   const lines = [
     `source index ${index.digest}: ${index.manifests.length} platform manifest(s), ${index.attestations.length} attestation manifest(s)`,
   ];
-  if (!selected.changed) return [...lines, `pushed as it is: ${index.digest}`];
-  const left = index.manifests.length - selected.manifests.length;
-  const strippedN = index.attestations.length - selected.attestations.length;
-  const without = [
-    strippedN ? `its ${strippedN} attestation manifest${strippedN === 1 ? '' : 's'}` : '',
-    left ? `${left} platform(s) not in 'platforms'` : '',
-  ].filter(Boolean);
-  lines.push(`the source index ${index.digest}; pushed without ${without.join(' and ')} as ${selected.digest}`);
-  return lines;
+  if (!change) return [...lines, `pushed as it is: ${index.digest}`];
+  return [...lines, `the source index ${index.digest}; pushed without ${leftOutText(change)} as ${change.to}`];
 }
 
 function strategyOf(upload: SourceUpload, name: string): PushStrategy {
@@ -128,13 +151,7 @@ export async function sourceRead(ctx: StageContext, opened: OpenedImage): Promis
   const upload: SourceUpload = { kind: 'index', index };
   const { layers, platforms } = await modelFacts(index.manifests, ctx.signal);
   const plan = buildPlan(ctx.config, name, layers, strategyOf(upload, name));
-  const lines = [`source: ${logText(name, 300)}`, ...indexLines(image, index)];
-  return {
-    opened,
-    plan,
-    upload,
-    platforms,
-    lines,
-    changed: index.changed ? { from: image.digest, to: index.digest } : null,
-  };
+  const changed = changeOf(image, index);
+  const lines = [`source: ${logText(name, 300)}`, ...indexLines(image, changed)];
+  return { opened, plan, upload, platforms, lines, changed };
 }
