@@ -199,14 +199,18 @@ export const INPUTS = [
     name: 'upload',
     description:
       'auto (docker push while every layer is under max-layer-size; the action uploads a bigger layer itself in ' +
-      'resumable chunks, and so retries after a 524), docker (always docker push), or chunked (always the chunked uploader).',
+      'resumable chunks, and so retries after a 524 or a 413), docker (always docker push), or chunked (always the ' +
+      'chunked uploader).',
     default: 'auto',
     required: false,
     cli: { kind: 'value', arg: 'MODE' },
   },
   {
     name: 'chunk-size',
-    description: 'Bytes per upload request of the chunked uploader (units as max-layer-size).',
+    description:
+      'Bytes per upload request of the chunked uploader to start with (units as max-layer-size) - it doubles while ' +
+      'requests finish well inside 15 s and halves after a 413, a 524 or a timeout, never above what the registry ' +
+      '(OCI-Chunk-Max-Length) or an earlier refusal in the run allows.',
     default: '32MB',
     required: false,
     cli: { kind: 'value', arg: 'SIZE' },

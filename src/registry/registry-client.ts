@@ -24,16 +24,11 @@ import {
 import { MANIFEST_ACCEPT } from '../image/oci.js';
 import { isLoopbackRegistry } from '../image/reference.js';
 import { locationRule, realmRefusal } from './registry-origin.js';
-import { basicAuthorization, tokenRequest } from './registry-token.js';
+import { basicAuthorization, tokenRequest, type Credentials } from './registry-token.js';
 import { isRegistryDigest, quoteValue, retryAfterMs as parseRetryAfter } from './registry-values.js';
 import type { Readable } from 'node:stream';
 
-export interface Credentials {
-  readonly username: string;
-  readonly password: string;
-  /** An identity token (docker's `identitytoken`, a helper's `<token>` user): a refresh token for the token realm. */
-  readonly identityToken?: string;
-}
+export type { Credentials } from './registry-token.js';
 
 export interface ManifestHead {
   readonly digest: string;
@@ -127,7 +122,8 @@ function scopeOf(repository: string, push: boolean | undefined): string {
 const HEADER_SAFE = /^[\x21-\x7e]+$/;
 
 export class RegistryClient implements RegistryTransport {
-  private readonly base: URL;
+  /** The registry's origin: relative URLs (a Location) resolve against it. */
+  readonly base: URL;
   private readonly requestFn: HttpRequest;
   private readonly streamFn: HttpStreamRequest;
   private readonly deadlineMs: number;

@@ -1,7 +1,12 @@
 // How the credentials reach a token realm (pure; registry-client.ts sends it): a username and password as Basic on
 // a GET; an identity token (docker's `identitytoken`, a helper's `<token>` user) as an OAuth2 refresh token POSTed
 // in a form, as docker does, the realm's query (service, scope) in the form; nothing when anonymous.
-import type { Credentials } from './registry-client.js';
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+  /** An identity token (docker's `identitytoken`, a helper's `<token>` user): a refresh token for the token realm. */
+  readonly identityToken?: string;
+}
 
 export interface TokenRequest {
   readonly url: URL;

@@ -47,9 +47,12 @@ export interface ChunkSizeDecision {
   readonly atFloor: boolean;
 }
 
-/** Half of `size`, not below MIN_CHUNK_SIZE; a size at or under the floor stays as it is. */
+/**
+ * Half of `size` rounded up (a whole blob refused in one chunk then goes in two equal ones, not two and a byte), not
+ * below MIN_CHUNK_SIZE; a size at or under the floor stays as it is. Above the floor it is strictly smaller.
+ */
 function halved(size: number): number {
-  return size <= MIN_CHUNK_SIZE ? size : Math.max(MIN_CHUNK_SIZE, Math.floor(size / 2));
+  return size <= MIN_CHUNK_SIZE ? size : Math.max(MIN_CHUNK_SIZE, Math.ceil(size / 2));
 }
 
 /**

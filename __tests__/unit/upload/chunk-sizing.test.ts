@@ -69,6 +69,11 @@ describe('nextChunkSize', () => {
       is(8 * MB, 8 * MB),
     ],
     ['413 at 1.5 MB: the floor', input(1.5 * MB, tooLarge(1.5 * MB)), is(MB, MB)],
+    [
+      '413 on a whole blob of an odd size: half rounded up, so two chunks carry it',
+      input(32 * MB, tooLarge(30_007_047)),
+      is(15_003_524, 15_003_524),
+    ],
     ['413 at 1 000 001 bytes: the floor', input(MB + 1, tooLarge(MB + 1)), is(MB, MB)],
     ['413 at the floor: nothing smaller to send', input(MB, tooLarge(MB)), is(MB, null, true)],
     ['413 on a chunk under the floor: nothing smaller', input(4_096, tooLarge(4_096)), is(4_096, null, true)],
