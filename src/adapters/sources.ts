@@ -8,7 +8,6 @@ import type { Readable } from 'node:stream';
 import type { OpenSourceRequest, SourcePushRequest } from '../core/ports.js';
 import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
 import type { OpenedImage } from '../image/image-model.js';
-import type { LocalImage } from '../image/reference.js';
 import { openDockerArchive } from '../image/sources/docker-archive-source.js';
 import { openOciArchive } from '../image/sources/oci-archive-source.js';
 import { openOciLayout } from '../image/sources/oci-layout-source.js';
@@ -19,12 +18,6 @@ import { uploadFailure, type ChunkedPushResult } from '../upload/errors.js';
 import type { ChunkSizing } from '../upload/blob.js';
 import { uploadImage } from '../upload/image.js';
 import { uploadIndex } from '../upload/index-upload.js';
-
-/** The repository on the source registry: Docker Hub's official images live under library/. */
-function sourceRepository(host: string, image: LocalImage): string {
-  const path = image.path ?? '';
-  return host === 'docker.io' && !path.includes('/') ? `library/${path}` : path;
-}
 
 /**
  * The engine's image as a docker archive: `docker save` into the work directory, then read as any archive. Used
@@ -74,7 +67,8 @@ export async function openSource(source: SourceRef, req: OpenSourceRequest): Pro
       const { image } = source;
       const reference = image.digest ?? image.tag ?? 'latest';
       return openRegistrySource(
-        { host: source.host, repository: sourceRepository(source.host, image), reference },
+        // Docker Hub's library/ prefix is the registry source's to add (registry-source.ts)
+        { host: source.host, repository: image.path ?? '', reference },
         { workDir: req.workDir, signal: req.signal, credentials },
       );
     }
