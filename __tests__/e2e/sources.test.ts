@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Job, type StepRun } from '../../test/support/action-runner.js';
+import { ATTESTATION_REJECTION, startFaultProxy } from '../../test/support/fault-proxy.js';
 import { describeEngine, docker, removeImages, uniqueName, type Engine } from '../../test/support/images.js';
 import { listTags, manifestDigest, rawManifest, startRegistry, type Registry } from '../../test/support/registry.js';
 
@@ -216,6 +217,37 @@ describeEngine('B', 'sources (issue 19): an image from a layout, an archive or a
       expect(JSON.parse(run.outputs.platforms)).toEqual({ 'linux/arm64': built.platforms['linux/arm64'] });
     } finally {
       job.cleanup();
+    }
+  });
+
+  test('a registry that refuses the index itself: an error saying so and naming platforms:, one attempt', async () => {
+    const proxy = await startFaultProxy({ upstream: target, auth: { scheme: 'basic', token: 'proxy-pass-3b' } });
+    proxy.addFault({
+      method: 'PUT',
+      path: /^\/v2\/.+\/manifests\/[^/]+$/,
+      match: (r) => /"application\/vnd\.oci\.image\.index\.v1\+json"/.test(r.body?.toString('utf8') ?? ''),
+      action: { status: 400, body: ATTESTATION_REJECTION, headers: { 'content-type': 'application/json' } },
+    });
+    const job = new Job();
+    try {
+      const run = await job.main(
+        {
+          ...inputs(`oci:${layoutDir}`, 'vendor/noindex', { 'target-image': 'app' }),
+          registry: proxy.host,
+          token: 'proxy-pass-3b',
+        },
+        { env: offline },
+      );
+      expect(run.code).toBe(1);
+      expect(run.outputs.attempts).toBe('1');
+      expect(run.stdout).toMatch(/^::error title=Registry refused the index::.*`platforms: linux\/amd64`/m);
+      expect(await listTags(target, 'vendor/noindex')).toEqual([]);
+      // every platform manifest went first, by digest
+      for (const d of Object.values(built.platforms))
+        expect((await rawManifest(target, 'vendor/noindex', d))?.digest).toBe(d);
+    } finally {
+      job.cleanup();
+      await proxy.stop();
     }
   });
 

@@ -185,6 +185,29 @@ describe('the push and its verification', () => {
     expect(pushedIndex(h).entries).toEqual([AMD.digest, ARM.digest]);
   });
 
+  test('a registry that refuses the index itself: one attempt, an error saying so, platforms: as the way out', async () => {
+    const h = harness();
+    layout(h);
+    h.uploader.sourceResults = [
+      { ok: false, stop: { status: 400, phase: 'index', message: 'manifest invalid' }, layer: null },
+    ];
+    const e = await fails(runAction(config(OCI), h.deps));
+    expect(e.title).toBe('Registry refused the index');
+    expect(e.opts.attempts).toBe(1);
+    expect(e.message).toContain('stored every platform manifest (linux/amd64, linux/arm64) and blob');
+    expect(e.message).toContain('`platforms: linux/amd64`');
+    expect(h.uploader.sources).toHaveLength(1);
+  });
+
+  test('a 503 to the index PUT is retried as any 5xx', async () => {
+    const h = harness();
+    layout(h);
+    h.uploader.sourceResults = [{ ok: false, stop: { status: 503, phase: 'index', message: '503' }, layer: null }];
+    const r = await runAction(config(OCI), h.deps);
+    expect(r.attempts).toBe(2);
+    expect(pushedIndex(h).entries).toEqual([AMD.digest, ARM.digest]);
+  });
+
   test('a registry that lost a platform manifest after the push fails the run', async () => {
     const h = harness();
     layout(h);

@@ -14,7 +14,8 @@ import { openOciLayout } from '../image/sources/oci-layout-source.js';
 import type { SourceRef } from '../image/source-ref.js';
 import { sourceCredentials } from '../registry/docker-credentials.js';
 import { openRegistrySource } from '../registry/registry-source.js';
-import { uploadFailure, type ChunkedPushResult } from '../upload/errors.js';
+import { uploadFailure, UploadError, type ChunkedPushResult } from '../upload/errors.js';
+import { INDEX_PHASE } from '../core/stages/index-refusal.js';
 import type { ChunkSizing } from '../upload/blob.js';
 import { uploadImage } from '../upload/image.js';
 import { uploadIndex } from '../upload/index-upload.js';
@@ -123,6 +124,9 @@ export async function pushSource(
     );
     return { ok: true, digest: r.digest };
   } catch (e) {
-    return uploadFailure(e, layers);
+    const failed = uploadFailure(e, layers);
+    // the index's own PUT, told apart from a platform manifest's: the core says what to do about it
+    const atIndex = image.kind === 'index' && e instanceof UploadError && e.digest === image.index.digest;
+    return atIndex && e.phase === 'manifest' ? { ...failed, stop: { ...failed.stop, phase: INDEX_PHASE } } : failed;
   }
 }

@@ -17,6 +17,7 @@ import { methodOf, type PushState } from './push-state.js';
 import type { PreparedPushRequest } from '../../upload/prepared-image.js';
 import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
+import { INDEX_PHASE, indexRefusal } from './index-refusal.js';
 import { logText } from '../../util/untrusted.js';
 
 export type PushOutcome =
@@ -248,6 +249,8 @@ async function chunkedOnce(
       ctx.log.info(`${tags.join(', ')}: digest: ${result.digest}`);
       return { ok: true, digest: result.digest, allTags: true };
     }
+    const refused = state.kind === 'source' ? indexRefusal(ctx.config.registry, state.upload, result.stop) : null;
+    if (refused) return { ok: false, final: refused };
     const layer = result.layer ? plan.layers[result.layer - 1] : undefined;
     // The uploader knows which layer's blob failed: the policy then blames that layer exactly.
     const failure = { ...classifyUploadStop(result.stop), blobDigest: layer?.diffId ?? null };
@@ -256,6 +259,7 @@ async function chunkedOnce(
       chunk: `The chunked upload of ${what} failed on a chunk (chunk-size ${formatBytes(ctx.config.chunkSize)}).`,
       commit: `The chunked upload of ${what} sent every chunk; the final PUT (the registry committing the blob) failed.`,
       manifest: 'Every blob was uploaded in chunks; the manifest PUT failed.',
+      [INDEX_PHASE]: 'Every platform manifest and blob was uploaded; the PUT of the index failed.',
       source:
         state.kind === 'source'
           ? `Reading the image from ${plan.source} failed.`
