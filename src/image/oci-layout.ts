@@ -3,22 +3,12 @@
 //   holds the manifest `docker push --platform` would push). BuildKit's attestation manifests are skipped; when the
 //   index holds several platforms, `platform` chooses.
 // - classic store: a Docker v2 schema 2 manifest made here for the gzipped layers.
-import { blobName, INDEX_MEDIA_TYPES, isAttestation, MEDIA_TYPES, platformString, type Platform } from './oci.js';
+import { MEDIA_TYPES, platformString, type ManifestDoc, type Platform } from './oci.js';
+import { layoutManifest, reachableManifests, type ReadDoc } from './saved-image.js';
 
-export interface Descriptor {
-  readonly mediaType?: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly platform?: Platform;
-  readonly annotations?: Record<string, string>;
-}
-
-export interface ManifestDoc {
-  readonly schemaVersion?: number;
-  readonly mediaType?: string;
-  readonly config: Descriptor;
-  readonly layers: readonly Descriptor[];
-}
+// The descriptor and manifest shapes are the spec's (oci.ts); re-exported where the readers have always found them.
+export type { Descriptor, ManifestDoc } from './oci.js';
+export type { ReadDoc } from './saved-image.js';
 
 export interface ManifestChoice {
   /** The manifest's exact bytes (its digest is theirs). */
@@ -30,23 +20,12 @@ export interface ManifestChoice {
   readonly platform: string;
 }
 
-export type ReadDoc = (name: string) => Buffer | undefined;
-
-const MANIFEST_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest]);
 /** Layer media types a content store keeps compressed (nondistributable/foreign variants are not in oci.ts). */
 const COMPRESSED_LAYERS: ReadonlySet<string> = new Set([
   MEDIA_TYPES.ociLayerGzip,
   MEDIA_TYPES.ociLayerZstd,
   MEDIA_TYPES.dockerLayerGzip,
 ]);
-
-function parseJson<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T;
-  } catch (e) {
-    throw new Error(`${what} is not JSON: ${(e as Error).message}`, { cause: e });
-  }
-}
 
 /** "linux/arm64/v8" or a Platform -> Platform. */
 export function parsePlatform(p: string | Platform): Platform {
@@ -76,36 +55,8 @@ export function hasCompressedLayers(doc: ManifestDoc): boolean {
  */
 export function selectManifest(read: ReadDoc, platform?: string | Platform): ManifestChoice {
   const want = platform === undefined || platform === '' ? null : parsePlatform(platform);
-  const indexBytes = read('index.json');
-  if (!indexBytes) throw new Error('the archive has no index.json');
-  const found: Descriptor[] = [];
-  const visit = (manifests: readonly Descriptor[] | undefined, depth: number) => {
-    if (depth > 4) throw new Error('index.json nests indexes too deeply');
-    for (const d of manifests ?? []) {
-      if (isAttestation(d)) continue;
-      if (d.mediaType && INDEX_MEDIA_TYPES.has(d.mediaType)) {
-        const nested = read(blobName(d.digest));
-        if (!nested) throw new Error(`the archive lacks the index ${d.digest}`);
-        visit(parseJson<{ manifests?: Descriptor[] }>(nested, `index ${d.digest}`).manifests, depth + 1);
-      } else if (!d.mediaType || MANIFEST_TYPES.has(d.mediaType)) found.push(d);
-    }
-  };
-  visit(parseJson<{ manifests?: Descriptor[] }>(indexBytes, 'index.json').manifests, 0);
-
-  const choices = [...new Map(found.map((d) => [d.digest, d])).values()].flatMap((d): ManifestChoice[] => {
-    const bytes = read(blobName(d.digest));
-    if (!bytes) return [];
-    const doc = parseJson<ManifestDoc>(bytes, `manifest ${d.digest}`);
-    if (!doc.config?.digest || !Array.isArray(doc.layers)) throw new Error(`manifest ${d.digest} names no config`);
-    const mediaType = doc.mediaType ?? d.mediaType ?? MEDIA_TYPES.ociManifest;
-    let p = d.platform;
-    if (!p?.os) {
-      const config = read(blobName(doc.config.digest));
-      p = config ? parseJson<Platform>(config, `config ${doc.config.digest}`) : undefined;
-    }
-    const plat = p ? platformString({ os: p.os, architecture: p.architecture, variant: p.variant }) : '';
-    return [{ bytes, digest: d.digest, mediaType, doc, platform: plat }];
-  });
+  const found = reachableManifests(read);
+  const choices: ManifestChoice[] = found.flatMap((d) => layoutManifest(read, d, 'manifest') ?? []);
   if (choices.length === 0)
     throw new Error(`index.json leads to no image manifest the archive holds (${found.length} listed)`);
   const matching = want

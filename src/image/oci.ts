@@ -31,6 +31,23 @@ export interface Platform {
   readonly variant?: string;
 }
 
+/** An OCI content descriptor, as an index or a manifest lists it. */
+export interface Descriptor {
+  readonly mediaType?: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly platform?: Platform;
+  readonly annotations?: Record<string, string>;
+}
+
+/** An image manifest's fields the readers use. */
+export interface ManifestDoc {
+  readonly schemaVersion?: number;
+  readonly mediaType?: string;
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
+}
+
 /** os/architecture[/variant], as `docker push --platform` takes it. */
 export function platformString(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');

@@ -12,7 +12,7 @@ import { createGunzip } from 'node:zlib';
 import { dockerArgv, startDocker } from '../engine/docker-cli.js';
 import { howItEnded, type ProcessHandle, type ProcessResult } from '../util/process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
-import { resolveImage } from '../image/oci-layout-read.js';
+import { classicImage } from '../image/saved-image.js';
 import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
@@ -132,43 +132,25 @@ async function fromContentStore(archive: SpilledArchive, platform?: string | Pla
 }
 
 async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload> {
-  const refs = resolveImage(docs(archive));
-  const configEntry = archive.get(refs.config);
-  if (!configEntry?.data) throw sourceError(`the archive has no config document ${refs.config}`);
-  const legacyId = /^([a-f0-9]{64})\.json$/.exec(refs.config)?.[1];
-  if (legacyId && configEntry.digest !== `sha256:${legacyId}`)
-    throw sourceError(
-      `the archive's ${refs.config} is not what its name says: its bytes hash to ${configEntry.digest}`,
-    );
-  let config: { os?: string; architecture?: string; variant?: string; rootfs?: { diff_ids?: string[] } };
-  try {
-    config = JSON.parse(configEntry.data.toString('utf8')) as typeof config;
-  } catch (e) {
-    throw sourceError(`the image config ${refs.config} is not JSON`, e);
-  }
-  const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== refs.layers.length)
-    throw sourceError(`the config names ${diffIds.length} layers, the archive lists ${refs.layers.length}`);
+  const image = classicImage(docs(archive), null);
   const layers = await Promise.all(
-    refs.layers.map(async (name, i) => {
+    image.layers.map(async ({ name, diffId }, i) => {
       const entry = archive.get(name);
       if (!entry) throw sourceError(`the archive lacks the layer ${name}`);
       if (!entry.gzip) throw sourceError(`the layer ${name} is not an uncompressed tar, as a classic store saves them`);
-      if (entry.digest !== diffIds[i])
-        throw sourceError(
-          `the layer ${name} hashes to ${entry.digest}, the config names ${diffIds[i]} (layer ${i + 1})`,
-        );
+      if (entry.digest !== diffId)
+        throw sourceError(`the layer ${name} hashes to ${entry.digest}, the config names ${diffId} (layer ${i + 1})`);
       return fileBlobSource(entry.gzip.file, MEDIA_TYPES.dockerLayerGzip, entry.gzip.digest);
     }),
   );
-  const configBlob = bufferBlobSource(configEntry.data, MEDIA_TYPES.dockerConfig);
+  const configBlob = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
   const bytes = dockerManifest(configBlob, layers);
   return {
     config: configBlob,
     layers,
     manifest: { mediaType: MEDIA_TYPES.dockerManifest, bytes, digest: sha256Digest(bytes) },
     store: 'classic',
-    platform: [config.os, config.architecture, config.variant].filter(Boolean).join('/'),
+    platform: image.platform,
     spilledBytes: archive.spilledBytes,
   };
 }

@@ -102,7 +102,8 @@ async function pool<T, R>(
   return results;
 }
 
-async function putManifest(
+/** PUTs a manifest or index under `reference`, retrying transient failures; the registry's echoed digest must be `digest`. */
+export async function putManifest(
   transport: RegistryTransport,
   repository: string,
   reference: string,

@@ -241,3 +241,16 @@ export async function listTags(reg: Registry, repo: string): Promise<string[]> {
   const body = (await res.json()) as { tags?: string[] | null };
   return body.tags ?? [];
 }
+
+/** A manifest's or a blob's exact bytes as the registry serves them (`kind` picks the endpoint); null on 404. */
+export async function rawBytes(
+  reg: Registry,
+  repo: string,
+  kind: 'manifests' | 'blobs',
+  ref: string,
+): Promise<{ bytes: Buffer; contentType: string } | null> {
+  const res = await registryFetch(reg, `/v2/${repo}/${kind}/${ref}`, { accept: MANIFEST_MEDIA_TYPES.join(', ') });
+  if (res.status === 404) return null;
+  if (!res.ok) throw await unexpected(res, `GET ${repo} ${kind} ${ref}`);
+  return { bytes: Buffer.from(await res.arrayBuffer()), contentType: res.headers.get('content-type') ?? '' };
+}

@@ -1,0 +1,90 @@
+// A classic-store image of a `docker save` archive: its layers are uncompressed tars, which a registry takes only
+// compressed, so each is gzipped into the work directory, deterministically (gzip.ts: the same layer always gives
+// the same blob, and a re-push finds it by HEAD), its own bytes hashed on the way and checked against the config's
+// diff ID. The manifest is a Docker v2 schema 2 one made as the engine's save path makes it (oci-layout.ts).
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../blob-source.js';
+import { gzipDeterministic } from '../gzip.js';
+import type { ManifestImage } from '../image-model.js';
+import { MEDIA_TYPES } from '../oci.js';
+import { dockerManifest } from '../oci-layout.js';
+import type { ClassicImage } from '../saved-image.js';
+import { endStream, writeChunk } from '../../util/stream-write.js';
+import { logText } from '../../util/untrusted.js';
+import type { FindFile, FileRange } from './layout-image.js';
+
+async function gzipRange(range: FileRange, out: string, signal?: AbortSignal) {
+  const raw = createHash('sha256');
+  const gz = createHash('sha256');
+  const input =
+    range.size === 0
+      ? Readable.from([])
+      : createReadStream(range.file, {
+          start: range.offset,
+          end: range.offset + range.size - 1,
+          highWaterMark: 1 << 20,
+          signal,
+        });
+  const hashed = async function* () {
+    for await (const chunk of input) {
+      raw.update(chunk as Buffer);
+      yield chunk as Buffer;
+    }
+  };
+  const file = createWriteStream(out, { highWaterMark: 1 << 20 });
+  try {
+    await gzipDeterministic(hashed(), (chunk) => {
+      gz.update(chunk);
+      return writeChunk(file, chunk);
+    });
+    await endStream(file);
+  } catch (e) {
+    input.destroy();
+    file.destroy();
+    throw e;
+  }
+  return { diffId: `sha256:${raw.digest('hex')}`, digest: `sha256:${gz.digest('hex')}` };
+}
+
+/** The image, its layers gzipped into `workDir` (created if missing; the run removes it). */
+export async function classicManifestImage(
+  find: FindFile,
+  image: ClassicImage,
+  workDir: string,
+  signal?: AbortSignal,
+): Promise<ManifestImage> {
+  await mkdir(workDir, { recursive: true });
+  const done = new Map<string, BlobSource>();
+  const layers: BlobSource[] = [];
+  for (const [i, { name, diffId }] of image.layers.entries()) {
+    let blob = done.get(name);
+    if (!blob) {
+      const range = find(name);
+      if (!range) throw new Error(`the archive lacks the layer ${logText(name)}`);
+      const out = join(workDir, `layer-${done.size + 1}.tar.gz`);
+      const gz = await gzipRange(range, out, signal);
+      if (gz.diffId !== diffId)
+        throw new Error(
+          `the layer ${logText(name)} hashes to ${gz.diffId}, the config names ${diffId} (layer ${i + 1})`,
+        );
+      blob = await fileBlobSource(out, MEDIA_TYPES.dockerLayerGzip, gz.digest);
+      done.set(name, blob);
+    }
+    layers.push(blob);
+  }
+  const config = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
+  const bytes = dockerManifest(config, layers);
+  return {
+    kind: 'manifest',
+    bytes,
+    digest: sha256Digest(bytes),
+    mediaType: MEDIA_TYPES.dockerManifest,
+    platform: image.platform,
+    config,
+    layers,
+  };
+}
