@@ -86,6 +86,8 @@ export interface RegistryStreamResponse {
 
 /** What the uploader needs: one authenticated, deadline-bound request at a time. */
 export interface RegistryTransport {
+  /** The registry's host[:port], when known: a blob from another repository there is mounted (upload/blob-mount.ts). */
+  readonly host?: string;
   send(req: RegistryRequest): Promise<RegistryResponse>;
 }
 

@@ -20,6 +20,8 @@ export const SMALL_REQUEST_DEADLINE_MS = 60_000;
 
 export type UploadEvent =
   | { readonly type: 'exists'; readonly digest: string; readonly size: number }
+  /** Mounted from another repository of the same registry (blob-mount.ts): nothing was sent. */
+  | { readonly type: 'mounted'; readonly digest: string; readonly size: number; readonly from: string }
   | { readonly type: 'chunk-failed'; readonly digest: string; readonly start: number; readonly reason: string }
   | { readonly type: 'resumed'; readonly digest: string; readonly offset: number }
   | { readonly type: 'restarted'; readonly digest: string; readonly reason: string }
@@ -65,8 +67,8 @@ export interface UploadBlobOptions {
 export interface BlobUploadResult {
   readonly digest: string;
   readonly size: number;
-  /** 'exists': the registry had it (HEAD), nothing was sent. */
-  readonly mode: 'exists' | 'chunked' | 'single';
+  /** 'exists': the registry had it (HEAD), nothing was sent; 'mounted': linked from another repository. */
+  readonly mode: 'exists' | 'mounted' | 'chunked' | 'single';
   readonly requests: number;
   /** Request-body bytes handed to the transport, failed requests included. */
   readonly bytesSent: number;

@@ -23,6 +23,7 @@ import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
 import { chunkLimits, type ChunkLimits } from '../registry/registry-values.js';
+import { mountBlob, takeOfferedSession } from './blob-mount.js';
 import { BlobUpload, SMALL_REQUEST_DEADLINE_MS, type BlobUploadResult, type UploadBlobOptions } from './blob-upload.js';
 import { MIN_CHUNK_SIZE, type ChunkSizeDecision } from './chunk-sizing.js';
 import { formatBytes } from '../util/units.js';
@@ -45,6 +46,8 @@ async function blobExists(up: BlobUpload): Promise<boolean> {
 
 /** POST: a new upload session; its Location, and its chunk limits. Retries transient failures. */
 async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
+  const offered = takeOfferedSession(up); // a 202 to the mount opened one already
+  if (offered) return offered;
   for (;;) {
     const { res, error } = await up.send('start', {
       method: 'POST',
@@ -315,6 +318,11 @@ export async function uploadBlob(
     opts.onEvent?.({ type: 'exists', digest, size });
     opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
     return up.result('exists');
+  }
+  if (await mountBlob(up)) {
+    opts.onEvent?.({ type: 'mounted', digest, size, from: source.sourceRepository?.repository ?? '' });
+    opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
+    return up.result('mounted');
   }
   let mode: 'chunked' | 'single' = opts.mode ?? 'chunked';
   let chunksRefused = false;

@@ -27,6 +27,8 @@ export type FaultAction =
   | { readonly reset: true }
   /** Forward, but destroy the client's socket once this many request-body bytes arrived. */
   | { readonly resetAfterBytes: number }
+  /** Forward, but destroy the client's socket once this many bytes of the answer's body went to it (a download). */
+  | { readonly resetResponseAfterBytes: number }
   /** Wait, then forward. */
   | { readonly delayMs: number }
   /**
@@ -465,6 +467,8 @@ class FaultProxyServer implements FaultProxy {
       if (this.auth && !(await this.authenticate(req, res, entry, body))) return;
       this.forward(req, res, entry, body, {
         resetAfterBytes: action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined,
+        resetResponseAfterBytes:
+          action && 'resetResponseAfterBytes' in action ? action.resetResponseAfterBytes : undefined,
         instead: action && 'forwardThen' in action ? action.forwardThen : undefined,
       });
     } catch (e) {
@@ -658,9 +662,9 @@ class FaultProxyServer implements FaultProxy {
     res: ServerResponse,
     entry: Entry,
     body: Buffer | undefined,
-    opts: { resetAfterBytes?: number; instead?: StatusAction },
+    opts: { resetAfterBytes?: number; resetResponseAfterBytes?: number; instead?: StatusAction },
   ): void {
-    const { resetAfterBytes, instead } = opts;
+    const { resetAfterBytes, resetResponseAfterBytes, instead } = opts;
     const target = new URL(this.upstream.url);
     const upReq = http.request({
       host: target.hostname,
@@ -681,7 +685,8 @@ class FaultProxyServer implements FaultProxy {
       if (entry.reset || res.destroyed) return void upRes.resume();
       entry.status = upRes.statusCode ?? 502;
       res.writeHead(entry.status, this.responseHeaders(upRes.headers));
-      pipeline(upRes, res, () => undefined);
+      if (resetResponseAfterBytes === undefined) return void pipeline(upRes, res, () => undefined);
+      pipeline(upRes, this.cutAnswer(req, res, entry, resetResponseAfterBytes), res, () => undefined);
     });
     upReq.on('error', (e) => {
       if (entry.reset || res.destroyed) return;
@@ -693,6 +698,21 @@ class FaultProxyServer implements FaultProxy {
     });
     const source = body ? this.replay(body, req, entry, resetAfterBytes) : this.metered(req, entry, resetAfterBytes);
     pipeline(source, upReq, () => undefined);
+  }
+
+  /** Passes `limit` bytes of an answer to the client, then cuts its connection once they are written. */
+  private cutAnswer(req: IncomingMessage, res: ServerResponse, entry: Entry, limit: number): Transform {
+    let passed = 0;
+    return new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        const room = limit - passed;
+        if (entry.reset || room <= 0) return done();
+        passed += chunk.length;
+        if (room > chunk.length) return done(null, chunk);
+        res.write(chunk.subarray(0, room), () => this.reset(req, entry));
+        done();
+      },
+    });
   }
 
   /** A buffered body as a stream again (already counted), cut short like metered() when there is a limit. */

@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { ChunkSizing, uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError } from '../../../src/upload/errors.js';
+import { uploadImage } from '../../../src/upload/image.js';
+import { MEDIA_TYPES } from '../../../src/image/oci.js';
 import { bufferBlobSource, type BlobSource } from '../../../src/image/blob-source.js';
 import { NGINX_413_BODY } from '../../../test/support/fault-proxy.js';
 import { rejection } from '../../../test/support/rejection.js';
@@ -151,6 +153,39 @@ describe('uploadBlob: a 413 to a chunk', () => {
       ['4000000', 413],
       ['3000000', 413],
     ]);
+  });
+});
+
+describe('uploadImage: the blobs of an image share what one of them learned', () => {
+  test('the first layer meets the 413; the second (one at a time) starts under the limit', async () => {
+    await behindLimit(2_500_000);
+    const layers = [blob(4 * MB).source, blob(4 * MB).source];
+    const config = bufferBlobSource(Buffer.from('{"architecture":"amd64","os":"linux"}'), MEDIA_TYPES.ociConfig);
+    const desc = (b: BlobSource) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociManifest,
+        config: desc(config),
+        layers: layers.map(desc),
+      }),
+    );
+    await uploadImage(
+      reg.transport(),
+      REPO,
+      { manifest, config, layers, tags: ['1'] },
+      { chunkSize: 8 * MB, concurrency: 1, retryDelayMs: () => 0 },
+    );
+    // one blob at a time, so the PATCHes are the first layer's, the second's, then the config's
+    expect(patches().map((r) => `${r.contentLength} ${r.status}`)).toEqual([
+      '4000000 413',
+      '2000000 202',
+      '2000000 202',
+      '2000000 202',
+      '2000000 202',
+      `${config.size} 202`,
+    ]);
+    for (const l of layers) expect(reg.blobs.has(l.digest)).toBe(true);
   });
 });
 
