@@ -1,5 +1,6 @@
-// The local names a run gives images: the registry refs docker push needs and the re-layered image. Every name is the run's own (runId) or recorded with what it pointed to before, so two runs on one
-// engine never take each other's names, and cleanUp puts the engine back as the run found it.
+// The local names a run gives images: the registry refs docker push needs and the re-layered image (the tombstone is
+// made in memory now, tombstone-image.ts). Every name is the run's own (runId) or recorded with what it pointed to
+// before, so two runs on one engine never take each other's names, and cleanUp puts the engine back as it was.
 import { ActionFailure, type StageContext } from '../ports.js';
 
 /** A name this run pointed at an image: the image it named before (null: the name was new). */
