@@ -1,6 +1,7 @@
 // The uploader (src/upload) against the real registry (CNCF distribution 2.8.2) behind the fault proxy, which
 // authenticates as Replicated does (any username, a Bearer token) and plays Cloudflare: a 524 to any request over
-// 8 MB, resets, 524s. What the registry holds is read back from the registry itself (GET and hash, skopeo).
+// 8 MB, resets, 524s; and nginx's 413 over client_max_body_size. What the registry holds is read back from the
+// registry itself (GET and hash, skopeo).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { MEDIA_TYPES } from '../../src/image/oci.js';
 import { RegistryClient } from '../../src/registry/registry-client.js';
-import { uploadBlob, type UploadEvent } from '../../src/upload/blob.js';
+import { ChunkSizing, uploadBlob, type UploadEvent } from '../../src/upload/blob.js';
 import { uploadImage } from '../../src/upload/image.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../../src/image/blob-source.js';
 import { cloudflareError, startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy.js';
@@ -81,6 +82,9 @@ function onPatch(n: number, action: Parameters<FaultProxy['addFault']>[0]['actio
   proxy.addFault({ method: 'PATCH', path: /\/blobs\/uploads\//, times: 1, match: () => ++seen === n, action });
 }
 
+/** Chunks of chunk-size throughout (no growth): the resume tests count bytes in chunks. */
+const fixedSize = () => new ChunkSizing({ targetMs: 0 });
+
 const uploadBytes = (since: number) => proxy.requests.slice(since).reduce((n, r) => n + r.requestBytes, 0);
 
 describe('chunked upload through a proxy that refuses requests over 8 MB', () => {
@@ -94,6 +98,7 @@ describe('chunked upload through a proxy that refuses requests over 8 MB', () =>
     const events: UploadEvent[] = [];
     const result = await uploadBlob(throughProxy(), repo, source, {
       chunkSize: CHUNK,
+      sizing: fixedSize(),
       retryDelayMs: () => 100,
       onEvent: (e) => events.push(e),
     });
@@ -121,6 +126,7 @@ describe('chunked upload through a proxy that refuses requests over 8 MB', () =>
     const events: UploadEvent[] = [];
     const result = await uploadBlob(throughProxy(), repo, source, {
       chunkSize: CHUNK,
+      sizing: fixedSize(),
       retryDelayMs: () => 100,
       onEvent: (e) => events.push(e),
     });
@@ -151,6 +157,43 @@ describe('chunked upload through a proxy that refuses requests over 8 MB', () =>
     await expect(
       uploadBlob(throughProxy(), 'upload/single', source, { mode: 'single', maxTries: 2, retryDelayMs: () => 0 }),
     ).rejects.toMatchObject({ name: 'UploadError', phase: 'single', status: 524 });
+  });
+});
+
+// Issue 19: a proxy's limit on request bodies (nginx `client_max_body_size 8m`), met by the default chunk-size.
+describe('chunked upload through a proxy that answers 413 to bodies over 8 MiB', () => {
+  test('a 40 MiB blob from chunk-size 32 MB: one call, chunks halved below the limit, the blob hashes to its digest, no byte stored twice', async () => {
+    const limit = 8 * MiB;
+    proxy.limitBodies(limit);
+    const repo = 'upload/body-limit';
+    const source = await randomFile('body-limit.bin', BLOB);
+    const since = proxy.requests.length;
+    const events: UploadEvent[] = [];
+    const result = await uploadBlob(throughProxy(), repo, source, {
+      chunkSize: 32_000_000,
+      retryDelayMs: () => 100,
+      onEvent: (e) => events.push(e),
+    });
+
+    expect(await storedDigest(repo, source.digest)).toBe(source.digest);
+    const patches = proxy.requests.slice(since).filter((r) => r.method === 'PATCH');
+    // 32 MB and 16 MB met the 413 at the proxy, which passed nothing of them on; 8 MB is under the limit
+    expect(patches.filter((r) => r.status === 413).map((r) => r.upstreamStatus)).toEqual([0, 0]);
+    const forwarded = patches.filter((r) => r.upstreamStatus !== 0);
+    expect(forwarded.map((r) => r.requestBytes)).toEqual([...Array(5).fill(8_000_000), BLOB - 40_000_000]);
+    expect(forwarded.every((r) => r.status === 202)).toBe(true);
+    // every byte the registry was given is one of the blob's, once
+    expect(forwarded.reduce((n, r) => n + r.requestBytes, 0)).toBe(BLOB);
+    // the two refusals were on the first chunk: nothing to resume from (Range 0-0), each a new upload session
+    expect(result).toMatchObject({ mode: 'chunked', restarts: 2, resumes: 0 });
+    expect(events.filter((e) => e.type === 'chunk-failed').map((e) => (e as { reason: string }).reason)).toEqual([
+      'HTTP 413: a limit on request bodies; the next chunks carry 16.0 MB',
+      'HTTP 413: a limit on request bodies; the next chunks carry 8.0 MB',
+    ]);
+    console.log(
+      `body limit: PATCHes ${patches.map((r) => `${r.status}`).join(' ')}; ${patches.length} PATCHes, ` +
+        `${result.requests} requests, ${result.elapsedMs} ms for ${BLOB} bytes`,
+    );
   });
 });
 

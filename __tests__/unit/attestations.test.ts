@@ -38,12 +38,14 @@ const facts = (over: Partial<AttestationFacts> = {}): AttestationFacts => ({
   ...over,
 });
 
-const MULTI_REFUSAL = (n: number, platforms: string) =>
-  `The image holds ${n} platforms (${platforms}) and attestation manifests, which this registry rejects (HTTP 400). ` +
-  'This engine cannot push the platforms without them as one index, and nothing was pushed. Rebuild without ' +
-  `attestations: \`docker buildx build --platform ${platforms.split(', ').join(',')} --provenance=false --sbom=false ...\` ` +
-  '(or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or push each platform under its own tag, or set `attestations: keep` ' +
-  'for a registry that accepts them.';
+/** An index of its platforms, made by the action from the engine's saved image. */
+const INDEX = (platforms: string[], attested = true) => ({
+  kind: 'index' as const,
+  platforms,
+  reason:
+    `the engine's image read with docker save; the action's uploader sends an index of its platforms ` +
+    `(${platforms.join(', ')})${attested ? ' without their attestations (attestations: strip)' : ''}`,
+});
 
 describe('choosePushStrategy', () => {
   test.each<[string, Partial<AttestationFacts>, 'strip' | 'keep', PushStrategy]>([
@@ -148,16 +150,12 @@ describe('choosePushStrategy', () => {
       { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false },
     ],
     [
-      'multi-platform + attestations -> refuse listing platforms',
+      'multi-platform + attestations -> an index of every platform, read with docker save',
       {
         manifests: [image('amd64'), image('arm64'), attestation(), attestation('sha256:bbbb')],
       },
       'strip',
-      {
-        kind: 'refuse',
-        title: 'Multi-platform image with attestations',
-        message: MULTI_REFUSAL(2, 'linux/amd64, linux/arm64'),
-      },
+      INDEX(['linux/amd64', 'linux/arm64']),
     ],
     [
       // Issue 18: the index's platform strings are the image author's: shown as data, the push keeps them as given
@@ -175,11 +173,7 @@ describe('choosePushStrategy', () => {
       'multi-platform + attestations, one platform with ##[ and a CR: listed as data',
       { manifests: [image('amd64'), image('arm64\r##[error]y'), attestation()] },
       'strip',
-      {
-        kind: 'refuse',
-        title: 'Multi-platform image with attestations',
-        message: MULTI_REFUSAL(2, 'linux/amd64, linux/arm64\\r##\\[error]y'),
-      },
+      INDEX(['linux/amd64', 'linux/arm64\\r##\\[error]y']),
     ],
     [
       'three platforms with a variant + attestations',
@@ -187,11 +181,7 @@ describe('choosePushStrategy', () => {
         manifests: [image('amd64'), image('arm64'), image('arm', 'v7'), attestation()],
       },
       'strip',
-      {
-        kind: 'refuse',
-        title: 'Multi-platform image with attestations',
-        message: MULTI_REFUSAL(3, 'linux/amd64, linux/arm64, linux/arm/v7'),
-      },
+      INDEX(['linux/amd64', 'linux/arm64', 'linux/arm/v7']),
     ],
     [
       'API 1.45, manifests unknown -> refuse',
@@ -281,6 +271,20 @@ describe('choosePushStrategy', () => {
       reason: 'the image index has no attestations',
       withAttestations: false,
     });
+  });
+});
+
+describe('choosePushStrategy: a subset of the platforms (the platforms input)', () => {
+  test.each<[string, EngineManifest[], string[]]>([
+    ['two platforms, no attestations', [image('amd64'), image('arm64')], ['linux/amd64', 'linux/arm64']],
+    ['two platforms and attestations', [image('amd64'), image('arm64'), attestation()], ['linux/amd64', 'linux/arm64']],
+  ])('%s -> an index the action writes', (_name, manifests, platforms) => {
+    const attested = manifests.some((m) => m.Kind === 'attestation');
+    expect(choosePushStrategy(facts({ manifests }), 'strip', { subset: true })).toEqual(INDEX(platforms, attested));
+  });
+
+  test('one platform and its attestation: the engine pushes it with --platform, as without the input', () => {
+    expect(choosePushStrategy(facts(), 'strip', { subset: true }).kind).toBe('platform');
   });
 });
 

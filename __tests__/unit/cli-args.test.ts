@@ -72,6 +72,12 @@ describe('parseCliArgs: argv -> the action getter', () => {
     expect(args.help).toBe(help);
   });
 
+  test('source-token comes from $REPLICATED_SOURCE_TOKEN, never from the token variable', () => {
+    expect(parseCliArgs([], ENV).get('source-token')).toBe('');
+    expect(parseCliArgs([], { ...ENV, REPLICATED_SOURCE_TOKEN: 'ghp_x' }).get('source-token')).toBe('ghp_x');
+    expect(parseCliArgs([], { ...ENV, REPLICATED_SOURCE_TOKEN: 'ghp_x' }).get('token')).toBe('s3cret');
+  });
+
   test('names that are not inputs give empty text', () => {
     expect(parseCliArgs(['--app-slug', 'a'], ENV).get('no-such-input')).toBe('');
   });
@@ -93,6 +99,10 @@ describe('parseCliArgs: bad usage', () => {
   test.each<[string[], RegExp]>([
     [['--token', 'secret'], /^--token: the token is never a flag \(flags end up in shell history/],
     [['--token=secret'], /the token is never a flag/],
+    [
+      ['--source-token', 'x'],
+      /^--source-token: the source-token is never a flag .*: put it in \$REPLICATED_SOURCE_TOKEN$/,
+    ],
     [['--app-slug', 'a', '--token'], /the token is never a flag/],
     [['--no-such-flag'], /Unknown option '--no-such-flag'/],
     [['positional'], /Unexpected argument 'positional'/],

@@ -75,6 +75,24 @@ const CLASSIC: Row[] = [
     null,
   ],
   ['unsupported', 'unknown: unsupported media type', 'unsupported', false, null, null],
+  // Printed by engine A (20.10.24) pushing through the fault proxy answering as nginx does over client_max_body_size
+  // (limitBodies) and with an empty 413: distribution's client quotes a body that is not an error document.
+  [
+    '413 from nginx (its HTML page)',
+    String.raw`error parsing HTTP 413 response body: invalid character '<' looking for beginning of value: "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"`,
+    'body-too-large',
+    false,
+    413,
+    null,
+  ],
+  [
+    '413 with no body',
+    'error parsing HTTP 413 response body: unexpected end of JSON input: ""',
+    'body-too-large',
+    false,
+    null,
+    null,
+  ],
 ];
 
 const CONTAINERD: Row[] = [
@@ -166,6 +184,24 @@ const CONTAINERD: Row[] = [
     null,
   ],
   ['context deadline', 'failed to push r.example.com/app/x:1: context deadline exceeded', 'network', true, null, null],
+  // Printed by engine B (28.5.2) through the fault proxy: nginx's 413, sent before the body is read (limitBodies),
+  // and a 413 sent after it with Node's reason phrase.
+  [
+    '413 from nginx on a blob PUT',
+    'unknown: failed to copy: unexpected status from PUT request to http://127.0.0.1:36115/v2/probe/eb/blobs/uploads/7d53d767-f924-4cda-8f06-4c74bd5346fa?_state=nTp6-9FQ6kXLgxMrt2FOH8EDJCu1TXjaNhADdE-9w8h7Ik5hbWUiOiJwcm9iZS9lYiIsIlVVSUQiOiI3ZDUzZDc2Ny1mOTI0LTRjZGEtOGYwNi00Yzc0YmQ1MzQ2ZmEiLCJPZmZzZXQiOjAsIlN0YXJ0ZWRBdCI6IjIwMjYtMTItMDJUMDE6MTQ6MzkuNzUzMzE2MjQ1WiJ9&digest=sha256%3A282bc73bc28e675ceae584bd8449b800b5a119e249d7aae9e819b6b26759183f: 413 Request Entity Too Large',
+    'body-too-large',
+    false,
+    413,
+    'sha256:282bc73bc28e675ceae584bd8449b800b5a119e249d7aae9e819b6b26759183f',
+  ],
+  [
+    '413 after the body, on the commit of a layer',
+    'unknown: failed commit on ref "layer-sha256:9615aea5f47e5af2d31a2d754637942930b204e80d1660f8740277eb9e202e06": unexpected status from PUT request to http://127.0.0.1:43827/v2/probe/eb/blobs/uploads/dface8b6-af6c-4af8-b4ab-b4f91524e298?_state=l3SYu8FwxVD4JBzRusEvgNt6afqEvbjGSIYuMnz8T5x7Ik5hbWUiOiJwcm9iZS9lYiIsIlVVSUQiOiJkZmFjZThiNi1hZjZjLTRhZjgtYjRhYi1iNGY5MTUyNGUyOTgiLCJPZmZzZXQiOjAsIlN0YXJ0ZWRBdCI6IjIwMjYtMTItMDJUMDE6MzA6NTEuNjEyNzM4Mzg5WiJ9&digest=sha256%3A9615aea5f47e5af2d31a2d754637942930b204e80d1660f8740277eb9e202e06: 413 Payload Too Large',
+    'body-too-large',
+    false,
+    413,
+    'sha256:9615aea5f47e5af2d31a2d754637942930b204e80d1660f8740277eb9e202e06',
+  ],
 ];
 
 const LOCAL: Row[] = [
@@ -295,6 +331,15 @@ describe('classifyFailure: whole push outputs', () => {
       'received unexpected HTTP status: 524 ',
     ].join('\n');
     check(output, 'timeout-524', true, 524, null);
+  });
+
+  test('engine A behind nginx’s body limit: the whole output, the 413 line is the detail', () => {
+    const line = String.raw`error parsing HTTP 413 response body: invalid character '<' looking for beginning of value: "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"`;
+    const output = ['The push refers to repository [127.0.0.1:36115/probe/ea]', 'f23f6c3e334c: Preparing', line].join(
+      '\n',
+    );
+    const f = check(output, 'body-too-large', false, 413, null);
+    expect(f.detail).toBe(line);
   });
 
   test('blob digest with an upper-case %3A', () => {
@@ -475,6 +520,8 @@ describe('classifyUploadStop', () => {
     ['404 on the manifest PUT', { status: 404, phase: 'manifest' }, 'not-found', false],
     ['400 on the manifest', { status: 400, phase: 'manifest' }, 'bad-request', false],
     ['416 that the uploader could not get past', { status: 416, phase: 'chunk' }, 'bad-request', false],
+    ['413 on a chunk at the floor', { status: 413, phase: 'chunk' }, 'body-too-large', false],
+    ['413 on a whole blob the registry takes no chunks of', { status: 413, phase: 'single' }, 'body-too-large', false],
     ['docker save failed', { status: null, phase: 'source' }, 'unknown', false],
     [
       'a Location the action refused to follow',

@@ -106,6 +106,13 @@ describe('readConfig: defaults', () => {
       attestations: 'strip',
       upload: 'auto',
       chunkSize: 32_000_000,
+      source: {
+        transport: 'docker-daemon',
+        image: { raw: 'app/worker:dev', path: 'app/worker', tag: 'dev', digest: null, isId: false },
+      },
+      platforms: [],
+      sourceUsername: '',
+      sourceToken: '',
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.tags)).toBe(true);
@@ -589,9 +596,9 @@ describe('INPUTS: the one table of inputs', () => {
     expect(config({ 'token-type': 'service-account' })).toEqual({ ...config(), tokenTypeGiven: true });
   });
 
-  test('the token is never a CLI flag; the only list is tag; the only flag is dry-run', () => {
-    expect(INPUTS.filter((i) => i.cli.kind === 'none').map((i) => i.name)).toEqual(['token']);
-    expect(INPUTS.filter((i) => i.cli.kind === 'list').map((i) => i.name)).toEqual(['tag']);
+  test('the tokens are never CLI flags; the lists are tag and platforms; the only flag is dry-run', () => {
+    expect(INPUTS.filter((i) => i.cli.kind === 'none').map((i) => i.name)).toEqual(['token', 'source-token']);
+    expect(INPUTS.filter((i) => i.cli.kind === 'list').map((i) => i.name)).toEqual(['tag', 'platforms']);
     expect(INPUTS.filter((i) => i.cli.kind === 'flag').map((i) => i.name)).toEqual(['dry-run']);
   });
 
@@ -715,5 +722,105 @@ describe('upload and chunk-size', () => {
     const e = inputError(inputs);
     expect(e.input).toBe(input);
     expect(e.message).toMatch(message);
+  });
+});
+
+describe('readConfig: image names any source (issue 19)', () => {
+  const D = `sha256:${'a'.repeat(64)}`;
+  test.each([
+    ['oci:./out', 'api', 'oci', 'api'],
+    ['oci:out:v1', 'api', 'oci', 'api'],
+    ['oci-archive:out.tar', 'api', 'oci-archive', 'api'],
+    ['docker-archive:x.tar:org/worker:1', '', 'docker-archive', 'worker'],
+    [`docker://ghcr.io/org/app@${D}`, '', 'docker', 'app'],
+    ['docker://127.0.0.1:5000/src/api:1', '', 'docker', 'api'],
+    ['docker-daemon:app/worker:dev', '', 'docker-daemon', 'worker'],
+  ])('%j (target %j) -> transport %s, target %s', (image, target, transport, expected) => {
+    const c = config({ image, 'target-image': target });
+    expect(c.source?.transport).toBe(transport);
+    expect(c.target).toBe(expected);
+    // the engine image only when the engine is the source
+    expect(c.image === null).toBe(transport !== 'docker-daemon');
+  });
+
+  test.each([
+    ['oci:out', "Input 'target-image' is required when 'image' is an OCI layout (oci:), which names no repository."],
+    [
+      'oci-archive:o.tar',
+      "Input 'target-image' is required when 'image' is an OCI layout (oci-archive:), which names no repository.",
+    ],
+    [
+      'docker-archive:x.tar',
+      "Input 'target-image' is required when 'image' is a docker-archive: without :NAME, which names no repository.",
+    ],
+  ])('%j without target-image -> an error naming target-image', (image, message) => {
+    const e = inputError({ image });
+    expect(e.input).toBe('target-image');
+    expect(e.message).toBe(message);
+  });
+
+  test.each([
+    ['oci:', "Input 'image': 'oci:' names no directory."],
+    ['oci:out:bad ref', "Input 'image': 'bad ref' is not a valid OCI reference name."],
+    ['docker://', "Input 'image': '' is not a registry reference (REGISTRY/REPO[:TAG|@DIGEST])."],
+  ])('%j -> an error naming image', (image, message) => {
+    const e = inputError({ image, 'target-image': 'api' });
+    expect(e.input).toBe('image');
+    expect(e.message).toBe(message);
+  });
+
+  test('layer-split: auto with a source read without the engine: an error naming layer-split', () => {
+    const e = inputError({ image: 'oci:out', 'target-image': 'api', 'layer-split': 'auto' });
+    expect(e.input).toBe('layer-split');
+    expect(e.message).toContain("'oci' sources are read without one");
+    expect(config({ 'layer-split': 'auto' }).layerSplit).toBe('auto'); // the engine's image still splits
+  });
+});
+
+describe('readConfig: platforms', () => {
+  test.each([
+    ['', []],
+    ['linux/amd64', ['linux/amd64']],
+    ['linux/amd64,linux/arm64', ['linux/amd64', 'linux/arm64']],
+    [' linux/arm/v7 , linux/amd64,linux/amd64', ['linux/arm/v7', 'linux/amd64']],
+    ['linux/amd64\nlinux/arm64', ['linux/amd64', 'linux/arm64']],
+  ])('%j -> %j', (platforms, expected) => {
+    expect(config({ platforms }).platforms).toEqual(expected);
+  });
+
+  test.each([['linux'], ['Linux/amd64'], ['linux/amd64/v8/x'], ['linux/'], ['/amd64'], ['linux amd64']])(
+    '%j is refused naming platforms',
+    (platforms) => {
+      const e = inputError({ platforms });
+      expect(e.input).toBe('platforms');
+      expect(e.message).toContain('is not a platform (os/architecture[/variant]');
+    },
+  );
+});
+
+describe('readConfig: source-username and source-token', () => {
+  const SRC = { image: 'docker://ghcr.io/org/app:1' };
+  test('both, for a registry source', () => {
+    const c = config({ ...SRC, 'source-username': 'bot', 'source-token': 'ghp_x' });
+    expect(c).toMatchObject({ sourceUsername: 'bot', sourceToken: 'ghp_x' });
+  });
+
+  test('neither: empty (the job docker config is asked)', () => {
+    expect(config(SRC)).toMatchObject({ sourceUsername: '', sourceToken: '' });
+  });
+
+  test.each<[Inputs, string, string]>([
+    [{ ...SRC, 'source-username': 'bot' }, 'source-token', "Input 'source-token' is required with 'source-username'."],
+    [{ 'source-token': 'x' }, 'source-token', "Input 'source-token' is for a registry source"],
+    [{ image: 'oci:o', 'target-image': 'a', 'source-username': 'u' }, 'source-username', 'is for a registry source'],
+  ])('%j -> an error naming %s', (inputs, input, message) => {
+    const e = inputError(inputs);
+    expect(e.input).toBe(input);
+    expect(e.message).toContain(message);
+  });
+
+  test('source-token is never echoed in an error', () => {
+    const e = inputError({ 'source-token': 'ghp_very_secret' });
+    expect(e.message).not.toContain('ghp_very_secret');
   });
 });

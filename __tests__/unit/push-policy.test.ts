@@ -1,7 +1,8 @@
 import type { AdviceContext } from '../../src/core/report/advisory.js';
-import { classifyFailure, type Failure } from '../../src/core/policy/failure.js';
+import { classifyFailure, classifyUploadStop, type Failure } from '../../src/core/policy/failure.js';
 import type { LayerFact } from '../../src/image/layers.js';
 import {
+  blamedFor413,
   blamedLayer,
   decideAfterPushFailure,
   firstMethod,
@@ -275,6 +276,144 @@ describe('upload: which method, and the switch after a 524', () => {
       }),
     );
     expect(d).toMatchObject({ retry: true, method: 'chunked' });
+  });
+});
+
+// Issue 19: a 413 is a limit on request bodies (nginx's client_max_body_size, Cloudflare's plan limit). docker push
+// sends each blob in one request and meets it again; the action's uploader goes under it.
+describe('a 413 (a limit on request bodies)', () => {
+  const auto = { retries: 2, layerSplit: 'advise', maxLayerSize: GB, upload: 'auto' } as const;
+  // the lines engine A and engine B printed through the fault proxy answering as nginx does (failure.test.ts)
+  const engineA = classifyFailure(
+    'The push refers to repository [127.0.0.1:36115/probe/ea]\nf23f6c3e334c: Preparing\n' +
+      `error parsing HTTP 413 response body: invalid character '<' looking for beginning of value: "<html>..."`,
+  );
+  const blob = `sha256:${'e'.repeat(64)}`;
+  const engineB = classifyFailure(
+    `unknown: failed to copy: unexpected status from PUT request to http://127.0.0.1:1/v2/a/b/blobs/uploads/u?digest=${encodeURIComponent(blob)}: 413 Request Entity Too Large`,
+  );
+  const uploader = classifyUploadStop({
+    status: 413,
+    phase: 'chunk',
+    message: `${blob}: the registry or a proxy in front of it refused a request body of 1000000 bytes (the chunk at 0): it limits request bodies to less than that, and chunks do not shrink below 1.0 MB (HTTP 413)`,
+  });
+
+  type Want = { retry: boolean; method: 'docker' | 'chunked'; warning: boolean; title: string; says: RegExp[] };
+  test.each<[string, Partial<PushFailureFacts>, Want]>([
+    [
+      'docker push, upload: auto (engine A names the layer): the retry goes in chunks, with an advisory naming it',
+      { failure: engineA, suspect: MID, config: auto },
+      {
+        retry: true,
+        method: 'chunked',
+        warning: true,
+        title: 'Request body too large (HTTP 413)',
+        says: [
+          /^The registry or a proxy in front of it limits request bodies, and refused the upload of layer 3\/3 \(sha256:333333333333…, 600 MB uncompressed\) made by `RUN step3` \(HTTP 413\)\./,
+          /the next attempt sends it in resumable chunks under the limit/,
+          /client_max_body_size/,
+        ],
+      },
+    ],
+    [
+      'docker push on the containerd store (a compressed blob, no layer): the biggest is named as a guess, with the blob',
+      { failure: engineB, containerdStore: true, config: auto },
+      {
+        retry: true,
+        method: 'chunked',
+        warning: true,
+        title: 'Request body too large (HTTP 413)',
+        says: [
+          /refused the upload of blob sha256:eeeeeeeeeeee…, most likely layer 2\/3 \(sha256:222222222222…, 1.8 GB uncompressed\) made by `RUN step2`, the biggest/,
+        ],
+      },
+    ],
+    [
+      'a layer under max-layer-size and no other: still switched (a 413 is about the request, not max-layer-size)',
+      { failure: engineA, layers: [SMALL], suspect: SMALL, config: auto },
+      {
+        retry: true,
+        method: 'chunked',
+        warning: true,
+        title: 'Request body too large (HTTP 413)',
+        says: [/layer 1\/3/],
+      },
+    ],
+    [
+      'upload: docker: stop, with the way out',
+      { failure: engineA, suspect: MID, config: { ...auto, upload: 'docker' } },
+      {
+        retry: false,
+        method: 'docker',
+        warning: false,
+        title: 'Push refused: request body too large (HTTP 413)',
+        says: [/limits request bodies/, /layer 3\/3/, /set `upload: auto` \(the default\) or `upload: chunked`/],
+      },
+    ],
+    [
+      'an index the uploader cannot send: stop, raise the limit',
+      { failure: engineB, chunkable: false, config: auto },
+      {
+        retry: false,
+        method: 'docker',
+        warning: false,
+        title: 'Push refused: request body too large (HTTP 413)',
+        says: [/cannot go through the action's chunked uploader: raise the limit/],
+      },
+    ],
+    [
+      'the uploader met it at its smallest chunk: stop, saying what it met',
+      { failure: uploader, method: 'chunked', config: auto },
+      {
+        retry: false,
+        method: 'chunked',
+        warning: false,
+        title: 'Push refused: request body too large (HTTP 413)',
+        says: [
+          /could not get under it either: sha256:e+: the registry or a proxy in front of it refused a request body of 1000000 bytes/,
+        ],
+      },
+    ],
+    [
+      'layer-split: auto does not re-split on a 413: the chunks are what go under it',
+      { failure: engineA, suspect: BIG, config: { ...auto, layerSplit: 'auto' } },
+      {
+        retry: true,
+        method: 'chunked',
+        warning: true,
+        title: 'Request body too large (HTTP 413)',
+        says: [/layer 2\/3/],
+      },
+    ],
+  ])('%s', (_name, over, want) => {
+    const d = decideAfterPushFailure(facts(over));
+    expect({ retry: d.retry, method: d.method, warning: d.warning !== null, resplit: d.resplit }).toEqual({
+      retry: want.retry,
+      method: want.method,
+      warning: want.warning,
+      resplit: null,
+    });
+    const advice = d.warning ?? d.error;
+    expect(advice.title).toBe(want.title);
+    for (const re of want.says) expect(advice.message).toMatch(re);
+    expect(d.error.title).toBe('Push refused: request body too large (HTTP 413)');
+  });
+
+  test('the note says the next attempt goes in chunks under the limit; on its last attempt the error says how', () => {
+    const d = decideAfterPushFailure(facts({ failure: engineA, suspect: MID, config: auto }));
+    expect(d.note).toBe(
+      'upload: the next attempt sends the blobs in resumable chunks, under the limit on request bodies (the image is unchanged).',
+    );
+    expect(d.error.message).toMatch(/with a retry left \(`retries`\), or with `upload: chunked`/);
+  });
+
+  test.each<[string, Partial<PushFailureFacts>, number | null, boolean]>([
+    ['the named layer', { failure: engineA, suspect: MID }, 3, true],
+    ['no name: the biggest', { failure: engineB, containerdStore: true }, 2, false],
+    ['no layers known', { failure: engineB, containerdStore: true, layers: [] }, null, false],
+  ])('blamedFor413: %s', (_name, over, index, exact) => {
+    const b = blamedFor413(facts(over));
+    expect({ index: b.layer?.index ?? null, exact: b.exact }).toEqual({ index, exact });
   });
 });
 

@@ -34,9 +34,12 @@ export function parseCliArgs(argv: readonly string[], env: Env): CliArgs {
   for (const spec of INPUTS) {
     if (spec.cli.kind !== 'none') continue;
     if (argv.some((a) => a === flag(spec) || a.startsWith(`${flag(spec)}=`))) {
+      const cli = spec.cli as { env?: string };
       throw new UsageError(
-        `${flag(spec)}: the ${spec.name} is never a flag (${spec.cli.why}): put it in $${DEFAULT_TOKEN_ENV}, ` +
-          'or name another variable with --token-env',
+        cli.env
+          ? `${flag(spec)}: the ${spec.name} is never a flag (${spec.cli.why}): put it in $${cli.env}`
+          : `${flag(spec)}: the ${spec.name} is never a flag (${spec.cli.why}): put it in $${DEFAULT_TOKEN_ENV}, ` +
+              'or name another variable with --token-env',
       );
     }
   }
@@ -64,9 +67,10 @@ export function parseCliArgs(argv: readonly string[], env: Env): CliArgs {
     throw new UsageError(`--token-env: ${JSON.stringify(tokenEnv)} is not an environment variable name`);
   }
   const kinds = new Map(INPUTS.map((i) => [i.name as string, i.cli.kind]));
+  const envOf = new Map(INPUTS.map((i) => [i.name as string, (i.cli as { env?: string }).env ?? tokenEnv]));
   const get = (name: string): string => {
     const kind = kinds.get(name);
-    if (kind === 'none') return env[tokenEnv] ?? '';
+    if (kind === 'none') return env[envOf.get(name) ?? tokenEnv] ?? '';
     const v = values[name];
     if (kind === 'flag') return v === true ? 'true' : '';
     if (kind === 'list') return ((v as string[] | undefined) ?? []).join(',');
@@ -119,7 +123,8 @@ export function usage(width = 110): string {
     wrap(
       'Pushes a local image to the Replicated registry (or another registry) with retries, the 524 layer ' +
         'advisory, attestation stripping and a registry-side check of every tag. The token is read from ' +
-        `$${DEFAULT_TOKEN_ENV} (or the variable --token-env names), never from a flag.`,
+        `$${DEFAULT_TOKEN_ENV} (or the variable --token-env names), never from a flag; a docker:// source's ` +
+        'token (source-token) from $REPLICATED_SOURCE_TOKEN.',
       width,
       0,
     ),

@@ -60,6 +60,8 @@ export async function cli(argv: string[]): Promise<number> {
   const token = args.get('token');
   // No child process sees the token, whatever environment it is given (the CLI's own includes $REPLICATED_TOKEN).
   protectSecret(token);
+  const sourceToken = args.get('source-token');
+  if (sourceToken) protectSecret(sourceToken);
   // Ctrl-C or SIGTERM aborts the run; the core ends its children and removes its credentials and work directory.
   const cancel = onCancel();
   try {

@@ -33,10 +33,11 @@ async function writeSummary(markdown: string): Promise<void> {
 
 export async function main(): Promise<void> {
   // Mask before anything can print it, whether or not the other inputs are valid.
-  const token = core.getInput('token');
-  if (token) {
-    core.setSecret(token);
-    protectSecret(token);
+  for (const name of ['token', 'source-token']) {
+    const secret = core.getInput(name);
+    if (!secret) continue;
+    core.setSecret(secret);
+    protectSecret(secret);
   }
   const cancel = onCancel();
   try {

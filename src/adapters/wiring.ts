@@ -6,13 +6,17 @@ import { RegistryClient } from '../registry/registry-client.js';
 import { relayerBlobs, relayerImage } from '../layer-split/index.js';
 import { pushLocalImage } from '../upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
+import { ChunkSizing } from '../upload/blob.js';
 import type { CoreDeps, RunResult } from '../core/run.js';
 import { sleep } from '../util/timers.js';
+import { openSource, pushSource } from './sources.js';
 
 export function realDeps(
   logger: Logger,
   opts: { progressIntervalMs: number; signal?: AbortSignal; onWorkDir?: (dir: string) => void },
 ): CoreDeps {
+  // One per run: a limit a proxy showed one upload (a 413, a 524) holds for every later blob and attempt.
+  const sizing = new ChunkSizing();
   return {
     env: process.env,
     logger,
@@ -29,16 +33,19 @@ export function realDeps(
     ports: {
       relayer: relayerImage,
       relayerBlobs,
-      pushPrepared: pushPreparedImage,
-      pushPreparedBlob,
+      pushPrepared: (req) => pushPreparedImage(req, { sizing }),
+      pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing }),
       // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
       chunkedPush: (req) =>
         pushLocalImage(req, {
+          sizing,
           onFallback: (why) =>
             logger.info(
               `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
             ),
         }),
+      openSource,
+      pushSource: (req) => pushSource(req, { sizing }),
     },
   };
 }
@@ -49,6 +56,7 @@ export function resultOutputs(result: RunResult): Record<string, string> {
     ref: result.refs[0],
     refs: result.refs.join('\n'),
     digest: result.digest ?? '',
+    platforms: JSON.stringify(result.platforms),
     'pinned-ref': result.pinnedRef ?? '',
     attempts: String(result.attempts),
     'proxy-ref': result.plan.proxyRefs[0] ?? '',

@@ -15,7 +15,8 @@ export type CliShape =
   | { readonly kind: 'value'; readonly arg: string }
   | { readonly kind: 'list'; readonly arg: string }
   | { readonly kind: 'flag' }
-  | { readonly kind: 'none'; readonly why: string };
+  /** Never a flag: read from an environment variable (`env`; the token's is --token-env's, REPLICATED_TOKEN). */
+  | { readonly kind: 'none'; readonly why: string; readonly env?: string };
 
 export interface InputSpec {
   readonly name: string;
@@ -42,15 +43,19 @@ export const INPUTS = [
   {
     name: 'image',
     description:
-      'Local image to push (name, name:tag, registry/path/name:tag, name@sha256:... or an image ID). ' +
-      'Required with mode push; must be empty with mode tombstone.',
+      'The image to push: a local engine image (name, name:tag, registry/path/name:tag, name@sha256:..., an image ID ' +
+      'or docker-daemon:NAME), an OCI layout (oci:DIR[:REF]), an OCI or docker archive (oci-archive:FILE[:REF], ' +
+      'docker-archive:FILE[:NAME]) or another registry (docker://REGISTRY/REPO:TAG or @sha256:...), named as skopeo ' +
+      'names them. Layouts, archives and registries need no Docker engine. Required with mode push; must be empty with ' +
+      'mode tombstone.',
     required: false,
     cli: { kind: 'value', arg: 'IMAGE' },
   },
   {
     name: 'target-image',
     description:
-      'Repository name under the application. Default - the last path component of `image`, without its tag.',
+      'Repository name under the application. Default - the last path component of `image`, without its tag; ' +
+      'required when `image` names no repository (an OCI layout, an image ID).',
     required: false,
     cli: { kind: 'value', arg: 'NAME' },
   },
@@ -162,23 +167,50 @@ export const INPUTS = [
   {
     name: 'attestations',
     description:
-      "strip (push only the image's platform manifest, without provenance attestations) or keep (push the index as it is).",
+      'strip (push the platform manifests without their provenance attestations: an index of every platform, or ' +
+      "a single-platform image's manifest) or keep (push the index as it is).",
     default: 'strip',
     required: false,
     cli: { kind: 'value', arg: 'MODE' },
   },
   {
+    name: 'platforms',
+    description:
+      'The platforms of a multi-platform image to push, separated by commas (linux/amd64,linux/arm64). Default - ' +
+      'every platform.',
+    required: false,
+    cli: { kind: 'list', arg: 'OS/ARCH' },
+  },
+  {
+    name: 'source-username',
+    description:
+      'Username for a docker:// source registry. Default - the docker config the job has (DOCKER_CONFIG or ' +
+      '~/.docker/config.json, as docker/login-action writes it).',
+    required: false,
+    cli: { kind: 'value', arg: 'NAME' },
+  },
+  {
+    name: 'source-token',
+    description: 'Token or password for a docker:// source registry, with source-username. Masked in the log.',
+    required: false,
+    cli: { kind: 'none', why: 'flags end up in shell history and process lists', env: 'REPLICATED_SOURCE_TOKEN' },
+  },
+  {
     name: 'upload',
     description:
       'auto (docker push while every layer is under max-layer-size; the action uploads a bigger layer itself in ' +
-      'resumable chunks, and so retries after a 524), docker (always docker push), or chunked (always the chunked uploader).',
+      'resumable chunks, and so retries after a 524 or a 413), docker (always docker push), or chunked (always the ' +
+      'chunked uploader).',
     default: 'auto',
     required: false,
     cli: { kind: 'value', arg: 'MODE' },
   },
   {
     name: 'chunk-size',
-    description: 'Bytes per upload request of the chunked uploader (units as max-layer-size).',
+    description:
+      'Bytes per upload request of the chunked uploader to start with (units as max-layer-size) - it doubles while ' +
+      'requests finish well inside 15 s and halves after a 413, a 524 or a timeout, never above what the registry ' +
+      '(OCI-Chunk-Max-Length) or an earlier refusal in the run allows.',
     default: '32MB',
     required: false,
     cli: { kind: 'value', arg: 'SIZE' },

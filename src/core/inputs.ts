@@ -1,33 +1,34 @@
 // Every input, parsed and validated into one frozen Config. Pure: the adapter hands in a getter. Which inputs
 // there are, their defaults and CLI flags is the one table of inputs (input-table.ts).
 import {
-  defaultTargetName,
   isValidAppSlug,
   isValidRepositoryPath,
   isValidTag,
   normalizeRegistryHost,
-  parseLocalImage,
   readsAsDockerHubPath,
   type LocalImage,
 } from '../image/reference.js';
+import type { SourceRef } from '../image/source-ref.js';
 import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../upload/blob.js';
 import { parseDuration, parseSize } from '../util/units.js';
-import { controlCharacterAt, printable } from '../util/untrusted.js';
+import { printable } from '../util/untrusted.js';
+import { given, InputError, oneOf, parseBool, required, splitList, valueOf, type InputGetter } from './input-read.js';
+import { checkLayerSplit, parsePlatforms, parseSource, parseSourceCredentials, parseTarget } from './input-source.js';
 import {
   ATTESTATION_MODES,
-  inputSpec,
   LAYER_SPLIT_MODES,
   MODES,
   REPLICATED_REGISTRY,
   TOKEN_TYPES,
   UPLOAD_MODES,
   type AttestationMode,
-  type InputName,
   type LayerSplitMode,
   type Mode,
   type TokenType,
   type UploadMode,
 } from './input-table.js';
+
+export { InputError, splitList, type InputGetter } from './input-read.js';
 
 /** Registries accept any username with these token types; docker login still wants one. */
 export const PLACEHOLDER_USERNAME = 'replicated-push';
@@ -35,7 +36,9 @@ export const PLACEHOLDER_USERNAME = 'replicated-push';
 export interface Config {
   readonly mode: Mode;
   readonly appSlug: string;
-  /** null in tombstone mode: the action makes the (empty) image itself. */
+  /** Where the image comes from (`image`); null in tombstone mode: the action makes the (empty) image itself. */
+  readonly source: SourceRef | null;
+  /** The image in the local engine, when `source` names one (a plain name or docker-daemon:); else null. */
   readonly image: LocalImage | null;
   readonly target: string;
   /** Path under the registry: APP_SLUG/TARGET, or the `repository` input on an external registry. */
@@ -62,20 +65,12 @@ export interface Config {
   /** Bytes per request of the chunked uploader. */
   readonly chunkSize: number;
   readonly attestations: AttestationMode;
+  /** `platforms`: the platforms of an index to push (os/arch[/variant]); empty: every platform. */
+  readonly platforms: readonly string[];
+  /** Credentials for a docker:// source; empty: the job's docker config is asked. */
+  readonly sourceUsername: string;
+  readonly sourceToken: string;
 }
-
-/** An input the user must fix; `input` is the exact input name, for the annotation. */
-export class InputError extends Error {
-  constructor(
-    readonly input: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'InputError';
-  }
-}
-
-export type InputGetter = (name: string) => string;
 
 /** Where in git the run is: the ref a default tag comes from. */
 export interface GitContext {
@@ -92,64 +87,6 @@ export function tagFromRef(ref: string): string | null {
   const semver = SEMVER_AFTER_V.exec(m[1]);
   // `+` (semver build metadata) is not allowed in a docker tag; docker's own metadata-action maps it to `-`.
   return (semver ? semver[1] : m[1]).replace(/\+/g, '-');
-}
-
-/** Values separated by newlines (\n, \r\n or \r: the runner reads each as a line end) or commas. */
-export function splitList(text: string): string[] {
-  return text
-    .split(/[\r\n,]/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
-/**
- * The input as written, trimmed; refused when it holds a control character. Every input is read through here, so
- * a value quoted in any later message is one printable line. The raw value is never echoed: it may be a secret,
- * and a newline in it would become a log line of its own.
- */
-function given(get: InputGetter, name: InputName): string {
-  const spec = inputSpec(name);
-  const list = spec.cli.kind === 'list';
-  const value = get(name).trim();
-  const at = controlCharacterAt(value, list);
-  if (at >= 0) {
-    const code = value.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
-    throw new InputError(
-      name,
-      `Input '${name}' contains a control character (U+${code} at character ${at + 1}); ` +
-        (list ? 'only newlines and commas may separate its values.' : 'it must be one line of text.') +
-        ' The value is not shown.',
-    );
-  }
-  return value;
-}
-
-/** The input, or what the table says an empty one means (action.yml's default, or the documented fallback). */
-function valueOf(get: InputGetter, name: InputName): string {
-  const spec = inputSpec(name);
-  return given(get, name) || spec.default || spec.unset || '';
-}
-
-function oneOf<T extends string>(get: InputGetter, name: InputName, allowed: readonly T[]): T {
-  const v = valueOf(get, name);
-  if (!(allowed as readonly string[]).includes(v)) {
-    throw new InputError(name, `Input '${name}' must be one of ${allowed.join(', ')}; got '${v}'.`);
-  }
-  return v as T;
-}
-
-function required(get: InputGetter, name: InputName): string {
-  const v = given(get, name);
-  if (!v) throw new InputError(name, `Input '${name}' is required.`);
-  return v;
-}
-
-function parseBool(get: InputGetter, name: InputName): boolean {
-  const value = valueOf(get, name);
-  const v = value.toLowerCase();
-  if (v === 'false') return false;
-  if (v === 'true') return true;
-  throw new InputError(name, `Input '${name}' must be true or false; got '${value}'.`);
 }
 
 function parseTags(get: InputGetter, ctx: GitContext, mode: Mode): { tags: string[]; source: 'input' | 'git-tag' } {
@@ -210,48 +147,6 @@ function parseRetries(get: InputGetter): number {
     throw new InputError('retries', `Input 'retries' must be a whole number from 0 to 10; got '${raw}'.`);
   }
   return Number(raw);
-}
-
-function parseImage(get: InputGetter, mode: Mode): LocalImage | null {
-  const imageText = given(get, 'image');
-  if (mode === 'tombstone') {
-    if (!imageText) return null;
-    throw new InputError(
-      'image',
-      "Input 'image' must be empty with mode 'tombstone': mode tombstone pushes an empty image over the tag; " +
-        "it never pushes 'image'. Remove 'image', or use mode 'push' to push it.",
-    );
-  }
-  if (!imageText) throw new InputError('image', "Input 'image' is required.");
-  const image = parseLocalImage(imageText);
-  if (!image) {
-    throw new InputError(
-      'image',
-      `Input 'image': '${imageText}' is not a valid image reference ` +
-        '(name, name:tag, registry/path/name:tag, name@sha256:... or an image ID).',
-    );
-  }
-  return image;
-}
-
-function parseTarget(get: InputGetter, image: LocalImage | null): string {
-  const target = given(get, 'target-image') || (image ? defaultTargetName(image) : null);
-  if (!target) {
-    throw new InputError(
-      'target-image',
-      image
-        ? "Input 'target-image' is required when 'image' is an image ID."
-        : "Input 'target-image' is required with mode 'tombstone' (the repository under the app whose tag is replaced).",
-    );
-  }
-  if (!isValidRepositoryPath(target)) {
-    throw new InputError(
-      'target-image',
-      `Input 'target-image': '${target}' is not a valid repository name ` +
-        '(lowercase letters, digits, separators . _ -, path components joined by /).',
-    );
-  }
-  return target;
 }
 
 /** `registry` and `proxy-domain`: one normalized form (reference.ts), which every later rule compares. */
@@ -360,28 +255,29 @@ function parseChunkSize(get: InputGetter): number {
 
 /**
  * Every input into one frozen Config. The inputs are read in a fixed order (mode, app-slug, image, target-image,
- * tag, credentials, destination, retry-delay, sizes, then the rest), so the first bad input is the one reported.
+ * tag, credentials, destination, retry-delay, sizes, layer-split, then the rest), so the first bad input is the one reported.
  */
 export function readConfig(get: InputGetter, ctx: GitContext): Config {
   const mode = oneOf(get, 'mode', MODES);
   const appSlug = parseAppSlug(get);
-  const image = parseImage(get, mode);
-  const target = parseTarget(get, image);
-  const { tags, source } = parseTags(get, ctx, mode);
+  const source = parseSource(get, mode);
+  const target = parseTarget(get, source);
+  const { tags, source: tagSource } = parseTags(get, ctx, mode);
   const credentials = parseCredentials(get);
   const destination = parseDestination(get, `${appSlug}/${target}`);
   const retryDelayMs = parseRetryDelay(get);
   const maxLayerSize = sizeOf(get, 'max-layer-size');
   const chunkSize = parseChunkSize(get);
-  return Object.freeze({
+  const config: Config = {
     mode,
     appSlug,
-    image,
+    source,
+    image: source?.transport === 'docker-daemon' ? source.image : null,
     target,
     ...destination,
     ...credentials,
     tags: Object.freeze(tags),
-    tagSource: source,
+    tagSource,
     dryRun: parseBool(get, 'dry-run'),
     retries: parseRetries(get),
     retryDelayMs,
@@ -390,5 +286,9 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
     attestations: oneOf(get, 'attestations', ATTESTATION_MODES),
     upload: oneOf(get, 'upload', UPLOAD_MODES),
     chunkSize,
-  });
+    platforms: parsePlatforms(get),
+    ...parseSourceCredentials(get, source),
+  };
+  checkLayerSplit(source, config.layerSplit);
+  return Object.freeze(config);
 }

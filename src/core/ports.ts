@@ -8,6 +8,10 @@ import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from
 import type { PreparedBlobRequest, PreparedPushRequest } from '../upload/prepared-image.js';
 import type { ChunkedPushRequest } from '../upload/push-local.js';
 import type { ChunkedPushResult } from '../upload/errors.js';
+import type { BlobProgress, UploadEvent } from '../upload/index.js';
+import type { ManifestImage, OpenedImage, OpenSourceOptions } from '../image/image-model.js';
+import type { SelectedIndex } from '../image/index-select.js';
+import type { SourceRef } from '../image/source-ref.js';
 
 /** The docker calls the core makes; src/engine/docker.ts implements them, tests pass fakes. */
 export interface DockerApi {
@@ -21,7 +25,6 @@ export interface DockerApi {
     ref: string,
     opts: { platform?: string; onLine?: (line: string) => void; signal?: AbortSignal; largestLayerBytes?: number },
   ): Promise<CommandResult>;
-  importEmpty(ref: string, label: string, opts?: { signal?: AbortSignal }): Promise<void>;
   /** Untags a name (removing the image when it was its last name); best effort. */
   removeImage(ref: string): Promise<void>;
 }
@@ -52,6 +55,43 @@ export type PreparedBlobPush = (req: PreparedBlobRequest) => Promise<string | nu
 
 export type ChunkedPush = (req: ChunkedPushRequest) => Promise<ChunkedPushResult>;
 
+/** What opening a source needs beyond the model's options: whose credentials, which environment. */
+export interface OpenSourceRequest extends OpenSourceOptions {
+  /** The job's own environment (its DOCKER_CONFIG holds the source registry's credentials), not the run's. */
+  readonly jobEnv: NodeJS.ProcessEnv;
+  /** The run's children's environment (docker save of an engine image): no secret in it. */
+  readonly childEnv: NodeJS.ProcessEnv;
+  /** source-username / source-token; empty: the job's docker config is asked. */
+  readonly username: string;
+  readonly token: string;
+}
+
+/**
+ * Opens the image a source names as the image model: an OCI layout or archive, a docker archive, another registry,
+ * or (docker-daemon) the engine's image read with `docker save`. Rejects when the source cannot be read.
+ */
+export type OpenSource = (source: SourceRef, req: OpenSourceRequest) => Promise<OpenedImage>;
+
+/** What the action's uploader sends of an opened source: one image manifest, or the index selectPlatforms made. */
+export type SourceUpload =
+  | { readonly kind: 'manifest'; readonly manifest: ManifestImage }
+  | { readonly kind: 'index'; readonly index: SelectedIndex };
+
+export interface SourcePushRequest {
+  readonly image: SourceUpload;
+  readonly repositoryPath: string;
+  /** The manifest (or index) is put under each. */
+  readonly tags: readonly string[];
+  readonly chunkSize: number;
+  readonly signal: AbortSignal;
+  readonly transport: RegistryTransport;
+  onEvent(e: UploadEvent): void;
+  onProgress(p: BlobProgress): void;
+}
+
+/** Uploads an opened source's image with the action's uploader; never throws (a failure says where it stopped). */
+export type SourcePush = (req: SourcePushRequest) => Promise<ChunkedPushResult>;
+
 export interface Clock {
   now(): number;
   /** Resolves after ms, or rejects at once when the signal aborts. */
@@ -71,6 +111,10 @@ export interface ImagePorts {
   readonly pushPreparedBlob: PreparedBlobPush;
   /** Sends a local image in resumable chunks (upload: chunked, or auto). */
   readonly chunkedPush: ChunkedPush;
+  /** Opens an image source as the image model (routed by its transport). */
+  readonly openSource: OpenSource;
+  /** Uploads what openSource opened (a manifest, or an index of its platforms). */
+  readonly pushSource: SourcePush;
 }
 
 export interface CoreDeps extends Clock {
@@ -101,6 +145,8 @@ export interface StageContext {
   readonly workDir: string;
   /** The environment for the run's children: the run's DOCKER_CONFIG, no secret. */
   readonly childEnv: NodeJS.ProcessEnv;
+  /** The job's own environment (CoreDeps.env): where a source registry's credentials are looked up. */
+  readonly jobEnv: NodeJS.ProcessEnv;
   readonly progressIntervalMs: number;
   /** The same object the deps carry: the stages call it, nothing copies its fields. */
   readonly ports: ImagePorts;

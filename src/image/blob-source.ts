@@ -11,6 +11,8 @@ export interface BlobSource {
   readonly digest: string;
   readonly size: number;
   readonly mediaType: string;
+  /** Where a blob read from another registry lives: a target on the same registry can mount it from there. */
+  readonly sourceRepository?: { readonly host: string; readonly repository: string };
   /** The blob's bytes from `offset` to its end. Called again after a failure; every stream is read or destroyed. */
   open(offset: number): Readable;
 }

@@ -3,11 +3,13 @@
 //
 // Every request is bounded: a wall-clock deadline from the call to the last byte of the answer (not an idle timeout:
 // a server that drips one byte every few seconds is cut off too), a cap on the answer's body, and an optional
-// AbortSignal. Failures are one typed error, HttpError, whose message names the method, host and path but never a
+// AbortSignal. httpStream hands the answer's body over as a stream once the headers are in (a blob to read while it
+// uploads): the deadline then ends at the headers, an idle deadline bounds each wait for a byte the reader asked
+// for (not a reader that is slow to ask), and the cap still holds. Failures are one typed error, HttpError, whose message names the method, host and path but never a
 // query string (upload URLs carry state there) nor credentials. An HTTP status is an answer, not an error.
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { clampTimerMs } from '../util/timers.js';
 import { absoluteUriOptions, tunnelConnection } from './proxy-connect.js';
 import { proxyRoute, type ProxyRoute } from './proxy-env.js';
@@ -54,6 +56,23 @@ export interface HttpResponse {
 }
 
 export type HttpRequest = (url: string | URL, options?: HttpRequestOptions) => Promise<HttpResponse>;
+
+export interface HttpStreamOptions extends Omit<HttpRequestOptions, 'body'> {
+  /** deadlineMs ends at the answer's headers; then each byte the reader waits for must come within idleMs. */
+  idleMs?: number;
+}
+
+/** An answer whose body is a stream: read it to its end or destroy it. It fails with an HttpError. */
+export interface HttpStreamResponse {
+  readonly status: number;
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  readonly body: Readable;
+}
+
+export type HttpStreamRequest = (url: string | URL, options?: HttpStreamOptions) => Promise<HttpStreamResponse>;
+
+export const DEFAULT_IDLE_MS = 60_000;
 
 /** `METHOD host/path`, for messages: never the query (upload state) nor a user:password@ part. */
 export function describeRequest(method: string, url: URL): string {
@@ -120,7 +139,10 @@ function viaText(route: ProxyRoute): string {
   return route.kind === 'proxy' ? ` (through the proxy ${route.display} from ${route.variable})` : '';
 }
 
-function responseOf(res: http.IncomingMessage, body: Buffer): HttpResponse {
+function responseOf<B>(
+  res: http.IncomingMessage,
+  body: B,
+): { status: number; ok: boolean; headers: HttpResponse['headers']; body: B } {
   const status = res.statusCode ?? 0;
   return {
     status,
@@ -133,6 +155,80 @@ function responseOf(res: http.IncomingMessage, body: Buffer): HttpResponse {
     },
     body,
   };
+}
+
+/**
+ * An answer's body handed to the reader: bytes flow only while the reader asks (backpressure pauses the socket),
+ * the idle deadline runs only while it waits, and the cap, a cut connection or an abort destroy it with an HttpError.
+ */
+class GuardedBody extends Readable {
+  private received = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private readonly onAbort = () => this.fail('aborted', 'aborted');
+
+  constructor(
+    private readonly res: http.IncomingMessage,
+    private readonly plan: Plan,
+    private readonly idleMs: number,
+    private readonly signal: AbortSignal | undefined,
+    private readonly release: () => void,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
+    res.pause();
+    res.on('data', (chunk: Buffer) => this.onChunk(chunk));
+    res.on('end', () => {
+      clearTimeout(this.idle);
+      this.push(null);
+    });
+    res.on('error', (err) => this.fail('network', networkDetail(err), err));
+    res.on('close', () => {
+      if (!res.complete) this.fail('network', 'connection closed before the answer ended');
+    });
+    if (signal?.aborted) queueMicrotask(this.onAbort);
+    else signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  private onChunk(chunk: Buffer): void {
+    clearTimeout(this.idle);
+    this.received += chunk.length;
+    if (this.received > this.plan.maxBodyBytes)
+      return this.fail(
+        'too-large',
+        `answer body over the ${formatLimit(this.plan.maxBodyBytes)} limit; connection closed`,
+      );
+    if (this.push(chunk)) this.armIdle();
+    else this.res.pause();
+  }
+
+  private armIdle(): void {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(
+      () => this.fail('timeout', `no byte of the answer for ${formatMs(this.idleMs)} (idle deadline)`),
+      clampTimerMs(this.idleMs),
+    );
+  }
+
+  override _read(): void {
+    // res.complete is set when the last byte is parsed, which may still wait in res's buffer: only 'end' says done
+    if (this.res.readableEnded) return;
+    this.armIdle();
+    this.res.resume();
+  }
+
+  private fail(kind: HttpErrorKind, detail: string, cause?: unknown): void {
+    if (this.destroyed) return;
+    this.destroy(new HttpError(kind, this.plan.what, detail, cause === undefined ? undefined : { cause }));
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.idle);
+    this.signal?.removeEventListener('abort', this.onAbort);
+    if (!this.res.readableEnded) {
+      this.res.destroy();
+      this.release();
+    }
+    callback(error);
+  }
 }
 
 /**
@@ -153,6 +249,8 @@ class Exchange {
     private readonly options: HttpRequestOptions,
     private readonly resolve: (response: HttpResponse) => void,
     private readonly reject: (error: HttpError) => void,
+    /** httpStream: the answer is handed over at its headers instead of read here. */
+    private readonly handOver?: (res: http.IncomingMessage, release: () => void) => void,
   ) {
     const { body } = options;
     this.stream = body && !Buffer.isBuffer(body) ? body : null;
@@ -214,6 +312,11 @@ class Exchange {
     const declared = method === 'HEAD' ? 0 : Number(res.headers['content-length']);
     if (declared > maxBodyBytes)
       return this.fail('too-large', `answer body of ${declared} bytes is over the ${formatLimit(maxBodyBytes)} limit`);
+    if (this.handOver) {
+      this.settled = true;
+      this.cleanup();
+      return this.handOver(res, () => this.req?.destroy());
+    }
     const chunks: Buffer[] = [];
     let received = 0;
     res.on('data', (chunk: Buffer) => {
@@ -264,4 +367,20 @@ export const httpRequest: HttpRequest = (url, options = {}) => {
   const planned = planRequest(url, options);
   if (planned instanceof HttpError) return Promise.reject(planned);
   return new Promise<HttpResponse>((resolve, reject) => new Exchange(planned, options, resolve, reject).start());
+};
+
+/** A GET (or any request without a body) whose answer's body is read as a stream: see the top of this file. */
+export const httpStream: HttpStreamRequest = (url, options = {}) => {
+  const planned = planRequest(url, options);
+  if (planned instanceof HttpError) return Promise.reject(planned);
+  const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+  return new Promise<HttpStreamResponse>((resolve, reject) =>
+    new Exchange(
+      planned,
+      options,
+      () => undefined,
+      reject,
+      (res, release) => resolve(responseOf(res, new GuardedBody(res, planned, idleMs, options.signal, release))),
+    ).start(),
+  );
 };

@@ -16,19 +16,19 @@ import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_MAX_BODY_BYTES,
   httpRequest,
+  httpStream,
   type HttpRequest,
   type HttpResponse,
+  type HttpStreamRequest,
 } from './http-request.js';
 import { MANIFEST_ACCEPT } from '../image/oci.js';
 import { isLoopbackRegistry } from '../image/reference.js';
 import { locationRule, realmRefusal } from './registry-origin.js';
+import { basicAuthorization, tokenRequest, type Credentials } from './registry-token.js';
 import { isRegistryDigest, quoteValue, retryAfterMs as parseRetryAfter } from './registry-values.js';
 import type { Readable } from 'node:stream';
 
-export interface Credentials {
-  readonly username: string;
-  readonly password: string;
-}
+export type { Credentials } from './registry-token.js';
 
 export interface ManifestHead {
   readonly digest: string;
@@ -72,14 +72,30 @@ export interface RegistryResponse {
   body: Buffer;
 }
 
+/** A GET whose answer's body is streamed (a blob): the deadline ends at the headers, then idleMs bounds each wait. */
+export interface RegistryStreamRequest extends Omit<RegistryRequest, 'method' | 'body' | 'push'> {
+  idleMs?: number;
+}
+
+export interface RegistryStreamResponse {
+  status: number;
+  headers: { get(name: string): string | null };
+  /** Read it to its end or destroy it; it fails with an HttpError. */
+  body: Readable;
+}
+
 /** What the uploader needs: one authenticated, deadline-bound request at a time. */
 export interface RegistryTransport {
+  /** The registry's host[:port], when known: a blob from another repository there is mounted (upload/blob-mount.ts). */
+  readonly host?: string;
   send(req: RegistryRequest): Promise<RegistryResponse>;
 }
 
 export interface RegistryClientOptions {
   /** The HTTP layer (tests may wrap it). */
   request?: HttpRequest;
+  /** The HTTP layer of streamed answers (RegistryClient.stream). */
+  streamRequest?: HttpStreamRequest;
   /** Deadline of every request that does not set its own, and of every token request. */
   deadlineMs?: number;
   /** Cap on answer bodies (tokens, JSON) unless a request sets its own. */
@@ -108,8 +124,10 @@ function scopeOf(repository: string, push: boolean | undefined): string {
 const HEADER_SAFE = /^[\x21-\x7e]+$/;
 
 export class RegistryClient implements RegistryTransport {
-  private readonly base: URL;
+  /** The registry's origin: relative URLs (a Location) resolve against it. */
+  readonly base: URL;
   private readonly requestFn: HttpRequest;
+  private readonly streamFn: HttpStreamRequest;
   private readonly deadlineMs: number;
   private readonly maxBodyBytes: number;
   /** The last challenge the registry sent: how to authorize a new scope without meeting a 401 first. */
@@ -123,11 +141,13 @@ export class RegistryClient implements RegistryTransport {
 
   constructor(
     readonly host: string,
-    private readonly creds: Credentials,
+    /** null: anonymous (a public source registry). */
+    private readonly creds: Credentials | null,
     options: RegistryClientOptions = {},
   ) {
     this.base = new URL(`${isLoopbackRegistry(host) ? 'http' : 'https'}://${host}`);
     this.requestFn = options.request ?? httpRequest;
+    this.streamFn = options.streamRequest ?? httpStream;
     this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   }
@@ -210,8 +230,44 @@ export class RegistryClient implements RegistryTransport {
     return again;
   }
 
+  /**
+   * A GET whose body is streamed (a blob), authorized as send() authorizes: no body to send, so a 401 is answered
+   * with a fresh Authorization and the request sent once more; a Location elsewhere gets none.
+   */
+  async stream(req: RegistryStreamRequest): Promise<RegistryStreamResponse> {
+    const target = new URL(req.url, this.base);
+    const scope = scopeOf(req.repository, false);
+    const rule = locationRule(this.base, target);
+    if (rule.kind === 'refused')
+      throw new RegistryError(
+        `${this.host}: refusing to send GET to ${target.host}: ${rule.why}`,
+        null,
+        'unsafe-location',
+      );
+    const send = (authorization: string | null) =>
+      this.streamFn(target, {
+        headers: authorization ? { ...req.headers, Authorization: authorization } : req.headers,
+        deadlineMs: req.deadlineMs ?? this.deadlineMs,
+        maxBodyBytes: req.maxBodyBytes ?? this.maxBodyBytes,
+        idleMs: req.idleMs,
+        signal: req.signal,
+      });
+    if (rule.kind === 'elsewhere') return send(null);
+    const authorization = this.remembered(scope);
+    const res = await send(authorization);
+    const header = res.headers.get('www-authenticate');
+    if (res.status !== 401 || !header) return res;
+    res.body.destroy();
+    this.challenge = parseChallenge(header);
+    const fresh = await this.authorize(scope, req.signal);
+    if (fresh === authorization) return send(fresh); // Basic: the caller gets the 401 with its body
+    const again = await send(fresh);
+    if (again.status === 401) this.authorizations.delete(scope);
+    return again;
+  }
+
   private remembered(scope: string): string | null {
-    if (this.challenge?.scheme === 'basic') return this.basic();
+    if (this.challenge?.scheme === 'basic') return this.basic() || null;
     // A pull,push token also reads.
     return this.authorizations.get(scope) ?? this.authorizations.get(scope.replace(/:pull$/, ':pull,push')) ?? null;
   }
@@ -270,7 +326,7 @@ export class RegistryClient implements RegistryTransport {
   }
 
   private basic(): string {
-    return `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
+    return basicAuthorization(this.creds);
   }
 
   /** The realm rule (registry-origin.ts): the Basic credentials go only where realmRefusal allows. */
@@ -283,6 +339,18 @@ export class RegistryClient implements RegistryTransport {
       null,
       'unsafe-realm',
     );
+  }
+
+  private tokenRequest(url: URL, signal: AbortSignal | undefined): Promise<HttpResponse> {
+    const { url: to, method, headers, body } = tokenRequest(url, this.creds);
+    return this.requestFn(to, {
+      method,
+      headers,
+      body,
+      deadlineMs: this.deadlineMs,
+      maxBodyBytes: this.maxBodyBytes,
+      signal,
+    });
   }
 
   private async token(challenge: Challenge, scope: string, signal: AbortSignal | undefined): Promise<string> {
@@ -298,12 +366,7 @@ export class RegistryClient implements RegistryTransport {
     if (service) url.searchParams.set('service', service);
     const wanted = scope || challenge.params.scope;
     if (wanted) url.searchParams.set('scope', wanted);
-    const res: HttpResponse = await this.requestFn(url, {
-      headers: { Authorization: this.basic() },
-      deadlineMs: this.deadlineMs,
-      maxBodyBytes: this.maxBodyBytes,
-      signal,
-    });
+    const res = await this.tokenRequest(url, signal);
     const from = `the token realm ${url.host}`;
     if (!res.ok) throw new RegistryError(`${this.host}: ${from} answered ${res.status}`, res.status);
     let body: unknown;

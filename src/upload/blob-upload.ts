@@ -9,16 +9,10 @@ import { HttpError } from '../registry/http-request.js';
 import { RegistryError } from '../registry/registry-client.js';
 import { isRegistryDigest, quoteValue } from '../registry/registry-values.js';
 import { backoffDelay } from '../util/retry.js';
+import { ChunkSizing, DEFAULT_CHUNK_SIZE, type ChunkResult, type ChunkSizeDecision } from './chunk-sizing.js';
 
-/** Bytes per PATCH when the caller names none: chunk-size's default ("32MB" in the table of inputs, decimal). */
-export const DEFAULT_CHUNK_SIZE = 32_000_000;
-/**
- * The bounds of chunk-size (the input checks against these): a smaller chunk makes thousands of requests per GB, a
- * larger one defeats the point of chunks (one may be held in memory). A shrinking upload goes no lower than the
- * minimum; a smaller chunk is not shrunk.
- */
-export const MIN_CHUNK_SIZE = 1_000_000;
-export const MAX_CHUNK_SIZE = 1_000_000_000;
+// The chunk sizes live with the decision that moves between them (chunk-sizing.ts).
+export { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './chunk-sizing.js';
 /** Failures one blob may meet (chunks, status checks, commits, restarts together) before the upload gives up. */
 export const DEFAULT_MAX_TRIES = 6;
 /** Deadline of a request without a body (HEAD, POST, the status GET; the final PUT adds time to hash the blob). */
@@ -26,6 +20,8 @@ export const SMALL_REQUEST_DEADLINE_MS = 60_000;
 
 export type UploadEvent =
   | { readonly type: 'exists'; readonly digest: string; readonly size: number }
+  /** Mounted from another repository of the same registry (blob-mount.ts): nothing was sent. */
+  | { readonly type: 'mounted'; readonly digest: string; readonly size: number; readonly from: string }
   | { readonly type: 'chunk-failed'; readonly digest: string; readonly start: number; readonly reason: string }
   | { readonly type: 'resumed'; readonly digest: string; readonly offset: number }
   | { readonly type: 'restarted'; readonly digest: string; readonly reason: string }
@@ -49,8 +45,12 @@ export interface BlobProgress {
 }
 
 export interface UploadBlobOptions {
-  /** Bytes per PATCH; raised to the registry's OCI-Chunk-Min-Length, lowered to its OCI-Chunk-Max-Length. */
+  /** Bytes per PATCH to start with; raised to the registry's OCI-Chunk-Min-Length, lowered to its
+   *  OCI-Chunk-Max-Length; then adapted by `sizing`. */
   readonly chunkSize?: number;
+  /** The run's chunk sizing (its target duration, the limits it learned), shared by every blob of the run; default:
+   *  one for this call (uploadImage: one for the image), with the default target. */
+  readonly sizing?: ChunkSizing;
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: BlobProgress) => void;
   readonly onEvent?: (e: UploadEvent) => void;
@@ -67,8 +67,8 @@ export interface UploadBlobOptions {
 export interface BlobUploadResult {
   readonly digest: string;
   readonly size: number;
-  /** 'exists': the registry had it (HEAD), nothing was sent. */
-  readonly mode: 'exists' | 'chunked' | 'single';
+  /** 'exists': the registry had it (HEAD), nothing was sent; 'mounted': linked from another repository. */
+  readonly mode: 'exists' | 'mounted' | 'chunked' | 'single';
   readonly requests: number;
   /** Request-body bytes handed to the transport, failed requests included. */
   readonly bytesSent: number;
@@ -88,8 +88,9 @@ export class BlobUpload {
   resumes = 0;
   restarts = 0;
   chunks = 0;
-  /** Bytes per PATCH now: halved after a chunk meets a 524 or a timeout, and kept for the sessions after it. */
+  /** Bytes per PATCH of this blob now (chunk-sizing.ts moves it), kept for the sessions after a restart. */
   chunkSize: number;
+  readonly sizing: ChunkSizing;
   readonly started = Date.now();
   readonly maxTries: number;
   readonly delay: (failure: number) => number;
@@ -101,7 +102,8 @@ export class BlobUpload {
     readonly source: BlobSource,
     readonly opts: UploadBlobOptions,
   ) {
-    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.sizing = opts.sizing ?? new ChunkSizing();
+    this.chunkSize = this.sizing.cap(opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
     this.maxTries = opts.maxTries ?? DEFAULT_MAX_TRIES;
     this.delay = opts.retryDelayMs ?? defaultDelay;
     this.digest = source.digest;
@@ -176,14 +178,29 @@ export class BlobUpload {
   }
 
   /**
-   * After a chunk of `length` bytes failed: a proxy that gives up on a request this big (524) or a chunk that
-   * outlived its deadline would meet the same end at the same size, so the next requests carry half as much (not
-   * below MIN_CHUNK_SIZE, nor below the chunk itself when it was smaller). True when the size changed.
+   * After a PATCH of `length` bytes: a 413 (a body limit) and a 524 or a deadline (a proxy that gives up on a request
+   * this big would meet the same end at the same size) make the next ones smaller, an accepted one may make them
+   * bigger (chunk-sizing.ts). Null when the answer says nothing about size (a reset, a 5xx, a 416...).
    */
-  shrinkAfter(length: number, res: TransportResponse | undefined, error: unknown): boolean {
-    if (res?.status !== 524 && !(error instanceof HttpError && error.kind === 'timeout')) return false;
-    this.chunkSize = Math.max(Math.min(MIN_CHUNK_SIZE, length), Math.floor(length / 2));
-    return true;
+  resize(
+    length: number,
+    answer: { res?: TransportResponse; error?: unknown; elapsedMs: number },
+    registryMax: number | null,
+  ): ChunkSizeDecision | null {
+    const { res, error } = answer;
+    const status = res?.status;
+    const result: ChunkResult | null =
+      status === 202 || status === 201 || status === 204
+        ? { kind: 'accepted', length, elapsedMs: answer.elapsedMs }
+        : status === 413
+          ? { kind: 'too-large', length }
+          : status === 524 || (error instanceof HttpError && error.kind === 'timeout')
+            ? { kind: 'gave-up', length }
+            : null;
+    if (!result) return null;
+    const d = this.sizing.after(this.chunkSize, result, registryMax);
+    this.chunkSize = d.size;
+    return d;
   }
 
   result(mode: BlobUploadResult['mode']): BlobUploadResult {

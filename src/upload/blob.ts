@@ -2,10 +2,13 @@
 // POST -> PATCH chunks in order, each to the newest Location -> PUT ?digest=. After a chunk fails (reset, deadline,
 // 5xx, 524), GET on the newest Location says where the upload stands and the upload continues from there within
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
-// twice to one upload session. A registry that refuses chunks gets the whole blob in one request.
+// twice to one upload session. A registry that refuses chunks gets the whole blob in one request. How big each chunk
+// is moves with what the link and the proxies in front of the registry allow (chunk-sizing.ts): a 413 (a limit on
+// request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned.
 import { UploadError } from './errors.js';
 import {
   chunkOutcome,
+  type ChunkOutcome,
   contentRange,
   describeFailure,
   errorCodes,
@@ -20,11 +23,15 @@ import { SourceCursor } from './chunk-body.js';
 import type { BlobSource } from '../image/blob-source.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
 import { chunkLimits, type ChunkLimits } from '../registry/registry-values.js';
+import { mountBlob, takeOfferedSession } from './blob-mount.js';
 import { BlobUpload, SMALL_REQUEST_DEADLINE_MS, type BlobUploadResult, type UploadBlobOptions } from './blob-upload.js';
+import { MIN_CHUNK_SIZE, type ChunkSizeDecision } from './chunk-sizing.js';
+import { formatBytes } from '../util/units.js';
 
 // The uploader's defaults and the types of its options, events and result live with the upload's state.
 export { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_TRIES, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './blob-upload.js';
 export type { BlobProgress, BlobUploadResult, UploadBlobOptions, UploadEvent } from './blob-upload.js';
+export { ChunkSizing, DEFAULT_CHUNK_TARGET_MS } from './chunk-sizing.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 
@@ -39,6 +46,8 @@ async function blobExists(up: BlobUpload): Promise<boolean> {
 
 /** POST: a new upload session; its Location, and its chunk limits. Retries transient failures. */
 async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
+  const offered = takeOfferedSession(up); // a 202 to the mount opened one already
+  if (offered) return offered;
   for (;;) {
     const { res, error } = await up.send('start', {
       method: 'POST',
@@ -112,14 +121,21 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
   }
 }
 
+interface Chunk {
+  readonly start: number;
+  readonly length: number;
+}
+
+interface Sent {
+  readonly res?: TransportResponse;
+  readonly error?: unknown;
+  readonly elapsedMs: number;
+}
+
 /** One PATCH: `chunk` of the source from `cursor` to the newest Location. A source that failed to read throws. */
-async function sendChunk(
-  up: BlobUpload,
-  location: string,
-  cursor: SourceCursor,
-  chunk: { start: number; length: number },
-): Promise<{ res?: TransportResponse; error?: unknown }> {
+async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor, chunk: Chunk): Promise<Sent> {
   const { start, length } = chunk;
+  const began = Date.now();
   const sent = await up.send(
     'chunk',
     {
@@ -140,16 +156,76 @@ async function sendChunk(
     throw new UploadError(`${up.digest}: ${cursor.sourceError.message}`, 'source', up.digest, null, false, {
       cause: cursor.sourceError,
     });
-  return sent;
+  return { ...sent, elapsedMs: Date.now() - began };
+}
+
+/**
+ * A 413 on a chunk: the next one is smaller (the decision made it so), unless the refused one was at the floor or
+ * the registry's own minimum keeps chunks as big as the refused one: then nothing this uploader sends can pass.
+ */
+function tooLarge(up: BlobUpload, limits: ChunkLimits, chunk: Chunk, d: ChunkSizeDecision, res?: TransportResponse) {
+  const refused = `a request body of ${chunk.length} bytes (the chunk at ${chunk.start})`;
+  if (d.atFloor)
+    throw up.fatal(
+      'chunk',
+      `the registry or a proxy in front of it refused ${refused}: it limits request bodies to less than that, ` +
+        `and chunks do not shrink below ${formatBytes(MIN_CHUNK_SIZE)}`,
+      res,
+    );
+  const next = effectiveChunkSize(up.chunkSize, limits);
+  if (next >= chunk.length)
+    throw up.fatal(
+      'chunk',
+      `the registry or a proxy in front of it refused ${refused}, and the registry's OCI-Chunk-Min-Length ` +
+        `(${limits.min} bytes) keeps chunks that big`,
+      res,
+    );
+}
+
+/** After a PATCH that was not accepted: where to go on from (GET says where the upload stands), or the session's end. */
+async function afterFailedChunk(
+  up: BlobUpload,
+  limits: ChunkLimits,
+  at: { readonly location: string; readonly chunk: Chunk },
+  sent: Sent,
+  outcome: Exclude<ChunkOutcome, { action: 'next' }>,
+  resized: ChunkSizeDecision | null,
+): Promise<SessionEnd | { offset: number; location: string }> {
+  const { res, error } = sent;
+  const { chunk } = at;
+  const reason = describeFailure(res, error);
+  if (outcome.action === 'fallback') return { kind: 'fallback', status: res?.status ?? 0, reason };
+  if (outcome.action === 'fail')
+    throw up.fatal('chunk', `the registry refused the chunk at ${chunk.start}`, res, error);
+  if (outcome.action === 'too-large' && resized) {
+    tooLarge(up, limits, chunk, resized, res);
+    // answered at once, by a limit that a smaller chunk passes: no try is spent, no wait (halving ends by itself)
+    const why = `${reason}: a limit on request bodies; the next chunks carry ${formatBytes(up.chunkSize)}`;
+    up.opts.onEvent?.({ type: 'chunk-failed', digest: up.digest, start: chunk.start, reason: why });
+  } else {
+    up.opts.onEvent?.({ type: 'chunk-failed', digest: up.digest, start: chunk.start, reason });
+    await up.failed('chunk', reason, res?.status ?? null);
+    if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${chunk.start}: ${reason}` };
+  }
+  const stands = await whereItStands(up, at.location, chunk);
+  if (!stands)
+    return {
+      kind: 'restart',
+      reason: `chunk at ${chunk.start}: ${reason}; the registry acknowledges nothing to resume from`,
+    };
+  up.resumes++;
+  up.opts.onEvent?.({ type: 'resumed', digest: up.digest, offset: stands.offset });
+  return stands;
 }
 
 /** One upload session: POST, the chunks from 0, the PUT. Never sends a byte twice to this session. */
 async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   const { source, digest } = up;
-  const session = await openSession(up);
-  let location = session.location;
-  let size = effectiveChunkSize(up.chunkSize, session.limits);
+  const { location: first, limits } = await openSession(up);
+  let location = first;
   let offset = 0; // what the newest Location's upload holds
+  // after a resume inside a chunk, the rest of that chunk goes first (then whole chunks again)
+  let until = Infinity;
   let cursor: SourceCursor | null = null;
   try {
     while (offset < source.size) {
@@ -157,35 +233,28 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
         cursor?.close();
         cursor = new SourceCursor(source, offset);
       }
-      // chunks stay on multiples of the chunk size: after a resume mid-chunk, the rest of that chunk
-      const length = Math.min(size - (offset % size), source.size - offset);
-      const chunk = { start: offset, length };
-      const { res, error } = await sendChunk(up, location, cursor, chunk);
-      const outcome = chunkOutcome(chunk, res && { status: res.status, range: res.headers.get('range') });
+      if (offset >= until) until = Infinity;
+      const size = effectiveChunkSize(up.sizing.cap(up.chunkSize), limits);
+      const chunk = { start: offset, length: Math.min(size, until - offset, source.size - offset) };
+      const sent = await sendChunk(up, location, cursor, chunk);
+      const resized = up.resize(chunk.length, sent, limits.max);
+      const outcome = chunkOutcome(
+        chunk,
+        sent.res && { status: sent.res.status, range: sent.res.headers.get('range') },
+      );
       if (outcome.action === 'next') {
         offset = outcome.next;
-        location = resolveLocation(location, res?.headers.get('location'));
+        location = resolveLocation(location, sent.res?.headers.get('location'));
         up.chunks++;
         up.opts.onProgress?.({ digest, size: source.size, confirmed: offset, chunks: up.chunks });
         continue;
       }
-      const reason = describeFailure(res, error);
-      if (outcome.action === 'fallback') return { kind: 'fallback', status: res?.status ?? 0, reason };
-      if (outcome.action === 'fail') throw up.fatal('chunk', `the registry refused the chunk at ${offset}`, res, error);
-      up.opts.onEvent?.({ type: 'chunk-failed', digest, start: offset, reason });
-      await up.failed('chunk', reason, res?.status ?? null);
-      if (up.shrinkAfter(length, res, error)) size = effectiveChunkSize(up.chunkSize, session.limits);
-      if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${offset}: ${reason}` };
-      const at = await whereItStands(up, location, chunk);
-      if (!at)
-        return {
-          kind: 'restart',
-          reason: `chunk at ${offset}: ${reason}; the registry acknowledges nothing to resume from`,
-        };
-      offset = at.offset;
-      location = at.location;
-      up.resumes++;
-      up.opts.onEvent?.({ type: 'resumed', digest, offset });
+      const next = await afterFailedChunk(up, limits, { location, chunk }, sent, outcome, resized);
+      if ('kind' in next) return next;
+      const end = chunk.start + chunk.length;
+      until = next.offset > chunk.start && next.offset < end && outcome.action !== 'too-large' ? end : Infinity;
+      offset = next.offset;
+      location = next.location;
     }
     return await commit(up, location);
   } finally {
@@ -193,11 +262,15 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
   }
 }
 
-/** The whole blob in one request (POST, then PUT with the body): for registries that refuse chunks. */
-async function singleRequest(up: BlobUpload): Promise<void> {
+/**
+ * The whole blob in one request (POST, then PUT with the body): for registries that refuse chunks. 'too-large': a
+ * limit on request bodies refused it (413), and the blob goes in chunks under it, unless the registry refused chunks.
+ */
+async function singleRequest(up: BlobUpload, chunksRefused: boolean): Promise<'done' | 'too-large'> {
   for (;;) {
     const { location } = await openSession(up);
     const body = up.source.open(0);
+    const began = Date.now();
     const { res, error } = await up.send(
       'single',
       {
@@ -210,11 +283,21 @@ async function singleRequest(up: BlobUpload): Promise<void> {
       up.source.size,
     );
     body.destroy();
-    if (res && (res.status === 201 || res.status === 204)) return up.checkEcho('single', res);
+    if (res && (res.status === 201 || res.status === 204)) {
+      up.checkEcho('single', res);
+      return 'done';
+    }
+    if (res?.status === 413) {
+      const what = `the registry or a proxy in front of it refused the whole blob (${up.source.size} bytes) in one request`;
+      if (chunksRefused) throw up.fatal('single', `${what}, and the registry refused it in chunks`, res);
+      const d = up.resize(up.source.size, { res, elapsedMs: Date.now() - began }, null);
+      if (d?.atFloor) throw up.fatal('single', `${what}: it limits request bodies to less than that`, res);
+      return 'too-large';
+    }
     if (res && !isTransientStatus(res.status) && res.status !== 404 && res.status !== 401)
       throw up.fatal('single', 'the registry refused the blob', res);
     const reason = describeFailure(res, error);
-    if (await blobExists(up)) return;
+    if (await blobExists(up)) return 'done';
     await up.failed('single', reason, res?.status ?? null);
   }
 }
@@ -236,22 +319,31 @@ export async function uploadBlob(
     opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
     return up.result('exists');
   }
+  if (await mountBlob(up)) {
+    opts.onEvent?.({ type: 'mounted', digest, size, from: source.sourceRepository?.repository ?? '' });
+    opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
+    return up.result('mounted');
+  }
   let mode: 'chunked' | 'single' = opts.mode ?? 'chunked';
-  while (mode === 'chunked') {
+  let chunksRefused = false;
+  for (;;) {
+    if (mode === 'single') {
+      if ((await singleRequest(up, chunksRefused)) === 'done') break;
+      mode = 'chunked';
+      continue;
+    }
     const end = await chunkedSession(up);
     if (end.kind === 'done') break;
     if (end.kind === 'fallback') {
       opts.onEvent?.({ type: 'fallback', digest, status: end.status, reason: end.reason });
       mode = 'single';
+      chunksRefused = true;
     } else {
       up.restarts++;
       opts.onEvent?.({ type: 'restarted', digest, reason: end.reason });
     }
   }
-  if (mode === 'single') {
-    await singleRequest(up);
-    opts.onProgress?.({ digest, size, confirmed: size, chunks: 1 });
-  }
+  if (mode === 'single') opts.onProgress?.({ digest, size, confirmed: size, chunks: 1 });
   const result = up.result(mode);
   opts.onEvent?.({ type: 'uploaded', digest, size, mode, chunks: up.chunks, elapsedMs: result.elapsedMs });
   return result;

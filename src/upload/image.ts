@@ -1,7 +1,7 @@
 // One image to the registry: its layers a few at a time (3, as docker does), then its config, then the manifest
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
 import { createHash } from 'node:crypto';
-import { uploadBlob, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
+import { uploadBlob, ChunkSizing, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
 import { sleep } from '../util/timers.js';
 import { abortError, UploadError } from './errors.js';
 import { describeFailure, isTransientStatus } from './protocol.js';
@@ -182,6 +182,8 @@ export async function uploadImage(
     const before = (d: string) => opts.sentBefore?.has(d) ?? false;
     const blobOpts: UploadBlobOptions = {
       ...opts,
+      // the image's blobs share one: a limit one of them met holds for the others
+      sizing: opts.sizing ?? new ChunkSizing(),
       signal: inner.signal,
       onEvent: (e) => {
         if (!(e.type === 'exists' && before(e.digest))) opts.onEvent?.(e);

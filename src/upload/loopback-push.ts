@@ -13,7 +13,7 @@ import { Docker } from '../engine/docker.js';
 import { dockerArgv, startDocker } from '../engine/docker-cli.js';
 import { howItEnded, type ProcessResult } from '../util/process.js';
 import { outputTail } from '../util/untrusted.js';
-import { uploadBlob, type BlobProgress, type BlobUploadResult, type UploadEvent } from './blob.js';
+import { uploadBlob, type BlobProgress, type BlobUploadResult, type ChunkSizing, type UploadEvent } from './blob.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';
 import {
@@ -35,6 +35,8 @@ export interface LoopbackPushOptions {
   readonly repositoryPath: string;
   readonly tags: readonly string[];
   readonly chunkSize: number;
+  /** The run's chunk sizing (what it learned holds for every blob); default: one for this push. */
+  readonly sizing?: ChunkSizing;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: UploadEvent) => void;
   readonly onProgress?: (p: BlobProgress) => void;
@@ -99,6 +101,7 @@ function blobUploads(o: LoopbackPushOptions, inner: AbortController): Uploads {
     o.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
     const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
       chunkSize: o.chunkSize,
+      sizing: o.sizing,
       signal: inner.signal,
       onEvent: o.onEvent,
       onProgress: o.onProgress,
@@ -162,7 +165,14 @@ async function sendPushedImage(
     o.transport,
     o.repositoryPath,
     { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
-    { chunkSize: o.chunkSize, signal, onEvent: o.onEvent, onProgress: o.onProgress, sentBefore: uploads.ours },
+    {
+      chunkSize: o.chunkSize,
+      sizing: o.sizing,
+      signal,
+      onEvent: o.onEvent,
+      onProgress: o.onProgress,
+      sentBefore: uploads.ours,
+    },
   );
   return { ok: true, digest: result.digest };
 }

@@ -2,8 +2,7 @@
 // names them (layer-split: auto's pieces, blob-sink.ts). It is uploaded as it is, by every attempt that needs it: no
 // `docker save` again, nothing loaded into the engine; the registry's HEAD per blob skips what an earlier attempt
 // already sent.
-import type { BlobProgress, UploadEvent } from './blob.js';
-import { uploadBlob } from './blob.js';
+import { uploadBlob, type BlobProgress, type ChunkSizing, type UploadEvent } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
@@ -31,15 +30,29 @@ export interface PreparedPushRequest {
   onProgress(p: BlobProgress): void;
 }
 
+/** The run's chunk sizing, shared by its uploads (a limit one met holds for the others); default: one per call. */
+export interface PreparedUploadOptions {
+  readonly sizing?: ChunkSizing;
+}
+
 /** Uploads a prepared image; never throws: a failure says where it stopped and which layer (1-based) it was. */
-export async function pushPreparedImage(req: PreparedPushRequest): Promise<ChunkedPushResult> {
+export async function pushPreparedImage(
+  req: PreparedPushRequest,
+  opts: PreparedUploadOptions = {},
+): Promise<ChunkedPushResult> {
   const { image } = req;
   try {
     const result = await uploadImage(
       req.transport,
       req.repositoryPath,
       { manifest: image.manifest.bytes, config: image.config, layers: image.layers, tags: req.tags },
-      { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress },
+      {
+        chunkSize: req.chunkSize,
+        sizing: opts.sizing,
+        signal: req.signal,
+        onEvent: req.onEvent,
+        onProgress: req.onProgress,
+      },
     );
     return { ok: true, digest: result.digest };
   } catch (e) {
@@ -63,10 +76,14 @@ export interface PreparedBlobRequest {
  * One blob of an image still being prepared, sent while the next piece is cut (a HEAD first, as for every blob).
  * Resolves with what went wrong, null when the blob is in the registry: the push that follows sends it again if not.
  */
-export async function pushPreparedBlob(req: PreparedBlobRequest): Promise<string | null> {
+export async function pushPreparedBlob(
+  req: PreparedBlobRequest,
+  opts: PreparedUploadOptions = {},
+): Promise<string | null> {
   try {
     await uploadBlob(req.transport, req.repositoryPath, req.blob, {
       chunkSize: req.chunkSize,
+      sizing: opts.sizing,
       signal: req.signal,
       onEvent: req.onEvent,
       // one try: a blob that fails here is the push attempt's to send, under the push policy

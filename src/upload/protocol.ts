@@ -89,6 +89,9 @@ export type ChunkOutcome =
   | { readonly action: 'restart' }
   /** The registry does not take chunks: one request for the whole blob. */
   | { readonly action: 'fallback' }
+  /** A limit on request bodies (413, most often a proxy's, which never passed the body on): a smaller chunk, from
+   *  where GET says the upload stands. */
+  | { readonly action: 'too-large' }
   | { readonly action: 'fail' };
 
 /** Statuses a retry may cure: 5xx (Cloudflare's 52x included), request timeout, too many requests. */
@@ -97,9 +100,10 @@ export function isTransientStatus(status: number): boolean {
 }
 
 /**
- * The decision after one PATCH of [start, start+length). A refusal of the first chunk (400, 405, 415, 416, 501)
- * means the registry does not take chunked uploads; a 416 later means our view of the upload is off, which GET
- * settles, as it does after a 401 (a token that expired: the registry read nothing). A 2xx whose Range disagrees with what was sent cannot be trusted: start again.
+ * The decision after one PATCH of [start, start+length). A 413 asks for a smaller chunk. A refusal of the first
+ * chunk (400, 405, 415, 416, 501) means the registry does not take chunked uploads; a 416 later means our view of
+ * the upload is off, which GET settles, as it does after a 401 (a token that expired: the registry read nothing). A
+ * 2xx whose Range disagrees with what was sent cannot be trusted: start again.
  */
 export function chunkOutcome(
   chunk: { readonly start: number; readonly length: number },
@@ -114,6 +118,8 @@ export function chunkOutcome(
     if (range.kind === 'ambiguous') return end === 1 ? { action: 'next', next: 1 } : { action: 'restart' };
     return range.next === end ? { action: 'next', next: end } : { action: 'restart' };
   }
+  // before the fallback: a 413 to the first chunk is about its size, not about chunks
+  if (status === 413) return { action: 'too-large' };
   if (chunk.start === 0 && [400, 405, 415, 416, 501].includes(status)) return { action: 'fallback' };
   // 401: a token that expired mid-upload; a streamed body is not replayed by the transport, the GET re-authorizes.
   if (status === 416 || status === 401 || isTransientStatus(status)) return { action: 'check' };

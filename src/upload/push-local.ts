@@ -10,7 +10,7 @@
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RegistryTransport } from './transport.js';
-import type { BlobProgress, UploadEvent } from './blob.js';
+import { ChunkSizing, type BlobProgress, type UploadEvent } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import { readImageForUpload } from './image-source.js';
@@ -45,6 +45,9 @@ export interface PushLocalOptions {
   readonly reader?: ImageReader;
   /** Told when the receiver could not be reached and `docker save` is used instead. */
   readonly onFallback?: (why: string) => void;
+  /** The run's chunk sizing, shared by its pushes (a limit one attempt met holds for the next); default: one for
+   *  this push. */
+  readonly sizing?: ChunkSizing;
 }
 
 /** A layer gzipped into the work directory, its size and digest known: no stat, so it is offered at once. */
@@ -57,9 +60,15 @@ function gzipFileSource(g: { readonly file: string; readonly size: number; reado
   };
 }
 
-async function throughSave(req: ChunkedPushRequest, dir: string): Promise<ChunkedPushResult> {
+async function throughSave(req: ChunkedPushRequest, dir: string, sizing: ChunkSizing): Promise<ChunkedPushResult> {
   let layerDigests: string[] = [];
-  const blobOpts = { chunkSize: req.chunkSize, signal: req.signal, onEvent: req.onEvent, onProgress: req.onProgress };
+  const blobOpts = {
+    chunkSize: req.chunkSize,
+    sizing,
+    signal: req.signal,
+    onEvent: req.onEvent,
+    onProgress: req.onProgress,
+  };
   const early = new EarlyUploads(req.transport, req.repositoryPath, blobOpts);
   try {
     const image = await readImageForUpload(req.image, {
@@ -90,6 +99,7 @@ async function throughSave(req: ChunkedPushRequest, dir: string): Promise<Chunke
 
 export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOptions = {}): Promise<ChunkedPushResult> {
   const reader = opts.reader ?? 'auto';
+  const sizing = opts.sizing ?? new ChunkSizing();
   const dir = mkdtempSync(join(req.workDir, 'upload-'));
   try {
     if (reader === 'loopback' || (reader === 'auto' && req.containerdStore)) {
@@ -105,6 +115,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
           repositoryPath: req.repositoryPath,
           tags: req.tags,
           chunkSize: req.chunkSize,
+          sizing,
           signal: req.signal,
           onEvent: req.onEvent,
           onProgress: req.onProgress,
@@ -116,7 +127,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
         return uploadFailure(e, layerDigests);
       }
     }
-    return await throughSave(req, dir);
+    return await throughSave(req, dir, sizing);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

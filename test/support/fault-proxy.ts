@@ -1,8 +1,9 @@
 // An HTTP reverse proxy in front of a real registry (test/support/registry.ts) that plays the parts of the
 // Replicated registry a local registry cannot: its token authentication (any username with the right token),
 // Cloudflare's 524 on slow uploads (at once, or after the origin stored the upload), 5xx, connection resets,
-// a per-client rate limit with Retry-After, the 400 on manifests carrying provenance attestations, and a registry
-// that stops answering mid-upload (hang). Every request is recorded with its start and end time, so tests assert
+// a per-client rate limit with Retry-After, the 400 on manifests carrying provenance attestations, a request-body
+// limit (nginx's client_max_body_size, Cloudflare's 100/200/500 MB by plan: 413), and a registry that stops answering
+// mid-upload (hang). Every request is recorded with its start and end time, so tests assert
 // waits where they happen: at the registry. Bodies are streamed: layers can be hundreds of MB.
 import { randomBytes } from 'node:crypto';
 import http, {
@@ -26,6 +27,8 @@ export type FaultAction =
   | { readonly reset: true }
   /** Forward, but destroy the client's socket once this many request-body bytes arrived. */
   | { readonly resetAfterBytes: number }
+  /** Forward, but destroy the client's socket once this many bytes of the answer's body went to it (a download). */
+  | { readonly resetResponseAfterBytes: number }
   /** Wait, then forward. */
   | { readonly delayMs: number }
   /**
@@ -130,6 +133,12 @@ export interface FaultProxy {
    * whatever the path). Requests that arrive while it holds get 429 TOOMANYREQUESTS with the time left.
    */
   limitRate(opts: RateLimitOptions): RateLimit;
+  /**
+   * From now on a request whose body is over `maxBytes` is answered 413 as nginx answers it (client_max_body_size):
+   * at once when its Content-Length says so, after reading that much of a chunked body (which nginx buffers before it
+   * passes it on); either way nothing of it reaches the registry. A smaller chunked body is forwarded whole.
+   */
+  limitBodies(maxBytes: number): void;
   /** Requests with this method (any when undefined) whose path matches, and with this status when given. */
   count(method: string | undefined, path: RegExp, status?: number): number;
   stop(): Promise<void>;
@@ -179,6 +188,16 @@ export const ATTESTATION_REJECTION = REJECTION_BODIES.distribution;
 const TOO_MANY_REQUESTS = JSON.stringify({
   errors: [{ code: 'TOOMANYREQUESTS', message: 'too many requests', detail: null }],
 });
+
+/**
+ * nginx's own answer to a body over client_max_body_size (ngx_http_special_response.c): the status line's reason
+ * phrase, the HTML page, and `Connection: close`.
+ */
+export const NGINX_413_BODY =
+  '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n' +
+  '<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+/** nginx's lingering_time: how long it keeps reading (and dropping) the body of a request it answered early. */
+const LINGERING_MS = 30_000;
 
 const MANIFEST_PATH = /^\/v2\/.+\/manifests\/[^/]+$/;
 const REPO_PATH = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//;
@@ -312,6 +331,7 @@ class FaultProxyServer implements FaultProxy {
   url = '';
   private rules: Rule[] = [];
   private limits: Array<{ opts: RateLimitOptions; state: Limit }> = [];
+  private bodyLimit: number | null = null;
   private readonly tokens = new Set<string>();
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   private readonly agent = new http.Agent({ keepAlive: true });
@@ -344,6 +364,11 @@ class FaultProxyServer implements FaultProxy {
   clearFaults(): void {
     this.rules = [];
     this.limits = [];
+    this.bodyLimit = null;
+  }
+
+  limitBodies(maxBytes: number): void {
+    this.bodyLimit = maxBytes;
   }
 
   rejectAttestations(body: string = ATTESTATION_REJECTION): void {
@@ -421,13 +446,16 @@ class FaultProxyServer implements FaultProxy {
     res.on('finish', ended);
     res.on('close', ended);
     try {
+      const limited = this.bodyLimit === null ? null : await this.withinBodyLimit(req, res, entry, this.bodyLimit);
+      if (limited === 'refused') return;
       // Manifest PUTs are buffered so that rules can look at them; everything else streams.
       const body =
-        entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
+        limited ??
+        (entry.method === 'PUT' && MANIFEST_PATH.test(entry.path)
           ? await readAll(this.metered(req, entry), MAX_BUFFERED_BODY)
-          : undefined;
-      const limited = this.rateLimited(entry.method, entry.path, entry.startedAt);
-      if (limited) return this.fail(req, res, entry, limited, body);
+          : undefined);
+      const rated = this.rateLimited(entry.method, entry.path, entry.startedAt);
+      if (rated) return this.fail(req, res, entry, rated, body);
       const rule = this.takeRule({ method: entry.method, path: entry.path, headers: req.headers, body });
       const action = rule?.action;
       if (action && isStatusAction(action)) return this.fail(req, res, entry, action, body);
@@ -439,12 +467,68 @@ class FaultProxyServer implements FaultProxy {
       if (this.auth && !(await this.authenticate(req, res, entry, body))) return;
       this.forward(req, res, entry, body, {
         resetAfterBytes: action && 'resetAfterBytes' in action ? action.resetAfterBytes : undefined,
+        resetResponseAfterBytes:
+          action && 'resetResponseAfterBytes' in action ? action.resetResponseAfterBytes : undefined,
         instead: action && 'forwardThen' in action ? action.forwardThen : undefined,
       });
     } catch (e) {
       if (!res.headersSent && !res.destroyed)
         sendJson(res, entry, 502, { errors: [{ code: 'UNKNOWN', message: `fault-proxy: ${(e as Error).message}` }] });
     }
+  }
+
+  /**
+   * The body limit, as nginx applies it before anything else: a declared length over it is refused at once; a
+   * chunked body is read (buffered, as nginx's proxy_request_buffering does) and refused once it passes the limit,
+   * else handed back to be forwarded whole. 'refused': answered. undefined: a declared length within the limit.
+   */
+  private async withinBodyLimit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: Entry,
+    max: number,
+  ): Promise<Buffer | 'refused' | undefined> {
+    const declared = req.headers['content-length'];
+    if (declared !== undefined) {
+      if (Number(declared) <= max) return undefined;
+      this.tooLarge(req, res, entry);
+      return 'refused';
+    }
+    if (!req.headers['transfer-encoding']) return undefined;
+    const body = await readAll(this.metered(req, entry), max).catch(() => null);
+    if (body) return body;
+    this.tooLarge(req, res, entry);
+    return 'refused';
+  }
+
+  /**
+   * nginx's 413: the answer goes out at once, whole (its Content-Length), and the connection stays open while the
+   * client still sends, the bytes dropped (lingering close, up to lingering_time), then closes: a client writing
+   * its body sees the answer rather than a reset.
+   */
+  private tooLarge(req: IncomingMessage, res: ServerResponse, entry: Entry): void {
+    entry.status = 413;
+    res.statusMessage = 'Request Entity Too Large';
+    res.writeHead(413, {
+      server: 'nginx',
+      'content-type': 'text/html',
+      'content-length': Buffer.byteLength(NGINX_413_BODY),
+      connection: 'close',
+    });
+    res.write(NGINX_413_BODY);
+    const close = () => {
+      clearTimeout(timer);
+      if (!res.writableEnded) res.end();
+    };
+    const timer = setTimeout(() => req.socket.destroy(), LINGERING_MS);
+    this.stopping.signal.addEventListener('abort', close, { once: true });
+    if (req.readableEnded) return close();
+    req.on('data', (c: Buffer) => {
+      entry.requestBytes += c.length;
+      this.bytesUploaded += c.length;
+    });
+    req.on('end', close);
+    req.on('close', close);
   }
 
   private takeRule(req: FaultRequest): FaultRule | undefined {
@@ -578,9 +662,9 @@ class FaultProxyServer implements FaultProxy {
     res: ServerResponse,
     entry: Entry,
     body: Buffer | undefined,
-    opts: { resetAfterBytes?: number; instead?: StatusAction },
+    opts: { resetAfterBytes?: number; resetResponseAfterBytes?: number; instead?: StatusAction },
   ): void {
-    const { resetAfterBytes, instead } = opts;
+    const { resetAfterBytes, resetResponseAfterBytes, instead } = opts;
     const target = new URL(this.upstream.url);
     const upReq = http.request({
       host: target.hostname,
@@ -601,7 +685,8 @@ class FaultProxyServer implements FaultProxy {
       if (entry.reset || res.destroyed) return void upRes.resume();
       entry.status = upRes.statusCode ?? 502;
       res.writeHead(entry.status, this.responseHeaders(upRes.headers));
-      pipeline(upRes, res, () => undefined);
+      if (resetResponseAfterBytes === undefined) return void pipeline(upRes, res, () => undefined);
+      pipeline(upRes, this.cutAnswer(req, res, entry, resetResponseAfterBytes), res, () => undefined);
     });
     upReq.on('error', (e) => {
       if (entry.reset || res.destroyed) return;
@@ -613,6 +698,21 @@ class FaultProxyServer implements FaultProxy {
     });
     const source = body ? this.replay(body, req, entry, resetAfterBytes) : this.metered(req, entry, resetAfterBytes);
     pipeline(source, upReq, () => undefined);
+  }
+
+  /** Passes `limit` bytes of an answer to the client, then cuts its connection once they are written. */
+  private cutAnswer(req: IncomingMessage, res: ServerResponse, entry: Entry, limit: number): Transform {
+    let passed = 0;
+    return new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        const room = limit - passed;
+        if (entry.reset || room <= 0) return done();
+        passed += chunk.length;
+        if (room > chunk.length) return done(null, chunk);
+        res.write(chunk.subarray(0, room), () => this.reset(req, entry));
+        done();
+      },
+    });
   }
 
   /** A buffered body as a stream again (already counted), cut short like metered() when there is a limit. */

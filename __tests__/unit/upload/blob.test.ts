@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
+import { ChunkSizing, uploadBlob, type UploadBlobOptions, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError, uploadFailure } from '../../../src/upload/errors.js';
 import { classifyUploadStop } from '../../../src/core/policy/failure.js';
 import { eventLine } from '../../../src/core/stages/upload-log.js';
@@ -47,10 +47,14 @@ const nthPatch = (n: number) => {
   return (r: RecordedRequest) => r.method === 'PATCH' && ++seen === n;
 };
 
+/** Chunks that keep their size unless a refusal shrinks them: the exact requests of a protocol test. */
+const fixedSize = () => new ChunkSizing({ targetMs: 0 });
+
 async function upload(source: BlobSource, opts: UploadBlobOptions = {}) {
   const events: UploadEvent[] = [];
   const result = await uploadBlob(reg.transport(), REPO, source, {
     chunkSize: CHUNK,
+    sizing: fixedSize(),
     retryDelayMs: () => 0,
     onEvent: (e) => events.push(e),
     ...opts,
@@ -290,7 +294,7 @@ describe('uploadBlob: a Location the client refuses (issue 18)', () => {
   test('an https Location on a storage host: the chunks go there without the Authorization', async () => {
     const { asked, client } = remoteRegistry('https://storage.example.net/up/1?sig=x');
     const { source } = blob();
-    await uploadBlob(client, REPO, source, { chunkSize: CHUNK, retryDelayMs: () => 0 });
+    await uploadBlob(client, REPO, source, { chunkSize: CHUNK, sizing: fixedSize(), retryDelayMs: () => 0 });
     const atStorage = asked.filter(([what]) => what.includes('storage.example.net'));
     expect(atStorage.map(([what]) => what.split(' ')[0])).toEqual(['PATCH', 'PATCH', 'PATCH', 'PUT']);
     expect(atStorage.every(([, authorization]) => authorization === undefined)).toBe(true);

@@ -337,12 +337,12 @@ test('a blob upload the registry refuses after the engine pushed its manifest: t
     // the layer's first chunk (the config is one small request), answered once the engine is done
     if (q.method !== 'PATCH' || refused || Number(q.contentLength ?? 0) < 10_000) return undefined;
     refused = true;
-    return { status: 413, body: 'request entity too large', delayMs: 1_500 };
+    return { status: 403, body: 'denied', delayMs: 1_500 };
   });
   const req = request(fake.env);
   const r = await pushLocalImage(req);
   expect(fake.log().some((l) => l.startsWith('# sent'))).toBe(true); // the engine had sent the whole layer
-  expect(r).toMatchObject({ ok: false, stop: { status: 413 }, layer: 1 });
+  expect(r).toMatchObject({ ok: false, stop: { status: 403 }, layer: 1 });
   expect(registry.manifests.size).toBe(0);
   expect(readdirSync(req.workDir)).toEqual([]);
 });

@@ -149,6 +149,9 @@ describe('chunkOutcome', () => {
     ['404 on the first chunk', first, ans(404), { action: 'restart' }],
     ['401 (token expired; nothing was read)', later, ans(401), { action: 'check' }],
     ['403', first, ans(403), { action: 'fail' }],
+    // a limit on request bodies (a proxy's): a smaller chunk, on the first chunk too (not a registry without chunks)
+    ['413 on the first chunk: a smaller one', first, ans(413), { action: 'too-large' }],
+    ['413 later: a smaller one', later, ans(413), { action: 'too-large' }],
   ])('%s', (_name, chunk, answer, expected) => {
     expect(chunkOutcome(chunk, answer)).toEqual(expected);
   });

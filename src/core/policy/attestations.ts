@@ -12,6 +12,8 @@ export type PushStrategy =
   /** withAttestations: what is pushed lists attestation manifests (a 400 on it is the attestation rejection). */
   | { kind: 'as-is'; reason: string; withAttestations: boolean }
   | { kind: 'platform'; platform: string; reason: string }
+  /** Every platform (or those `platforms` names) as an index the action writes: read with docker save, uploaded by the action. */
+  | { kind: 'index'; platforms: readonly string[]; reason: string }
   | { kind: 'refuse'; title: string; message: string };
 
 export interface AttestationFacts {
@@ -31,7 +33,11 @@ function isAttestation(m: EngineManifest): boolean {
 
 const REBUILD = 'rebuild with `--provenance=false` (or BUILDX_NO_DEFAULT_ATTESTATIONS=1)';
 
-export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMode): PushStrategy {
+export function choosePushStrategy(
+  facts: AttestationFacts,
+  mode: AttestationMode,
+  opts: { readonly subset?: boolean } = {},
+): PushStrategy {
   if (!facts.containerdStore || !facts.descriptorMediaType || !INDEX_MEDIA_TYPES.has(facts.descriptorMediaType)) {
     return { kind: 'as-is', reason: 'the image is a single manifest', withAttestations: false };
   }
@@ -44,23 +50,19 @@ export function choosePushStrategy(facts: AttestationFacts, mode: AttestationMod
     };
   const images = facts.manifests?.filter((m) => !isAttestation(m) && m.Available !== false) ?? null;
   const attested = facts.manifests ? facts.manifests.some(isAttestation) : null;
-  if (attested === false) {
-    return { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false };
-  }
-  if (images && images.length > 1) {
+  if (images && images.length > 1 && (attested || opts.subset)) {
     // the index's platform strings are the image author's: shown as data (untrusted.ts)
     const list = images.map((m) => logText(platformString(m.Descriptor?.platform ?? {}), PLATFORM_MAX));
-    const platforms = list.join(', ');
     return {
-      kind: 'refuse',
-      title: 'Multi-platform image with attestations',
-      message:
-        `The image holds ${images.length} platforms (${platforms}) and attestation manifests, which this registry ` +
-        `rejects (HTTP 400). This engine cannot push the platforms without them as one index, and nothing was pushed. ` +
-        `Rebuild without attestations: \`docker buildx build --platform ${list.join(',')} --provenance=false --sbom=false ...\` ` +
-        `(or BUILDX_NO_DEFAULT_ATTESTATIONS=1), or push each platform under its own tag, or set \`attestations: keep\` ` +
-        'for a registry that accepts them.',
+      kind: 'index',
+      platforms: list,
+      reason:
+        `the engine's image read with docker save; the action's uploader sends an index of its platforms ` +
+        `(${list.join(', ')})${attested ? ' without their attestations (attestations: strip)' : ''}`,
     };
+  }
+  if (attested === false) {
+    return { kind: 'as-is', reason: 'the image index has no attestations', withAttestations: false };
   }
   if (!apiAtLeast(facts.apiVersion, '1.46')) {
     return {

@@ -6,6 +6,7 @@ import { logText } from '../../util/untrusted.js';
 
 export type FailureKind =
   | 'timeout-524' // Cloudflare origin timeout: the upload of a big layer took too long
+  | 'body-too-large' // 413: the registry or a proxy in front of it limits request bodies (nginx, Cloudflare's plan)
   | 'server-error' // other 5xx
   | 'rate-limited' // 429
   | 'network' // reset, refused, timeout, EOF mid-upload
@@ -62,6 +63,9 @@ const RULES: readonly Rule[] = [
     re: /(?:provenance|attestations?|in-toto)\b.*\bnot (?:supported|allowed|accepted)|unsupported (?:media type|mediatype)\W+application\/vnd\.in-toto/i,
   },
   { kind: 'timeout-524', re: /\b524\b/ },
+  // Engine A quotes the proxy's HTML page (`error parsing HTTP 413 response body: invalid character '<' ...`),
+  // engine B the status line (`unexpected status from PUT request to ...: 413 Request Entity Too Large`).
+  { kind: 'body-too-large', re: /\bHTTP 413\b|\b413 (?:Request Entity|Payload|Content) Too Large\b/i },
   { kind: 'rate-limited', re: /toomanyrequests|\b429\b|too many requests/i },
   {
     kind: 'unauthorized',
@@ -102,7 +106,7 @@ const STATUS_PATTERNS: readonly RegExp[] = [
   /unexpected HTTP status: (\d{3})/,
   /unexpected status(?: code)?(?: from \w+ request to \S+)?: (\d{3})/,
   /status code:? (\d{3})/i,
-  /\b(\d{3}) (?:Bad Request|Unauthorized|Forbidden|Not Found|Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)\b/,
+  /\b(\d{3}) (?:Bad Request|Unauthorized|Forbidden|Not Found|(?:Request Entity|Payload|Content) Too Large|Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)\b/,
 ];
 
 function statusOf(text: string): number | null {
@@ -120,6 +124,7 @@ function blobDigestOf(text: string): string | null {
 
 function kindFromStatus(status: number): FailureKind | null {
   if (status === 524) return 'timeout-524';
+  if (status === 413) return 'body-too-large';
   if (status === 429) return 'rate-limited';
   if (status >= 500) return 'server-error';
   if (status === 401) return 'unauthorized';

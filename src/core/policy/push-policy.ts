@@ -1,7 +1,7 @@
 // What to do after a failed attempt: retry or stop, what to tell the user, whether to re-split a layer first.
 // Pure: a function of the failure, the plan being pushed, the engine's store, the config and the attempt, so
 // every rule is proven by a table (__tests__/unit/push-policy.test.ts) without an engine or a registry.
-import { failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from '../report/advisory.js';
+import { bodyLimitAdvice, failureAdvice, timeoutAdvice, type Advice, type AdviceContext } from '../report/advisory.js';
 import type { Failure } from './failure.js';
 import type { Config } from '../inputs.js';
 import type { LayerFact } from '../../image/layers.js';
@@ -83,6 +83,18 @@ export function blamedLayer(
   return { layer: f.oversized.length === 1 ? f.oversized[0] : null, exact: false };
 }
 
+/**
+ * Which layer a 413 blames: the one the engine or the uploader names, as for a 524; else the biggest, which is the
+ * request most likely over a limit on request bodies.
+ */
+export function blamedFor413(
+  f: Pick<PushFailureFacts, 'failure' | 'layers' | 'oversized' | 'containerdStore' | 'suspect'>,
+): { layer: LayerFact | null; exact: boolean } {
+  const named = blamedLayer(f);
+  if (named.exact || f.layers.length === 0) return named;
+  return { layer: f.layers.reduce((a, b) => (b.size > a.size ? b : a)), exact: false };
+}
+
 /** Halve the blamed layer (or the biggest), and every layer as big, since those would time out next. */
 export function resplitAfter524(layers: readonly LayerFact[], blamed: LayerFact | null): Resplit | null {
   if (layers.length === 0) return null;
@@ -136,6 +148,7 @@ function decide(f: PushFailureFacts): Decision {
     }
     return adviseOn524(layer, advice, error, config);
   }
+  if (failure.kind === 'body-too-large') return afterBodyLimit(f);
   // The engine may keep a stalled push's hung upload after its CLI is ended (engine A's 20.10 does, and a new docker
   // push of that layer waits on the same hung transfer): the retry goes by the action's uploader, whose every request
   // has a deadline, when it may. With upload: docker it is docker push again, which ends by the same watchdog.
@@ -157,6 +170,41 @@ function decide(f: PushFailureFacts): Decision {
     honourRetryAfter: failure.kind === 'rate-limited',
     note: null,
   };
+}
+
+/**
+ * A 413: the registry or a proxy in front of it limits request bodies. docker push sends each blob in one request,
+ * so another docker push meets the same limit; the action's uploader sends chunks under it (it halves them itself
+ * after a 413, within the attempt), so the next attempt goes in chunks when it may. Otherwise the push stops: a
+ * retry of the same requests cannot pass.
+ */
+function afterBodyLimit(f: PushFailureFacts): Decision {
+  const { config } = f;
+  const { layer, exact } = blamedFor413(f);
+  const blobDigest = exact ? null : f.failure.blobDigest;
+  const docker = f.method === 'docker';
+  const say = (final: boolean, next: string) => bodyLimitAdvice(layer, f.advice, { final, exact, blobDigest, next });
+  if (docker && config.upload !== 'docker' && f.chunkable) {
+    const next =
+      'docker push sends each layer in one request; the next attempt sends it in resumable chunks under the limit (the image is unchanged).';
+    const last =
+      'docker push sends each layer in one request; with a retry left (`retries`), or with `upload: chunked`, the action sends it in resumable chunks under the limit.';
+    return {
+      retry: true,
+      warning: say(false, next),
+      error: say(true, last),
+      resplit: null,
+      honourRetryAfter: false,
+      note: 'upload: the next attempt sends the blobs in resumable chunks, under the limit on request bodies (the image is unchanged).',
+      method: 'chunked',
+    };
+  }
+  const next = !docker
+    ? `The action's chunked uploader could not get under it either: ${f.failure.detail}.`
+    : config.upload === 'docker'
+      ? 'docker push sends each layer in one request, so no retry can pass: set `upload: auto` (the default) or `upload: chunked` and the action sends the layers in resumable chunks under the limit, or raise the limit.'
+      : "docker push sends each layer in one request, and this image (an index pushed as it is) cannot go through the action's chunked uploader: raise the limit.";
+  return { retry: false, warning: null, error: say(true, next), resplit: null, honourRetryAfter: false, note: null };
 }
 
 /** Without a re-split, a 524 on a layer over max-layer-size will time out again: stop at once. */

@@ -82,6 +82,33 @@ export function timeoutAdvice(
   };
 }
 
+/** How a limit on request bodies is raised where it is usually set. */
+const BODY_LIMIT_WHERE =
+  'nginx: `client_max_body_size`; Cloudflare: 100 MB (Free, Pro), 200 MB (Business), 500 MB (Enterprise) per request';
+
+/**
+ * The advisory after a 413. `layer` is the one being uploaded when the engine or the uploader says which, else the
+ * biggest (a guess, said as one, with the blob the engine named); `next` says what happens now or what to do.
+ */
+export function bodyLimitAdvice(
+  layer: LayerFact | null,
+  ctx: AdviceContext,
+  opts: { readonly final: boolean; readonly exact: boolean; readonly blobDigest: string | null; readonly next: string },
+): Advice {
+  const blob = opts.blobDigest ? ` blob ${opts.blobDigest.slice(0, 19)}…` : '';
+  const which = !layer
+    ? `the upload of a layer${blob}`
+    : opts.exact
+      ? `the upload of ${describeLayer(layer, ctx.layerCount)}`
+      : `the upload of${blob || ' a layer'}, most likely ${describeLayer(layer, ctx.layerCount)}, the biggest`;
+  return {
+    title: opts.final ? 'Push refused: request body too large (HTTP 413)' : 'Request body too large (HTTP 413)',
+    message:
+      `The registry or a proxy in front of it limits request bodies, and refused ${which} (HTTP 413). ` +
+      `${opts.next} The limit is usually the proxy's (${BODY_LIMIT_WHERE}).`,
+  };
+}
+
 /** A message for a failure that ends the push. */
 export function failureAdvice(failure: Failure, ctx: AdviceContext): Advice {
   const detail = failure.detail ? ` Docker said: ${failure.detail}` : '';
@@ -141,6 +168,13 @@ function requestAdvice(failure: Failure, ctx: AdviceContext, detail: string): Ad
         title: 'Registry does not support this image',
         message: `The registry refused the image as unsupported.${detail}`,
       };
+    case 'body-too-large':
+      return bodyLimitAdvice(null, ctx, {
+        final: true,
+        exact: false,
+        blobDigest: failure.blobDigest,
+        next: detail.trim(),
+      });
     case 'unsafe-request':
       return {
         title: 'Refused an unsafe registry request',

@@ -2,6 +2,7 @@
 // through untrusted.ts (a code span, or text with its Markdown escaped): digests and tags come from the registry,
 // instructions from the image, and a failure's message quotes docker's and the registry's words.
 import type { RunResult } from '../run.js';
+import { leftOutText } from '../stages/source.js';
 import { formatBytes, formatDuration } from '../../util/units.js';
 import { mdCell, mdCode, mdText } from '../../util/untrusted.js';
 
@@ -29,6 +30,18 @@ export function summaryMarkdown(result: RunResult): string {
     );
   for (const r of result.replaced.filter((x) => x.digest))
     lines.push('', `Replaced: ${mdCode(r.tag)} pointed to ${mdCode(r.digest)} before this run.`);
+  const platforms = Object.entries(result.platforms);
+  if (platforms.length) {
+    lines.push('', `The index names ${platforms.length} platform manifest(s):`, '');
+    lines.push('| platform | manifest digest |', '| --- | --- |');
+    for (const [platform, digest] of platforms) lines.push(`| ${mdCell(platform || 'unknown')} | ${mdCell(digest)} |`);
+  }
+  if (result.indexChanged)
+    lines.push(
+      '',
+      `The source index ${mdCode(result.indexChanged.from)} was pushed as ${mdCode(result.indexChanged.to)}, ` +
+        `without ${mdText(leftOutText(result.indexChanged))}; every platform manifest in it is the source's own.`,
+    );
   if (result.platform)
     lines.push(
       '',

@@ -1,6 +1,6 @@
-// The local names a run gives images: the registry refs docker push needs, the tombstone image, the re-layered
-// image. Every name is the run's own (runId) or recorded with what it pointed to before, so two runs on one
-// engine never take each other's names, and cleanUp puts the engine back as the run found it.
+// The local names a run gives images: the registry refs docker push needs and the re-layered image (the tombstone is
+// made in memory now, tombstone-image.ts). Every name is the run's own (runId) or recorded with what it pointed to
+// before, so two runs on one engine never take each other's names, and cleanUp puts the engine back as it was.
 import { ActionFailure, type StageContext } from '../ports.js';
 
 /** A name this run pointed at an image: the image it named before (null: the name was new). */
@@ -15,14 +15,8 @@ export interface OwnImage {
 }
 
 /** Docker tags are at most 128 characters; the run's own names stay well under it. */
-export function ownImageRef(runId: string, purpose: 'tombstone' | 'split', n = 1): string {
+export function ownImageRef(runId: string, purpose: 'split', n = 1): string {
   return `replicated-push-${purpose}-${runId}:${n}`;
-}
-
-export async function makeTombstone(ctx: StageContext): Promise<OwnImage> {
-  const ref = ownImageRef(ctx.runId, 'tombstone');
-  await ctx.docker.importEmpty(ref, 'com.replicated-push.tombstone=true', { signal: ctx.signal });
-  return { ref };
 }
 
 /** Points every ref at `source`, remembering what each named before (`keepOn`: see cleanUp). */

@@ -68,9 +68,12 @@ export async function login(ctx: StageContext, started?: PendingLogin): Promise<
  * realm before any credential leaves and puts a deadline and a size cap on every answer. `docker login` would send
  * the credentials to whatever realm the challenge names and wait as long as a registry drips. Then docker logs in:
  * its CLI is started meanwhile and waits for the password, which it gets only once the registry has passed.
+ * `dockerLogin` false (an image the action's uploader sends from a source, a tombstone): no docker at all, the
+ * action's own client is the only one that authenticates.
  */
-export async function loginStage(ctx: StageContext): Promise<TagBefore[]> {
+export async function loginStage(ctx: StageContext, opts: { readonly dockerLogin: boolean }): Promise<TagBefore[]> {
   const { config } = ctx;
+  if (!opts.dockerLogin) return tagsBefore(ctx);
   const started = ctx.docker.startLogin(config.registry, config.username, { signal: ctx.signal });
   let before: TagBefore[];
   try {

@@ -6,6 +6,7 @@ import { firstMethod, type PushMethod } from '../policy/push-policy.js';
 import type { Config } from '../inputs.js';
 import type { PreparedImage } from '../../upload/prepared-image.js';
 import type { OwnImage } from './local-images.js';
+import type { SourceUpload } from '../ports.js';
 
 export interface SplitSummary {
   readonly layersBefore: number;
@@ -38,14 +39,24 @@ export type PushState =
   /** The image is in the engine: docker push, or the action's uploader reading it, as the policy chose. */
   | (Pushing & { readonly kind: 'local'; readonly method: PushMethod })
   /** The split's blob files: every attempt uploads these same files, always with the action's uploader. */
-  | (Pushing & { readonly kind: 'prepared'; readonly prepared: PreparedSplit });
+  | (Pushing & { readonly kind: 'prepared'; readonly prepared: PreparedSplit })
+  /**
+   * An image opened from a source (a layout, an archive, a registry, the engine's multi-platform image saved, the
+   * tombstone made in memory): only the action's uploader sends it, every attempt the same blobs.
+   */
+  | (Pushing & { readonly kind: 'source'; readonly upload: SourceUpload });
 
 /** The state before any split or attempt. */
 export function initialState(config: Pick<Config, 'upload'>, plan: Plan): PushState {
   return { kind: 'local', plan, split: null, images: [], method: firstMethod(config, plan) };
 }
 
+/** The state of an opened source's image: nothing to split, nothing in the engine. */
+export function sourceState(plan: Plan, upload: SourceUpload): PushState {
+  return { kind: 'source', plan, split: null, images: [], upload };
+}
+
 /** How the next attempt sends the image. */
 export function methodOf(state: PushState): PushMethod {
-  return state.kind === 'prepared' ? 'chunked' : state.method;
+  return state.kind === 'local' ? state.method : 'chunked';
 }

@@ -13,9 +13,11 @@ import type { EngineFacts } from '../../engine/docker.js';
 import { formatBytes, formatDuration } from '../../util/units.js';
 import type { BlobProgress, UploadEvent } from '../../upload/index.js';
 import { retryPolicy } from './login.js';
-import { methodOf, type PreparedSplit, type PushState } from './push-state.js';
+import { methodOf, type PushState } from './push-state.js';
+import type { PreparedPushRequest } from '../../upload/prepared-image.js';
 import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
+import { INDEX_PHASE, indexRefusal } from './index-refusal.js';
 import { logText } from '../../util/untrusted.js';
 
 export type PushOutcome =
@@ -87,13 +89,7 @@ function attemptOnce(
   const title = `Push ${ref}${methodOf(state) === 'chunked' ? ' in chunks' : ''}${attempt > 1 ? ` (attempt ${attempt})` : ''}`;
   return ctx.log.group(title, () =>
     methodOf(state) === 'chunked'
-      ? chunkedOnce(
-          ctx,
-          engine,
-          state.plan,
-          ctx.config.tags.slice(index),
-          state.kind === 'prepared' ? state.prepared : null,
-        )
+      ? chunkedOnce(ctx, engine, state, ctx.config.tags.slice(index))
       : dockerOnce(ctx, state.plan, ref),
   );
 }
@@ -205,20 +201,37 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
   }
 }
 
+/** The action's uploader, by what the state holds: an opened source, the split's blobs, or the local image. */
+function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, common: ChunkedCommon) {
+  if (state.kind === 'source') return ctx.ports.pushSource({ ...common, image: state.upload });
+  if (state.kind === 'prepared') return ctx.ports.pushPrepared({ ...common, image: state.prepared.image });
+  const { plan } = state;
+  return ctx.ports.chunkedPush({
+    ...common,
+    image: plan.source,
+    platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,
+    containerdStore: engine.containerdStore,
+    workDir: ctx.workDir,
+    env: ctx.childEnv,
+  });
+}
+
+type ChunkedCommon = Omit<PreparedPushRequest, 'image'>;
+
 /**
- * The image sent by the action's uploader, the manifest put under every remaining tag at once: the split's blobs
- * when there are (prepared), else the local image read with docker save.
+ * The image sent by the action's uploader, the manifest put under every remaining tag at once: an opened source's
+ * image, the split's blobs (prepared), else the local image read with docker save.
  */
 async function chunkedOnce(
   ctx: StageContext,
   engine: EngineFacts,
-  plan: Plan,
+  state: PushState,
   tags: readonly string[],
-  prepared: PreparedSplit | null,
 ): Promise<Attempt> {
+  const { plan } = state;
   const progress = new UploadProgress(ctx.clock.now());
   const stop = everyInterval(ctx, () => progress.line(ctx.clock.now()));
-  const common = {
+  const common: ChunkedCommon = {
     repositoryPath: plan.repositoryPath,
     tags,
     chunkSize: ctx.config.chunkSize,
@@ -231,20 +244,13 @@ async function chunkedOnce(
     onProgress: (p: BlobProgress) => progress.observe(p),
   };
   try {
-    const result = prepared
-      ? await ctx.ports.pushPrepared({ ...common, image: prepared.image })
-      : await ctx.ports.chunkedPush({
-          ...common,
-          image: plan.source,
-          platform: plan.strategy.kind === 'platform' ? plan.strategy.platform : null,
-          containerdStore: engine.containerdStore,
-          workDir: ctx.workDir,
-          env: ctx.childEnv,
-        });
+    const result = await chunkedPush(ctx, engine, state, common);
     if (result.ok) {
       ctx.log.info(`${tags.join(', ')}: digest: ${result.digest}`);
       return { ok: true, digest: result.digest, allTags: true };
     }
+    const refused = state.kind === 'source' ? indexRefusal(ctx.config.registry, state.upload, result.stop) : null;
+    if (refused) return { ok: false, final: refused };
     const layer = result.layer ? plan.layers[result.layer - 1] : undefined;
     // The uploader knows which layer's blob failed: the policy then blames that layer exactly.
     const failure = { ...classifyUploadStop(result.stop), blobDigest: layer?.diffId ?? null };
@@ -253,7 +259,11 @@ async function chunkedOnce(
       chunk: `The chunked upload of ${what} failed on a chunk (chunk-size ${formatBytes(ctx.config.chunkSize)}).`,
       commit: `The chunked upload of ${what} sent every chunk; the final PUT (the registry committing the blob) failed.`,
       manifest: 'Every blob was uploaded in chunks; the manifest PUT failed.',
-      source: 'Reading the image from the engine for the chunked upload failed.',
+      [INDEX_PHASE]: 'Every platform manifest and blob was uploaded; the PUT of the index failed.',
+      source:
+        state.kind === 'source'
+          ? `Reading the image from ${plan.source} failed.`
+          : 'Reading the image from the engine for the chunked upload failed.',
     };
     ctx.log.info(`chunked upload stopped (${result.stop.phase}): ${result.stop.message}`);
     return {

@@ -32,6 +32,7 @@ export function planFor(ctx: Pick<StageContext, 'config'>, source: string, read:
         platform: platformString({ os: image.Os, architecture: image.Architecture, variant: image.Variant }),
       },
       ctx.config.attestations,
+      { subset: ctx.config.platforms.length > 0 },
     ),
     { index: INDEX_MEDIA_TYPES.has(image.Descriptor?.mediaType ?? '') },
   );

@@ -5,35 +5,50 @@ import { ActionFailure, throwIfCancelled, type StageContext } from '../ports.js'
 import type { ManifestHead } from '../../registry/registry-client.js';
 import { retryHooks, retryPolicy } from './login.js';
 
+/** HEAD of one reference, asked again under the retry policy when the request (not the answer) fails. */
+async function askHead(
+  ctx: StageContext,
+  repositoryPath: string,
+  reference: string,
+  digest: string,
+  attempts: number,
+): Promise<ManifestHead | null> {
+  const asked = await withRetries(
+    retryPolicy(ctx),
+    retryHooks(ctx, `verify ${reference}`),
+    async (): Promise<AttemptOutcome<ManifestHead | null>> => {
+      try {
+        return { ok: true, value: await ctx.registry.headManifest(repositoryPath, reference, ctx.signal) };
+      } catch (e) {
+        return { ok: false, retry: !ctx.signal.aborted, error: e as Error };
+      }
+    },
+  );
+  if (asked.outcome.ok) return asked.outcome.value;
+  throw new ActionFailure(
+    'Could not verify the push',
+    `${ctx.config.registry} did not say what ${repositoryPath}:${reference} points to after the push ` +
+      `(${asked.outcome.error.message}); the push itself reported ${digest}.`,
+    { attempts },
+  );
+}
+
+/**
+ * Every tag must resolve to `digest`; every platform manifest an index names (`manifests`) must be there by its
+ * digest (a registry that took the index without them would serve a pull nothing).
+ */
 export async function verifyStage(
   ctx: StageContext,
   repositoryPath: string,
   digest: string,
   attempts: number,
+  manifests: readonly string[] = [],
 ): Promise<void> {
   const { config, log } = ctx;
   await log.group('Verify', async () => {
     for (const tag of config.tags) {
       throwIfCancelled(ctx.signal, attempts);
-      const asked = await withRetries(
-        retryPolicy(ctx),
-        retryHooks(ctx, `verify ${tag}`),
-        async (): Promise<AttemptOutcome<ManifestHead | null>> => {
-          try {
-            return { ok: true, value: await ctx.registry.headManifest(repositoryPath, tag, ctx.signal) };
-          } catch (e) {
-            return { ok: false, retry: !ctx.signal.aborted, error: e as Error };
-          }
-        },
-      );
-      if (!asked.outcome.ok)
-        throw new ActionFailure(
-          'Could not verify the push',
-          `${config.registry} did not say what ${repositoryPath}:${tag} points to after the push ` +
-            `(${asked.outcome.error.message}); the push itself reported ${digest}.`,
-          { attempts },
-        );
-      const head = asked.outcome.value;
+      const head = await askHead(ctx, repositoryPath, tag, digest, attempts);
       if (!head)
         throw new ActionFailure(
           'Tag missing after push',
@@ -47,6 +62,17 @@ export async function verifyStage(
           { attempts },
         );
       log.info(`verified: ${repositoryPath}:${tag} -> ${head.digest} (${head.mediaType})`);
+    }
+    for (const m of manifests) {
+      throwIfCancelled(ctx.signal, attempts);
+      const head = await askHead(ctx, repositoryPath, m, digest, attempts);
+      if (head?.digest !== m)
+        throw new ActionFailure(
+          'Platform manifest missing after push',
+          `${config.registry} does not hold ${repositoryPath}@${m}, which the pushed index ${digest} names.`,
+          { attempts },
+        );
+      log.info(`verified: ${repositoryPath}@${m} (${head.mediaType})`);
     }
   });
 }
