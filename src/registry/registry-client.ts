@@ -58,6 +58,8 @@ export interface RegistryRequest {
   url: string;
   repository: string; // for the scope
   push?: boolean; // scope pull,push instead of pull
+  /** A cross-repository mount's source: the token also asks pull there, as docker asks for a mount. */
+  mountFrom?: string;
   headers?: Record<string, string>;
   body?: Buffer | Readable;
   deadlineMs?: number;
@@ -189,7 +191,7 @@ export class RegistryClient implements RegistryTransport {
   /** One request to the registry, authorized for its repository's scope (see the top of this file). */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const target = new URL(req.url, this.base);
-    const scope = scopeOf(req.repository, req.push);
+    const scope = scopeOf(req.repository, req.push) + (req.mountFrom ? ` repository:${req.mountFrom}:pull` : '');
     const send = (authorization: string | null) =>
       this.requestFn(target, {
         method: req.method,
@@ -365,7 +367,8 @@ export class RegistryClient implements RegistryTransport {
     this.checkRealm(url);
     if (service) url.searchParams.set('service', service);
     const wanted = scope || challenge.params.scope;
-    if (wanted) url.searchParams.set('scope', wanted);
+    // several scopes (a mount's) are one scope parameter each, as docker sends them
+    for (const one of (wanted ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', one);
     const res = await this.tokenRequest(url, signal);
     const from = `the token realm ${url.host}`;
     if (!res.ok) throw new RegistryError(`${this.host}: ${from} answered ${res.status}`, res.status);
