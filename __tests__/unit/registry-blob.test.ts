@@ -27,7 +27,7 @@ describe('contentRangeMatches', () => {
   });
 });
 
-type Fault = 'reset' | 'stall' | 'ignore-range' | 'wrong-range' | 'redirect' | 'none' | '500';
+type Fault = 'reset' | 'cut' | 'stall' | 'ignore-range' | 'wrong-range' | 'redirect' | 'none' | '500';
 const servers: http.Server[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) {
@@ -55,6 +55,7 @@ async function registry(faults: Fault[]): Promise<{ host: string; ranges: (strin
     if (from > 0)
       head['Content-Range'] = `bytes ${fault === 'wrong-range' ? from + 1 : from}-${BLOB.length - 1}/${BLOB.length}`;
     res.writeHead(from > 0 ? 206 : 200, head);
+    if (fault === 'cut') return void res.socket?.destroy();
     if (fault === 'reset' || fault === 'stall') {
       res.write(body.subarray(0, 1024 * 1024 + 5), () => {
         if (fault === 'reset') res.socket?.destroy();
@@ -114,9 +115,16 @@ test('a 206 naming another range fails at once (a protocol error, not resumed)',
   expect(reg.ranges).toEqual(['bytes=9-']);
 });
 
-test('resets past the bound: the last failure, after 1 + maxResumes requests', async () => {
-  const reg = await registry(['reset', 'reset', 'reset']);
+test('resets that get no further, past the bound: the last failure, after 1 + maxResumes requests', async () => {
+  const reg = await registry(['cut', 'cut', 'cut']);
   const error = await rejection(readAll(reader(reg.host, 2).source(blob).open(0)), HttpError);
   expect(error.kind).toBe('network');
   expect(reg.ranges).toHaveLength(3);
+});
+
+test('resets after progress each time: more of them than the bound, and still every byte once', async () => {
+  const reg = await registry(['reset', 'reset']);
+  const got = await readAll(reader(reg.host, 1).source(blob).open(0));
+  expect(got.equals(BLOB)).toBe(true);
+  expect(reg.ranges).toEqual([undefined, `bytes=${1024 * 1024 + 5}-`, `bytes=${2 * (1024 * 1024 + 5)}-`]);
 });

@@ -129,3 +129,19 @@ test('stream: a Location on another origin gets no Authorization; Basic credenti
   expect(await readAll(moved.body)).toBe('from-storage');
   expect(storage.seen[0].authorization).toBeUndefined();
 });
+
+test("a mount's POST asks the token for pull on the source repository too, one scope parameter each", async () => {
+  let host = '';
+  const reg = await serve(bearerRegistry(() => host));
+  host = reg.host;
+  const client = new RegistryClient(host, { username: 'u', password: 'p' });
+  const url = '/v2/team/app/blobs/uploads/?mount=sha256:abc&from=ci/app';
+  const res = await client.send({ method: 'POST', url, repository: 'team/app', push: true, mountFrom: 'ci/app' });
+  expect(res.status).toBe(200);
+  const token = reg.seen.find((s) => s.path === '/token');
+  expect(token?.query.getAll('scope')).toEqual(['repository:team/app:pull,push', 'repository:ci/app:pull']);
+  // an upload of the same repository after it asks only its own scope
+  await client.send({ method: 'POST', url: '/v2/team/app/blobs/uploads/', repository: 'team/app', push: true });
+  const scopes = reg.seen.filter((s) => s.path === '/token').map((s) => s.query.getAll('scope'));
+  expect(scopes.at(-1)).toEqual(['repository:team/app:pull,push']);
+});

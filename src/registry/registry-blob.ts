@@ -12,7 +12,7 @@ import { RegistryError, type RegistryClient } from './registry-client.js';
 export interface BlobReadOptions {
   /** A read that receives nothing for this long is cut and resumed; default 60 s. */
   readonly idleMs?: number;
-  /** Re-requests one open() may make after a reset or stall; default 5. */
+  /** Re-requests in a row that get no further, after a reset or stall; default 5. */
   readonly maxResumes?: number;
   /** Deadline to the headers of each GET; default the client's. */
   readonly deadlineMs?: number;
@@ -98,6 +98,9 @@ export class RegistryBlobReader {
   async *bytes(blob: BlobDescriptor, offset: number): AsyncGenerator<Buffer> {
     let pos = offset;
     let resumes = 0;
+    // The bound is on re-requests that got nowhere: a long upload may pause the read often enough for a server to
+    // drop the idle connection more than maxResumes times, each time after progress.
+    let failedAt = -1;
     while (pos < blob.size) {
       try {
         const { body, at } = await this.openAt(blob, pos);
@@ -117,7 +120,9 @@ export class RegistryBlobReader {
         }
         if (pos < blob.size) throw new ShortBody(`the answer ended at byte ${pos} of ${blob.size}`);
       } catch (error) {
-        if (this.opts.signal?.aborted || !resumable(error) || ++resumes > (this.opts.maxResumes ?? DEFAULT_MAX_RESUMES))
+        resumes = pos > failedAt ? 1 : resumes + 1;
+        failedAt = pos;
+        if (this.opts.signal?.aborted || !resumable(error) || resumes > (this.opts.maxResumes ?? DEFAULT_MAX_RESUMES))
           throw error;
         await sleep((this.opts.resumeDelayMs ?? defaultDelay)(resumes), this.opts.signal);
       }

@@ -24,7 +24,13 @@ import {
 import { MANIFEST_ACCEPT } from '../image/oci.js';
 import { isLoopbackRegistry } from '../image/reference.js';
 import { locationRule, realmRefusal } from './registry-origin.js';
-import { basicAuthorization, tokenRequest, type Credentials } from './registry-token.js';
+import {
+  basicAuthorization,
+  parseChallenge,
+  tokenRequest,
+  type Challenge,
+  type Credentials,
+} from './registry-token.js';
 import { isRegistryDigest, quoteValue, retryAfterMs as parseRetryAfter } from './registry-values.js';
 import type { Readable } from 'node:stream';
 
@@ -58,6 +64,8 @@ export interface RegistryRequest {
   url: string;
   repository: string; // for the scope
   push?: boolean; // scope pull,push instead of pull
+  /** A cross-repository mount's source: the token also asks pull there, as docker asks for a mount. */
+  mountFrom?: string;
   headers?: Record<string, string>;
   body?: Buffer | Readable;
   deadlineMs?: number;
@@ -100,20 +108,6 @@ export interface RegistryClientOptions {
   deadlineMs?: number;
   /** Cap on answer bodies (tokens, JSON) unless a request sets its own. */
   maxBodyBytes?: number;
-}
-
-interface Challenge {
-  readonly scheme: string;
-  readonly params: Record<string, string>;
-}
-
-/** `Bearer realm="...",service="...",scope="..."` -> scheme (lower case) and parameters. */
-function parseChallenge(header: string): Challenge {
-  const m = /^(\w+)\s*(.*)$/s.exec(header.trim());
-  const params: Record<string, string> = {};
-  if (!m) return { scheme: '', params };
-  for (const p of m[2].matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) params[p[1].toLowerCase()] = p[2] ?? p[3];
-  return { scheme: m[1].toLowerCase(), params };
 }
 
 function scopeOf(repository: string, push: boolean | undefined): string {
@@ -189,7 +183,7 @@ export class RegistryClient implements RegistryTransport {
   /** One request to the registry, authorized for its repository's scope (see the top of this file). */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const target = new URL(req.url, this.base);
-    const scope = scopeOf(req.repository, req.push);
+    const scope = scopeOf(req.repository, req.push) + (req.mountFrom ? ` repository:${req.mountFrom}:pull` : '');
     const send = (authorization: string | null) =>
       this.requestFn(target, {
         method: req.method,
@@ -257,10 +251,13 @@ export class RegistryClient implements RegistryTransport {
     const res = await send(authorization);
     const header = res.headers.get('www-authenticate');
     if (res.status !== 401 || !header) return res;
-    res.body.destroy();
     this.challenge = parseChallenge(header);
-    const fresh = await this.authorize(scope, req.signal);
-    if (fresh === authorization) return send(fresh); // Basic: the caller gets the 401 with its body
+    const fresh = await this.authorize(scope, req.signal).catch((err: unknown) => {
+      res.body.destroy();
+      throw err;
+    });
+    if (fresh === authorization) return res; // Basic: the same credentials again would meet the same 401
+    res.body.destroy();
     const again = await send(fresh);
     if (again.status === 401) this.authorizations.delete(scope);
     return again;
@@ -365,7 +362,8 @@ export class RegistryClient implements RegistryTransport {
     this.checkRealm(url);
     if (service) url.searchParams.set('service', service);
     const wanted = scope || challenge.params.scope;
-    if (wanted) url.searchParams.set('scope', wanted);
+    // several scopes (a mount's) are one scope parameter each, as docker sends them
+    for (const one of (wanted ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', one);
     const res = await this.tokenRequest(url, signal);
     const from = `the token realm ${url.host}`;
     if (!res.ok) throw new RegistryError(`${this.host}: ${from} answered ${res.status}`, res.status);

@@ -1,6 +1,7 @@
 // How the credentials reach a token realm (pure; registry-client.ts sends it): a username and password as Basic on
 // a GET; an identity token (docker's `identitytoken`, a helper's `<token>` user) as an OAuth2 refresh token POSTed
-// in a form, as docker does, the realm's query (service, scope) in the form; nothing when anonymous.
+// in a form, as docker does, the realm's query (service, scope) in the form; nothing when anonymous. And the
+// challenge of a 401 that names the realm, parsed.
 export interface Credentials {
   readonly username: string;
   readonly password: string;
@@ -35,4 +36,18 @@ export function tokenRequest(url: URL, creds: Credentials | null): TokenRequest 
   }
   const basic = basicAuthorization(creds);
   return { url, method: 'GET', headers: basic ? { Authorization: basic } : {} };
+}
+
+export interface Challenge {
+  readonly scheme: string;
+  readonly params: Record<string, string>;
+}
+
+/** `Bearer realm="...",service="...",scope="..."` -> scheme (lower case) and parameters. */
+export function parseChallenge(header: string): Challenge {
+  const m = /^(\w+)\s*(.*)$/s.exec(header.trim());
+  const params: Record<string, string> = {};
+  if (!m) return { scheme: '', params };
+  for (const p of m[2].matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) params[p[1].toLowerCase()] = p[2] ?? p[3];
+  return { scheme: m[1].toLowerCase(), params };
 }

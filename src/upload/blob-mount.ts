@@ -30,7 +30,7 @@ export async function mountBlob(up: BlobUpload): Promise<boolean> {
   if (!from) return false;
   const url =
     `/v2/${up.repository}/blobs/uploads/?mount=${encodeURIComponent(up.digest)}` + `&from=${encodeURIComponent(from)}`;
-  const { res } = await up.send('start', { method: 'POST', url, headers: { 'Content-Length': '0' } });
+  const { res } = await up.send('start', { method: 'POST', url, headers: { 'Content-Length': '0' }, mountFrom: from });
   if (res?.status === 201) {
     up.checkEcho('start', res);
     return true;
