@@ -6,9 +6,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import http from 'node:http';
 import {
   ATTESTATION_REJECTION,
   cloudflareError,
+  NGINX_413_BODY,
   REJECTION_BODIES,
   startFaultProxy,
   type FaultProxy,
@@ -429,6 +431,74 @@ describe('fault proxy: plumbing (no engine)', () => {
       }
     },
   );
+
+  /** A PATCH whose body is written in 10 kB pieces (chunked when no length is declared), stopping once answered. */
+  function patch(
+    url: string,
+    auth: string,
+    size: number,
+    declared: boolean,
+  ): Promise<{ status: number; message: string; body: string; headers: http.IncomingHttpHeaders; sent: number }> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = { Authorization: auth, 'Content-Type': 'application/octet-stream' };
+      if (declared) headers['Content-Length'] = String(size);
+      const req = http.request(url, { method: 'PATCH', headers });
+      let sent = 0;
+      let answered = false;
+      req.on('response', (res) => {
+        answered = true;
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, message: res.statusMessage ?? '', body, headers: res.headers, sent });
+          req.destroy();
+        });
+      });
+      req.on('error', (e) => (answered ? undefined : reject(e)));
+      const piece = randomBytes(10_000);
+      const next = () => {
+        if (answered) return;
+        if (sent >= size) return void req.end();
+        sent += piece.length;
+        req.write(piece, () => setTimeout(next, 2));
+      };
+      next();
+    });
+  }
+
+  test("limitBodies: nginx's 413 before the body is read, for a declared length or a chunked body over the limit; the registry sees neither, and a chunked body under it is forwarded whole", async () => {
+    const proxy = await startFaultProxy({ upstream });
+    try {
+      const [user, pass] = Object.entries(upstream.users)[0];
+      const auth = basic(user, pass);
+      proxy.limitBodies(100_000);
+      const location = await startUpload(proxy, 'fp/limit');
+      // declared over the limit: answered at once, with a megabyte still to send
+      const declared = await patch(location, auth, 1_000_000, true);
+      expect({ status: declared.status, message: declared.message, body: declared.body }).toEqual({
+        status: 413,
+        message: 'Request Entity Too Large',
+        body: NGINX_413_BODY,
+      });
+      expect(declared.headers).toMatchObject({ server: 'nginx', connection: 'close', 'content-type': 'text/html' });
+      expect(declared.sent).toBeLessThan(1_000_000);
+      // chunked: refused once the limit is passed
+      const chunked = await patch(location, auth, 300_000, false);
+      expect(chunked.status).toBe(413);
+      expect(chunked.sent).toBeLessThan(300_000);
+      // the registry holds nothing of either: the same Location still takes the upload from 0
+      const small = await patch(location, auth, 60_000, false);
+      expect({ status: small.status, range: small.headers.range }).toEqual({ status: 202, range: '0-59999' });
+      expect(proxy.requests.filter((r) => r.method === 'PATCH').map((r) => [r.status, r.upstreamStatus])).toEqual([
+        [413, 0],
+        [413, 0],
+        [202, 202],
+      ]);
+      expect(proxy.requests.filter((r) => r.method === 'PATCH')[2].requestBytes).toBe(60_000);
+    } finally {
+      await proxy.stop();
+    }
+  });
 
   test('stop() cuts a request held by a delay at once', async () => {
     const proxy = await startFaultProxy({ upstream });
