@@ -3,6 +3,7 @@
 // mount ends the blob with no byte sent; a 202 (what distribution answers when it cannot mount) is the session the
 // upload then uses, with no second POST. The real distribution's mount is tested in e2e/registry-source.test.ts.
 import { randomBytes } from 'node:crypto';
+import { eventLine } from '../../../src/core/stages/upload-log.js';
 import { mountSource } from '../../../src/upload/blob-mount.js';
 import { uploadBlob, type UploadEvent } from '../../../src/upload/blob.js';
 import { bufferBlobSource, type BlobSource } from '../../../src/image/blob-source.js';
@@ -64,6 +65,11 @@ test('a 201 to the mount: the blob is there, no byte sent', async () => {
   expect(new URLSearchParams(post.query).get('mount')).toBe(source.digest);
   expect(new URLSearchParams(post.query).get('from')).toBe('ci/app');
   expect(events).toEqual([{ type: 'mounted', digest: source.digest, size: source.size, from: 'ci/app' }]);
+  // the log says so, and quotes the repository as data
+  expect(eventLine(events[0])).toMatch(/^[0-9a-f]{12}: mounted from ci\/app \(.+\), no bytes sent$/);
+  expect(eventLine({ ...(events[0] as Extract<UploadEvent, { type: 'mounted' }>), from: 'x\n::error::y' })).not.toMatch(
+    /\n/,
+  );
 });
 
 test('a 202 to the mount: its session carries the upload, one POST in all, the registry holds the blob', async () => {
