@@ -1,4 +1,4 @@
-// One image to the registry: its layers a few at a time (3, as docker does), then its config, then the manifest
+// One image to the registry: its layers and then its config a few at a time (3, as docker does), then the manifest
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
 import { createHash } from 'node:crypto';
 import { uploadBlob, ChunkSizing, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
@@ -36,7 +36,7 @@ export interface ImageUploadResult {
   readonly digest: string;
   readonly mediaType: string;
   readonly size: number;
-  /** Layers first (in the order given), the config last. */
+  /** Layers first (in the order given), the config last (uploaded beside them, not after them). */
   readonly blobs: readonly BlobUploadResult[];
   readonly references: readonly string[];
 }
@@ -196,16 +196,18 @@ export async function uploadImage(
     // Every blob is known before the first byte goes: a progress line can count them from the start.
     for (const b of [...unique, image.config])
       blobOpts.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
-    const uploaded = await pool(unique, opts.concurrency ?? DEFAULT_CONCURRENCY, inner, (l) =>
-      uploadBlob(transport, repository, l, blobOpts),
+    // The config goes in the same pool, behind the layers: it waits for no layer (only the manifest waits for all),
+    // so its round trips overlap a layer's instead of following the last one (30-50 ms of a 1 s copy on loopback).
+    const blobs = unique.some((l) => l.digest === image.config.digest) ? unique : [...unique, image.config];
+    const uploaded = await pool(blobs, opts.concurrency ?? DEFAULT_CONCURRENCY, inner, (b) =>
+      uploadBlob(transport, repository, b, blobOpts),
     );
-    const config = await uploadBlob(transport, repository, image.config, blobOpts);
     const references = image.tags.length ? [...image.tags] : [digest];
     for (const reference of references) {
       await putManifest(transport, repository, reference, image.manifest, mediaType, digest, opts);
       opts.onManifest?.({ reference, digest });
     }
-    return { digest, mediaType, size: image.manifest.length, blobs: [...uploaded, config], references };
+    return { digest, mediaType, size: image.manifest.length, blobs: uploaded, references };
   } finally {
     opts.signal?.removeEventListener('abort', onOuterAbort);
   }

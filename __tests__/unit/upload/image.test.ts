@@ -32,7 +32,7 @@ function image(layerCount: number, opts: { docker?: boolean; omitMediaType?: boo
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 describe('uploadImage', () => {
-  test('layers, then the config, then the manifest under each tag with its media type', async () => {
+  test('layers and the config side by side, then the manifest under each tag with its media type', async () => {
     reg = await startScriptedRegistry();
     const img = image(2, { docker: true });
     const result = await uploadImage(reg.transport(), REPO, img, { chunkSize: 1_024, retryDelayMs: () => 0 });
@@ -46,15 +46,18 @@ describe('uploadImage', () => {
         contentType: MEDIA_TYPES.dockerManifest,
       });
     }
-    // the config's upload starts after every layer's ended
+    // the config's upload does not wait for the layers (3 at once: two layers and the config), the manifest waits
+    // for every blob
+    const blobPuts = reg.requests.filter((r) => r.method === 'PUT' && r.query.includes('digest='));
     const lastLayerPut = Math.max(
-      ...reg.requests
-        .filter((r) => r.method === 'PUT' && img.layers.some((l) => r.query.includes(encodeURIComponent(l.digest))))
+      ...blobPuts
+        .filter((r) => img.layers.some((l) => r.query.includes(encodeURIComponent(l.digest))))
         .map((r) => r.index),
     );
     const configHead = reg.requests.find((r) => r.method === 'HEAD' && r.path.endsWith(img.config.digest));
-    expect(configHead!.index).toBeGreaterThan(lastLayerPut);
+    expect(configHead!.index).toBeLessThan(lastLayerPut);
     const manifestPuts = reg.requests.filter((r) => r.path.includes('/manifests/'));
+    expect(Math.min(...manifestPuts.map((r) => r.index))).toBeGreaterThan(Math.max(...blobPuts.map((r) => r.index)));
     expect(manifestPuts.map((r) => [r.method, r.path, r.contentType])).toEqual([
       ['PUT', `/v2/${REPO}/manifests/1.0`, MEDIA_TYPES.dockerManifest],
       ['PUT', `/v2/${REPO}/manifests/latest`, MEDIA_TYPES.dockerManifest],
