@@ -95,6 +95,7 @@ async function copy(
   index: IndexImage,
   to: { host: string; creds: Credentials; repo: string },
   onEvent?: (e: UploadEvent) => void,
+  maxTries = 1,
 ): Promise<IndexUploadResult> {
   const manifests = [...index.manifests, ...index.attestations].map((m) => ({
     manifest: m.bytes,
@@ -104,7 +105,7 @@ async function copy(
   }));
   const client = new RegistryClient(to.host, to.creds);
   const bytes = { bytes: index.bytes, mediaType: index.mediaType, manifests };
-  return uploadIndex(client, to.repo, bytes, ['1.0'], { chunkSize: MiB, maxTries: 1, onEvent });
+  return uploadIndex(client, to.repo, bytes, ['1.0'], { chunkSize: MiB, maxTries, retryDelayMs: () => 10, onEvent });
 }
 
 function distinctBlobs(index: IndexImage): Map<string, number> {
@@ -221,6 +222,42 @@ test('a reset mid-download: still one try per blob, every byte reaches the targe
     .reduce((sum, r) => sum + r.requestBytes, 0);
   const total = [...distinctBlobs(index).values()].reduce((a, b) => a + b, 0);
   expect(uploaded).toBe(total);
+});
+
+test('a reset mid-upload: resumed in the same call where the target stands, no byte reaches it twice', async () => {
+  const to = await proxy(target);
+  const opened = await openRegistrySource({ host: source.host, ...ref }, { workDir: dir, credentials: creds(source) });
+  const index = opened.image as IndexImage;
+  const layer = index.manifests[0].layers[0];
+  // the big layer's second chunk (the only blob of more than one chunk): cut before the registry sees a byte of it
+  to.addFault({
+    method: 'PATCH',
+    path: /\/blobs\/uploads\//,
+    times: 1,
+    match: (r) => !/^(?:bytes )?0-/.test(String(r.headers['content-range'] ?? '0-')),
+    action: { reset: true },
+  });
+  const events: UploadEvent[] = [];
+  const result = await copy(
+    index,
+    { host: to.host, creds: creds(target), repo: 'copied/upload-reset' },
+    (e) => events.push(e),
+    5,
+  );
+  await expectCopied(target, 'copied/upload-reset', index);
+  expect(to.requests.filter((r) => r.reset)).toHaveLength(1);
+  // one call per blob (no restart): the chunk that failed was resumed where the registry said the upload stood
+  expect(events.filter((e) => e.type === 'chunk-failed')).toHaveLength(1);
+  expect(events.filter((e) => e.type === 'resumed')).toHaveLength(1);
+  expect(events.filter((e) => e.type === 'restarted')).toEqual([]);
+  const blobs = result.manifests.flatMap((m) => m.result.blobs);
+  expect(blobs.reduce((n, b) => n + b.restarts, 0)).toBe(0);
+  expect(layer.size).toBeGreaterThan(3 * MiB);
+  // every byte the registry was given arrived once: the reset request forwarded nothing
+  const forwarded = to.requests
+    .filter((r) => !r.reset && (r.method === 'PATCH' || r.method === 'PUT') && /\/blobs\/uploads\//.test(r.path))
+    .reduce((sum, r) => sum + r.requestBytes, 0);
+  expect(forwarded).toBe([...distinctBlobs(index).values()].reduce((a, b) => a + b, 0));
 });
 
 test('within one registry: every blob mounted from the source repository, no byte sent', async () => {
