@@ -7,6 +7,7 @@ import { relayerBlobs, relayerImage } from '../layer-split/index.js';
 import { pushLocalImage } from '../upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
 import { ChunkSizing } from '../upload/blob.js';
+import { SharedBlobs } from '../upload/shared-blobs.js';
 import type { CoreDeps, RunResult } from '../core/run.js';
 import { sleep } from '../util/timers.js';
 import { openSource, pushSource } from './sources.js';
@@ -17,6 +18,8 @@ export function realDeps(
 ): CoreDeps {
   // One per run: a limit a proxy showed one upload (a 413, a 524) holds for every later blob and attempt.
   const sizing = new ChunkSizing();
+  // One per run: a blob two images share is sent once, the other mounts it (shared-blobs.ts).
+  const shared = new SharedBlobs();
   return {
     env: process.env,
     logger,
@@ -33,19 +36,20 @@ export function realDeps(
     ports: {
       relayer: relayerImage,
       relayerBlobs,
-      pushPrepared: (req) => pushPreparedImage(req, { sizing }),
-      pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing }),
+      pushPrepared: (req) => pushPreparedImage(req, { sizing, shared }),
+      pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing, shared }),
       // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
       chunkedPush: (req) =>
         pushLocalImage(req, {
           sizing,
+          shared,
           onFallback: (why) =>
             logger.info(
               `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
             ),
         }),
       openSource,
-      pushSource: (req) => pushSource(req, { sizing }),
+      pushSource: (req) => pushSource(req, { sizing, shared }),
     },
   };
 }
