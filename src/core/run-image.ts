@@ -20,7 +20,7 @@ import type { SourceRead } from './stages/source.js';
 import { splitState } from './stages/split.js';
 import { checkTombstone } from './stages/tombstone-check.js';
 import { verifyStage } from './stages/verify.js';
-import type { RunResult } from './run.js';
+import type { RunResult } from './result.js';
 
 /** The facts pushStage's policy reads when no engine was asked (an image from a source). */
 const NO_ENGINE: EngineFacts = { serverVersion: '', apiVersion: '', containerdStore: false };

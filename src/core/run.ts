@@ -8,20 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRunDockerConfig } from '../engine/docker-config.js';
 import type { Config } from './inputs.js';
-import type { Plan } from './plan.js';
 import { childEnv } from '../util/process.js';
 import { boundedPool } from '../util/bounded-pool.js';
 import { imageLogger } from './logger.js';
 import { ActionFailure, Cancelled, throwIfCancelled, type CoreDeps, type StageContext } from './ports.js';
-import type { TagBefore } from './stages/login.js';
-import type { SplitSummary } from './stages/push-state.js';
-import type { IndexChange } from './stages/source.js';
+import type { RunResult, RunResults } from './result.js';
 import { prepareImages, pushPrepared, sourceText, type PreparedImage } from './run-image.js';
 import { imageFailureTitle, pushFailureMessage, type ImageOutcome } from './report/images-report.js';
 
 export { ActionFailure, Cancelled } from './ports.js';
 export type { CoreDeps } from './ports.js';
 export type { SplitSummary } from './stages/push-state.js';
+export type { RunResult, RunResults } from './result.js';
 
 /**
  * Images pushed at once. Two, not more: a runner has two cores and one link. Two uploads keep the link busy while
@@ -30,39 +28,6 @@ export type { SplitSummary } from './stages/push-state.js';
  * sessions open at once. An image sends up to 3 layers at a time itself (upload/image.ts), docker push its own 3-5.
  */
 export const MAX_PARALLEL_IMAGES = 2;
-
-/** What one image became: the outputs, the summary and the log are made from it. */
-export interface RunResult {
-  /** The source as written (sourceName), '' for a tombstone. */
-  readonly source: string;
-  /** The repository under the app. */
-  readonly target: string;
-  readonly refs: readonly string[];
-  readonly digest: string | null;
-  readonly pinnedRef: string | null;
-  readonly attempts: number;
-  readonly totalSize: number;
-  readonly layerCount: number;
-  readonly durationMs: number;
-  readonly dryRun: boolean;
-  /** The platform pushed alone when attestations were stripped. */
-  readonly platform: string | null;
-  /** The platform manifests of the pushed index, platform -> digest; empty when one image manifest was pushed. */
-  readonly platforms: Readonly<Record<string, string>>;
-  /** The source's index and the one pushed, when they differ (attestations stripped, platforms left out). */
-  readonly indexChanged: IndexChange | null;
-  readonly plan: Plan;
-  /** What each tag pointed to before this run (digest null: the tag was new, or error set: unknown). */
-  readonly replaced: readonly TagBefore[];
-  /** Set when layer-split: auto re-layered the image. */
-  readonly split: SplitSummary | null;
-}
-
-/** A run of one image or several (in input order). */
-export interface RunResults {
-  readonly images: readonly RunResult[];
-  readonly durationMs: number;
-}
 
 /** One image: what a single-image `image` gives. */
 export async function runAction(config: Config, deps: CoreDeps): Promise<RunResult> {
