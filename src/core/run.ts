@@ -100,21 +100,22 @@ async function pushEach(
   stop: AbortController,
   cancel: AbortSignal | undefined,
 ): Promise<RunResult[]> {
+  // the image whose failure stopped the others; none when the runner's cancel did
+  let failed: number | null = null;
   const slots = await boundedPool(
     prepared,
     MAX_PARALLEL_IMAGES,
-    (p) =>
+    (p, i) =>
       pushPrepared(p, started).catch((e: unknown) => {
+        if (!stop.signal.aborted && !cancel?.aborted) failed = i;
         stop.abort(e);
         throw e;
       }),
     () => stop.signal.aborted,
   );
   if (slots.every((s) => s.status === 'fulfilled')) return slots.map((s) => (s as { value: RunResult }).value);
-  const rejected = slots.flatMap((s, i) => (s.status === 'rejected' ? [{ i, e: s.reason as ActionFailure }] : []));
-  // the failure is the first that was not the stop it caused; a cancel of the runner is the cancel
-  const first = cancel?.aborted ? undefined : rejected.find((r) => !(r.e instanceof Cancelled));
-  if (prepared.length === 1) throw (first ?? rejected[0]).e;
+  const first = failed === null ? null : { i: failed, e: (slots[failed] as { reason: ActionFailure }).reason };
+  if (prepared.length === 1) throw (slots[0] as { reason: unknown }).reason;
   const outcomes: ImageOutcome[] = slots.map((s, i) => ({
     target: prepared[i].ctx.config.target,
     source: sourceText(prepared[i].ctx),
@@ -123,9 +124,9 @@ async function pushEach(
         ? 'pushed'
         : s.status === 'not-started'
           ? 'not-started'
-          : s.reason instanceof Cancelled
-            ? 'stopped'
-            : 'failed',
+          : i === failed
+            ? 'failed'
+            : 'stopped',
     refs: s.status === 'fulfilled' ? s.value.refs : [],
   }));
   const failure = first?.e ?? new Cancelled();

@@ -40,8 +40,6 @@ export function pushFailureMessage(failed: ImageOutcome | null, message: string,
   const pushed = of('pushed');
   lines.push(pushed.length ? 'Already pushed, with every tag:' : 'No image was pushed completely.');
   for (const o of pushed) lines.push(`- ${imageName(o)}: ${o.refs.map((r) => logText(r)).join(', ')}`);
-  const others = of('failed').filter((o) => o !== failed);
-  if (others.length) lines.push(`Also failed: ${others.map(imageName).join(', ')}`);
   const stopped = of('stopped');
   if (stopped.length)
     lines.push(
