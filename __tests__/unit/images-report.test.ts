@@ -3,6 +3,7 @@
 import { pushFailureMessage, preflightFailureMessage, type ImageOutcome } from '../../src/core/report/images-report.js';
 import { imagesSummaryMarkdown } from '../../src/core/report/summary.js';
 import { boundedPool } from '../../src/util/bounded-pool.js';
+import { controlCharacterAt } from '../../src/util/untrusted.js';
 import { resultOutputs } from '../../src/adapters/wiring.js';
 import type { RunResult } from '../../src/core/run.js';
 import type { Plan } from '../../src/core/plan.js';
@@ -43,7 +44,9 @@ describe('pushFailureMessage', () => {
 
   test('a source with a newline or an escape is quoted as one inert line', () => {
     const bad = { ...o('api', 'failed'), source: 'oci:x\n::error::y\u001b[2J' };
-    expect(pushFailureMessage(bad, 'boom', [bad]).split('\n')[0]).not.toMatch(/\n|\u001b/);
+    const lines = pushFailureMessage(bad, 'boom', [bad]).split('\n');
+    expect(lines).toHaveLength(3);
+    expect(controlCharacterAt(lines[0])).toBe(-1);
     expect(preflightFailureMessage(bad, 'no such file')).toMatch(
       /^image 'api' \(.*\): no such file\n\nNothing was pushed/,
     );
