@@ -4,13 +4,17 @@
 // classic store (three per side, built outside the timing) and pushes them to new repositories of one loopback
 // registry, so nothing is shared and nothing is skipped by a HEAD; the two sides run in alternating order, and the
 // figure is the median of the per-round ratios (paired: a slow moment of the machine hits both sides of a round).
-// Environment: RP_DIST (default dist/index.js), RP_BENCH_MULTI_ROUNDS (default 3), RP_BENCH_MULTI_MB (50).
+// Environment: RP_DIST (default dist/index.js), RP_BENCH_MULTI_ROUNDS (default 3), RP_BENCH_MULTI_MB (50),
+// RP_BENCH_MULTI_SOURCE (engine: images in engine A, the default; oci: OCI layouts built on engine B, no gzip to do),
+// RP_BENCH_MULTI_LINK ("MB/s,ms": every connection through test/support/shaped-link.ts, as bench/upload.ts's shaped
+// rows; empty: loopback, where the 2 cores, not the link, bound the run).
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { probeEngine, removeImages, uniqueName, type Engine } from '../test/support/images.js';
+import { docker, probeEngine, removeImages, uniqueName, type Engine } from '../test/support/images.js';
+import { startShapedLink } from '../test/support/shaped-link.js';
 import { startRegistry, type Registry } from '../test/support/registry.js';
 import { buildOneLayerImage } from '../test/support/trust-image.js';
 import { median, pairedRatio, runAction } from './upload.js';
@@ -19,14 +23,34 @@ const MB = 1_000_000;
 const ROUNDS = Number(process.env.RP_BENCH_MULTI_ROUNDS || 3);
 const SIZE_MB = Number(process.env.RP_BENCH_MULTI_MB || 50);
 const TARGET = 0.6;
+const SOURCE = process.env.RP_BENCH_MULTI_SOURCE || 'engine';
+const LINK = process.env.RP_BENCH_MULTI_LINK || '';
 
 function inputs(reg: Registry, image: string, extra: Record<string, string> = {}): Record<string, string> {
   const [user, password] = Object.entries(reg.users)[0];
   return { 'app-slug': 'bench', image, tag: '1.0.0', registry: reg.host, username: user, token: password, ...extra };
 }
 
-async function buildThree(eng: Engine, label: string): Promise<string[]> {
-  const refs = [0, 1, 2].map((n) => `${uniqueName(`rp-bench-multi-${label}${n}`)}:src`);
+/** Three fresh images: engine A names, or `t=oci:DIR` lines of layouts built on engine B. */
+async function buildThree(eng: Engine, label: string, work: string): Promise<string[]> {
+  const names = [0, 1, 2].map((n) => uniqueName(`rp-bench-multi-${label}${n}`));
+  if (SOURCE === 'oci') {
+    const b = probeEngine('B').engine;
+    if (!b) throw new Error('engine B is not running: bash test/rig/engines.sh all');
+    const lines: string[] = [];
+    for (const name of names) {
+      const ctx = mkdtempSync(join(work, 'ctx-'));
+      writeFileSync(join(ctx, 'payload.bin'), randomBytes(SIZE_MB * MB));
+      writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY payload.bin /\n');
+      const dest = join(work, name);
+      const out = `type=oci,dest=${dest},tar=false`;
+      await docker(b.host, ['buildx', 'build', '-q', '--provenance=false', '--output', out, ctx]);
+      rmSync(ctx, { recursive: true, force: true });
+      lines.push(`${name}=oci:${dest}`);
+    }
+    return lines;
+  }
+  const refs = names.map((n) => `${n}:src`);
   for (const ref of refs) await buildOneLayerImage(eng, ref, { '/payload.bin': randomBytes(SIZE_MB * MB) });
   return refs;
 }
@@ -50,15 +74,18 @@ async function threeSteps(eng: Engine, reg: Registry, work: string, refs: readon
 export async function benchMulti(): Promise<Record<string, number | string>> {
   const eng = probeEngine('A').engine;
   if (!eng) throw new Error('engine A is not running: bash test/rig/engines.sh all');
-  const reg = await startRegistry({ users: { bench: 'bench-secret' } });
+  const upstream = await startRegistry({ users: { bench: 'bench-secret' } });
+  const [mbps, ms] = LINK.split(',').map(Number);
+  const link = LINK ? await startShapedLink({ upstream: upstream.host, mbps, latencyMs: ms }) : null;
+  const reg: Registry = link ? { ...upstream, host: link.host } : upstream;
   const work = mkdtempSync(join(tmpdir(), 'rp-bench-multi-'));
   const one: number[] = [];
   const three: number[] = [];
   const loads: number[] = [];
   try {
     for (let i = 0; i < ROUNDS; i++) {
-      const a = await buildThree(eng, `a${i}-`);
-      const b = await buildThree(eng, `b${i}-`);
+      const a = await buildThree(eng, `a${i}-`, work);
+      const b = await buildThree(eng, `b${i}-`, work);
       try {
         loads.push(loadavg()[0]);
         if (i % 2 === 0) {
@@ -69,15 +96,17 @@ export async function benchMulti(): Promise<Record<string, number | string>> {
           one.push(await oneStep(eng, reg, work, a));
         }
       } finally {
-        await removeImages(eng, [...a, ...b]);
+        if (SOURCE !== 'oci') await removeImages(eng, [...a, ...b]);
       }
     }
   } finally {
-    await reg.stop();
+    await link?.stop();
+    await upstream.stop();
     rmSync(work, { recursive: true, force: true });
   }
   const ratio = pairedRatio(one, three);
   return {
+    'source, link': `${SOURCE}, ${LINK ? `shaped ${mbps} MB/s ${ms} ms per connection` : 'loopback'}`,
     [`three ${SIZE_MB} MB images, one step (s, median)`]: Number((median(one) / 1000).toFixed(2)),
     [`the same, three steps in a row (s, median)`]: Number((median(three) / 1000).toFixed(2)),
     'one step / three steps (paired median)': ratio,
