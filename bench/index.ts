@@ -1,6 +1,6 @@
 // `npm run bench`: every performance figure the README quotes, printed as a table. Not a test: numbers vary
 // by machine, so targets are compared here and reported, never asserted in CI. Each section prints when done.
-// `npm run bench -- push` or `-- relayer` (or `-- copy`: registry to registry) runs one section. About 6 minutes on the 2-core CI machine at rest.
+// `npm run bench -- push` or `-- relayer` (or `-- copy`: registry to registry, `-- multi`: several images) runs one section. About 6 minutes on the 2-core CI machine at rest.
 import { benchPush } from './push.js';
 
 const which = new Set(process.argv.slice(2));
@@ -24,5 +24,6 @@ if (all || which.has('relayer')) {
 }
 if (all || which.has('upload')) await section('upload', async () => (await import('./upload.js')).benchUpload());
 if (all || which.has('copy')) await section('copy', async () => (await import('./copy.js')).benchCopy());
+if (all || which.has('multi')) await section('several images', async () => (await import('./multi.js')).benchMulti());
 if (all || which.has('registry-copy'))
   await section('registry copy', async () => (await import('./registry-copy.js')).benchRegistryCopy());

@@ -3,6 +3,19 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { INPUTS } from '../../src/core/input-table.js';
+import { resultOutputs } from '../../src/adapters/wiring.js';
+import type { RunResult } from '../../src/core/run.js';
+
+/** Enough of a result for resultOutputs to name its outputs. */
+const fakeResult = {
+  refs: ['r/a/b:1'],
+  digest: null,
+  pinnedRef: null,
+  attempts: 1,
+  platforms: {},
+  plan: { proxyRefs: [] },
+  replaced: [],
+} as unknown as RunResult;
 
 interface YamlInput {
   description?: unknown;
@@ -40,6 +53,11 @@ describe('action.yml inputs agree with INPUTS', () => {
 
   test('required is written out for every input (GitHub shows it)', () => {
     for (const input of Object.values(action.inputs)) expect(typeof input.required).toBe('boolean');
+  });
+
+  test('the outputs declared are the ones the action sets (resultOutputs)', () => {
+    const names = Object.keys(resultOutputs({ images: [fakeResult], durationMs: 0 }));
+    expect(Object.keys(action.outputs).sort()).toEqual(names.sort());
   });
 
   test('outputs are still declared', () => {

@@ -1,6 +1,6 @@
 import { DEFAULT_TOKEN_ENV, parseCliArgs, usage, UsageError, type Env } from '../../src/adapters/cli-args.js';
 import { INPUTS, type InputSpec } from '../../src/core/input-table.js';
-import { readConfig } from '../../src/core/inputs.js';
+import { readConfig, readConfigs } from '../../src/core/inputs.js';
 import { controlCharacterAt } from '../../src/util/untrusted.js';
 
 const ENV: Env = { REPLICATED_TOKEN: 's3cret', OTHER_TOKEN: 'other' };
@@ -108,7 +108,7 @@ describe('parseCliArgs: bad usage', () => {
     [['positional'], /Unexpected argument 'positional'/],
     [['--image'], /Option '--image <value>' argument missing/],
     [['--dry-run=true'], /Option '--dry-run' does not take an argument/],
-    [['--image', 'a', '--image', 'b'], /^--image given 2 times; it takes one value$/],
+    [['--target-image', 'a', '--target-image', 'b'], /^--target-image given 2 times; it takes one value$/],
     [['--token-env', 'A', '--token-env', 'B'], /^--token-env given 2 times/],
     [['--token-env', 'MY-TOKEN'], /^--token-env: "MY-TOKEN" is not an environment variable name$/],
     [['--token-env', ''], /is not an environment variable name/],
@@ -155,6 +155,13 @@ describe('usage: built from the table', () => {
     expect(text).toMatch(/^ {2}--token-env NAME {2,}The environment variable holding the token/m);
     expect(text.replace(/\s+/g, ' ')).toContain("(the action's 'token' input). Default: REPLICATED_TOKEN.");
     expect(text).toMatch(/^ {2}-h, --help /m);
+  });
+
+  test('--image more than once: one image a line, as the action reads a YAML block', () => {
+    const argv = ['--app-slug', 'a', '--tag', '1', '--image', 'api=api:1', '--image', 'web=oci:./web'];
+    const args = parseCliArgs(argv, { REPLICATED_TOKEN: 't' });
+    expect(args.get('image')).toBe('api=api:1\nweb=oci:./web');
+    expect(readConfigs(args.get, { ref: '' }).map((c) => c.repositoryPath)).toEqual(['a/api', 'a/web']);
   });
 
   test.each([[80], [110]])('no line is longer than %d columns', (width) => {

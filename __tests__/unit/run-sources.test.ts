@@ -70,7 +70,7 @@ describe('an OCI layout of a two-platform buildx image, default inputs', () => {
       `the source index ${BUILDX.digest}; pushed without its 2 attestation manifests as ${r.digest}`,
     );
     expect(r.platforms).toEqual({ 'linux/amd64': AMD.digest, 'linux/arm64': ARM.digest });
-    expect(JSON.parse(resultOutputs(r).platforms)).toEqual(r.platforms);
+    expect(JSON.parse(resultOutputs({ images: [r], durationMs: 0 }).platforms)).toEqual(r.platforms);
     expect(r.indexChanged).toEqual({ from: BUILDX.digest, to: r.digest, attestations: 2, platforms: 0 });
     // the tag, then each platform manifest by digest, asked of the registry after the push
     expect(h.registry.heads.slice(-3)).toEqual([`${REPO}:1.0.0`, `${REPO}:${AMD.digest}`, `${REPO}:${ARM.digest}`]);
@@ -141,7 +141,7 @@ describe('platforms and attestations', () => {
     expect(r.digest).toBe(AMD.digest);
     expect(h.registry.tags.get(`${REPO}:1.0.0`)).toBe(AMD.digest);
     expect(r.platforms).toEqual({});
-    expect(resultOutputs(r).platforms).toBe('{}');
+    expect(resultOutputs({ images: [r], durationMs: 0 }).platforms).toBe('{}');
   });
 });
 

@@ -37,6 +37,8 @@ function plan(over: Partial<Plan> = {}): Plan {
 
 function result(over: Partial<RunResult> = {}): RunResult {
   return {
+    source: 'app/worker:dev',
+    target: 'worker',
     refs: ['registry.replicated.com/my-app/worker:1.0.0'],
     digest: DIGEST,
     pinnedRef: `registry.replicated.com/my-app/worker@${DIGEST}`,

@@ -74,6 +74,8 @@ export function parseCliArgs(argv: readonly string[], env: Env): CliArgs {
     const v = values[name];
     if (kind === 'flag') return v === true ? 'true' : '';
     if (kind === 'list') return ((v as string[] | undefined) ?? []).join(',');
+    // one line each (`image`: one image a line), as a YAML block gives them to the action
+    if (kind === 'lines') return ((v as string[] | undefined) ?? []).join('\n');
     return (v as string[] | undefined)?.[0] ?? '';
   };
   return { get, tokenEnv, help: values.help === true };
@@ -97,7 +99,7 @@ function wrap(text: string, width: number, indent: number): string {
 
 function optionText(spec: InputSpec): string {
   const parts = [spec.required ? 'Required.' : '', spec.description];
-  if (spec.cli.kind === 'list') parts.push('Repeat the flag for several.');
+  if (spec.cli.kind === 'list' || spec.cli.kind === 'lines') parts.push('Repeat the flag for several.');
   if (spec.default !== undefined && spec.cli.kind !== 'flag') parts.push(`Default: ${spec.default}.`);
   return parts.filter(Boolean).join(' ');
 }
@@ -118,7 +120,11 @@ export function usage(width = 110): string {
   const column = Math.max(...rows.map(([label]) => label.length)) + 4;
   const options = rows.map(([label, text]) => `  ${label.padEnd(column - 2)}${wrap(text, width, column)}`);
   return [
-    'Usage: replicated-push --app-slug SLUG --image IMAGE [--tag TAG ...] [options]',
+    wrap(
+      'Usage: replicated-push --app-slug SLUG --image IMAGE [--image IMAGE ...] [--tag TAG ...] [options]',
+      width,
+      7,
+    ),
     '',
     wrap(
       'Pushes a local image to the Replicated registry (or another registry) with retries, the 524 layer ' +

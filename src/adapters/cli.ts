@@ -3,10 +3,10 @@
 // environment, logs go to stderr and the outputs to stdout as name=value lines. Exit 0 ok, 1 failed, 2 bad usage.
 import { onCancel } from './cancel.js';
 import { parseCliArgs, usage } from './cli-args.js';
-import { InputError, readConfig } from '../core/inputs.js';
+import { InputError, readConfigs } from '../core/inputs.js';
 import type { Annotation, Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
-import { ActionFailure, runAction } from '../core/run.js';
+import { ActionFailure, runImages } from '../core/run.js';
 import { inertLines } from '../util/untrusted.js';
 import { realDeps, resultOutputs } from './wiring.js';
 import { annotationText, groupHeading } from './workflow-render.js';
@@ -66,12 +66,12 @@ export async function cli(argv: string[]): Promise<number> {
   const cancel = onCancel();
   try {
     if (!token) throw new InputError('token', `No token: set $${args.tokenEnv} (the token is never a flag).`);
-    const config = readConfig(args.get, { ref: process.env.GITHUB_REF ?? '' });
-    const result = await runAction(
-      config,
+    const configs = readConfigs(args.get, { ref: process.env.GITHUB_REF ?? '' });
+    const results = await runImages(
+      configs,
       realDeps(log, { progressIntervalMs: process.stderr.isTTY ? 1000 : 15_000, signal: cancel.signal }),
     );
-    for (const [name, value] of Object.entries(resultOutputs(result)))
+    for (const [name, value] of Object.entries(resultOutputs(results)))
       process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
     return cancel.exitCode() ?? 0;
   } catch (e) {

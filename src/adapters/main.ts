@@ -1,12 +1,12 @@
 // GitHub adapter, main step: inputs -> core -> outputs, summary, annotations. Only wiring lives here.
 import * as core from './workflow-commands.js';
 import { onCancel } from './cancel.js';
-import { InputError, readConfig } from '../core/inputs.js';
+import { InputError, readConfigs } from '../core/inputs.js';
 import type { Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
-import { ActionFailure, Cancelled, runAction } from '../core/run.js';
+import { ActionFailure, Cancelled, runImages } from '../core/run.js';
 import { STATE_WORK_DIR } from './state.js';
-import { failureSummaryMarkdown, summaryMarkdown } from '../core/report/summary.js';
+import { failureSummaryMarkdown, imagesSummaryMarkdown } from '../core/report/summary.js';
 import { inertLines } from '../util/untrusted.js';
 import { realDeps, resultOutputs } from './wiring.js';
 
@@ -41,19 +41,20 @@ export async function main(): Promise<void> {
   }
   const cancel = onCancel();
   try {
-    const config = readConfig((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
+    const configs = readConfigs((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
+    const [config] = configs;
     core.setSecret(Buffer.from(`${config.username}:${config.token}`).toString('base64'));
-    const result = await runAction(
-      config,
+    const results = await runImages(
+      configs,
       realDeps(logger, {
         progressIntervalMs: 15_000,
         signal: cancel.signal,
         onWorkDir: (dir) => core.saveState(STATE_WORK_DIR, dir),
       }),
     );
-    for (const [name, value] of Object.entries(resultOutputs(result))) core.setOutput(name, value);
-    if (result.pinnedRef) core.info(`pushed: ${result.pinnedRef}`);
-    await writeSummary(summaryMarkdown(result));
+    for (const [name, value] of Object.entries(resultOutputs(results))) core.setOutput(name, value);
+    for (const r of results.images) if (r.pinnedRef) core.info(`pushed: ${r.pinnedRef}`);
+    await writeSummary(imagesSummaryMarkdown(results));
   } catch (e) {
     const title =
       e instanceof ActionFailure

@@ -1,6 +1,7 @@
 // The real parts behind the core's source ports: which opener reads which transport (oci:, oci-archive:,
 // docker-archive:, docker://, and the engine's own image through `docker save`), where a source registry's
 // credentials come from, and the uploader that sends an opened image (one manifest, or an index and its platforms).
+import type { SharedBlobs } from '../upload/shared-blobs.js';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -81,7 +82,7 @@ export async function openSource(source: SourceRef, req: OpenSourceRequest): Pro
 /** Sends an opened image with the action's uploader; a failure says where it stopped and which layer. */
 export async function pushSource(
   req: SourcePushRequest,
-  run: { readonly sizing?: ChunkSizing } = {},
+  run: { readonly sizing?: ChunkSizing; readonly shared?: SharedBlobs } = {},
 ): Promise<ChunkedPushResult> {
   const opts = {
     chunkSize: req.chunkSize,
@@ -89,6 +90,7 @@ export async function pushSource(
     onEvent: req.onEvent,
     onProgress: req.onProgress,
     sizing: run.sizing,
+    shared: run.shared,
   };
   const { image } = req;
   const manifests = image.kind === 'manifest' ? [image.manifest] : image.index.manifests;

@@ -7,7 +7,8 @@ import { relayerBlobs, relayerImage } from '../layer-split/index.js';
 import { pushLocalImage } from '../upload/push-local.js';
 import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
 import { ChunkSizing } from '../upload/blob.js';
-import type { CoreDeps, RunResult } from '../core/run.js';
+import { SharedBlobs } from '../upload/shared-blobs.js';
+import type { CoreDeps, RunResult, RunResults } from '../core/run.js';
 import { sleep } from '../util/timers.js';
 import { openSource, pushSource } from './sources.js';
 
@@ -17,6 +18,8 @@ export function realDeps(
 ): CoreDeps {
   // One per run: a limit a proxy showed one upload (a 413, a 524) holds for every later blob and attempt.
   const sizing = new ChunkSizing();
+  // One per run: a blob two images share is sent once, the other mounts it (shared-blobs.ts).
+  const shared = new SharedBlobs();
   return {
     env: process.env,
     logger,
@@ -33,33 +36,55 @@ export function realDeps(
     ports: {
       relayer: relayerImage,
       relayerBlobs,
-      pushPrepared: (req) => pushPreparedImage(req, { sizing }),
-      pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing }),
+      pushPrepared: (req) => pushPreparedImage(req, { sizing, shared }),
+      pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing, shared }),
       // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
       chunkedPush: (req) =>
         pushLocalImage(req, {
           sizing,
+          shared,
           onFallback: (why) =>
             logger.info(
               `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,
             ),
         }),
       openSource,
-      pushSource: (req) => pushSource(req, { sizing }),
+      pushSource: (req) => pushSource(req, { sizing, shared }),
     },
   };
 }
 
-/** The action's outputs (action.yml) from a result; the CLI prints the same names. */
-export function resultOutputs(result: RunResult): Record<string, string> {
+/** One image's entry of the `images` output. */
+function imageEntry(r: RunResult): Record<string, unknown> {
   return {
-    ref: result.refs[0],
-    refs: result.refs.join('\n'),
-    digest: result.digest ?? '',
-    platforms: JSON.stringify(result.platforms),
-    'pinned-ref': result.pinnedRef ?? '',
-    attempts: String(result.attempts),
-    'proxy-ref': result.plan.proxyRefs[0] ?? '',
-    'replaced-digest': result.replaced[0]?.digest ?? '',
+    source: r.source,
+    target: r.target,
+    refs: r.refs,
+    digest: r.digest ?? '',
+    'pinned-ref': r.pinnedRef ?? '',
+    'proxy-refs': r.plan.proxyRefs,
+    attempts: r.attempts,
+    platforms: r.platforms,
+  };
+}
+
+/**
+ * The action's outputs (action.yml) from a run; the CLI prints the same names. `refs` and `images` cover every
+ * image; `ref`, `digest`, `pinned-ref`, `platforms`, `proxy-ref` and `replaced-digest` mean the first image, as with
+ * one; `attempts` is the most any image needed (for one image, its own count).
+ */
+export function resultOutputs(results: RunResults): Record<string, string> {
+  const { images } = results;
+  const [first] = images;
+  return {
+    ref: first.refs[0],
+    refs: images.flatMap((r) => r.refs).join('\n'),
+    digest: first.digest ?? '',
+    platforms: JSON.stringify(first.platforms),
+    'pinned-ref': first.pinnedRef ?? '',
+    attempts: String(Math.max(...images.map((r) => r.attempts))),
+    'proxy-ref': first.plan.proxyRefs[0] ?? '',
+    'replaced-digest': first.replaced[0]?.digest ?? '',
+    images: JSON.stringify(images.map(imageEntry)),
   };
 }

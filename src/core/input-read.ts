@@ -32,14 +32,19 @@ export function splitList(text: string): string[] {
 export function given(get: InputGetter, name: InputName): string {
   const spec = inputSpec(name);
   const list = spec.cli.kind === 'list';
+  const lines = spec.cli.kind === 'lines';
   const value = get(name).trim();
-  const at = controlCharacterAt(value, list);
+  const at = controlCharacterAt(value, list || lines);
   if (at >= 0) {
     const code = value.charCodeAt(at).toString(16).toUpperCase().padStart(4, '0');
     throw new InputError(
       name,
       `Input '${name}' contains a control character (U+${code} at character ${at + 1}); ` +
-        (list ? 'only newlines and commas may separate its values.' : 'it must be one line of text.') +
+        (list
+          ? 'only newlines and commas may separate its values.'
+          : lines
+            ? 'only newlines may separate its lines.'
+            : 'it must be one line of text.') +
         ' The value is not shown.',
     );
   }

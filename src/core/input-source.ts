@@ -4,25 +4,78 @@
 import { isValidRepositoryPath } from '../image/reference.js';
 import { DAEMONLESS, defaultTarget, parseSourceRef, type SourceRef } from '../image/source-ref.js';
 import { given, InputError, splitList, type InputGetter } from './input-read.js';
+import { duplicateTarget, parseImageLines, type ImageLine } from './image-lines.js';
 import type { Mode } from './input-table.js';
 
 /** os/architecture[/variant] as buildx and `docker push --platform` write it: lowercase words. */
 const PLATFORM_RE = /^[a-z0-9][a-z0-9._-]*\/[a-z0-9][a-z0-9._-]*(?:\/[a-z0-9][a-z0-9._-]*)?$/;
 
-export function parseSource(get: InputGetter, mode: Mode): SourceRef | null {
+/** One image of `image` as read: its line (null: the input was one line), the source, the repository under the app. */
+export interface ImageInput {
+  readonly line: number | null;
+  readonly source: SourceRef;
+  readonly target: string;
+}
+
+/** `image` and `target-image`: the images to push (one a line), or null in tombstone mode (its target only). */
+export function parseImages(get: InputGetter, mode: Mode): { images: readonly ImageInput[] | null; target: string } {
   const imageText = given(get, 'image');
   if (mode === 'tombstone') {
-    if (!imageText) return null;
+    if (!imageText) return { images: null, target: parseTarget(get, null) };
     throw new InputError(
       'image',
       "Input 'image' must be empty with mode 'tombstone': mode tombstone pushes an empty image over the tag; " +
         "it never pushes 'image'. Remove 'image', or use mode 'push' to push it.",
     );
   }
-  if (!imageText) throw new InputError('image', "Input 'image' is required.");
-  const source = parseSourceRef(imageText);
+  const lines = parseImageLines(imageText);
+  if ('error' in lines) throw new InputError('image', `Input 'image': ${lines.error}.`);
+  if (!lines.length) throw new InputError('image', "Input 'image' is required.");
+  if (lines.length === 1) {
+    const image = singleImage(get, lines[0]);
+    return { images: [image], target: image.target };
+  }
+  if (given(get, 'target-image'))
+    throw new InputError(
+      'target-image',
+      `Input 'target-image' names the repository of a single image; 'image' has ${lines.length}. ` +
+        'Name each one on its line instead: TARGET=SOURCE.',
+    );
+  const images = lines.map(lineImage);
+  const twice = duplicateTarget(images.map((i) => ({ line: i.line as number, target: i.target })));
+  if (twice) {
+    const [a, b] = twice.lines.map((n) => lines.find((l) => l.line === n)?.source);
+    throw new InputError(
+      'image',
+      `Input 'image': lines ${twice.lines[0]} ('${a}') and ${twice.lines[1]} ('${b}') both push to the repository ` +
+        `'${twice.target}'; give one of them another: TARGET=SOURCE.`,
+    );
+  }
+  return { images, target: images[0].target };
+}
+
+/** The one image of a one-line `image`: as before issue 20, its repository from target-image or the source. */
+function singleImage(get: InputGetter, line: ImageLine): ImageInput {
+  const source = parseSourceRef(line.source);
   if ('error' in source) throw new InputError('image', `Input 'image': ${source.error}.`);
-  return source;
+  if (line.target && given(get, 'target-image'))
+    throw new InputError(
+      'target-image',
+      `Input 'target-image' and the line '${line.target}=...' of 'image' both name the repository; keep one.`,
+    );
+  return { line: null, source, target: line.target ?? parseTarget(get, source) };
+}
+
+/** A line of a several-image `image`: its errors name the line, as the user wrote it. */
+function lineImage(line: ImageLine): ImageInput {
+  const source = parseSourceRef(line.source);
+  const at = `Input 'image', line ${line.line} ('${line.source}')`;
+  if ('error' in source) throw new InputError('image', `${at}: ${source.error}.`);
+  const target = line.target ?? defaultTarget(source);
+  if (!target) throw new InputError('image', `${at}: ${unnamed(source)}; name it on the line: TARGET=${line.source}.`);
+  if (!isValidRepositoryPath(target))
+    throw new InputError('image', `${at}: '${target}' is not a valid repository name; name it: TARGET=SOURCE.`);
+  return { line: line.line, source, target };
 }
 
 /** Why a source names no repository, for the target-image error. */
@@ -38,7 +91,7 @@ function unnamed(source: SourceRef): string {
   }
 }
 
-export function parseTarget(get: InputGetter, source: SourceRef | null): string {
+function parseTarget(get: InputGetter, source: SourceRef | null): string {
   const target = given(get, 'target-image') || (source ? defaultTarget(source) : null);
   if (!target) {
     throw new InputError(
@@ -77,12 +130,12 @@ export interface SourceCredentials {
 }
 
 /** source-username and source-token: both or neither, and only for a registry source (docker://). */
-export function parseSourceCredentials(get: InputGetter, source: SourceRef | null): SourceCredentials {
+export function parseSourceCredentials(get: InputGetter, sources: readonly SourceRef[]): SourceCredentials {
   const sourceUsername = given(get, 'source-username');
   const sourceToken = given(get, 'source-token');
   if (!sourceUsername && !sourceToken) return { sourceUsername, sourceToken };
   const name = sourceToken ? 'source-token' : 'source-username';
-  if (source?.transport !== 'docker')
+  if (!sources.some((s) => s.transport === 'docker'))
     throw new InputError(
       name,
       `Input '${name}' is for a registry source ('image: docker://REGISTRY/REPO:TAG'); 'image' names none.`,

@@ -14,6 +14,8 @@ export const DEFAULT_PROXY_DOMAIN = 'proxy.replicated.com';
 export type CliShape =
   | { readonly kind: 'value'; readonly arg: string }
   | { readonly kind: 'list'; readonly arg: string }
+  /** `--name ARG` repeatable, each one line of the input (`image`: one image a line). */
+  | { readonly kind: 'lines'; readonly arg: string }
   | { readonly kind: 'flag' }
   /** Never a flag: read from an environment variable (`env`; the token's is --token-env's, REPLICATED_TOKEN). */
   | { readonly kind: 'none'; readonly why: string; readonly env?: string };
@@ -46,16 +48,18 @@ export const INPUTS = [
       'The image to push: a local engine image (name, name:tag, registry/path/name:tag, name@sha256:..., an image ID ' +
       'or docker-daemon:NAME), an OCI layout (oci:DIR[:REF]), an OCI or docker archive (oci-archive:FILE[:REF], ' +
       'docker-archive:FILE[:NAME]) or another registry (docker://REGISTRY/REPO:TAG or @sha256:...), named as skopeo ' +
-      'names them. Layouts, archives and registries need no Docker engine. Required with mode push; must be empty with ' +
-      'mode tombstone.',
+      'names them. Layouts, archives and registries need no Docker engine. Several images: one a line, each pushed ' +
+      'under every tag; a line TARGET=SOURCE names its repository under the application (at most 32 lines; blank ' +
+      'lines and lines starting with # are skipped). Required with mode push; must be empty with mode tombstone.',
     required: false,
-    cli: { kind: 'value', arg: 'IMAGE' },
+    cli: { kind: 'lines', arg: 'IMAGE' },
   },
   {
     name: 'target-image',
     description:
       'Repository name under the application. Default - the last path component of `image`, without its tag; ' +
-      'required when `image` names no repository (an OCI layout, an image ID).',
+      'required when `image` names no repository (an OCI layout, an image ID). A single image only: with several, ' +
+      'each line names its own (TARGET=SOURCE).',
     required: false,
     cli: { kind: 'value', arg: 'NAME' },
   },
@@ -105,7 +109,7 @@ export const INPUTS = [
     name: 'repository',
     description:
       'Repository path on an external registry (e.g. my-org/worker). Default - APP_SLUG/TARGET. ' +
-      'Not allowed for registry.replicated.com.',
+      'Not allowed for registry.replicated.com, nor with several images (each goes to APP_SLUG/TARGET).',
     required: false,
     cli: { kind: 'value', arg: 'PATH' },
   },

@@ -13,7 +13,13 @@ import { MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from '../upload/blob.js';
 import { parseDuration, parseSize } from '../util/units.js';
 import { printable } from '../util/untrusted.js';
 import { given, InputError, oneOf, parseBool, required, splitList, valueOf, type InputGetter } from './input-read.js';
-import { checkLayerSplit, parsePlatforms, parseSource, parseSourceCredentials, parseTarget } from './input-source.js';
+import {
+  checkLayerSplit,
+  parseImages,
+  parsePlatforms,
+  parseSourceCredentials,
+  type ImageInput,
+} from './input-source.js';
 import {
   ATTESTATION_MODES,
   LAYER_SPLIT_MODES,
@@ -254,25 +260,32 @@ function parseChunkSize(get: InputGetter): number {
 }
 
 /**
- * Every input into one frozen Config. The inputs are read in a fixed order (mode, app-slug, image, target-image,
- * tag, credentials, destination, retry-delay, sizes, layer-split, then the rest), so the first bad input is the one reported.
+ * Every input into one frozen Config per image (`image` holds one a line), each exactly what a run of that image
+ * alone gets: the inputs but `image` and `target-image` are the same for all. The inputs are read in a fixed order
+ * (mode, app-slug, image, target-image, tag, credentials, destination, retry-delay, sizes, layer-split, then the
+ * rest), so the first bad input is the one reported.
  */
-export function readConfig(get: InputGetter, ctx: GitContext): Config {
+export function readConfigs(get: InputGetter, ctx: GitContext): readonly Config[] {
   const mode = oneOf(get, 'mode', MODES);
   const appSlug = parseAppSlug(get);
-  const source = parseSource(get, mode);
-  const target = parseTarget(get, source);
+  const { images, target } = parseImages(get, mode);
   const { tags, source: tagSource } = parseTags(get, ctx, mode);
   const credentials = parseCredentials(get);
+  if (images && images.length > 1 && given(get, 'repository'))
+    throw new InputError(
+      'repository',
+      `Input 'repository' names the path of a single image; 'image' has ${images.length}, each pushed to ` +
+        'APP_SLUG/TARGET (TARGET=SOURCE names it).',
+    );
   const destination = parseDestination(get, `${appSlug}/${target}`);
   const retryDelayMs = parseRetryDelay(get);
   const maxLayerSize = sizeOf(get, 'max-layer-size');
   const chunkSize = parseChunkSize(get);
-  const config: Config = {
+  const base: Config = {
     mode,
     appSlug,
-    source,
-    image: source?.transport === 'docker-daemon' ? source.image : null,
+    source: images?.[0].source ?? null,
+    image: null,
     target,
     ...destination,
     ...credentials,
@@ -287,8 +300,25 @@ export function readConfig(get: InputGetter, ctx: GitContext): Config {
     upload: oneOf(get, 'upload', UPLOAD_MODES),
     chunkSize,
     platforms: parsePlatforms(get),
-    ...parseSourceCredentials(get, source),
+    ...parseSourceCredentials(get, images?.map((i) => i.source) ?? []),
   };
-  checkLayerSplit(source, config.layerSplit);
-  return Object.freeze(config);
+  if (!images) return Object.freeze([Object.freeze(base)]);
+  for (const i of images) checkLayerSplit(i.source, base.layerSplit);
+  return Object.freeze(images.map((i, n) => imageConfig(base, i, n === 0 ? destination.repositoryPath : null)));
+}
+
+/** One image's Config: the base with its source, target and repository (the `repository` input's, for one image). */
+function imageConfig(base: Config, i: ImageInput, repositoryPath: string | null): Config {
+  return Object.freeze({
+    ...base,
+    source: i.source,
+    image: i.source.transport === 'docker-daemon' ? i.source.image : null,
+    target: i.target,
+    repositoryPath: repositoryPath ?? `${base.appSlug}/${i.target}`,
+  });
+}
+
+/** The first image's Config: what a one-image `image` gives (tests, and callers of one image). */
+export function readConfig(get: InputGetter, ctx: GitContext): Config {
+  return readConfigs(get, ctx)[0];
 }

@@ -171,8 +171,8 @@ export class ActionFailure extends Error {
 
 /** The run was cancelled (the runner's cancel, or the CLI's Ctrl-C). */
 export class Cancelled extends ActionFailure {
-  constructor(attempts = 0) {
-    super('Cancelled', 'The run was cancelled; nothing more was pushed.', { attempts });
+  constructor(attempts = 0, message = 'The run was cancelled; nothing more was pushed.') {
+    super('Cancelled', message, { attempts });
     this.name = 'Cancelled';
   }
 }

@@ -24,16 +24,23 @@ export function mountSource(
   return source.repository;
 }
 
-/** Tries the mount; true when the registry now holds the blob (201). A 202's session is kept for the upload. */
-export async function mountBlob(up: BlobUpload): Promise<boolean> {
-  const from = mountSource({ host: up.transport.host, repository: up.repository }, up.source.sourceRepository);
-  if (!from) return false;
+/**
+ * Tries the mount, from `from` (a repository of this registry another image of the run uploaded the blob to,
+ * shared-blobs.ts) or else the blob's source repository; the repository mounted from when the registry now holds the
+ * blob (201), else null. A 202's session is kept for the upload.
+ */
+export async function mountBlob(up: BlobUpload, sibling?: string): Promise<string | null> {
+  const from =
+    sibling && sibling !== up.repository
+      ? sibling
+      : mountSource({ host: up.transport.host, repository: up.repository }, up.source.sourceRepository);
+  if (!from) return null;
   const url =
     `/v2/${up.repository}/blobs/uploads/?mount=${encodeURIComponent(up.digest)}` + `&from=${encodeURIComponent(from)}`;
   const { res } = await up.send('start', { method: 'POST', url, headers: { 'Content-Length': '0' }, mountFrom: from });
   if (res?.status === 201) {
     up.checkEcho('start', res);
-    return true;
+    return from;
   }
   const location = res?.headers.get('location');
   if (res?.status === 202 && location)
@@ -41,7 +48,7 @@ export async function mountBlob(up: BlobUpload): Promise<boolean> {
       location: resolveLocation(`/v2/${up.repository}/blobs/uploads/`, location),
       limits: chunkLimits(res.headers.get('oci-chunk-min-length'), res.headers.get('oci-chunk-max-length')),
     });
-  return false;
+  return null;
 }
 
 /** The session a 202 to the mount opened, once; null when there is none (the upload POSTs as usual). */

@@ -9,6 +9,7 @@ import { HttpError } from '../registry/http-request.js';
 import { RegistryError } from '../registry/registry-client.js';
 import { isRegistryDigest, quoteValue } from '../registry/registry-values.js';
 import { backoffDelay } from '../util/retry.js';
+import type { SharedBlobs } from './shared-blobs.js';
 import { ChunkSizing, DEFAULT_CHUNK_SIZE, type ChunkResult, type ChunkSizeDecision } from './chunk-sizing.js';
 
 // The chunk sizes live with the decision that moves between them (chunk-sizing.ts).
@@ -62,6 +63,9 @@ export interface UploadBlobOptions {
   readonly retryDelayMs?: (failure: number) => number;
   /** 'single': skip chunking, one request for the whole blob. */
   readonly mode?: 'chunked' | 'single';
+  /** The run's ledger of blobs (shared-blobs.ts): a blob another image of the run is sending is waited for and
+   *  mounted, not sent again. Absent: this upload alone. */
+  readonly shared?: SharedBlobs;
 }
 
 export interface BlobUploadResult {

@@ -6,6 +6,7 @@
 // is moves with what the link and the proxies in front of the registry allow (chunk-sizing.ts): a 413 (a limit on
 // request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned.
 import { UploadError } from './errors.js';
+import { awaitUpload } from './shared-blobs.js';
 import {
   chunkOutcome,
   type ChunkOutcome,
@@ -312,6 +313,34 @@ export async function uploadBlob(
   source: BlobSource,
   opts: UploadBlobOptions = {},
 ): Promise<BlobUploadResult> {
+  const { shared } = opts;
+  if (!shared) return uploadOne(transport, repository, source, opts);
+  for (;;) {
+    const claim = shared.claim(source.digest, repository);
+    if (claim.kind === 'upload') {
+      try {
+        const result = await uploadOne(transport, repository, source, opts);
+        claim.done(true);
+        return result;
+      } catch (e) {
+        claim.done(false);
+        throw e;
+      }
+    }
+    // another image of the run is sending these bytes: wait, then mount from its repository (or HEAD finds it)
+    if (await awaitUpload(claim.end, source.digest, opts.signal))
+      return uploadOne(transport, repository, source, opts, claim.repository);
+  }
+}
+
+/** HEAD, the mount (from `sibling`, the repository another image uploaded it to, or the source's), the upload. */
+async function uploadOne(
+  transport: RegistryTransport,
+  repository: string,
+  source: BlobSource,
+  opts: UploadBlobOptions,
+  sibling?: string,
+): Promise<BlobUploadResult> {
   const up = new BlobUpload(transport, repository, source, opts);
   const { digest, size } = source;
   if (await blobExists(up)) {
@@ -319,8 +348,9 @@ export async function uploadBlob(
     opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
     return up.result('exists');
   }
-  if (await mountBlob(up)) {
-    opts.onEvent?.({ type: 'mounted', digest, size, from: source.sourceRepository?.repository ?? '' });
+  const from = await mountBlob(up, sibling);
+  if (from) {
+    opts.onEvent?.({ type: 'mounted', digest, size, from });
     opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
     return up.result('mounted');
   }

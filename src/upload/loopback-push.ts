@@ -14,6 +14,7 @@ import { dockerArgv, startDocker } from '../engine/docker-cli.js';
 import { howItEnded, type ProcessResult } from '../util/process.js';
 import { outputTail } from '../util/untrusted.js';
 import { uploadBlob, type BlobProgress, type BlobUploadResult, type ChunkSizing, type UploadEvent } from './blob.js';
+import type { SharedBlobs } from './shared-blobs.js';
 import { abortError, UploadError } from './errors.js';
 import { uploadImage } from './image.js';
 import {
@@ -37,6 +38,8 @@ export interface LoopbackPushOptions {
   readonly chunkSize: number;
   /** The run's chunk sizing (what it learned holds for every blob); default: one for this push. */
   readonly sizing?: ChunkSizing;
+  /** The run's ledger of blobs (shared-blobs.ts). */
+  readonly shared?: SharedBlobs;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: UploadEvent) => void;
   readonly onProgress?: (p: BlobProgress) => void;
@@ -102,6 +105,7 @@ function blobUploads(o: LoopbackPushOptions, inner: AbortController): Uploads {
     const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
       chunkSize: o.chunkSize,
       sizing: o.sizing,
+      shared: o.shared,
       signal: inner.signal,
       onEvent: o.onEvent,
       onProgress: o.onProgress,
@@ -168,6 +172,7 @@ async function sendPushedImage(
     {
       chunkSize: o.chunkSize,
       sizing: o.sizing,
+      shared: o.shared,
       signal,
       onEvent: o.onEvent,
       onProgress: o.onProgress,

@@ -3,6 +3,7 @@
 // `docker save` again, nothing loaded into the engine; the registry's HEAD per blob skips what an earlier attempt
 // already sent.
 import { uploadBlob, type BlobProgress, type ChunkSizing, type UploadEvent } from './blob.js';
+import type { SharedBlobs } from './shared-blobs.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
 import type { ImageManifest } from './image-source.js';
@@ -33,6 +34,8 @@ export interface PreparedPushRequest {
 /** The run's chunk sizing, shared by its uploads (a limit one met holds for the others); default: one per call. */
 export interface PreparedUploadOptions {
   readonly sizing?: ChunkSizing;
+  /** The run's ledger of blobs: one another image of the run sends is mounted, not sent twice. */
+  readonly shared?: SharedBlobs;
 }
 
 /** Uploads a prepared image; never throws: a failure says where it stopped and which layer (1-based) it was. */
@@ -49,6 +52,7 @@ export async function pushPreparedImage(
       {
         chunkSize: req.chunkSize,
         sizing: opts.sizing,
+        shared: opts.shared,
         signal: req.signal,
         onEvent: req.onEvent,
         onProgress: req.onProgress,
@@ -84,6 +88,7 @@ export async function pushPreparedBlob(
     await uploadBlob(req.transport, req.repositoryPath, req.blob, {
       chunkSize: req.chunkSize,
       sizing: opts.sizing,
+      shared: opts.shared,
       signal: req.signal,
       onEvent: req.onEvent,
       // one try: a blob that fails here is the push attempt's to send, under the push policy

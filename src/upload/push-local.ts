@@ -10,6 +10,7 @@
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RegistryTransport } from './transport.js';
+import type { SharedBlobs } from './shared-blobs.js';
 import { ChunkSizing, type BlobProgress, type UploadEvent } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { uploadImage } from './image.js';
@@ -48,6 +49,8 @@ export interface PushLocalOptions {
   /** The run's chunk sizing, shared by its pushes (a limit one attempt met holds for the next); default: one for
    *  this push. */
   readonly sizing?: ChunkSizing;
+  /** The run's ledger of blobs (shared-blobs.ts): a layer another image of the run sends is mounted. */
+  readonly shared?: SharedBlobs;
 }
 
 /** A layer gzipped into the work directory, its size and digest known: no stat, so it is offered at once. */
@@ -60,11 +63,17 @@ function gzipFileSource(g: { readonly file: string; readonly size: number; reado
   };
 }
 
-async function throughSave(req: ChunkedPushRequest, dir: string, sizing: ChunkSizing): Promise<ChunkedPushResult> {
+async function throughSave(
+  req: ChunkedPushRequest,
+  dir: string,
+  sizing: ChunkSizing,
+  shared: SharedBlobs | undefined,
+): Promise<ChunkedPushResult> {
   let layerDigests: string[] = [];
   const blobOpts = {
     chunkSize: req.chunkSize,
     sizing,
+    shared,
     signal: req.signal,
     onEvent: req.onEvent,
     onProgress: req.onProgress,
@@ -116,6 +125,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
           tags: req.tags,
           chunkSize: req.chunkSize,
           sizing,
+          shared: opts.shared,
           signal: req.signal,
           onEvent: req.onEvent,
           onProgress: req.onProgress,
@@ -127,7 +137,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
         return uploadFailure(e, layerDigests);
       }
     }
-    return await throughSave(req, dir, sizing);
+    return await throughSave(req, dir, sizing, opts.shared);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,7 +1,7 @@
 // The job summary: a Markdown table a release manager can read after the run. Pure. Every string it quotes goes
 // through untrusted.ts (a code span, or text with its Markdown escaped): digests and tags come from the registry,
 // instructions from the image, and a failure's message quotes docker's and the registry's words.
-import type { RunResult } from '../run.js';
+import type { RunResult, RunResults } from '../result.js';
 import { leftOutText } from '../stages/source.js';
 import { formatBytes, formatDuration } from '../../util/units.js';
 import { mdCell, mdCode, mdText } from '../../util/untrusted.js';
@@ -21,7 +21,46 @@ export function summaryMarkdown(result: RunResult): string {
     '| ref | digest | size | layers | attempts | duration |',
     '| --- | --- | --- | --- | --- | --- |',
     ...rows,
+    ...notes(result),
   ];
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Several images (issue 20): a row per image (its references on separate lines of the cell), then each image's own
+ * notes under its name. One image: summaryMarkdown, as before.
+ */
+export function imagesSummaryMarkdown(results: RunResults): string {
+  const { images } = results;
+  if (images.length === 1) return summaryMarkdown(images[0]);
+  const dryRun = images.some((r) => r.dryRun);
+  const head = dryRun
+    ? `### replicated-push: dry run of ${images.length} images (nothing pushed)`
+    : `### replicated-push: pushed ${images.length} images`;
+  const lines = [
+    head,
+    '',
+    '| image | source | refs | digest | size | layers | attempts | duration |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...images.map(
+      (r) =>
+        `| ${mdCell(r.target)} | ${mdCell(r.source)} | ${r.refs.map((ref) => mdCell(ref)).join('<br>')} | ` +
+        `${r.digest ? mdCell(r.digest) : '–'} | ${formatBytes(r.totalSize)} | ${r.layerCount} | ${r.attempts} | ` +
+        `${formatDuration(r.durationMs)} |`,
+    ),
+    '',
+    `${images.length} images in ${formatDuration(results.durationMs)}.`,
+  ];
+  for (const r of images) {
+    const more = notes(r);
+    if (more.length) lines.push('', `#### ${mdText(r.target)}`, ...more);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** What the table does not say about one image: pinned, proxy, replaced tags, platforms, attestations, split. */
+function notes(result: RunResult): string[] {
+  const lines: string[] = [];
   if (result.pinnedRef) lines.push('', `Pinned: ${mdCode(result.pinnedRef)}`);
   if (result.plan.proxyRefs.length)
     lines.push(
@@ -61,7 +100,7 @@ export function summaryMarkdown(result: RunResult): string {
       `Layers over max-layer-size: ${result.plan.oversized.map((l) => `${l.index} (${formatBytes(l.size)})`).join(', ')}`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
 }
 
 export function failureSummaryMarkdown(title: string, message: string, attempts: number): string {

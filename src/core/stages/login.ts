@@ -72,17 +72,29 @@ export async function login(ctx: StageContext, started?: PendingLogin): Promise<
  * action's own client is the only one that authenticates.
  */
 export async function loginStage(ctx: StageContext, opts: { readonly dockerLogin: boolean }): Promise<TagBefore[]> {
-  const { config } = ctx;
-  if (!opts.dockerLogin) return tagsBefore(ctx);
-  const started = ctx.docker.startLogin(config.registry, config.username, { signal: ctx.signal });
-  let before: TagBefore[];
+  return (await loginAll([ctx], opts))[0];
+}
+
+/**
+ * loginStage for the images of one run (issue 20): they go to one registry with one set of credentials, so the
+ * registry is asked what every image's tags point to (its own client, each answer checked), and docker logs in
+ * once, when any image needs it. What each image's tags pointed to, in the order of `ctxs`.
+ */
+export async function loginAll(
+  ctxs: readonly StageContext[],
+  opts: { readonly dockerLogin: boolean },
+): Promise<TagBefore[][]> {
+  const [first] = ctxs;
+  if (!opts.dockerLogin) return Promise.all(ctxs.map((c) => tagsBefore(c)));
+  const started = first.docker.startLogin(first.config.registry, first.config.username, { signal: first.signal });
+  let before: TagBefore[][];
   try {
-    before = await tagsBefore(ctx);
+    before = await Promise.all(ctxs.map((c) => tagsBefore(c)));
   } catch (e) {
     await started.abandon();
     throw e;
   }
-  await login(ctx, started);
+  await login(first, started);
   return before;
 }
 
