@@ -71,12 +71,18 @@ async function fixtureRegistry(): Promise<string> {
   const byDigest = new Map(
     [...fx.files].filter(([n]) => n.startsWith('blobs/')).map(([n, d]) => [`sha256:${n.split('/').pop()}`, d]),
   );
-  server = createServer((req, res) => {
+  server = createServer((req, res): void => {
     const m = /^\/v2\/app\/src\/(manifests|blobs)\/(.+)$/.exec(req.url ?? '');
-    if (req.url === '/v2/') return res.end('{}');
+    if (req.url === '/v2/') {
+      res.end('{}');
+      return;
+    }
     const digest = m?.[2] === '1.0' ? fx.indexDigest : m?.[2];
     const data = digest ? byDigest.get(digest) : undefined;
-    if (!m || !data) return res.writeHead(404).end();
+    if (!m || !data) {
+      res.writeHead(404).end();
+      return;
+    }
     const type = m[1] === 'manifests' ? JSON.parse(data.toString()).mediaType : 'application/octet-stream';
     res.writeHead(200, { 'Content-Type': type, 'Docker-Content-Digest': digest, 'Content-Length': data.length });
     res.end(req.method === 'HEAD' ? undefined : data);

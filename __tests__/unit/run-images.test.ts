@@ -11,6 +11,7 @@ import { harness, image, modelManifest, type Harness } from '../../test/fixtures
 const WEB = modelManifest('linux/amd64', ['web layer']);
 const WORKER = modelManifest('linux/amd64', ['worker layer']);
 const JOBS = modelManifest('linux/amd64', ['jobs layer']);
+const DOCS = modelManifest('linux/amd64', ['docs layer']);
 
 function configs(imageText: string, more: Record<string, string> = {}): readonly Config[] {
   const all: Record<string, string> = {
@@ -31,6 +32,7 @@ function setUp(): Harness {
   h.sources.images.set('oci:web', WEB);
   h.sources.images.set('oci:worker', WORKER);
   h.sources.images.set('oci:jobs', JOBS);
+  h.sources.images.set('oci:docs', DOCS);
   return h;
 }
 
@@ -48,6 +50,12 @@ async function failure(p: Promise<RunResults>): Promise<ActionFailure> {
 /** Every tag the registry holds (repository:tag), the ones by digest left out. */
 const tagsHeld = (h: Harness) =>
   [...h.registry.tags.keys()].filter((k) => !k.includes('@') && !k.includes(':sha256')).sort();
+
+/** Until the registry holds both tags of `repo` (its push and verification ended), a few hundred turns at most. */
+async function untilTagged(h: Harness, repo: string): Promise<void> {
+  for (let i = 0; i < 500 && tagsHeld(h).filter((t) => t.startsWith(`${repo}:`)).length < 2; i++)
+    await new Promise((ok) => setImmediate(ok));
+}
 
 /** pushSource held until released (or aborted, as the real uploader ends then), counting how many run at once. */
 function gated(h: Harness) {
@@ -127,22 +135,29 @@ describe('runImages: several images', () => {
     expect(h.sources.closed).toEqual(['oci:worker']); // what was opened is closed again
   });
 
-  test(`at most ${MAX_PARALLEL_IMAGES} at once; the third starts when one ends`, async () => {
+  test(`at most ${MAX_PARALLEL_IMAGES} at once; the fourth starts when one ends`, async () => {
+    expect(MAX_PARALLEL_IMAGES).toBe(3);
     const h = setUp();
     const g = gated(h);
-    const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs'), g.deps);
-    await g.release('my-app/web');
+    const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs\ndocs=oci:docs'), g.deps);
+    for (let i = 0; i < 50 && g.started.length < 3; i++) await new Promise((ok) => setImmediate(ok));
+    expect(g.started).toEqual(['my-app/web', 'my-app/worker', 'my-app/jobs']);
     await g.release('my-app/worker');
+    await g.release('my-app/docs');
+    await g.release('my-app/web');
     await g.release('my-app/jobs');
     await run;
     expect(g.most()).toBe(MAX_PARALLEL_IMAGES);
-    expect(g.started).toEqual(['my-app/web', 'my-app/worker', 'my-app/jobs']);
+    expect(g.started).toEqual(['my-app/web', 'my-app/worker', 'my-app/jobs', 'my-app/docs']);
   });
 
   test('one image fails: the one in flight is stopped, the next never started, and the message says so', async () => {
     const h = setUp();
     const g = gated(h);
-    const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs', { retries: '0' }), g.deps);
+    const run = runImages(
+      configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs\ndocs=oci:docs', { retries: '0' }),
+      g.deps,
+    );
     const failed = failure(run);
     await g.release('my-app/worker', REFUSED);
     const e = await failed;
@@ -152,8 +167,9 @@ describe('runImages: several images', () => {
     expect(e.message).toContain(
       "Stopped while pushing (some of their tags may have reached the registry): image 'web'",
     );
-    expect(e.message).toContain("Not pushed (never started): image 'jobs' (oci:jobs)");
-    expect(g.started).toEqual(['my-app/web', 'my-app/worker']);
+    expect(e.message).toMatch(/Stopped while pushing[^\n]*image 'jobs' \(oci:jobs\)/);
+    expect(e.message).toContain("Not pushed (never started): image 'docs' (oci:docs)");
+    expect(g.started).toEqual(['my-app/web', 'my-app/worker', 'my-app/jobs']);
     expect(tagsHeld(h)).toEqual([]);
   });
 
@@ -163,6 +179,7 @@ describe('runImages: several images', () => {
     const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs', { retries: '0' }), g.deps);
     const failed = failure(run);
     await g.release('my-app/web');
+    await untilTagged(h, 'my-app/web');
     await g.release('my-app/jobs', REFUSED);
     const e = await failed;
     expect(e.title).toMatch(/^jobs: /);
@@ -181,7 +198,7 @@ describe('runImages: several images', () => {
     const g = gated(h);
     const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs'), g.deps);
     await g.release('my-app/web');
-    for (let i = 0; i < 20 && g.started.length < 3; i++) await new Promise((ok) => setImmediate(ok));
+    await untilTagged(h, 'my-app/web');
     h.controller.abort();
     const e = await failure(run);
     expect(e.title).toBe('Cancelled');
