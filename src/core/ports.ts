@@ -5,10 +5,9 @@ import type { Config } from './inputs.js';
 import type { Logger } from './logger.js';
 import type { ManifestHead, RegistryTransport } from '../registry/registry-client.js';
 import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from '../layer-split/index.js';
-import type { PreparedBlobRequest, PreparedPushRequest } from '../upload/prepared-image.js';
+import type { ImagePushCommon, PreparedBlobRequest, PreparedPushRequest } from '../upload/prepared-image.js';
 import type { ChunkedPushRequest } from '../upload/push-local.js';
 import type { ChunkedPushResult } from '../upload/errors.js';
-import type { BlobProgress, UploadEvent } from '../upload/index.js';
 import type { ManifestImage, OpenedImage, OpenSourceOptions } from '../image/image-model.js';
 import type { SelectedIndex } from '../image/index-select.js';
 import type { SourceRef } from '../image/source-ref.js';
@@ -77,16 +76,8 @@ export type SourceUpload =
   | { readonly kind: 'manifest'; readonly manifest: ManifestImage }
   | { readonly kind: 'index'; readonly index: SelectedIndex };
 
-export interface SourcePushRequest {
+export interface SourcePushRequest extends ImagePushCommon {
   readonly image: SourceUpload;
-  readonly repositoryPath: string;
-  /** The manifest (or index) is put under each. */
-  readonly tags: readonly string[];
-  readonly chunkSize: number;
-  readonly signal: AbortSignal;
-  readonly transport: RegistryTransport;
-  onEvent(e: UploadEvent): void;
-  onProgress(p: BlobProgress): void;
 }
 
 /** Uploads an opened source's image with the action's uploader; never throws (a failure says where it stopped). */

@@ -19,8 +19,8 @@ export interface PreparedImage {
   readonly dir: string;
 }
 
-export interface PreparedPushRequest {
-  readonly image: PreparedImage;
+/** What every image push by the action's uploader takes besides the image itself (a split's, or a source's). */
+export interface ImagePushCommon {
   readonly repositoryPath: string;
   /** The manifest is put under each. */
   readonly tags: readonly string[];
@@ -29,6 +29,10 @@ export interface PreparedPushRequest {
   readonly transport: RegistryTransport;
   onEvent(e: UploadEvent): void;
   onProgress(p: BlobProgress): void;
+}
+
+export interface PreparedPushRequest extends ImagePushCommon {
+  readonly image: PreparedImage;
 }
 
 /** The run's chunk sizing, shared by its uploads (a limit one met holds for the others); default: one per call. */

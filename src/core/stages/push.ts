@@ -14,7 +14,7 @@ import { formatBytes, formatDuration } from '../../util/units.js';
 import type { BlobProgress, UploadEvent } from '../../upload/index.js';
 import { retryPolicy } from './login.js';
 import { methodOf, type PushState } from './push-state.js';
-import type { PreparedPushRequest } from '../../upload/prepared-image.js';
+import type { ImagePushCommon } from '../../upload/prepared-image.js';
 import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
 import { INDEX_PHASE, indexRefusal } from './index-refusal.js';
@@ -216,7 +216,7 @@ function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, c
   });
 }
 
-type ChunkedCommon = Omit<PreparedPushRequest, 'image'>;
+type ChunkedCommon = ImagePushCommon;
 
 /**
  * The image sent by the action's uploader, the manifest put under every remaining tag at once: an opened source's
