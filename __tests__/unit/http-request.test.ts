@@ -2,28 +2,18 @@
 // bodies (Buffer and stream), and error messages that never carry a query string or credentials.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { HttpError, httpRequest, describeRequest } from '../../src/registry/http-request.js';
+import { localServers } from '../../test/support/local-servers.js';
 import { rejection } from '../../test/support/rejection.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-const servers: http.Server[] = [];
+const servers = localServers();
 
 async function serve(handler: Handler): Promise<string> {
-  const server = http.createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `http://${await servers.listen(http.createServer(handler))}`;
 }
-
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -182,9 +172,8 @@ describe('abort', () => {
 
 describe('network failures', () => {
   test('connection refused', async () => {
-    const base = await serve(() => undefined);
-    const port = new URL(base).port;
-    const s = servers.pop() as http.Server;
+    const s = http.createServer(() => undefined);
+    const port = (await servers.listen(s)).split(':')[1];
     await new Promise((r) => s.close(r));
     const err = await caught(httpRequest(`http://user:pass@127.0.0.1:${port}/v2/?token=t`));
     expect(err.kind).toBe('network');

@@ -3,27 +3,17 @@
 // abort fail the stream with an HttpError; a reader that is slow to ask is never cut off (the idle clock runs only
 // while it waits).
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { HttpError, httpStream, type HttpErrorKind } from '../../src/registry/http-request.js';
+import { localServers } from '../../test/support/local-servers.js';
 import { rejection } from '../../test/support/rejection.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-const servers: http.Server[] = [];
+const servers = localServers();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function serve(handler: Handler): Promise<string> {
-  const server = http.createServer(handler);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `http://${await servers.listen(http.createServer(handler))}`;
 }
-
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-});
 
 /** Reads a body to its end; `pauseMs` after the first chunk (a reader busy elsewhere). */
 async function readAll(body: NodeJS.ReadableStream, pauseMs = 0): Promise<Buffer> {

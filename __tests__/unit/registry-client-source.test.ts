@@ -3,8 +3,8 @@
 // the realm as an OAuth2 refresh token (as docker does), and stream(): a blob GET authorized through a 401, its
 // body streamed, a Location on another origin sent no Authorization.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { RegistryClient } from '../../src/registry/registry-client.js';
+import { localServers } from '../../test/support/local-servers.js';
 
 interface Seen {
   method: string;
@@ -14,7 +14,7 @@ interface Seen {
   body: string;
 }
 type Reply = (res: http.ServerResponse, seen: Seen) => void;
-const servers: http.Server[] = [];
+const servers = localServers();
 
 async function serve(reply: Reply): Promise<{ host: string; seen: Seen[] }> {
   const seen: Seen[] = [];
@@ -34,17 +34,8 @@ async function serve(reply: Reply): Promise<{ host: string; seen: Seen[] }> {
       reply(res, s);
     });
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return { host: await servers.listen(server), seen };
 }
-
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-});
 
 /** A Bearer registry whose realm is on its own origin: /token hands out `tok-<grant>`, blobs need it. */
 function bearerRegistry(host: () => string): Reply {

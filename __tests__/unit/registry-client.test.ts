@@ -3,11 +3,11 @@
 // that drips, a huge token, garbage JSON, abort), plus send() for the uploader.
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpError, httpRequest, type HttpRequest } from '../../src/registry/http-request.js';
 import { MANIFEST_ACCEPT } from '../../src/image/oci.js';
 import { RegistryClient, RegistryError } from '../../src/registry/registry-client.js';
+import { localServers } from '../../test/support/local-servers.js';
 import { rejection } from '../../test/support/rejection.js';
 
 const USER = 'vendor@example.com';
@@ -27,7 +27,7 @@ interface Seen {
 
 type Reply = (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void | Promise<void>;
 
-const servers: http.Server[] = [];
+const servers = localServers();
 
 /** A server that records every request (its body read in full first) and answers with `reply`. */
 async function serve(reply: Reply): Promise<{ host: string; seen: Seen[] }> {
@@ -54,17 +54,8 @@ async function serve(reply: Reply): Promise<{ host: string; seen: Seen[] }> {
       void reply(req, res, s);
     });
   });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return { host: await servers.listen(server), seen };
 }
-
-afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
-});
 
 function manifestReply(res: http.ServerResponse, path: string): void {
   if (path.endsWith('/manifests/missing')) {
@@ -452,9 +443,7 @@ describe('Locations: the Authorization only to the registry origin, no downgrade
         res.writeHead(401, { 'WWW-Authenticate': `Bearer realm="http://${host}/token",service="s"` });
         res.end();
       });
-      servers.push(storage);
-      await new Promise<void>((resolve) => storage.listen(0, at, resolve));
-      const storageHost = `${at}:${(storage.address() as AddressInfo).port}`;
+      const storageHost = await servers.listen(storage, at);
       const c = client(host);
       const push = { repository: 'app/api', push: true, body: Buffer.from('data') };
       expect((await c.send({ ...push, method: 'PATCH', url: '/v2/app/api/blobs/uploads/1' })).status).toBe(202);
@@ -683,9 +672,7 @@ describe('the realm rule', () => {
       res.end('{"token":"stolen"}');
     });
     const realmSeen: string[] = [];
-    servers.push(realm);
-    await new Promise<void>((resolve) => realm.listen(0, at, resolve));
-    const realmHost = `${at}:${(realm.address() as AddressInfo).port}`;
+    const realmHost = await servers.listen(realm, at);
     const { host, seen } = await bearerRegistry({ realm: () => `http://${realmHost}/token` });
     const err = await registryError(client(host).headManifest('app/api', 'v1'));
     expect(realmSeen).toEqual([]);
