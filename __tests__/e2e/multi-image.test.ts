@@ -184,6 +184,11 @@ describe('several images in one step (issue 20)', () => {
       expect(error).toMatch(/^::error title=worker: /);
       expect(error).toContain("image 'worker' (oci:");
       expect(await listTags(upstream, 'my-app/worker')).not.toContain('3.0.0');
+      // the outputs name exactly the images pushed and verified before the failure, as the registry holds them
+      const outputImages = JSON.parse(run.outputs.images ?? '[]') as ImageEntry[];
+      expect(run.outputs.refs ?? '').toBe(outputImages.flatMap((i) => i.refs).join('\n'));
+      for (const i of outputImages)
+        expect(await manifestDigest(upstream, `my-app/${i.target}`, '3.0.0')).toBe(i.digest);
       // every other image is in exactly one list, and the registry says the same
       for (const t of ['web', 'api']) {
         const held = (await listTags(upstream, `my-app/${t}`)).includes('3.0.0');
@@ -191,6 +196,7 @@ describe('several images in one step (issue 20)', () => {
         const notStarted = new RegExp(`^Not pushed \\(never started\\): .*image '${t}'`, 'm').test(error);
         const stopped = new RegExp(`^Stopped while pushing .*image '${t}'`, 'm').test(error);
         expect([pushed, notStarted, stopped].filter(Boolean)).toHaveLength(1);
+        expect(outputImages.some((i) => i.target === t)).toBe(pushed);
         if (pushed) expect(held).toBe(true);
         if (notStarted) expect(held).toBe(false);
       }

@@ -1,11 +1,11 @@
 // Several images in one step (issue 20), with the fakes of core-fakes.ts: every image read and checked before the
 // first push, one docker login, at most MAX_PARALLEL_IMAGES pushed at once, and after a failure nothing more pushed,
 // with the failure naming the image and what became of the others. The registry's own state is what is asserted.
-import { ActionFailure, MAX_PARALLEL_IMAGES, runImages, type RunResults } from '../../src/core/run.js';
+import { ActionFailure, MAX_PARALLEL_IMAGES, runImages, type RunResult, type RunResults } from '../../src/core/run.js';
 import { readConfigs, type Config } from '../../src/core/inputs.js';
 import type { SourcePushRequest } from '../../src/core/ports.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
-import { resultOutputs } from '../../src/adapters/wiring.js';
+import { pushedOutputs, resultOutputs } from '../../src/adapters/wiring.js';
 import { harness, image, modelManifest, type Harness } from '../../test/fixtures/core-fakes.js';
 
 const WEB = modelManifest('linux/amd64', ['web layer']);
@@ -176,7 +176,10 @@ describe('runImages: several images', () => {
   test('one image fails after another was pushed: that one is listed with every tag', async () => {
     const h = setUp();
     const g = gated(h);
-    const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs', { retries: '0' }), g.deps);
+    const told: Array<{ r: RunResult; i: number }> = [];
+    const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs', { retries: '0' }), g.deps, {
+      onPushed: (r, i) => told.push({ r, i }),
+    });
     const failed = failure(run);
     await g.release('my-app/web');
     await untilTagged(h, 'my-app/web');
@@ -191,6 +194,13 @@ describe('runImages: several images', () => {
       "Stopped while pushing (some of their tags may have reached the registry): image 'worker'",
     );
     expect(tagsHeld(h)).toEqual(['my-app/web:1.0', 'my-app/web:1.0.0']);
+    // what the outputs say after the failure: the one image the registry holds, by its line
+    expect(told.map((t) => [t.r.target, t.i])).toEqual([['web', 0]]);
+    const out = pushedOutputs(told.map((t) => t.r));
+    expect(out.refs).toBe('registry.example.com/my-app/web:1.0.0\nregistry.example.com/my-app/web:1.0');
+    const [entry] = JSON.parse(out.images) as Array<{ target: string; digest: string }>;
+    expect(entry.target).toBe('web');
+    expect(entry.digest).toBe(h.registry.tags.get('my-app/web:1.0.0'));
   });
 
   test("the runner's cancel: a Cancelled that lists what was pushed", async () => {

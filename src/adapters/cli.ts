@@ -6,9 +6,9 @@ import { parseCliArgs, usage } from './cli-args.js';
 import { InputError, readConfigs } from '../core/inputs.js';
 import type { Annotation, Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
-import { ActionFailure, runImages } from '../core/run.js';
+import { ActionFailure, runImages, type RunResult } from '../core/run.js';
 import { inertLines } from '../util/untrusted.js';
-import { realDeps, resultOutputs } from './wiring.js';
+import { pushedOutputs, realDeps, resultOutputs } from './wiring.js';
 import { annotationText, groupHeading } from './workflow-render.js';
 
 /**
@@ -44,6 +44,11 @@ function terminalLogger(): Logger {
   };
 }
 
+/** The outputs as NAME=VALUE lines on stdout, a list's lines joined by commas. */
+function printOutputs(outputs: Record<string, string>): void {
+  for (const [name, value] of Object.entries(outputs)) process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
+}
+
 export async function cli(argv: string[]): Promise<number> {
   let args;
   try {
@@ -64,21 +69,25 @@ export async function cli(argv: string[]): Promise<number> {
   if (sourceToken) protectSecret(sourceToken);
   // Ctrl-C or SIGTERM aborts the run; the core ends its children and removes its credentials and work directory.
   const cancel = onCancel();
+  // the images pushed and verified so far, by their line: printed when another image fails
+  const pushed: RunResult[] = [];
   try {
     if (!token) throw new InputError('token', `No token: set $${args.tokenEnv} (the token is never a flag).`);
     const configs = readConfigs(args.get, { ref: process.env.GITHUB_REF ?? '' });
     const results = await runImages(
       configs,
       realDeps(log, { progressIntervalMs: process.stderr.isTTY ? 1000 : 15_000, signal: cancel.signal }),
+      { onPushed: (r, i) => (pushed[i] = r) },
     );
-    for (const [name, value] of Object.entries(resultOutputs(results)))
-      process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
+    printOutputs(resultOutputs(results));
     return cancel.exitCode() ?? 0;
   } catch (e) {
     if (e instanceof InputError) {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }
+    const out = pushedOutputs(pushed.filter(Boolean));
+    if (out.refs) printOutputs(out);
     const title = e instanceof ActionFailure ? e.title : 'replicated-push failed';
     process.stderr.write(`${inertLines(`error: ${title}: ${(e as Error).message}`)}\n`);
     // A cancelled run exits with 128 + the signal's number (130 for Ctrl-C).

@@ -76,15 +76,24 @@ function imageEntry(r: RunResult): Record<string, unknown> {
 export function resultOutputs(results: RunResults): Record<string, string> {
   const { images } = results;
   const [first] = images;
+  const pushed = pushedOutputs(images);
   return {
     ref: first.refs[0],
-    refs: images.flatMap((r) => r.refs).join('\n'),
+    refs: pushed.refs,
     digest: first.digest ?? '',
     platforms: JSON.stringify(first.platforms),
     'pinned-ref': first.pinnedRef ?? '',
     attempts: String(Math.max(...images.map((r) => r.attempts))),
     'proxy-ref': first.plan.proxyRefs[0] ?? '',
     'replaced-digest': first.replaced[0]?.digest ?? '',
-    images: JSON.stringify(images.map(imageEntry)),
+    images: pushed.images,
   };
+}
+
+/**
+ * `refs` and `images` of the images pushed and verified, in input order: all of them after a good run; after a
+ * failure of several images, the ones the registry holds, so a later step (`if: failure()`) knows what is out.
+ */
+export function pushedOutputs(images: readonly RunResult[]): { refs: string; images: string } {
+  return { refs: images.flatMap((r) => r.refs).join('\n'), images: JSON.stringify(images.map(imageEntry)) };
 }

@@ -35,8 +35,15 @@ export async function runAction(config: Config, deps: CoreDeps): Promise<RunResu
   return (await runImages([config], deps)).images[0];
 }
 
-/** Every image of the step: prepared (all read and checked, one login), then pushed, at most two at once. */
-export async function runImages(configs: readonly Config[], deps: CoreDeps): Promise<RunResults> {
+/** What a caller may learn while the run goes on. */
+export interface RunHooks {
+  /** An image is pushed and verified (index: its line in `image`); told before a later failure of another image, so
+   *  the caller can still say what the registry holds when the step fails. */
+  onPushed?(result: RunResult, index: number): void;
+}
+
+/** Every image of the step: prepared (all read and checked, one login), then pushed, MAX_PARALLEL_IMAGES at once. */
+export async function runImages(configs: readonly Config[], deps: CoreDeps, hooks: RunHooks = {}): Promise<RunResults> {
   const started = deps.now();
   // One directory for everything the run writes (credentials, relayer scratch space), so a post step that
   // follows a killed run has one path to remove.
@@ -53,7 +60,7 @@ export async function runImages(configs: readonly Config[], deps: CoreDeps): Pro
     const ctxs = contexts(configs, deps, workDir, stop.signal);
     throwIfCancelled(stop.signal);
     prepared = await prepareImages(ctxs);
-    const images = await pushEach(prepared, started, stop, deps.signal);
+    const images = await pushEach(prepared, { started, stop, cancel: deps.signal, hooks });
     return { images, durationMs: deps.now() - started };
   } finally {
     deps.signal?.removeEventListener('abort', onCancel);
@@ -97,21 +104,26 @@ function contexts(configs: readonly Config[], deps: CoreDeps, workDir: string, s
  */
 async function pushEach(
   prepared: readonly PreparedImage[],
-  started: number,
-  stop: AbortController,
-  cancel: AbortSignal | undefined,
+  run: { started: number; stop: AbortController; cancel: AbortSignal | undefined; hooks: RunHooks },
 ): Promise<RunResult[]> {
+  const { stop, cancel } = run;
   // the image whose failure stopped the others; none when the runner's cancel did
   let failed: number | null = null;
   const slots = await boundedPool(
     prepared,
     MAX_PARALLEL_IMAGES,
     (p, i) =>
-      pushPrepared(p, started).catch((e: unknown) => {
-        if (!stop.signal.aborted && !cancel?.aborted) failed = i;
-        stop.abort(e);
-        throw e;
-      }),
+      pushPrepared(p, run.started).then(
+        (r) => {
+          run.hooks.onPushed?.(r, i);
+          return r;
+        },
+        (e: unknown) => {
+          if (!stop.signal.aborted && !cancel?.aborted) failed = i;
+          stop.abort(e);
+          throw e;
+        },
+      ),
     () => stop.signal.aborted,
   );
   if (slots.every((s) => s.status === 'fulfilled')) return slots.map((s) => (s as { value: RunResult }).value);
