@@ -91,7 +91,13 @@ describe('readConfigs: several images', () => {
       'layer-split auto and a layout',
       { image: 'api:1\nweb=oci:./w', 'layer-split': 'auto' },
       'layer-split',
-      /'oci' sources are read/,
+      /; oci: sources are read/,
+    ],
+    [
+      'upload docker and a registry source',
+      { image: 'api:1\nweb=docker://ghcr.io/o/web:1', upload: 'docker' },
+      'upload',
+      /^Input 'upload': docker pushes with the Docker engine; docker:\/\/ sources are read without one/,
     ],
     [
       'source-token with no registry source',

@@ -772,8 +772,22 @@ describe('readConfig: image names any source (issue 19)', () => {
   test('layer-split: auto with a source read without the engine: an error naming layer-split', () => {
     const e = inputError({ image: 'oci:out', 'target-image': 'api', 'layer-split': 'auto' });
     expect(e.input).toBe('layer-split');
-    expect(e.message).toContain("'oci' sources are read without one");
+    expect(e.message).toContain('; oci: sources are read without one');
     expect(config({ 'layer-split': 'auto' }).layerSplit).toBe('auto'); // the engine's image still splits
+  });
+
+  test.each(['oci:out', 'oci-archive:a.tar', 'docker-archive:a.tar', 'docker://ghcr.io/o/a:1'])(
+    'upload: docker with %s (read without the engine): an error naming upload',
+    (image) => {
+      const e = inputError({ image, 'target-image': 'api', upload: 'docker' });
+      expect(e.input).toBe('upload');
+      expect(e.message).toMatch(/^Input 'upload': docker pushes with the Docker engine; \S+ sources are read/);
+    },
+  );
+
+  test('upload: docker with an engine image, and upload: chunked with a layout, are what they say', () => {
+    expect(config({ upload: 'docker' }).upload).toBe('docker');
+    expect(config({ image: 'oci:out', 'target-image': 'api', upload: 'chunked' }).upload).toBe('chunked');
   });
 });
 

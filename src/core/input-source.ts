@@ -144,13 +144,24 @@ export function parseSourceCredentials(get: InputGetter, sources: readonly Sourc
   return { sourceUsername, sourceToken };
 }
 
-/** layer-split: auto re-layers an image in the engine; a source read without it cannot be (not yet). */
-export function checkLayerSplit(source: SourceRef | null, layerSplit: string): void {
-  if (layerSplit === 'auto' && source && DAEMONLESS.has(source.transport))
+/**
+ * The input values that need the Docker engine: layer-split: auto re-layers an image in it, upload: docker is its
+ * own push. A source read without it cannot honour them, and the action never does other than asked.
+ */
+export function checkEngineOnly(source: SourceRef | null, inputs: { layerSplit: string; upload: string }): void {
+  if (!source || !DAEMONLESS.has(source.transport)) return;
+  const kind = source.transport === 'docker' ? 'docker://' : `${source.transport}:`;
+  if (inputs.layerSplit === 'auto')
     throw new InputError(
       'layer-split',
-      `Input 'layer-split': auto re-layers an image in the Docker engine; '${source.transport}' sources are read ` +
+      `Input 'layer-split': auto re-layers an image in the Docker engine; ${kind} sources are read ` +
         'without one and are pushed as they are. Use layer-split: advise (the default) or off; the chunked uploader ' +
         'sends a big layer in resumable chunks either way.',
+    );
+  if (inputs.upload === 'docker')
+    throw new InputError(
+      'upload',
+      `Input 'upload': docker pushes with the Docker engine; ${kind} sources are read without one and ` +
+        'sent by the action itself, in resumable chunks. Use upload: auto (the default) or chunked.',
     );
 }

@@ -203,8 +203,8 @@ export const INPUTS = [
     name: 'upload',
     description:
       'auto (docker push while every layer is under max-layer-size; the action uploads a bigger layer itself in ' +
-      'resumable chunks, and so retries after a 524 or a 413), docker (always docker push), or chunked (always the ' +
-      'chunked uploader).',
+      'resumable chunks, and so retries after a 524 or a 413), docker (always docker push; an engine image only), or ' +
+      'chunked (always the chunked uploader). Layouts, archives and registries are always sent by the uploader.',
     default: 'auto',
     required: false,
     cli: { kind: 'value', arg: 'MODE' },

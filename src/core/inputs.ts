@@ -14,7 +14,7 @@ import { parseDuration, parseSize } from '../util/units.js';
 import { printable } from '../util/untrusted.js';
 import { given, InputError, oneOf, parseBool, required, splitList, valueOf, type InputGetter } from './input-read.js';
 import {
-  checkLayerSplit,
+  checkEngineOnly,
   parseImages,
   parsePlatforms,
   parseSourceCredentials,
@@ -303,7 +303,7 @@ export function readConfigs(get: InputGetter, ctx: GitContext): readonly Config[
     ...parseSourceCredentials(get, images?.map((i) => i.source) ?? []),
   };
   if (!images) return Object.freeze([Object.freeze(base)]);
-  for (const i of images) checkLayerSplit(i.source, base.layerSplit);
+  for (const i of images) checkEngineOnly(i.source, base);
   return Object.freeze(images.map((i, n) => imageConfig(base, i, n === 0 ? destination.repositoryPath : null)));
 }
 
