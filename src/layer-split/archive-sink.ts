@@ -3,7 +3,7 @@
 // entries in any order. That lets layers be written as they are produced, and the config (which needs every
 // piece's digest) and manifest.json last.
 import { createReadStream } from 'node:fs';
-import type { ArchiveEntry } from '../image/docker-archive.js';
+import type { ArchiveEntry } from '../image/docker-archive-stream.js';
 import { ArchiveWriter } from './archive-writer.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
 import { formatBytes } from '../util/units.js';

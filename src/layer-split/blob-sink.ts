@@ -17,7 +17,7 @@ import type { PreparedImage } from '../upload/prepared-image.js';
 import { gzipDeterministic, type GzipOptions } from '../image/gzip.js';
 import { dockerManifest } from '../image/oci-layout.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
-import type { ArchiveEntry } from '../image/docker-archive.js';
+import type { ArchiveEntry } from '../image/docker-archive-stream.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
 
 const LAYER = MEDIA_TYPES.dockerLayerGzip;

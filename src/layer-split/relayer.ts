@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PassThrough, Readable } from 'node:stream';
 import { formatBytes } from '../util/units.js';
-import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive.js';
+import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
 import { ArchiveSink } from './archive-sink.js';
 import { decompressor } from '../image/compression.js';
 import { layerHistory, rewriteConfig } from './config-rewrite.js';
@@ -17,7 +17,7 @@ import { writePieces } from './piece-writer.js';
 import { planSplit, type LayerPlan, type Oversized } from './split-plan.js';
 import { displayPath } from '../image/tar-header.js';
 import type { LayerSink } from './sink.js';
-import type { RawStore } from '../image/tar-scanner.js';
+import { RawStore } from '../image/tar-scanner.js';
 import type { LayerReport, PieceReport, RelayerOptions, RelayerReport, UnsplittableEntry } from './types.js';
 
 /** What the splitting needs; the tag only names a loaded image. */
@@ -285,11 +285,11 @@ export async function relayerToSink(
   input.on('error', (e: Error) => source.destroy(e));
   input.pipe(source);
   const work = await mkdtemp(join(opts.workDir, 'relayer-'));
-  let raws: RawStore | undefined;
+  const raws = new RawStore(join(work, 'raw-entries'));
   try {
     const readStart = performance.now();
-    const archive = await readArchive(source, work, (diffId, size) => targetFor(opts, diffId, size) !== undefined);
-    raws = archive.raws;
+    const keepIndex = (diffId: string, size: number) => targetFor(opts, diffId, size) !== undefined;
+    const archive = await readArchive(source, work, { probe: { keepIndex, raws } });
     // timings say whether the time went to the engine's save (reading) or its load (writing)
     const readSeconds = (performance.now() - readStart) / 1000;
     opts.log(
@@ -310,7 +310,7 @@ export async function relayerToSink(
     }
 
     const writeStart = performance.now();
-    const { layers, layerNames } = await writeLayers(decisions, archive.raws, sink, opts);
+    const { layers, layerNames } = await writeLayers(decisions, raws, sink, opts);
     const config = newConfig(image, decisions, layers, opts);
     const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
     const written = await sink.finish(config, configDigest, layerNames);
@@ -321,7 +321,7 @@ export async function relayerToSink(
     );
     return { changed, configDigest, layers, unsplittable };
   } finally {
-    await raws?.close();
+    await raws.close();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
 // Where the relayer's output goes. The planning and cutting (relayer.ts, piece-writer.ts) are the same whether the
 // new image becomes a `docker load` archive (archive-sink.ts, for upload: docker) or compressed blob files that the
 // action uploads itself (blob-sink.ts): only these three steps differ.
-import type { ArchiveEntry } from '../image/docker-archive.js';
+import type { ArchiveEntry } from '../image/docker-archive-stream.js';
 
 export type ChunkWriter = (chunk: Buffer) => Promise<void>;
 

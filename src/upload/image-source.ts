@@ -16,7 +16,11 @@ import { classicImage } from '../image/saved-image.js';
 import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
-import { spillArchive, type SpilledArchive, type SpilledEntry } from '../image/docker-archive-spill.js';
+import {
+  readArchive,
+  type ArchiveEntry as SpilledEntry,
+  type SavedArchive as SpilledArchive,
+} from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
 import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
 
@@ -52,7 +56,7 @@ export interface ReadImageOptions {
   /** The engine's image store (EngineFacts.containerdStore); when absent, told by the archive (see storeOf). */
   readonly containerdStore?: boolean;
   readonly gzip?: GzipOptions;
-  /** Each archive entry once it is whole (spillArchive's onEntry): an uploader may start on it before the rest. */
+  /** Each archive entry once it is whole (readArchive's onEntry): an uploader may start on it before the rest. */
   readonly onEntry?: (entry: SpilledEntry) => void;
 }
 
@@ -180,7 +184,7 @@ export async function readArchiveForUpload(
 ): Promise<ImageForUpload> {
   let archive: SpilledArchive;
   try {
-    archive = await spillArchive(input, opts.workDir, { signal: opts.signal, gzip: opts.gzip });
+    archive = await readArchive(input, opts.workDir, { signal: opts.signal, gzipTars: opts.gzip ?? {} });
   } catch (e) {
     if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
     throw e instanceof UploadError ? e : sourceError(`reading the saved image: ${(e as Error).message}`, e);
@@ -217,9 +221,9 @@ export async function readImageForUpload(image: string, opts: ReadImageOptions):
   const save = startDocker(dockerArgv.save(image), { env: opts.env, signal: opts.signal, stdout: 'pipe' });
   let archive: SpilledArchive;
   try {
-    archive = await spillArchive(save.stdout as Readable, opts.workDir, {
+    archive = await readArchive(save.stdout as Readable, opts.workDir, {
       signal: opts.signal,
-      gzip: opts.gzip,
+      gzipTars: opts.gzip ?? {},
       onEntry: opts.onEntry,
     });
   } catch (e) {

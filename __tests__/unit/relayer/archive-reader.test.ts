@@ -4,8 +4,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
-import { readArchive } from '../../../src/image/docker-archive.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { BlobDigestError, readArchive } from '../../../src/image/docker-archive-stream.js';
+import type { KeepIndex } from '../../../src/image/layer-probe.js';
+import { RawStore } from '../../../src/image/tar-scanner.js';
 import { HOST_ZSTD, zstdDecoder, type ZstdDecoders } from '../../../src/image/compression.js';
 import { resolveImage } from '../../../src/image/oci-layout-read.js';
 import { legacyArchive, ociArchive, zstdCompress } from '../../../test/fixtures/relayer/archives.js';
@@ -19,13 +21,18 @@ afterEach(() => rmSync(work, { recursive: true, force: true }));
 
 const KB = 1024;
 
+/** The relayer's read: layers probed, the kept indexes' bytes in a store of the work directory. */
+function probed(input: Readable, keepIndex: KeepIndex, zstd?: ZstdDecoders) {
+  return readArchive(input, work, { probe: { keepIndex, raws: new RawStore(join(work, 'raw-entries')), zstd } });
+}
+
 describe('readArchive', () => {
   test('small documents stay in memory, big blobs are spilled; layers are probed with their diff ID', async () => {
     const small = await buildTar([f('a', 'a')]);
     const big = await buildTar([f('big', pattern('big', 300 * KB))]);
     const saved = await ociArchive({ layers: [small, big], gzip: [false, true], attestation: true });
     const asked: Array<[string, number]> = [];
-    const archive = await readArchive(Readable.from([saved.archive]), work, (diffId, size) => {
+    const archive = await probed(Readable.from([saved.archive]), (diffId, size) => {
       asked.push([diffId, size]);
       return size > 100 * KB;
     });
@@ -53,7 +60,7 @@ describe('readArchive', () => {
   test('symlinked layer paths (older docker save) resolve to the entry they point at', async () => {
     const layer = await buildTar([f('x', 'x')]);
     const saved = await legacyArchive({ layers: [layer, layer], symlinkDuplicates: true });
-    const archive = await readArchive(Readable.from([saved.archive]), work, () => false);
+    const archive = await probed(Readable.from([saved.archive]), () => false);
     const refs = resolveImage((n) => archive.get(n)?.data);
     const [a, b] = refs.layers.map((n) => archive.get(n));
     expect(a).toBe(b);
@@ -64,7 +71,7 @@ describe('readArchive', () => {
   async function probedZstd(zstd?: ZstdDecoders) {
     const layer = await buildTar([f('x', 'x'), f('y', pattern('y', 100 * KB))]);
     const saved = await ociArchive({ layers: [layer], zstd: [true] });
-    const archive = await readArchive(Readable.from([saved.archive]), work, () => true, zstd);
+    const archive = await probed(Readable.from([saved.archive]), () => true, zstd);
     return { layer, saved, entry: archive.get(resolveImage((n) => archive.get(n)?.data).layers[0]) };
   }
 
@@ -111,8 +118,49 @@ describe('readArchive', () => {
   test('spill files go in the work directory given', async () => {
     const big = await buildTar([f('big', pattern('b', 200 * KB))]);
     const saved = await legacyArchive({ layers: [big] });
-    await readArchive(Readable.from([saved.archive]), work, () => false);
+    await probed(Readable.from([saved.archive]), () => false);
     expect(readdirSync(work)).toEqual(['blob-1']);
+  });
+});
+
+describe('readArchive: one read for the relayer and the uploader', () => {
+  test('each entry is told once whole, in archive order, with its digest; plain tars gzipped when asked', async () => {
+    const layer = await buildTar([f('x', pattern('x', 100 * KB))]);
+    const saved = await legacyArchive({ layers: [layer] });
+    const told: Array<[string, string]> = [];
+    const archive = await readArchive(Readable.from([saved.archive]), work, {
+      gzipTars: {},
+      onEntry: (e) => told.push([e.name, e.digest]),
+    });
+    expect(told).toEqual([...archive.entries.values()].map((e) => [e.name, e.digest]));
+    const kept = [...archive.entries.values()].find((e) => e.gzip);
+    expect(kept).toMatchObject({ digest: sha256(layer), size: layer.length });
+    expect(kept?.file ?? kept?.data).toBeUndefined(); // only the gzipped copy is kept
+    expect(kept?.layer).toBeUndefined(); // not asked for
+    const gz = readFileSync(kept?.gzip?.file as string);
+    expect(gunzipSync(gz).equals(layer)).toBe(true);
+    expect(kept?.gzip).toMatchObject({ size: gz.length, digest: sha256(gz) });
+    expect(archive.spilledBytes).toBe(gz.length);
+  });
+
+  test('a blob whose bytes are not what its name says fails the probed read too, before it is told', async () => {
+    const good = await buildTar([f('g', pattern('g', 100 * KB))]);
+    const bad = Buffer.from(good);
+    bad[bad.length - 2000] ^= 1;
+    const name = `blobs/sha256/${sha256(good).replace('sha256:', '')}`;
+    const input = Readable.from([await buildTar([f(name, bad), f('next', 'after')])]);
+    const told: string[] = [];
+    const raws = new RawStore();
+    const err = await readArchive(input, work, {
+      probe: { keepIndex: () => true, raws },
+      onEntry: (e) => told.push(e.name),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BlobDigestError);
+    expect((err as Error).message).toBe(
+      `the archive's ${name} is not what its name says: its bytes hash to ${sha256(bad)}`,
+    );
+    expect(told).toEqual([]);
+    expect(input.destroyed).toBe(true);
   });
 });
 
@@ -159,9 +207,8 @@ describe('readArchive on blobs that only look like layers', () => {
     ['zstd of something that is not a tar', () => zstdCompress(pattern('z', 300 * KB))],
   ];
   test.each(blobs)('%s is kept, not probed, and does not stall the read', async (_name, blob) => {
-    const archive = await readArchive(
+    const archive = await probed(
       Readable.from([await buildTar([f('blobs/sha256/ab', blob()), f('next', 'after')])]),
-      work,
       () => true,
     );
     expect(archive.get('blobs/sha256/ab')?.layer?.diffId).toBeUndefined();

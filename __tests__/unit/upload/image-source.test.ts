@@ -12,7 +12,8 @@ import { manifestMediaType } from '../../../src/upload/image.js';
 import { readArchiveForUpload } from '../../../src/upload/image-source.js';
 import { UploadError } from '../../../src/upload/errors.js';
 import type { BlobSource } from '../../../src/image/blob-source.js';
-import { digestFromName, isPlainTar } from '../../../src/image/docker-archive-spill.js';
+import { digestFromName } from '../../../src/image/docker-archive-stream.js';
+import { isPlainTar } from '../../../src/image/layer-probe.js';
 import { GZIP_HEADER, gzipDeterministic } from '../../../src/image/gzip.js';
 import {
   dockerManifest,

@@ -3,23 +3,22 @@
 // the same blob, and a re-push finds it by HEAD), its own bytes hashed on the way and checked against the config's
 // diff ID. The manifest is a Docker v2 schema 2 one made as the engine's save path makes it (oci-layout.ts).
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../blob-source.js';
-import { gzipDeterministic } from '../gzip.js';
+import { gzipToFile } from '../docker-archive-stream.js';
 import type { ManifestImage } from '../image-model.js';
 import { MEDIA_TYPES } from '../oci.js';
 import { dockerManifest } from '../oci-layout.js';
 import type { ClassicImage } from '../saved-image.js';
-import { endStream, writeChunk } from '../../util/stream-write.js';
 import { logText } from '../../util/untrusted.js';
 import type { FindFile, FileRange } from './layout-image.js';
 
+/** Gzips a layer's byte range into `out`: the tar's own digest (its diff ID) and the gzip blob's. */
 async function gzipRange(range: FileRange, out: string, signal?: AbortSignal) {
   const raw = createHash('sha256');
-  const gz = createHash('sha256');
   const input =
     range.size === 0
       ? Readable.from([])
@@ -35,19 +34,12 @@ async function gzipRange(range: FileRange, out: string, signal?: AbortSignal) {
       yield chunk as Buffer;
     }
   };
-  const file = createWriteStream(out, { highWaterMark: 1 << 20 });
   try {
-    await gzipDeterministic(hashed(), (chunk) => {
-      gz.update(chunk);
-      return writeChunk(file, chunk);
-    });
-    await endStream(file);
-  } catch (e) {
+    const gz = await gzipToFile(hashed(), out);
+    return { diffId: `sha256:${raw.digest('hex')}`, digest: gz.digest };
+  } finally {
     input.destroy();
-    file.destroy();
-    throw e;
   }
-  return { diffId: `sha256:${raw.digest('hex')}`, digest: `sha256:${gz.digest('hex')}` };
 }
 
 /** The image, its layers gzipped into `workDir` (created if missing; the run removes it). */
