@@ -293,3 +293,20 @@ describe('the engine: a multi-platform image with attestations, default inputs',
     expect(h.registry.tags.size).toBe(0);
   });
 });
+
+describe('the layers of the plan, as the uploader numbers a failed one (numberedLayers)', () => {
+  test('a blob one manifest names twice is listed at each place; one another platform shares, once', async () => {
+    const h = harness();
+    const amd = modelManifest('linux/amd64', ['base', 'app', 'base']);
+    const arm = modelManifest('linux/arm64', ['base', 'arm app']);
+    layout(h, modelIndex([amd, arm]));
+    const r = await runAction(config(OCI), h.deps);
+    expect(r.plan.layers.map((l) => [l.index, l.diffId])).toEqual([
+      [1, sha('base')],
+      [2, sha('app')],
+      [3, sha('base')],
+      [4, sha('arm app')],
+    ]);
+    expect(pushedIndex(h).entries).toEqual([amd.digest, arm.digest]);
+  });
+});
