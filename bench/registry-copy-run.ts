@@ -27,8 +27,7 @@ const opened = await openRegistrySource(
   { workDir: '/nonexistent', credentials: creds(args.srcCreds) },
 );
 const client = new RegistryClient(args.dst, creds(args.dstCreds));
-for (const m of platformManifests(opened.image))
-  await uploadImage(client, args.target, { manifest: m.bytes, config: m.config, layers: m.layers, tags: ['1'] });
+for (const m of platformManifests(opened.image)) await uploadImage(client, args.target, m, ['1']);
 const ms = performance.now() - started;
 const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
 console.log(JSON.stringify({ ms: Math.round(ms), peakRss: Number(kb ?? 0) * 1024 }));

@@ -17,7 +17,7 @@ import { liveChildren } from '../../src/util/process.js';
 import { RegistryClient } from '../../src/registry/registry-client.js';
 import { UploadError } from '../../src/upload/errors.js';
 import { uploadImage } from '../../src/upload/image.js';
-import { readImageForUpload, type ImageForUpload } from '../../src/upload/image-source.js';
+import { readImageForUpload, type SavedImage } from '../../src/upload/image-source.js';
 import { pushLocalImage, type PushLocalOptions } from '../../src/upload/push-local.js';
 import type { ChunkedPushRequest } from '../../src/upload/push-local.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
@@ -73,28 +73,23 @@ async function savedFiles(e: Engine, ref: string): Promise<string> {
 }
 
 /** Pushes what readImageForUpload read, through the action's uploader (in chunks), to repo:tag. */
-async function upload(img: ImageForUpload, repo: string, tag: string) {
+async function upload(img: SavedImage, repo: string, tag: string) {
   const [username, password] = creds();
   const client = new RegistryClient(registry.host, { username, password });
-  return uploadImage(
-    client,
-    repo,
-    { manifest: img.manifest.bytes, config: img.config, layers: img.layers, tags: [tag] },
-    { chunkSize: MiB },
-  );
+  return uploadImage(client, repo, img, [tag], { chunkSize: MiB });
 }
 
 /** skopeo's view of what the registry holds, and its copy of every file of it, compared with what was read. */
-async function expectRegistryHolds(img: ImageForUpload, repo: string, tag: string): Promise<void> {
+async function expectRegistryHolds(img: SavedImage, repo: string, tag: string): Promise<void> {
   const ref = `docker://${registry.host}/${repo}:${tag}`;
   const [u, p] = creds();
   const { stdout } = await execFileP('skopeo', ['inspect', '--tls-verify=false', `--creds=${u}:${p}`, ref]);
   const inspected = JSON.parse(stdout) as { Digest: string; Layers: string[] };
-  expect(inspected.Digest).toBe(img.manifest.digest);
+  expect(inspected.Digest).toBe(img.digest);
   expect(inspected.Layers).toEqual(img.layers.map((l) => l.digest));
   const copy = mkdtempSync(join(dir, 'skopeo-'));
   await execFileP('skopeo', ['copy', '--src-tls-verify=false', `--src-creds=${u}:${p}`, ref, `dir:${copy}`]);
-  expect(readFileSync(join(copy, 'manifest.json'))).toEqual(img.manifest.bytes);
+  expect(readFileSync(join(copy, 'manifest.json'))).toEqual(img.bytes);
   for (const blob of [img.config, ...img.layers]) {
     const file = readFileSync(join(copy, blob.digest.replace('sha256:', '')));
     expect(sha256(file)).toBe(blob.digest);
@@ -199,7 +194,7 @@ describeEngine('A', 'image content from engine A (classic store)', (eng) => {
     expect(img.config.digest).toBe(id);
     expect(img.config.mediaType).toBe(MEDIA_TYPES.dockerConfig);
     expect(img.layers).toHaveLength(layersInEngine.length);
-    expect(img.manifest.mediaType).toBe(MEDIA_TYPES.dockerManifest);
+    expect(img.mediaType).toBe(MEDIA_TYPES.dockerManifest);
 
     const saved = await savedFiles(eng, ref);
     const list = JSON.parse(readFileSync(join(saved, 'manifest.json'), 'utf8')) as [{ Layers: string[] }];
@@ -214,14 +209,14 @@ describeEngine('A', 'image content from engine A (classic store)', (eng) => {
       expect(sha256(tarBytes)).toBe(layersInEngine[i]);
     }
     const again = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir() });
-    expect(again.manifest.digest).toBe(img.manifest.digest);
+    expect(again.digest).toBe(img.digest);
   });
 
   test('pushed with the uploader: skopeo sees the same manifest and files, and the engine pulls the same image ID', async () => {
     const img = await readImageForUpload(ref, { env: engineEnv(eng), workDir: workDir() });
     const repo = `imgsrc/${uniqueName('a')}`;
     const result = await upload(img, repo, '1');
-    expect(result.digest).toBe(img.manifest.digest);
+    expect(result.digest).toBe(img.digest);
     await expectRegistryHolds(img, repo, '1');
 
     expect(await pulledImageId(eng, repo)).toBe(id);
@@ -287,7 +282,7 @@ describeEngine('B', 'image content from engine B (containerd store)', (eng) => {
 
     // docker push --platform to one repository, our uploader to another
     const byDocker = await pushedByDocker(eng, ref, 'b-docker');
-    expect(byDocker?.digest).toBe(img.manifest.digest);
+    expect(byDocker?.digest).toBe(img.digest);
     expect(byDocker?.json.config?.digest).toBe(img.config.digest);
     expect(byDocker?.json.layers?.map((l) => l.digest)).toEqual(img.layers.map((l) => l.digest));
 

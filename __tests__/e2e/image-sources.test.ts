@@ -85,15 +85,7 @@ async function pushAndCheck(opened: OpenedImage, repo: string): Promise<void> {
   expect(index.attestations).toHaveLength(2);
   const sel = selectPlatforms(index, { platforms: null, attestations: 'strip' });
   expect(sel.changed).toBe(true);
-  const manifests = sel.manifests.map((m) => ({
-    manifest: m.bytes,
-    config: m.config,
-    layers: m.layers,
-    platform: m.platform,
-  }));
-  const result = await uploadIndex(client(), repo, { bytes: sel.bytes, mediaType: sel.mediaType, manifests }, ['1'], {
-    chunkSize: MiB,
-  });
+  const result = await uploadIndex(client(), repo, sel, ['1'], { chunkSize: MiB });
   expect(result.digest).toBe(sel.digest);
 
   const tagged = await rawBytes(registry, repo, 'manifests', '1');
@@ -131,12 +123,7 @@ test('docker-archive: a classic-store save (engine A), layers gzipped whose cont
   const image = opened.image as ManifestImage;
   expect(image.kind).toBe('manifest');
   const repo = 'sources/docker-a';
-  const result = await uploadImage(
-    client(),
-    repo,
-    { manifest: image.bytes, config: image.config, layers: image.layers, tags: ['1'] },
-    { chunkSize: MiB },
-  );
+  const result = await uploadImage(client(), repo, image, ['1'], { chunkSize: MiB });
   expect(result.digest).toBe(image.digest);
   const stored = await rawBytes(registry, repo, 'manifests', '1');
   expect(stored?.bytes.equals(image.bytes)).toBe(true);

@@ -97,15 +97,8 @@ async function copy(
   onEvent?: (e: UploadEvent) => void,
   maxTries = 1,
 ): Promise<IndexUploadResult> {
-  const manifests = [...index.manifests, ...index.attestations].map((m) => ({
-    manifest: m.bytes,
-    config: m.config,
-    layers: m.layers,
-    platform: m.platform,
-  }));
   const client = new RegistryClient(to.host, to.creds);
-  const bytes = { bytes: index.bytes, mediaType: index.mediaType, manifests };
-  return uploadIndex(client, to.repo, bytes, ['1.0'], { chunkSize: MiB, maxTries, retryDelayMs: () => 10, onEvent });
+  return uploadIndex(client, to.repo, index, ['1.0'], { chunkSize: MiB, maxTries, retryDelayMs: () => 10, onEvent });
 }
 
 function distinctBlobs(index: IndexImage): Map<string, number> {

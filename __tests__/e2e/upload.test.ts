@@ -241,12 +241,9 @@ describe('an image: config + 2 layers + manifest under two tags', () => {
       }),
     );
     const repo = 'upload/image';
-    const result = await uploadImage(
-      throughProxy(),
-      repo,
-      { manifest, config, layers, tags: ['v1', 'latest'] },
-      { chunkSize: 64 * 1024 },
-    );
+    const result = await uploadImage(throughProxy(), repo, { bytes: manifest, config, layers }, ['v1', 'latest'], {
+      chunkSize: 64 * 1024,
+    });
     expect(result.digest).toBe(`sha256:${createHash('sha256').update(manifest).digest('hex')}`);
 
     const [user, pass] = Object.entries(registry.users)[0];

@@ -1,19 +1,19 @@
 // The real parts behind the core's source ports (src/adapters/sources.ts): each transport reaches its opener and
 // yields the image the fixture wrote, byte for byte; the engine's image is read with `docker save` (a fake docker
-// on PATH that writes an archive, or fails as the real one does); pushSource sends a manifest or an index to the
-// scripted registry and tells the index's own refusal apart from a platform manifest's.
+// on PATH that writes an archive, or fails as the real one does); what it opens, pushed (pushImage) to the scripted
+// registry as a manifest or an index, the index's own refusal told apart from a platform manifest's.
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSource, pushSource } from '../../src/adapters/sources.js';
+import { openSource } from '../../src/adapters/sources.js';
 import type { OpenSourceRequest } from '../../src/core/ports.js';
-import { INDEX_PHASE } from '../../src/core/stages/index-refusal.js';
-import type { IndexImage, ManifestImage } from '../../src/image/image-model.js';
+import type { IndexImage, ManifestImage, SourceImage } from '../../src/image/image-model.js';
 import { selectPlatforms } from '../../src/image/index-select.js';
 import { parseSourceRef, type SourceRef } from '../../src/image/source-ref.js';
 import { buildLayout, packFiles, writeFiles, type LayoutFixture } from '../../test/fixtures/sources/layouts.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../test/support/upload-registry.js';
+import { INDEX_PHASE, pushImage } from '../../src/upload/push-image.js';
 
 let work: string;
 let fx: LayoutFixture;
@@ -130,8 +130,8 @@ async function openedIndex(): Promise<IndexImage> {
   return (await openSource(ref(`oci:${join(work, 'layout')}`), request())).image as IndexImage;
 }
 
-const push = (registry: ScriptedRegistry, image: Parameters<typeof pushSource>[0]['image']) =>
-  pushSource({
+const push = (registry: ScriptedRegistry, image: SourceImage) =>
+  pushImage({
     image,
     repositoryPath: 'app/pushed',
     tags: ['1.0'],
@@ -142,29 +142,29 @@ const push = (registry: ScriptedRegistry, image: Parameters<typeof pushSource>[0
     onProgress: () => undefined,
   });
 
-test('pushSource: one manifest, then an index of its platforms under the tag', async () => {
+test('pushImage: one manifest, then an index of its platforms under the tag', async () => {
   const index = await openedIndex();
   reg = await startScriptedRegistry();
-  const one = await push(reg, { kind: 'manifest', manifest: index.manifests[1] });
+  const one = await push(reg, index.manifests[1]);
   expect(one).toEqual({ ok: true, digest: index.manifests[1].digest });
   const selected = selectPlatforms(index, { platforms: null, attestations: 'strip' });
-  const all = await push(reg, { kind: 'index', index: selected });
+  const all = await push(reg, selected);
   expect(all).toEqual({ ok: true, digest: selected.digest });
   expect(reg.manifests.get('app/pushed:1.0')?.body.equals(selected.bytes)).toBe(true);
   for (const m of index.manifests) expect(reg.manifests.has(`app/pushed:${m.digest}`)).toBe(true);
 });
 
-test("pushSource: the index's own refusal is the index phase, a platform manifest's is not", async () => {
+test("pushImage: the index's own refusal is the index phase, a platform manifest's is not", async () => {
   const index = await openedIndex();
   const selected = selectPlatforms(index, { platforms: null, attestations: 'strip' });
   reg = await startScriptedRegistry({
     script: (r) => (r.method === 'PUT' && r.path.endsWith('/manifests/1.0') ? { status: 400 } : undefined),
   });
-  const atIndex = await push(reg, { kind: 'index', index: selected });
+  const atIndex = await push(reg, selected);
   expect(atIndex.ok === false && atIndex.stop.phase).toBe(INDEX_PHASE);
   reg.setScript((r) =>
     r.method === 'PUT' && r.path.endsWith(`/manifests/${index.manifests[0].digest}`) ? { status: 400 } : undefined,
   );
-  const atPlatform = await push(reg, { kind: 'index', index: selected });
+  const atPlatform = await push(reg, selected);
   expect(atPlatform.ok === false && atPlatform.stop.phase).toBe('manifest');
 });

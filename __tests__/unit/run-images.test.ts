@@ -3,7 +3,7 @@
 // with the failure naming the image and what became of the others. The registry's own state is what is asserted.
 import { ActionFailure, MAX_PARALLEL_IMAGES, runImages, type RunResult, type RunResults } from '../../src/core/run.js';
 import { readConfigs, type Config } from '../../src/core/inputs.js';
-import type { SourcePushRequest } from '../../src/core/ports.js';
+import type { ImagePushRequest } from '../../src/upload/push-image.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
 import { pushedOutputs, resultOutputs } from '../../src/adapters/wiring.js';
 import { harness, image, modelManifest, type Harness } from '../../test/fixtures/core-fakes.js';
@@ -57,14 +57,14 @@ async function untilTagged(h: Harness, repo: string): Promise<void> {
     await new Promise((ok) => setImmediate(ok));
 }
 
-/** pushSource held until released (or aborted, as the real uploader ends then), counting how many run at once. */
+/** pushImage held until released (or aborted, as the real uploader ends then), counting how many run at once. */
 function gated(h: Harness) {
-  const real = h.deps.ports.pushSource;
+  const real = h.deps.ports.pushImage;
   const waiting = new Map<string, (r?: ChunkedPushResult) => void>();
   const started: string[] = [];
   let inFlight = 0;
   let most = 0;
-  const pushSource = async (req: SourcePushRequest): Promise<ChunkedPushResult> => {
+  const pushImage = async (req: ImagePushRequest): Promise<ChunkedPushResult> => {
     started.push(req.repositoryPath);
     most = Math.max(most, ++inFlight);
     try {
@@ -86,7 +86,7 @@ function gated(h: Harness) {
     waiting.delete(repo);
     go(r);
   };
-  return { deps: { ...h.deps, ports: { ...h.deps.ports, pushSource } }, started, release, most: () => most };
+  return { deps: { ...h.deps, ports: { ...h.deps.ports, pushImage } }, started, release, most: () => most };
 }
 
 const REFUSED: ChunkedPushResult = {
@@ -131,7 +131,7 @@ describe('runImages: several images', () => {
     expect(e.message).toContain('Nothing was pushed');
     expect(tagsHeld(h)).toEqual([]);
     expect(h.docker.calls.filter((c) => c.startsWith('push'))).toEqual([]);
-    expect(h.uploader.sources).toEqual([]);
+    expect(h.uploader.images).toEqual([]);
     expect(h.sources.closed).toEqual(['oci:worker']); // what was opened is closed again
   });
 

@@ -120,7 +120,7 @@ describe('platforms and attestations', () => {
     const e = await fails(runAction(config({ ...OCI, platforms: 'linux/s390x' }), h.deps));
     expect(e.opts).toMatchObject({ input: 'platforms', attempts: 0 });
     expect(e.message).toContain('linux/s390x is not in oci:out (its platforms: linux/amd64, linux/arm64)');
-    expect(h.uploader.sources).toEqual([]);
+    expect(h.uploader.images).toEqual([]);
     expect(h.registry.tags.size).toBe(0);
     expect(h.sources.closed).toEqual(['oci:out']);
   });
@@ -157,7 +157,7 @@ describe('bad sources: an error naming image before anything is pushed', () => {
     const e = await fails(runAction(config({ image: source, 'target-image': 'api' }), h.deps));
     expect(e.opts).toMatchObject({ input: 'image', attempts: 0 });
     expect(e.message).toBe(`Input 'image': ${source} cannot be read: ${why.message}`);
-    expect(h.uploader.sources).toEqual([]);
+    expect(h.uploader.images).toEqual([]);
     expect(h.registry.tags.size).toBe(0);
     expect(h.docker.calls).toEqual([]);
   });
@@ -169,7 +169,7 @@ describe('bad sources: an error naming image before anything is pushed', () => {
     const e = await fails(runAction(config(OCI), h.deps));
     expect(e.title).not.toBe('replicated-push failed');
     expect(h.sources.closed).toEqual(['oci:out']);
-    expect(h.uploader.sources).toEqual([]);
+    expect(h.uploader.images).toEqual([]);
   });
 });
 
@@ -177,18 +177,18 @@ describe('the push and its verification', () => {
   test('a failed upload is retried under the policy, the same image each attempt', async () => {
     const h = harness();
     layout(h);
-    h.uploader.sourceResults = [{ ok: false, stop: { status: 503, phase: 'chunk', message: '503' }, layer: 1 }];
+    h.uploader.imageResults = [{ ok: false, stop: { status: 503, phase: 'chunk', message: '503' }, layer: 1 }];
     const r = await runAction(config(OCI), h.deps);
     expect(r.attempts).toBe(2);
-    expect(h.uploader.sources).toHaveLength(2);
-    expect(h.uploader.sources[1].image).toBe(h.uploader.sources[0].image);
+    expect(h.uploader.images).toHaveLength(2);
+    expect(h.uploader.images[1].image).toBe(h.uploader.images[0].image);
     expect(pushedIndex(h).entries).toEqual([AMD.digest, ARM.digest]);
   });
 
   test('a registry that refuses the index itself: one attempt, an error saying so, platforms: as the way out', async () => {
     const h = harness();
     layout(h);
-    h.uploader.sourceResults = [
+    h.uploader.imageResults = [
       { ok: false, stop: { status: 400, phase: 'index', message: 'manifest invalid' }, layer: null },
     ];
     const e = await fails(runAction(config(OCI), h.deps));
@@ -196,13 +196,13 @@ describe('the push and its verification', () => {
     expect(e.opts.attempts).toBe(1);
     expect(e.message).toContain('stored every platform manifest (linux/amd64, linux/arm64) and blob');
     expect(e.message).toContain('`platforms: linux/amd64`');
-    expect(h.uploader.sources).toHaveLength(1);
+    expect(h.uploader.images).toHaveLength(1);
   });
 
   test('a 503 to the index PUT is retried as any 5xx', async () => {
     const h = harness();
     layout(h);
-    h.uploader.sourceResults = [{ ok: false, stop: { status: 503, phase: 'index', message: '503' }, layer: null }];
+    h.uploader.imageResults = [{ ok: false, stop: { status: 503, phase: 'index', message: '503' }, layer: null }];
     const r = await runAction(config(OCI), h.deps);
     expect(r.attempts).toBe(2);
     expect(pushedIndex(h).entries).toEqual([AMD.digest, ARM.digest]);
@@ -222,7 +222,7 @@ describe('the push and its verification', () => {
     layout(h);
     const r = await runAction(config({ ...OCI, 'dry-run': 'true' }), h.deps);
     expect(r.digest).toBeNull();
-    expect(h.uploader.sources).toEqual([]);
+    expect(h.uploader.images).toEqual([]);
     expect(h.registry.tags.size).toBe(0);
     expect(h.sources.closed).toEqual(['oci:out']);
   });
@@ -291,5 +291,22 @@ describe('the engine: a multi-platform image with attestations, default inputs',
     expect(e.opts).toMatchObject({ input: 'layer-split', attempts: 0 });
     expect(h.sources.opened).toEqual([]);
     expect(h.registry.tags.size).toBe(0);
+  });
+});
+
+describe('the layers of the plan, as the uploader numbers a failed one (numberedLayers)', () => {
+  test('a blob one manifest names twice is listed at each place; one another platform shares, once', async () => {
+    const h = harness();
+    const amd = modelManifest('linux/amd64', ['base', 'app', 'base']);
+    const arm = modelManifest('linux/arm64', ['base', 'arm app']);
+    layout(h, modelIndex([amd, arm]));
+    const r = await runAction(config(OCI), h.deps);
+    expect(r.plan.layers.map((l) => [l.index, l.diffId])).toEqual([
+      [1, sha('base')],
+      [2, sha('app')],
+      [3, sha('base')],
+      [4, sha('arm app')],
+    ]);
+    expect(pushedIndex(h).entries).toEqual([amd.digest, arm.digest]);
   });
 });

@@ -10,6 +10,7 @@ import type { ManifestHead } from '../../src/registry/registry-client.js';
 import { config, harness, image, sha, type Harness } from '../../test/fixtures/core-fakes.js';
 import { sha256Digest } from '../../src/image/blob-source.js';
 import { runnerCommands } from '../../test/support/runner-commands.js';
+import type { ImagePushRequest } from '../../src/upload/push-image.js';
 
 const MB = 1_000_000;
 const REF = 'registry.example.com/my-app/api:1.0.0';
@@ -36,6 +37,8 @@ async function fails(p: Promise<RunResult>): Promise<ActionFailure> {
 }
 
 const pushes = (h: Harness) => h.docker.calls.filter((c) => c.startsWith('push '));
+/** The layers of an image the uploader was given (the split's is one manifest). */
+const layersOf = (req: ImagePushRequest) => (req.image.kind === 'manifest' ? req.image.layers : []);
 
 describe('a push that works', () => {
   test('logs in, tags, pushes, verifies with the registry, and leaves nothing behind', async () => {
@@ -258,7 +261,7 @@ describe('HTTP 524', () => {
     expect(r.split?.layersAfter).toBe(4); // 2.5 GB in 1 GB pieces: 3, plus the small layer
     expect(h.docker.calls).toContain(`tag replicated-push-split-abc123:1 ${REF}`);
     expect(pushes(h)).toEqual([`push ${REF}`]);
-    expect(h.uploader.prepared).toHaveLength(0);
+    expect(h.uploader.images).toHaveLength(0);
   });
 
   test('layer-split auto with unknown layer sizes: no 0 B re-split; the retries are still used', async () => {
@@ -286,11 +289,11 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     expect(h.relayedBlobs).toHaveLength(1);
     expect(h.relayedBlobs[0]).toMatchObject({ image: 'api:dev', split: undefined, maxLayerSize: 1_000_000_000 });
     expect(h.relayedBlobs[0].blobDir.startsWith(h.workDirs[0])).toBe(true);
-    expect(h.uploader.prepared).toHaveLength(1);
-    const sent = h.uploader.prepared[0];
+    expect(h.uploader.images).toHaveLength(1);
+    const sent = h.uploader.images[0];
     expect(sent.tags).toEqual(['1.0.0', 'latest']);
-    expect(sent.image.layers).toHaveLength(4);
-    expect(r.digest).toBe(sent.image.manifest.digest);
+    expect(layersOf(sent)).toHaveLength(4);
+    expect(r.digest).toBe(sent.image.digest);
     expect(h.registry.tags.get('my-app/api:latest')).toBe(r.digest);
     // the plan after the split, built without the engine
     expect(r.layerCount).toBe(4);
@@ -307,7 +310,7 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     expect(r.split?.lines).toEqual(['layer 2 (2.5 GB, RUN step2) -> 3 layers: 1.0 GB + 1.0 GB + 500 MB']);
     expect(h.log.groups).toContain(`Push ${REF} in chunks`);
     // pipelined: each piece was sent as soon as it was written, before the push attempt (which HEADs them)
-    expect(h.uploader.early.map((e) => e.blob)).toEqual(sent.image.layers);
+    expect(h.uploader.early.map((e) => e.blob)).toEqual(layersOf(sent));
     expect(h.uploader.early[0]).toMatchObject({ repositoryPath: 'my-app/api', chunkSize: 32_000_000 });
     // the engine holds what it held: no split image, no name moved to one
     expect(h.docker.calls.filter((c) => c.includes('replicated-push-split'))).toEqual([]);
@@ -321,7 +324,7 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
     expect(r.attempts).toBe(1);
     expect(h.uploader.early).toHaveLength(4);
-    expect(h.uploader.prepared).toHaveLength(1);
+    expect(h.uploader.images).toHaveLength(1);
     expect(h.log.text()).toMatch(/: not sent while splitting \(PATCH answered 524\); the push sends it/);
   });
 
@@ -329,33 +332,33 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     const h = setup([5 * MB, 2_500 * MB]);
     const r = await runAction(config({ 'layer-split': 'auto', upload: 'chunked' }), h.deps);
     expect(h.relayedBlobs).toHaveLength(1);
-    expect(h.uploader.prepared).toHaveLength(1);
+    expect(h.uploader.images).toHaveLength(1);
     expect(h.relayed).toHaveLength(0);
     expect(r.layerCount).toBe(4);
   });
 
   test('a retry uploads the same prepared blobs again: no second split, no docker save', async () => {
     const h = setup([5 * MB, 2_500 * MB]);
-    h.uploader.preparedResults = [
+    h.uploader.imageResults = [
       { ok: false, stop: { status: null, phase: 'chunk', message: 'socket hang up' }, layer: 2 },
     ];
     const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
     expect(r.attempts).toBe(2);
     expect(h.relayedBlobs).toHaveLength(1);
-    expect(h.uploader.prepared).toHaveLength(2);
-    expect(h.uploader.prepared[1].image).toBe(h.uploader.prepared[0].image);
+    expect(h.uploader.images).toHaveLength(2);
+    expect(h.uploader.images[1].image).toBe(h.uploader.images[0].image);
     expect(h.uploader.calls).toHaveLength(0);
-    expect(r.digest).toBe(h.uploader.prepared[0].image.manifest.digest);
+    expect(r.digest).toBe(h.uploader.images[0].image.digest);
   });
 
   test('a 524 on a piece: re-split from the user image, smaller, into a new prepared image', async () => {
     const h = setup([5 * MB, 2_500 * MB]);
     const original = h.docker.images.get(h.docker.names.get('api:dev') as string)?.image.RootFS.Layers ?? [];
-    h.uploader.preparedResults = [
+    h.uploader.imageResults = [
       { ok: false, stop: { status: 524, phase: 'commit', message: 'PUT answered 524' }, layer: 2 },
     ];
     const dirs: boolean[] = [];
-    h.uploader.onPrepared = () => dirs.push(...h.uploader.prepared.map((p) => existsSync(p.image.dir)));
+    h.uploader.onImage = () => dirs.push(...h.relayedBlobs.map((c) => existsSync(c.blobDir)));
     const r = await runAction(config({ 'layer-split': 'auto' }), h.deps);
     expect(r.attempts).toBe(2);
     expect(h.relayedBlobs).toHaveLength(2);
@@ -363,15 +366,15 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     expect(h.relayedBlobs[1].image).toBe('api:dev');
     expect([...(h.relayedBlobs[1].split ?? [])]).toEqual([[original[1], 500 * MB]]);
     expect(h.log.groups).toContain('Re-split layer 2, 3 to 500 MB');
-    const [first, second] = h.uploader.prepared;
+    const [first, second] = h.uploader.images;
     expect(second.image).not.toBe(first.image);
-    expect(second.image.layers).toHaveLength(6);
+    expect(layersOf(second)).toHaveLength(6);
     expect(r.layerCount).toBe(6);
     expect(r.split).toMatchObject({ layersBefore: 2, layersAfter: 6 });
     expect(r.split?.lines).toEqual([
       'layer 2 (2.5 GB, RUN step2) -> 5 layers: 500 MB + 500 MB + 500 MB + 500 MB + 500 MB',
     ]);
-    expect(r.digest).toBe(second.image.manifest.digest);
+    expect(r.digest).toBe(second.image.digest);
     // the first blobs are gone once replaced; the second upload had its own
     expect(dirs).toEqual([true, false, true]);
     expect(h.relayed).toHaveLength(0);
@@ -392,10 +395,10 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     expect(h.uploader.calls).toHaveLength(1);
     expect(h.relayedBlobs).toHaveLength(1);
     expect([...(h.relayedBlobs[0].split?.values() ?? [])]).toEqual([300 * MB]);
-    expect(h.uploader.prepared).toHaveLength(1);
+    expect(h.uploader.images).toHaveLength(1);
     expect(r.attempts).toBe(3);
     expect(r.layerCount).toBe(3);
-    expect(r.digest).toBe(h.uploader.prepared[0].image.manifest.digest);
+    expect(r.digest).toBe(h.uploader.images[0].image.digest);
   });
 
   test('a cancel during the split: Cancelled, nothing uploaded', async () => {
@@ -414,7 +417,7 @@ describe('layer-split: auto uploads its pieces directly (upload: auto or chunked
     };
     const e = await fails(runAction(config({ 'layer-split': 'auto' }), deps));
     expect(e.title).toBe('Cancelled');
-    expect(h.uploader.prepared).toHaveLength(0);
+    expect(h.uploader.images).toHaveLength(0);
   });
 });
 

@@ -1,12 +1,11 @@
-// The real parts behind the core's source ports: which opener reads which transport (oci:, oci-archive:,
-// docker-archive:, docker://, and the engine's own image through `docker save`), where a source registry's
-// credentials come from, and the uploader that sends an opened image (one manifest, or an index and its platforms).
-import type { SharedBlobs } from '../upload/shared-blobs.js';
+// The real part behind the core's openSource port: which opener reads which transport (oci:, oci-archive:,
+// docker-archive:, docker://, and the engine's own image through `docker save`), and where a source registry's
+// credentials come from. What it opens is pushed as every image of the model is (upload/push-image.ts).
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { OpenSourceRequest, SourcePushRequest } from '../core/ports.js';
+import type { OpenSourceRequest } from '../core/ports.js';
 import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
 import type { OpenedImage } from '../image/image-model.js';
 import { openDockerArchive } from '../image/sources/docker-archive-source.js';
@@ -15,11 +14,6 @@ import { openOciLayout } from '../image/sources/oci-layout-source.js';
 import type { SourceRef } from '../image/source-ref.js';
 import { sourceCredentials } from '../registry/docker-credentials.js';
 import { openRegistrySource } from '../registry/registry-source.js';
-import { uploadFailure, UploadError, type ChunkedPushResult } from '../upload/errors.js';
-import { INDEX_PHASE } from '../core/stages/index-refusal.js';
-import type { ChunkSizing } from '../upload/blob.js';
-import { uploadImage } from '../upload/image.js';
-import { uploadIndex } from '../upload/index-upload.js';
 
 /**
  * The engine's image as a docker archive: `docker save` into the work directory, then read as any archive. Used
@@ -76,59 +70,5 @@ export async function openSource(source: SourceRef, req: OpenSourceRequest): Pro
     }
     case 'docker-daemon':
       return openEngineImage(source.image.raw, req);
-  }
-}
-
-/** Sends an opened image with the action's uploader; a failure says where it stopped and which layer. */
-export async function pushSource(
-  req: SourcePushRequest,
-  run: { readonly sizing?: ChunkSizing; readonly shared?: SharedBlobs } = {},
-): Promise<ChunkedPushResult> {
-  const opts = {
-    chunkSize: req.chunkSize,
-    signal: req.signal,
-    onEvent: req.onEvent,
-    onProgress: req.onProgress,
-    sizing: run.sizing,
-    shared: run.shared,
-  };
-  const { image } = req;
-  const manifests = image.kind === 'manifest' ? [image.manifest] : image.index.manifests;
-  // the plan numbers each blob once, in manifest order (source-facts.ts): a failure names the same layer
-  const layers = [...new Set(manifests.flatMap((m) => m.layers.map((l) => l.digest)))];
-  try {
-    if (image.kind === 'manifest') {
-      const m = image.manifest;
-      const r = await uploadImage(
-        req.transport,
-        req.repositoryPath,
-        { manifest: m.bytes, config: m.config, layers: m.layers, tags: req.tags },
-        opts,
-      );
-      return { ok: true, digest: r.digest };
-    }
-    const { index } = image;
-    const r = await uploadIndex(
-      req.transport,
-      req.repositoryPath,
-      {
-        bytes: index.bytes,
-        mediaType: index.mediaType,
-        manifests: [...index.manifests, ...index.attestations].map((m) => ({
-          manifest: m.bytes,
-          config: m.config,
-          layers: m.layers,
-          platform: m.platform,
-        })),
-      },
-      req.tags,
-      opts,
-    );
-    return { ok: true, digest: r.digest };
-  } catch (e) {
-    const failed = uploadFailure(e, layers);
-    // the index's own PUT, told apart from a platform manifest's: the core says what to do about it
-    const atIndex = image.kind === 'index' && e instanceof UploadError && e.digest === image.index.digest;
-    return atIndex && e.phase === 'manifest' ? { ...failed, stop: { ...failed.stop, phase: INDEX_PHASE } } : failed;
   }
 }

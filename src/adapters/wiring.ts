@@ -5,12 +5,12 @@ import type { Logger } from '../core/logger.js';
 import { RegistryClient } from '../registry/registry-client.js';
 import { relayerBlobs, relayerImage } from '../layer-split/index.js';
 import { pushLocalImage } from '../upload/push-local.js';
-import { pushPreparedBlob, pushPreparedImage } from '../upload/prepared-image.js';
+import { pushImage, pushPreparedBlob } from '../upload/push-image.js';
 import { ChunkSizing } from '../upload/blob.js';
 import { SharedBlobs } from '../upload/shared-blobs.js';
 import type { CoreDeps, RunResult, RunResults } from '../core/run.js';
 import { sleep } from '../util/timers.js';
-import { openSource, pushSource } from './sources.js';
+import { openSource } from './sources.js';
 
 export function realDeps(
   logger: Logger,
@@ -36,7 +36,7 @@ export function realDeps(
     ports: {
       relayer: relayerImage,
       relayerBlobs,
-      pushPrepared: (req) => pushPreparedImage(req, { sizing, shared }),
+      pushImage: (req) => pushImage(req, { sizing, shared }),
       pushPreparedBlob: (req) => pushPreparedBlob(req, { sizing, shared }),
       // The fallback changes how the image is read, not what is pushed: said in the log, on one line.
       chunkedPush: (req) =>
@@ -49,7 +49,6 @@ export function realDeps(
             ),
         }),
       openSource,
-      pushSource: (req) => pushSource(req, { sizing, shared }),
     },
   };
 }

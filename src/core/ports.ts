@@ -5,11 +5,10 @@ import type { Config } from './inputs.js';
 import type { Logger } from './logger.js';
 import type { ManifestHead, RegistryTransport } from '../registry/registry-client.js';
 import type { BlobsOptions, RelayeredBlobs, RelayerOptions, RelayerReport } from '../layer-split/index.js';
-import type { ImagePushCommon, PreparedBlobRequest, PreparedPushRequest } from '../upload/prepared-image.js';
+import type { ImagePushRequest, PreparedBlobRequest } from '../upload/push-image.js';
 import type { ChunkedPushRequest } from '../upload/push-local.js';
 import type { ChunkedPushResult } from '../upload/errors.js';
-import type { ManifestImage, OpenedImage, OpenSourceOptions } from '../image/image-model.js';
-import type { SelectedIndex } from '../image/index-select.js';
+import type { OpenedImage, OpenSourceOptions } from '../image/image-model.js';
 import type { SourceRef } from '../image/source-ref.js';
 
 /** The docker calls the core makes; src/engine/docker.ts implements them, tests pass fakes. */
@@ -46,8 +45,11 @@ export type Relayer = (
  */
 export type BlobRelayer = (image: string, opts: BlobsOptions) => Promise<RelayeredBlobs>;
 
-/** Uploads an image the action prepared itself (BlobRelayer's), blobs in chunks, the manifest under every tag. */
-export type PreparedPush = (req: PreparedPushRequest) => Promise<ChunkedPushResult>;
+/**
+ * Uploads an image of the model with the action's uploader (the split's, an opened source's: a manifest, or the
+ * index selectPlatforms made), blobs in chunks, the manifest under every tag; never throws.
+ */
+export type ImagePush = (req: ImagePushRequest) => Promise<ChunkedPushResult>;
 
 /** Sends one blob of an image still being split; null when the registry has it, else what went wrong. */
 export type PreparedBlobPush = (req: PreparedBlobRequest) => Promise<string | null>;
@@ -71,18 +73,6 @@ export interface OpenSourceRequest extends OpenSourceOptions {
  */
 export type OpenSource = (source: SourceRef, req: OpenSourceRequest) => Promise<OpenedImage>;
 
-/** What the action's uploader sends of an opened source: one image manifest, or the index selectPlatforms made. */
-export type SourceUpload =
-  | { readonly kind: 'manifest'; readonly manifest: ManifestImage }
-  | { readonly kind: 'index'; readonly index: SelectedIndex };
-
-export interface SourcePushRequest extends ImagePushCommon {
-  readonly image: SourceUpload;
-}
-
-/** Uploads an opened source's image with the action's uploader; never throws (a failure says where it stopped). */
-export type SourcePush = (req: SourcePushRequest) => Promise<ChunkedPushResult>;
-
 export interface Clock {
   now(): number;
   /** Resolves after ms, or rejects at once when the signal aborts. */
@@ -96,16 +86,14 @@ export interface ImagePorts {
   readonly relayer: Relayer;
   /** Re-layers a local image into blob files (layer-split: auto, upload: auto or chunked). */
   readonly relayerBlobs: BlobRelayer;
-  /** Uploads what relayerBlobs made. */
-  readonly pushPrepared: PreparedPush;
+  /** Uploads an image of the model: what relayerBlobs made, or what openSource opened. */
+  readonly pushImage: ImagePush;
   /** Uploads one of its blobs while the next is cut. */
   readonly pushPreparedBlob: PreparedBlobPush;
   /** Sends a local image in resumable chunks (upload: chunked, or auto). */
   readonly chunkedPush: ChunkedPush;
   /** Opens an image source as the image model (routed by its transport). */
   readonly openSource: OpenSource;
-  /** Uploads what openSource opened (a manifest, or an index of its platforms). */
-  readonly pushSource: SourcePush;
 }
 
 export interface CoreDeps extends Clock {

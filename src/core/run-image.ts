@@ -15,7 +15,7 @@ import { imageStage, type ImageRead } from './stages/image-read.js';
 import { cleanUp, nameForPush, type LocalName, type OwnImage } from './stages/local-images.js';
 import { loginAll, type TagBefore } from './stages/login.js';
 import { pushStage } from './stages/push.js';
-import { initialState, sourceState, type PushState } from './stages/push-state.js';
+import { initialState, preparedOf, sourceState, type PushState } from './stages/push-state.js';
 import type { SourceRead } from './stages/source.js';
 import { splitState } from './stages/split.js';
 import { checkTombstone } from './stages/tombstone-check.js';
@@ -119,6 +119,7 @@ export async function pushPrepared(p: PreparedImage, started: number): Promise<R
   const { config, log } = ctx;
   const own: OwnImage[] = [];
   let names: LocalName[] = [];
+  let last: PushState | null = null;
   try {
     throwIfCancelled(ctx.signal);
     const { engine, plan, names: namesBefore, source } = read;
@@ -138,6 +139,7 @@ export async function pushPrepared(p: PreparedImage, started: number): Promise<R
       !source && config.layerSplit === 'auto' && plan.oversized.length ? await splitState(ctx, initial, null) : initial;
     own.push(...state.images);
     const pushed = await pushStage(ctx, engine ?? NO_ENGINE, state);
+    last = pushed.state;
     own.push(...pushed.state.images.slice(state.images.length));
     if (!pushed.ok) throw pushed.error;
     const manifests = source?.platforms.map((p) => p.digest) ?? [];
@@ -147,6 +149,9 @@ export async function pushPrepared(p: PreparedImage, started: number): Promise<R
   } catch (e) {
     throw asFailure(e);
   } finally {
+    // the split's blob files, no longer needed (an opened source is closed with the run's sources, run.ts)
+    const made = last && preparedOf(last);
+    if (made) await made.opened.close().catch(() => undefined);
     await cleanUp(ctx, names, own, config.image?.isId ? config.image.raw : null);
   }
 }

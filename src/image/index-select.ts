@@ -18,13 +18,8 @@ export interface SelectPlatformsOptions {
   readonly attestations: 'strip' | 'keep';
 }
 
-export interface SelectedIndex {
-  readonly bytes: Buffer;
-  readonly digest: string;
-  readonly mediaType: string;
-  /** The platform manifests the index lists, in its order. */
-  readonly manifests: readonly ManifestImage[];
-  readonly attestations: readonly ManifestImage[];
+/** The index to push: an IndexImage of the kept entries (descriptors, manifests, attestations, in index order). */
+export interface SelectedIndex extends IndexImage {
   /** False when the bytes are the source's own. */
   readonly changed: boolean;
 }
@@ -80,7 +75,8 @@ export function selectPlatforms(index: IndexImage, opts: SelectPlatformsOptions)
         });
   for (const a of attestations) keptDigests.add(a.digest);
   const keep = index.descriptors.map((d) => keptDigests.has(d.digest));
-  const common = { mediaType: index.mediaType, manifests, attestations };
+  const descriptors = index.descriptors.filter((_, i) => keep[i]);
+  const common = { kind: 'index' as const, mediaType: index.mediaType, descriptors, manifests, attestations };
   if (keep.every(Boolean)) return { ...common, bytes: index.bytes, digest: index.digest, changed: false };
   const { doc, entries } = parseIndex(index);
   const bytes = Buffer.from(JSON.stringify({ ...doc, manifests: entries.filter((_, i) => keep[i]) }));

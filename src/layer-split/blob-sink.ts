@@ -3,17 +3,17 @@
 // classic-store layers, so a re-run makes the same blob and the registry's HEAD finds it), its digest computed as it
 // is written; the diff ID is the piece writer's. A layer kept whole is taken as the engine saved it when that is
 // gzip (the containerd store: same bytes, same digest as the engine would push), else gzipped here (a classic
-// store saves plain tars; zstd has no Docker schema 2 media type). The result is a PreparedImage: no docker load,
+// store saves plain tars; zstd has no Docker schema 2 media type). The result is a ManifestImage: no docker load,
 // nothing new in the engine. Memory: a few gzip blocks at a time, never a layer.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { MEDIA_TYPES } from '../image/oci.js';
+import { MEDIA_TYPES, platformString, type Platform } from '../image/oci.js';
 import { endStream, writeChunk } from '../util/stream-write.js';
 import { formatBytes } from '../util/units.js';
-import type { PreparedImage } from '../upload/prepared-image.js';
+import type { ManifestImage } from '../image/image-model.js';
 import { gzipDeterministic, type GzipOptions } from '../image/gzip.js';
 import { dockerManifest } from '../image/oci-layout.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
@@ -29,13 +29,23 @@ const LAYER = MEDIA_TYPES.dockerLayerGzip;
  */
 const GZIP_PARALLEL = 4;
 
+/** os/architecture[/variant] as the relayer's config says (the user's image's, copied); '' when it says none. */
+function configPlatform(config: Buffer): string {
+  try {
+    const c = JSON.parse(config.toString('utf8')) as Platform | null;
+    return c ? platformString({ os: c.os, architecture: c.architecture, variant: c.variant }) : '';
+  } catch {
+    return '';
+  }
+}
+
 export class BlobSink implements LayerSink {
   private readonly blobs = new Map<string, BlobSource>();
   private count = 0;
   private compressed = 0;
   private taken = 0;
   /** Set by finish. */
-  image: PreparedImage | null = null;
+  image: ManifestImage | null = null;
 
   constructor(
     /** Created by the caller, removed by the caller (or with the run's work directory). */
@@ -141,10 +151,13 @@ export class BlobSink implements LayerSink {
     });
     const bytes = dockerManifest(configBlob, blobs);
     this.image = {
+      kind: 'manifest',
+      bytes,
+      digest: sha256Digest(bytes),
+      mediaType: MEDIA_TYPES.dockerManifest,
+      platform: configPlatform(config),
       config: configBlob,
       layers: blobs,
-      manifest: { mediaType: MEDIA_TYPES.dockerManifest, bytes, digest: sha256Digest(bytes) },
-      dir: this.dir,
     };
     const kept = this.taken ? `, ${formatBytes(this.taken)} taken as the engine compressed it` : '';
     return `${blobs.length} blobs (${formatBytes(this.compressed)} gzipped here${kept}) in ${this.dir}`;

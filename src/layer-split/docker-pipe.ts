@@ -6,7 +6,8 @@ import { Writable } from 'node:stream';
 import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
 import type { ProcessHandle, ProcessResult } from '../util/process.js';
 import { endStream, writeBlocked, writeChunk } from '../util/stream-write.js';
-import type { PreparedImage } from '../upload/prepared-image.js';
+import { rm } from 'node:fs/promises';
+import type { OpenedImage } from '../image/image-model.js';
 import type { BlobSource } from '../image/blob-source.js';
 import { BlobSink } from './blob-sink.js';
 import { relayerArchive, relayerToSink, type SinkOptions } from './relayer.js';
@@ -98,7 +99,7 @@ export async function relayerImage(
 }
 
 export interface BlobsOptions extends SinkOptions {
-  /** Where the blob files go (created by the caller); they stay there for the uploads, the caller removes it. */
+  /** Where the blob files go (created by the caller); they stay there for the uploads, until the image is closed. */
   readonly blobDir: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly signal?: AbortSignal;
@@ -108,8 +109,9 @@ export interface BlobsOptions extends SinkOptions {
 
 export interface RelayeredBlobs {
   readonly report: RelayerReport;
-  /** null when no layer needed splitting (report.changed false): nothing was written. */
-  readonly image: PreparedImage | null;
+  /** The re-layered image, its blobs the files in blobDir (close removes it); null when no layer needed splitting
+   *  (report.changed false): nothing was written. */
+  readonly image: OpenedImage | null;
 }
 
 /** `docker save IMAGE`, split into blobs under opts.blobDir: the image is never loaded. */
@@ -126,7 +128,9 @@ export async function relayerBlobs(image: string, opts: BlobsOptions): Promise<R
   }
   const saved = dockerFailure(dockerArgv.save(image), await save.result);
   if (saved) throw saved;
-  return { report, image: report.changed ? sink.image : null };
+  if (!report.changed || !sink.image) return { report, image: null };
+  const close = () => rm(opts.blobDir, { recursive: true, force: true });
+  return { report, image: { image: sink.image, name: `${image}, re-layered in ${opts.blobDir}`, close } };
 }
 
 /** The exit of a process that ends within a grace period, or null after stopping it. */

@@ -22,25 +22,13 @@ import {
   type SavedArchive as SpilledArchive,
 } from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
+import type { ManifestImage } from '../image/image-model.js';
 import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
 
-export interface ImageManifest {
-  readonly mediaType: string;
-  /** The exact bytes to PUT. */
-  readonly bytes: Buffer;
-  /** sha256 of `bytes`. */
-  readonly digest: string;
-}
-
-export interface ImageForUpload {
-  readonly config: BlobSource;
-  /** In the manifest's order (an image may repeat a layer). */
-  readonly layers: readonly BlobSource[];
-  readonly manifest: ImageManifest;
+/** The engine's image as the uploader takes it (one image manifest and its blobs), and how it was read. */
+export interface SavedImage extends ManifestImage {
   /** Which way the content was taken: the engine's own blobs (containerd) or gzipped here (classic). */
   readonly store: 'classic' | 'containerd';
-  /** The platform manifest chosen (containerd store), else the config's os/architecture when it says. */
-  readonly platform: string;
   /** Bytes written to the work directory. */
   readonly spilledBytes: number;
 }
@@ -116,7 +104,7 @@ async function entryBlob(entry: SpilledEntry, mediaType: string): Promise<BlobSo
   return fileBlobSource(entry.file as string, mediaType, entry.digest);
 }
 
-async function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<ImageForUpload> {
+async function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<SavedImage> {
   const choice = selectManifest(docs(archive), platform);
   const blob = async (d: Descriptor, what: string) => {
     const entry = archive.get(blobName(d.digest));
@@ -126,16 +114,19 @@ async function fromContentStore(archive: SpilledArchive, platform?: string | Pla
     return entryBlob(entry, d.mediaType ?? MEDIA_TYPES.ociLayerGzip);
   };
   return {
+    kind: 'manifest',
+    bytes: choice.bytes,
+    digest: choice.digest,
+    mediaType: choice.mediaType,
+    platform: choice.platform,
     config: await blob(choice.doc.config, 'config'),
     layers: await Promise.all(choice.doc.layers.map((l) => blob(l, 'layer'))),
-    manifest: { mediaType: choice.mediaType, bytes: choice.bytes, digest: choice.digest },
     store: 'containerd',
-    platform: choice.platform,
     spilledBytes: archive.spilledBytes,
   };
 }
 
-async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload> {
+async function fromClassicStore(archive: SpilledArchive): Promise<SavedImage> {
   const image = classicImage(docs(archive), null);
   const layers = await Promise.all(
     image.layers.map(async ({ name, diffId }, i) => {
@@ -150,11 +141,14 @@ async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload
   const configBlob = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
   const bytes = dockerManifest(configBlob, layers);
   return {
+    kind: 'manifest',
+    bytes,
+    digest: sha256Digest(bytes),
+    mediaType: MEDIA_TYPES.dockerManifest,
+    platform: image.platform,
     config: configBlob,
     layers,
-    manifest: { mediaType: MEDIA_TYPES.dockerManifest, bytes, digest: sha256Digest(bytes) },
     store: 'classic',
-    platform: image.platform,
     spilledBytes: archive.spilledBytes,
   };
 }
@@ -163,7 +157,7 @@ async function fromClassicStore(archive: SpilledArchive): Promise<ImageForUpload
 export async function imageFromArchive(
   archive: SpilledArchive,
   opts: { readonly containerdStore?: boolean; readonly platform?: string | Platform } = {},
-): Promise<ImageForUpload> {
+): Promise<SavedImage> {
   try {
     const store =
       opts.containerdStore === undefined
@@ -178,10 +172,7 @@ export async function imageFromArchive(
 }
 
 /** imageFromArchive over an archive stream (a saved file, a test's archive). */
-export async function readArchiveForUpload(
-  input: Readable,
-  opts: Omit<ReadImageOptions, 'env'>,
-): Promise<ImageForUpload> {
+export async function readArchiveForUpload(input: Readable, opts: Omit<ReadImageOptions, 'env'>): Promise<SavedImage> {
   let archive: SpilledArchive;
   try {
     archive = await readArchive(input, opts.workDir, { signal: opts.signal, gzipTars: opts.gzip ?? {} });
@@ -216,7 +207,7 @@ async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<Pro
  * Rejects with an UploadError (phase 'source'): docker save's own complaint when it failed, the blob whose bytes
  * do not match its name, `aborted` after a cancel (docker save ended, reading stopped).
  */
-export async function readImageForUpload(image: string, opts: ReadImageOptions): Promise<ImageForUpload> {
+export async function readImageForUpload(image: string, opts: ReadImageOptions): Promise<SavedImage> {
   if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
   const save = startDocker(dockerArgv.save(image), { env: opts.env, signal: opts.signal, stdout: 'pipe' });
   let archive: SpilledArchive;

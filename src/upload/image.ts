@@ -1,26 +1,22 @@
 // One image to the registry: its layers and then its config a few at a time (3, as docker does), then the manifest
 // under each tag. The manifest's digest is the sha256 of the exact bytes PUT, and the registry must agree.
-import { createHash } from 'node:crypto';
 import { uploadBlob, ChunkSizing, DEFAULT_MAX_TRIES, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
 import { sleep } from '../util/timers.js';
 import { abortError, UploadError } from './errors.js';
 import { describeFailure, isTransientStatus } from './protocol.js';
-import type { BlobSource } from '../image/blob-source.js';
+import { sha256Digest } from '../image/blob-source.js';
+import type { ManifestImage } from '../image/image-model.js';
 import type { RegistryTransport, TransportResponse } from './transport.js';
 import { MEDIA_TYPES } from '../image/oci.js';
 import { isRegistryDigest, quoteValue } from '../registry/registry-values.js';
 
 export const DEFAULT_CONCURRENCY = 3;
 
-export interface ImageToUpload {
-  /** The manifest exactly as it will be PUT (its digest is the sha256 of these bytes). */
-  readonly manifest: Buffer;
-  readonly config: BlobSource;
-  /** The manifest's layers, in any order; each must be one the manifest names. */
-  readonly layers: readonly BlobSource[];
-  /** The manifest is PUT under each; none: by digest only. */
-  readonly tags: readonly string[];
-}
+/**
+ * What the uploader reads of a ManifestImage: the bytes exactly as they will be PUT, and the blobs they name (the
+ * layers in any order). Its digest and media type are taken from the bytes themselves, and checked against the blobs.
+ */
+export type ManifestBlobs = Pick<ManifestImage, 'bytes' | 'config' | 'layers'>;
 
 export interface UploadImageOptions extends UploadBlobOptions {
   /** Blobs uploaded at once; default 3. */
@@ -53,10 +49,10 @@ const MANIFEST_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPES.dockerManifest,
  * The Content-Type to PUT the manifest with: its own mediaType; an OCI manifest may leave it out, then the config's
  * media type tells. Throws unless it is one image manifest whose blobs are exactly the ones given.
  */
-export function manifestMediaType(image: Pick<ImageToUpload, 'manifest' | 'config' | 'layers'>): string {
+export function manifestMediaType(image: ManifestBlobs): string {
   let doc: ManifestDoc;
   try {
-    doc = JSON.parse(image.manifest.toString('utf8')) as ManifestDoc;
+    doc = JSON.parse(image.bytes.toString('utf8')) as ManifestDoc;
   } catch (e) {
     throw new UploadError('the manifest is not JSON', 'manifest', null, null, false, { cause: e });
   }
@@ -169,11 +165,13 @@ export async function putManifest(
 export async function uploadImage(
   transport: RegistryTransport,
   repository: string,
-  image: ImageToUpload,
+  image: ManifestBlobs,
+  /** The manifest is PUT under each; none: by digest only. */
+  tags: readonly string[],
   opts: UploadImageOptions = {},
 ): Promise<ImageUploadResult> {
   const mediaType = manifestMediaType(image);
-  const digest = `sha256:${createHash('sha256').update(image.manifest).digest('hex')}`;
+  const digest = sha256Digest(image.bytes);
   const inner = new AbortController();
   const onOuterAbort = () => inner.abort(opts.signal?.reason);
   if (opts.signal?.aborted) throw abortError(opts.signal, digest, 'exists');
@@ -202,12 +200,12 @@ export async function uploadImage(
     const uploaded = await pool(blobs, opts.concurrency ?? DEFAULT_CONCURRENCY, inner, (b) =>
       uploadBlob(transport, repository, b, blobOpts),
     );
-    const references = image.tags.length ? [...image.tags] : [digest];
+    const references = tags.length ? [...tags] : [digest];
     for (const reference of references) {
-      await putManifest(transport, repository, reference, image.manifest, mediaType, digest, opts);
+      await putManifest(transport, repository, reference, image.bytes, mediaType, digest, opts);
       opts.onManifest?.({ reference, digest });
     }
-    return { digest, mediaType, size: image.manifest.length, blobs: uploaded, references };
+    return { digest, mediaType, size: image.bytes.length, blobs: uploaded, references };
   } finally {
     opts.signal?.removeEventListener('abort', onOuterAbort);
   }

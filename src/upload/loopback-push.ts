@@ -168,7 +168,8 @@ async function sendPushedImage(
   const result = await uploadImage(
     o.transport,
     o.repositoryPath,
-    { manifest: manifest.bytes, config: config.source, layers: layers.map((l) => l.source), tags: o.tags },
+    { bytes: manifest.bytes, config: config.source, layers: layers.map((l) => l.source) },
+    o.tags,
     {
       chunkSize: o.chunkSize,
       sizing: o.sizing,

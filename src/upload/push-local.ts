@@ -13,8 +13,8 @@ import type { RegistryTransport } from './transport.js';
 import type { SharedBlobs } from './shared-blobs.js';
 import { ChunkSizing, type BlobProgress, type UploadEvent } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
-import { uploadImage } from './image.js';
-import { readImageForUpload } from './image-source.js';
+import { readImageForUpload, type SavedImage } from './image-source.js';
+import { imagePushFailure, pushImage } from './push-image.js';
 import { pushThroughLoopback } from './loopback-push.js';
 import type { BlobSource } from '../image/blob-source.js';
 import { EarlyUploads } from './source-early-upload.js';
@@ -69,18 +69,17 @@ async function throughSave(
   sizing: ChunkSizing,
   shared: SharedBlobs | undefined,
 ): Promise<ChunkedPushResult> {
-  let layerDigests: string[] = [];
-  const blobOpts = {
+  const early = new EarlyUploads(req.transport, req.repositoryPath, {
     chunkSize: req.chunkSize,
     sizing,
     shared,
     signal: req.signal,
     onEvent: req.onEvent,
     onProgress: req.onProgress,
-  };
-  const early = new EarlyUploads(req.transport, req.repositoryPath, blobOpts);
+  });
+  let image: SavedImage;
   try {
-    const image = await readImageForUpload(req.image, {
+    image = await readImageForUpload(req.image, {
       env: req.env,
       workDir: dir,
       signal: req.signal,
@@ -91,19 +90,12 @@ async function throughSave(
         if (e.gzip && !req.containerdStore) early.offer(gzipFileSource(e.gzip));
       },
     }).finally(() => early.settle());
-    layerDigests = image.layers.map((l) => l.digest);
-    await early.settle();
-    if (early.failure) throw early.failure;
-    const result = await uploadImage(
-      req.transport,
-      req.repositoryPath,
-      { manifest: image.manifest.bytes, config: image.config, layers: image.layers, tags: req.tags },
-      { ...blobOpts, sentBefore: early.done },
-    );
-    return { ok: true, digest: result.digest };
   } catch (e) {
-    return uploadFailure(e, layerDigests);
+    return uploadFailure(e, []);
   }
+  await early.settle();
+  if (early.failure) return imagePushFailure(early.failure, image);
+  return pushImage({ ...req, image }, { sizing, shared, sentBefore: early.done });
 }
 
 export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOptions = {}): Promise<ChunkedPushResult> {

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { BlobSink, relayerToSink } from '../../../src/layer-split/index.js';
 import { MEDIA_TYPES } from '../../../src/image/oci.js';
-import type { PreparedImage } from '../../../src/upload/prepared-image.js';
+import type { ManifestImage } from '../../../src/image/image-model.js';
 import type { BlobSource } from '../../../src/image/blob-source.js';
 import { legacyArchive, ociArchive, type SavedImage } from '../../../test/fixtures/relayer/archives.js';
 import { filesystemOf } from '../../../test/fixtures/relayer/overlay.js';
@@ -53,7 +53,7 @@ async function toBlobs(saved: SavedImage, name: string) {
   return { report, image: sink.image, logs, dir, announced };
 }
 
-const read = async (b: PreparedImage['layers'][number]): Promise<Buffer> => {
+const read = async (b: BlobSource): Promise<Buffer> => {
   const parts: Buffer[] = [];
   for await (const c of b.open(0)) parts.push(c as Buffer);
   return Buffer.concat(parts);
@@ -62,17 +62,17 @@ const read = async (b: PreparedImage['layers'][number]): Promise<Buffer> => {
 describe('BlobSink', () => {
   test('classic store: gzip blobs named by digest and size, diff IDs in the config, the same filesystem', async () => {
     const input = await layers();
-    const { report, image, announced } = await toBlobs(await legacyArchive({ layers: input }), 'a');
+    const { report, image, announced, dir } = await toBlobs(await legacyArchive({ layers: input }), 'a');
     expect(report.changed).toBe(true);
-    const img = image as PreparedImage;
+    const img = image as ManifestImage;
     // each blob announced as soon as it was written (an upload may start while the next is cut), in order
     expect(announced).toEqual(img.layers);
-    const manifest = JSON.parse(img.manifest.bytes.toString()) as {
+    const manifest = JSON.parse(img.bytes.toString()) as {
       mediaType: string;
       config: { digest: string; size: number; mediaType: string };
       layers: { digest: string; size: number; mediaType: string }[];
     };
-    expect(img.manifest.digest).toBe(sha(img.manifest.bytes));
+    expect(img.digest).toBe(sha(img.bytes));
     expect(manifest.mediaType).toBe(MEDIA_TYPES.dockerManifest);
     expect(manifest.config).toEqual({
       mediaType: MEDIA_TYPES.dockerConfig,
@@ -103,14 +103,14 @@ describe('BlobSink', () => {
     expect(Buffer.concat(tail).equals((await read(second)).subarray(10))).toBe(true);
     // the pieces' own report matches what was written
     expect(report.layers.flatMap((l) => l.pieces.map((p) => p.diffId))).toEqual(config.rootfs.diff_ids);
-    expect(readdirSync(img.dir)).toHaveLength(img.layers.length);
+    expect(readdirSync(dir)).toHaveLength(img.layers.length);
   });
 
   test('the same image gives the same blobs and manifest digest on every run', async () => {
     const saved = await legacyArchive({ layers: await layers() });
     const one = await toBlobs(saved, 'one');
     const two = await toBlobs(saved, 'two');
-    expect(two.image?.manifest.digest).toBe(one.image?.manifest.digest);
+    expect(two.image?.digest).toBe(one.image?.digest);
     expect(two.image?.layers.map((l) => l.digest)).toEqual(one.image?.layers.map((l) => l.digest));
   });
 
@@ -118,7 +118,7 @@ describe('BlobSink', () => {
     const input = await layers();
     const saved = await ociArchive({ layers: input, gzip: [true, true, true] });
     const { image } = await toBlobs(saved, 'c');
-    const img = image as PreparedImage;
+    const img = image as ManifestImage;
     // layers 1 and 3 are small: the archive's own gzip blobs, byte for byte
     expect(img.layers[0].digest).toBe(sha(gzipSync(input[0])));
     expect(img.layers[img.layers.length - 1].digest).toBe(sha(gzipSync(input[2])));

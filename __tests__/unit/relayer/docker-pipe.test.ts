@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { forgetSecrets, liveChildren, protectSecret } from '../../../src/util/process.js';
 import { relayerBlobs, relayerImage } from '../../../src/layer-split/index.js';
+import { sha256Digest } from '../../../src/image/blob-source.js';
 import { legacyArchive } from '../../../test/fixtures/relayer/archives.js';
 import { buildTar, f, readArchiveFiles } from '../../../test/fixtures/relayer/tars.js';
 
@@ -147,9 +148,14 @@ describe('relayerBlobs', () => {
     const { report, image } = await relayerBlobs('src:1', { ...options, blobDir });
     expect(calls()).toEqual(['save src:1']);
     expect(report.changed).toBe(true);
-    expect(image?.layers.length).toBe(report.layers[0].pieces.length);
-    expect(readdirSync(blobDir)).toHaveLength(image?.layers.length ?? -1);
-    expect(image?.config.digest).toBe(report.configDigest);
+    const pieces = image?.image.kind === 'manifest' ? image.image : null;
+    expect(pieces?.layers.length).toBe(report.layers[0].pieces.length);
+    expect(readdirSync(blobDir)).toHaveLength(pieces?.layers.length ?? -1);
+    expect(pieces?.config.digest).toBe(report.configDigest);
+    expect(pieces?.digest).toBe(sha256Digest(pieces?.bytes ?? Buffer.alloc(0)));
+    // closed (replaced by a re-split, or pushed): its blob files are gone
+    await image?.close();
+    expect(existsSync(blobDir)).toBe(false);
   });
 
   test('an image that needs no split: no blobs, no image, still nothing loaded or tagged', async () => {

@@ -170,12 +170,11 @@ describe('uploadImage: the blobs of an image share what one of them learned', ()
         layers: layers.map(desc),
       }),
     );
-    await uploadImage(
-      reg.transport(),
-      REPO,
-      { manifest, config, layers, tags: ['1'] },
-      { chunkSize: 8 * MB, concurrency: 1, retryDelayMs: () => 0 },
-    );
+    await uploadImage(reg.transport(), REPO, { bytes: manifest, config, layers }, ['1'], {
+      chunkSize: 8 * MB,
+      concurrency: 1,
+      retryDelayMs: () => 0,
+    });
     // one blob at a time, so the PATCHes are the first layer's, the second's, then the config's
     expect(patches().map((r) => `${r.contentLength} ${r.status}`)).toEqual([
       '4000000 413',

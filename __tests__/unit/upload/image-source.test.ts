@@ -302,12 +302,10 @@ async function expectClassic(archive: Buffer, layers: Buffer[], config: string) 
     expect(gunzipSync(bytes)).toEqual(layers[i]);
     expect(await blobBytes(l, 100)).toEqual(bytes.subarray(100));
   }
-  expect(img.manifest.mediaType).toBe(MEDIA_TYPES.dockerManifest);
-  expect(img.manifest.digest).toBe(sha256(img.manifest.bytes));
-  expect(img.manifest.bytes).toEqual(dockerManifest(img.config, img.layers));
-  expect(manifestMediaType({ manifest: img.manifest.bytes, config: img.config, layers: img.layers })).toBe(
-    MEDIA_TYPES.dockerManifest,
-  );
+  expect(img.mediaType).toBe(MEDIA_TYPES.dockerManifest);
+  expect(img.digest).toBe(sha256(img.bytes));
+  expect(img.bytes).toEqual(dockerManifest(img.config, img.layers));
+  expect(manifestMediaType(img)).toBe(MEDIA_TYPES.dockerManifest);
   expect(img.platform).toBe('linux/amd64');
   return img;
 }
@@ -325,7 +323,7 @@ describe('reading a saved archive', () => {
       workDir: work,
       gzip: { blockSize: 65_536 },
     });
-    expect(second.manifest.digest).toBe(first.manifest.digest);
+    expect(second.digest).toBe(first.digest);
   });
 
   test('classic store, legacy layout with a repeated layer saved as a symlink', async () => {
@@ -347,12 +345,12 @@ describe('reading a saved archive', () => {
     const files = await archiveFiles(saved.archive);
     const img = await readArchiveForUpload(Readable.from([saved.archive]), { workDir: work });
     expect(img.store).toBe('containerd');
-    const doc = JSON.parse(img.manifest.bytes.toString()) as {
+    const doc = JSON.parse(img.bytes.toString()) as {
       config: { digest: string };
       layers: Array<{ digest: string; mediaType: string }>;
     };
-    expect(files.get(`blobs/sha256/${hex(img.manifest.digest)}`)).toEqual(img.manifest.bytes);
-    expect(img.manifest.mediaType).toBe(MEDIA_TYPES.ociManifest);
+    expect(files.get(`blobs/sha256/${hex(img.digest)}`)).toEqual(img.bytes);
+    expect(img.mediaType).toBe(MEDIA_TYPES.ociManifest);
     expect(img.config.digest).toBe(sha256(saved.config));
     expect(img.config.mediaType).toBe(MEDIA_TYPES.ociConfig);
     expect(img.layers.map((l) => l.digest)).toEqual(doc.layers.map((l) => l.digest));
@@ -361,13 +359,11 @@ describe('reading a saved archive', () => {
       expect(await blobBytes(l)).toEqual(layers[i].gzip);
     }
     expect(img.platform).toBe('linux/amd64');
-    expect(() =>
-      manifestMediaType({ manifest: img.manifest.bytes, config: img.config, layers: img.layers }),
-    ).not.toThrow();
+    expect(() => manifestMediaType(img)).not.toThrow();
     // the store is what the caller says when it knows
     rmSync(work, { recursive: true });
     const told = await readArchiveForUpload(Readable.from([saved.archive]), { workDir: work, containerdStore: true });
-    expect(told.manifest.digest).toBe(img.manifest.digest);
+    expect(told.digest).toBe(img.digest);
   });
 
   test('containerd store holding a plain tar layer: served as it is, from any offset, though kept gzipped', async () => {

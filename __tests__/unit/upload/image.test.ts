@@ -1,7 +1,7 @@
 // uploadImage against the scripted loopback registry: layers a few at a time, the config after them, the manifest
 // under each tag with its own media type, the digest checked against the registry's.
 import { createHash, randomBytes } from 'node:crypto';
-import { manifestMediaType, uploadImage, type ImageToUpload } from '../../../src/upload/image.js';
+import { manifestMediaType, uploadImage, type ManifestBlobs } from '../../../src/upload/image.js';
 import { bufferBlobSource, type BlobSource } from '../../../src/image/blob-source.js';
 import { MEDIA_TYPES } from '../../../src/image/oci.js';
 import { startScriptedRegistry, type ScriptedRegistry } from '../../../test/support/upload-registry.js';
@@ -10,7 +10,7 @@ const REPO = 'app/image';
 let reg: ScriptedRegistry;
 afterEach(async () => reg?.stop());
 
-function image(layerCount: number, opts: { docker?: boolean; omitMediaType?: boolean } = {}): ImageToUpload {
+function image(layerCount: number, opts: { docker?: boolean; omitMediaType?: boolean } = {}): ManifestBlobs {
   const layers = Array.from({ length: layerCount }, () =>
     bufferBlobSource(randomBytes(3_000), opts.docker ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.ociLayerGzip),
   );
@@ -26,23 +26,24 @@ function image(layerCount: number, opts: { docker?: boolean; omitMediaType?: boo
     layers: layers.map(desc),
   };
   if (opts.omitMediaType) delete doc.mediaType;
-  return { manifest: Buffer.from(JSON.stringify(doc)), config, layers, tags: ['1.0', 'latest'] };
+  return { bytes: Buffer.from(JSON.stringify(doc)), config, layers };
 }
 
+const TAGS = ['1.0', 'latest'];
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 describe('uploadImage', () => {
   test('layers and the config side by side, then the manifest under each tag with its media type', async () => {
     reg = await startScriptedRegistry();
     const img = image(2, { docker: true });
-    const result = await uploadImage(reg.transport(), REPO, img, { chunkSize: 1_024, retryDelayMs: () => 0 });
-    expect(result.digest).toBe(sha(img.manifest));
+    const result = await uploadImage(reg.transport(), REPO, img, TAGS, { chunkSize: 1_024, retryDelayMs: () => 0 });
+    expect(result.digest).toBe(sha(img.bytes));
     expect(result.mediaType).toBe(MEDIA_TYPES.dockerManifest);
     expect(result.references).toEqual(['1.0', 'latest']);
     for (const b of [...img.layers, img.config]) expect(reg.blobs.get(b.digest)?.length).toBe(b.size);
     for (const tag of ['1.0', 'latest']) {
       expect(reg.manifests.get(`${REPO}:${tag}`)).toEqual({
-        body: img.manifest,
+        body: img.bytes,
         contentType: MEDIA_TYPES.dockerManifest,
       });
     }
@@ -67,10 +68,10 @@ describe('uploadImage', () => {
 
   test('no tags: the manifest goes by digest', async () => {
     reg = await startScriptedRegistry();
-    const img = { ...image(1), tags: [] };
-    const result = await uploadImage(reg.transport(), REPO, img, { retryDelayMs: () => 0 });
-    expect(result.references).toEqual([sha(img.manifest)]);
-    expect(reg.manifests.get(`${REPO}:${sha(img.manifest)}`)?.contentType).toBe(MEDIA_TYPES.ociManifest);
+    const img = image(1);
+    const result = await uploadImage(reg.transport(), REPO, img, [], { retryDelayMs: () => 0 });
+    expect(result.references).toEqual([sha(img.bytes)]);
+    expect(reg.manifests.get(`${REPO}:${sha(img.bytes)}`)?.contentType).toBe(MEDIA_TYPES.ociManifest);
   });
 
   test('at most 3 blobs at once; blobs the registry holds are skipped', async () => {
@@ -89,7 +90,7 @@ describe('uploadImage', () => {
         return res;
       },
     };
-    const result = await uploadImage(counting, REPO, img, { retryDelayMs: () => 0 });
+    const result = await uploadImage(counting, REPO, img, TAGS, { retryDelayMs: () => 0 });
     expect(peak).toBe(3);
     expect(result.blobs.filter((b) => b.mode === 'exists')).toHaveLength(1);
     expect(reg.requests.filter((r) => r.method === 'POST')).toHaveLength(7);
@@ -102,7 +103,7 @@ describe('uploadImage', () => {
     for (const b of [early, held]) reg.blobs.set(b.digest, Buffer.alloc(b.size));
     const events: string[] = [];
     const progressed = new Set<string>();
-    await uploadImage(reg.transport(), REPO, img, {
+    await uploadImage(reg.transport(), REPO, img, TAGS, {
       retryDelayMs: () => 0,
       sentBefore: new Set([early.digest]),
       onEvent: (e) => events.push(`${e.type} ${e.digest}`),
@@ -117,7 +118,7 @@ describe('uploadImage', () => {
     reg = await startScriptedRegistry();
     const img = image(5);
     reg.setScript((r) => (r.method === 'POST' ? { status: 403 } : undefined));
-    await expect(uploadImage(reg.transport(), REPO, img, { retryDelayMs: () => 0 })).rejects.toMatchObject({
+    await expect(uploadImage(reg.transport(), REPO, img, TAGS, { retryDelayMs: () => 0 })).rejects.toMatchObject({
       name: 'UploadError',
       phase: 'start',
       status: 403,
@@ -141,7 +142,7 @@ describe('uploadImage', () => {
       ac.abort();
       return Date.now();
     })();
-    await expect(uploadImage(reg.transport(), REPO, img, { signal: ac.signal })).rejects.toMatchObject({
+    await expect(uploadImage(reg.transport(), REPO, img, TAGS, { signal: ac.signal })).rejects.toMatchObject({
       aborted: true,
     });
     expect(Date.now() - (await aborted)).toBeLessThan(1_500);
@@ -159,7 +160,7 @@ describe('uploadImage', () => {
     const img = image(1);
     let puts = 0;
     reg.setScript((r) => (r.path.includes('/manifests/') && ++puts === 1 ? { status: 524 } : undefined));
-    await uploadImage(reg.transport(), REPO, img, { retryDelayMs: () => 0 });
+    await uploadImage(reg.transport(), REPO, img, TAGS, { retryDelayMs: () => 0 });
     expect(reg.requests.filter((r) => r.path.includes('/manifests/')).map((r) => r.status)).toEqual([524, 201, 201]);
 
     reg.setScript((r) =>
@@ -167,7 +168,7 @@ describe('uploadImage', () => {
         ? { status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"}]}' }
         : undefined,
     );
-    await expect(uploadImage(reg.transport(), REPO, image(1), { retryDelayMs: () => 0 })).rejects.toThrow(
+    await expect(uploadImage(reg.transport(), REPO, image(1), TAGS, { retryDelayMs: () => 0 })).rejects.toThrow(
       /manifest PUT failed \(HTTP 400 MANIFEST_INVALID\)/,
     );
   });
@@ -180,7 +181,9 @@ describe('uploadImage', () => {
     reg.setScript((r) =>
       r.path.includes('/manifests/') ? { status: 201, headers: { 'Docker-Content-Digest': echoed } } : undefined,
     );
-    const err = await uploadImage(reg.transport(), REPO, image(1), { retryDelayMs: () => 0 }).catch((e: unknown) => e);
+    const err = await uploadImage(reg.transport(), REPO, image(1), TAGS, { retryDelayMs: () => 0 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({ name: 'UploadError', phase: 'manifest' });
     expect((err as Error).message).toContain(message);
     expect(reg.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'))).toHaveLength(1);
@@ -199,11 +202,11 @@ describe('manifestMediaType', () => {
 
   const good = image(2);
   const other = bufferBlobSource(Buffer.from('other'), MEDIA_TYPES.ociLayerGzip);
-  test.each<[string, Partial<ImageToUpload>, RegExp]>([
-    ['not JSON', { manifest: Buffer.from('{') }, /not JSON/],
+  test.each<[string, Partial<ManifestBlobs>, RegExp]>([
+    ['not JSON', { bytes: Buffer.from('{') }, /not JSON/],
     [
       'an index',
-      { manifest: Buffer.from(JSON.stringify({ mediaType: MEDIA_TYPES.ociIndex, manifests: [] })) },
+      { bytes: Buffer.from(JSON.stringify({ mediaType: MEDIA_TYPES.ociIndex, manifests: [] })) },
       /not an image manifest/,
     ],
     ['another config', { config: other }, /names config/],

@@ -1,21 +1,19 @@
 // A registry that takes every platform manifest and blob but refuses the index itself (a registry without index
 // support answers 400, 404, 415 or "manifest invalid" to it): retrying sends the same index again, so the run stops
 // with what the user can change, `platforms:` one platform, which pushes that platform's index of one.
+import type { SourceImage } from '../../image/image-model.js';
 import type { UploadStop } from '../../upload/errors.js';
+import { INDEX_PHASE } from '../../upload/push-image.js';
 import { logText } from '../../util/untrusted.js';
-import { ActionFailure, type SourceUpload } from '../ports.js';
-
-/** The phase pushSource (adapters/sources.ts) reports when the PUT that failed was the index's own. */
-export const INDEX_PHASE = 'index';
+import { ActionFailure } from '../ports.js';
 
 /** Answers that say "not this document" rather than "not you" or "not now". */
 function refusesDocument(status: number | null): boolean {
   return status !== null && status >= 400 && status < 500 && ![401, 403, 408, 429].includes(status);
 }
 
-export function indexRefusal(registry: string, upload: SourceUpload, stop: UploadStop): ActionFailure | null {
-  if (upload.kind !== 'index' || stop.phase !== INDEX_PHASE || !refusesDocument(stop.status)) return null;
-  const { index } = upload;
+export function indexRefusal(registry: string, index: SourceImage, stop: UploadStop): ActionFailure | null {
+  if (index.kind !== 'index' || stop.phase !== INDEX_PHASE || !refusesDocument(stop.status)) return null;
   const platforms = index.manifests.map((m) => logText(m.platform || 'unknown', 64));
   const first = platforms[0] ?? 'linux/amd64';
   return new ActionFailure(

@@ -1,6 +1,7 @@
 // Stage: push each ref, attempt after attempt, by docker push or the action's chunked uploader (a local image it
-// reads with docker save, or the split pieces it prepared itself). What follows a failure is decided by the pure
-// push policy; a re-split or a change of method is carried from attempt to attempt as data (PushState).
+// reads itself, or an image of the model: an opened source's, or the split pieces it prepared itself). What follows
+// a failure is decided by the pure push policy; a re-split or a change of method is carried from attempt to attempt
+// as data (PushState).
 import { classifyFailure, classifyUploadStop, type Failure } from '../policy/failure.js';
 import type { LayerFact } from '../../image/layers.js';
 import { adviceContext, type Plan } from '../plan.js';
@@ -14,10 +15,10 @@ import { formatBytes, formatDuration } from '../../util/units.js';
 import type { BlobProgress, UploadEvent } from '../../upload/index.js';
 import { retryPolicy } from './login.js';
 import { methodOf, type PushState } from './push-state.js';
-import type { ImagePushCommon } from '../../upload/prepared-image.js';
+import { INDEX_PHASE, type ImagePushCommon } from '../../upload/push-image.js';
 import { splitState } from './split.js';
 import { eventLine } from './upload-log.js';
-import { INDEX_PHASE, indexRefusal } from './index-refusal.js';
+import { indexRefusal } from './index-refusal.js';
 import { logText } from '../../util/untrusted.js';
 
 export type PushOutcome =
@@ -201,10 +202,9 @@ async function dockerOnce(ctx: StageContext, plan: Plan, ref: string): Promise<A
   }
 }
 
-/** The action's uploader, by what the state holds: an opened source, the split's blobs, or the local image. */
-function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, common: ChunkedCommon) {
-  if (state.kind === 'source') return ctx.ports.pushSource({ ...common, image: state.upload });
-  if (state.kind === 'prepared') return ctx.ports.pushPrepared({ ...common, image: state.prepared.image });
+/** The action's uploader, by what the state holds: an image of the model (a source's, the split's), or the engine's. */
+function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, common: ImagePushCommon) {
+  if (state.kind === 'source') return ctx.ports.pushImage({ ...common, image: state.image });
   const { plan } = state;
   return ctx.ports.chunkedPush({
     ...common,
@@ -216,11 +216,9 @@ function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, c
   });
 }
 
-type ChunkedCommon = ImagePushCommon;
-
 /**
  * The image sent by the action's uploader, the manifest put under every remaining tag at once: an opened source's
- * image, the split's blobs (prepared), else the local image read with docker save.
+ * image, the split's blobs, else the local image read from the engine.
  */
 async function chunkedOnce(
   ctx: StageContext,
@@ -231,7 +229,7 @@ async function chunkedOnce(
   const { plan } = state;
   const progress = new UploadProgress(ctx.clock.now());
   const stop = everyInterval(ctx, () => progress.line(ctx.clock.now()));
-  const common: ChunkedCommon = {
+  const common: ImagePushCommon = {
     repositoryPath: plan.repositoryPath,
     tags,
     chunkSize: ctx.config.chunkSize,
@@ -249,7 +247,7 @@ async function chunkedOnce(
       ctx.log.info(`${tags.join(', ')}: digest: ${result.digest}`);
       return { ok: true, digest: result.digest, allTags: true };
     }
-    const refused = state.kind === 'source' ? indexRefusal(ctx.config.registry, state.upload, result.stop) : null;
+    const refused = state.kind === 'source' ? indexRefusal(ctx.config.registry, state.image, result.stop) : null;
     if (refused) return { ok: false, final: refused };
     const layer = result.layer ? plan.layers[result.layer - 1] : undefined;
     // The uploader knows which layer's blob failed: the policy then blames that layer exactly.
@@ -261,7 +259,7 @@ async function chunkedOnce(
       manifest: 'Every blob was uploaded in chunks; the manifest PUT failed.',
       [INDEX_PHASE]: 'Every platform manifest and blob was uploaded; the PUT of the index failed.',
       source:
-        state.kind === 'source'
+        state.kind === 'source' && !state.prepared
           ? `Reading the image from ${plan.source} failed.`
           : 'Reading the image from the engine for the chunked upload failed.',
     };

@@ -6,6 +6,7 @@ import { cleanInstruction, type LayerFact } from '../../image/layers.js';
 import { shortDigest } from '../../image/oci.js';
 import type { ManifestImage } from '../../image/image-model.js';
 import { sha256Digest } from '../../image/blob-source.js';
+import { numberedLayers } from '../../upload/push-image.js';
 
 /** A config is a few KiB; BuildKit's with a long history a few hundred. More is not read. */
 export const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
@@ -66,35 +67,32 @@ function diffIds(doc: ConfigDoc | null): readonly unknown[] {
 }
 
 /**
- * Every layer the pushed manifests name, each blob once (platforms share none but an empty layer, usually), in
- * manifest order, numbered from 1; and a line of facts per platform.
+ * Every layer the pushed manifests name, numbered from 1 as the uploader names a failed one (numberedLayers: each
+ * manifest's in its order, a blob an earlier platform named not again); and a line of facts per platform.
  */
 export async function modelFacts(
   manifests: readonly ManifestImage[],
   signal: AbortSignal,
 ): Promise<{ layers: LayerFact[]; platforms: PlatformFacts[] }> {
-  const layers: LayerFact[] = [];
-  const seen = new Set<string>();
-  const platforms: PlatformFacts[] = [];
+  const configs: { ids: readonly unknown[]; said: (string | null)[] }[] = [];
   for (const m of manifests) {
     const doc = await readConfig(m, signal);
-    const ids = diffIds(doc);
-    const said = instructions(doc, m.layers.length);
-    m.layers.forEach((blob, i) => {
-      if (seen.has(blob.digest)) return;
-      seen.add(blob.digest);
-      const id = ids[i];
-      const diffId = typeof id === 'string' && /^sha256:[a-f0-9]{64}$/.test(id) ? id : blob.digest;
-      layers.push({
-        index: layers.length + 1,
-        diffId,
-        shortId: shortDigest(diffId),
-        size: blob.size,
-        instruction: said[i],
-      });
-    });
-    const size = m.layers.reduce((sum, l) => sum + l.size, 0);
-    platforms.push({ platform: m.platform, digest: m.digest, layers: m.layers.length, size });
+    configs.push({ ids: diffIds(doc), said: instructions(doc, m.layers.length) });
   }
+  const layers = numberedLayers(manifests).map(({ manifest, at, blob }, i): LayerFact => {
+    const id = configs[manifest].ids[at];
+    const diffId = typeof id === 'string' && /^sha256:[a-f0-9]{64}$/.test(id) ? id : blob.digest;
+    return {
+      index: i + 1,
+      diffId,
+      shortId: shortDigest(diffId),
+      size: blob.size,
+      instruction: configs[manifest].said[at],
+    };
+  });
+  const platforms = manifests.map((m) => {
+    const size = m.layers.reduce((sum, l) => sum + l.size, 0);
+    return { platform: m.platform, digest: m.digest, layers: m.layers.length, size };
+  });
   return { layers, platforms };
 }

@@ -4,19 +4,20 @@
 // model: each platform config's rootfs.diff_ids and history, the sizes the manifests give.
 import { parsePlatform, platformMatches } from '../../image/oci-layout.js';
 import { selectPlatforms, type SelectedIndex } from '../../image/index-select.js';
-import type { IndexImage, ManifestImage, OpenedImage } from '../../image/image-model.js';
+import type { IndexImage, ManifestImage, OpenedImage, SourceImage } from '../../image/image-model.js';
 import { sourceName, type SourceRef } from '../../image/source-ref.js';
 import { logText } from '../../util/untrusted.js';
 import type { PushStrategy } from '../policy/attestations.js';
 import { buildPlan, type Plan } from '../plan.js';
-import { ActionFailure, Cancelled, type SourceUpload, type StageContext } from '../ports.js';
+import { ActionFailure, Cancelled, type StageContext } from '../ports.js';
 import { modelFacts, type PlatformFacts } from './source-facts.js';
 
 /** What a source holds and what of it is pushed, for the plan, the log, the result and the verification. */
 export interface SourceRead {
   readonly opened: OpenedImage;
   readonly plan: Plan;
-  readonly upload: SourceUpload;
+  /** What is pushed: the source's manifest, or the index of the platforms kept (selectPlatforms). */
+  readonly upload: SourceImage;
   /** Each pushed platform manifest: its platform, digest and layers (an index); empty for one manifest. */
   readonly platforms: readonly PlatformFacts[];
   /** Lines for the log: what the source is, and how the pushed index differs from the source's. */
@@ -116,14 +117,14 @@ function indexLines(index: IndexImage, change: IndexChange | null): string[] {
   return [...lines, `the source index ${index.digest}; pushed without ${leftOutText(change)} as ${change.to}`];
 }
 
-function strategyOf(upload: SourceUpload, name: string): PushStrategy {
+function strategyOf(upload: SourceImage, name: string): PushStrategy {
   if (upload.kind === 'manifest')
     return { kind: 'as-is', reason: `the action's uploader sends ${name}'s manifest`, withAttestations: false };
-  const n = upload.index.manifests.length;
+  const n = upload.manifests.length;
   return {
     kind: 'as-is',
-    reason: `the action's uploader sends an index of ${n} platform manifest(s)${upload.index.attestations.length ? ' and their attestations' : ''}`,
-    withAttestations: upload.index.attestations.length > 0,
+    reason: `the action's uploader sends an index of ${n} platform manifest(s)${upload.attestations.length ? ' and their attestations' : ''}`,
+    withAttestations: upload.attestations.length > 0,
   };
 }
 
@@ -141,17 +142,15 @@ export async function sourceRead(ctx: StageContext, opened: OpenedImage): Promis
   const name = opened.name;
   if (image.kind === 'manifest') {
     checkManifestPlatform(ctx, name, image);
-    const upload: SourceUpload = { kind: 'manifest', manifest: image };
     const { layers } = await modelFacts([image], ctx.signal);
-    const plan = buildPlan(ctx.config, name, layers, strategyOf(upload, name));
+    const plan = buildPlan(ctx.config, name, layers, strategyOf(image, name));
     const lines = [`source: ${logText(name, 300)}: one image manifest ${image.digest}`];
-    return { opened, plan, upload, platforms: [], lines, changed: null };
+    return { opened, plan, upload: image, platforms: [], lines, changed: null };
   }
   const index = selectIndex(ctx, name, image);
-  const upload: SourceUpload = { kind: 'index', index };
   const { layers, platforms } = await modelFacts(index.manifests, ctx.signal);
-  const plan = buildPlan(ctx.config, name, layers, strategyOf(upload, name));
+  const plan = buildPlan(ctx.config, name, layers, strategyOf(index, name));
   const changed = changeOf(image, index);
   const lines = [`source: ${logText(name, 300)}`, ...indexLines(image, changed)];
-  return { opened, plan, upload, platforms, lines, changed };
+  return { opened, plan, upload: index, platforms, lines, changed };
 }

@@ -14,10 +14,10 @@ import { buildPlan, type Plan } from '../plan.js';
 import type { LayerReport, RelayerReport } from '../../layer-split/index.js';
 import { throwIfCancelled, type StageContext } from '../ports.js';
 import { formatBytes } from '../../util/units.js';
-import type { PreparedImage } from '../../upload/prepared-image.js';
+import type { OpenedImage } from '../../image/image-model.js';
 import type { BlobSource } from '../../image/blob-source.js';
 import { ownImageRef, type OwnImage } from './local-images.js';
-import type { PreparedSplit, PushState, SplitSummary } from './push-state.js';
+import { preparedOf, type PreparedSplit, type PushState, type SplitSummary } from './push-state.js';
 import { planFor } from './read.js';
 import { eventLine } from './upload-log.js';
 
@@ -36,17 +36,19 @@ export interface SplitOutcome {
  * set of blobs replaces the old (removed: a retry never needs them).
  */
 export async function splitState(ctx: StageContext, state: PushState, how: Resplit | null): Promise<PushState> {
-  const prior = state.kind === 'prepared' ? state.prepared : null;
+  const prior = preparedOf(state);
   const n = Math.max(state.images.length, prior?.n ?? 0) + 1;
   const split = await splitStage(ctx, state.plan, how, state.split, n, prior);
   if (!split) return state;
   const images = split.image ? [...state.images, split.image] : state.images;
   const next = { plan: split.plan, split: split.summary, images };
+  // the split's image is a source of its own, pushed as every source is (never split itself: a re-split reads the
+  // user's image again)
   if (split.prepared) {
-    if (prior) rmSync(prior.image.dir, { recursive: true, force: true });
-    return { ...next, kind: 'prepared', prepared: split.prepared };
+    await prior?.opened.close();
+    return { ...next, kind: 'source', image: split.prepared.opened.image, prepared: split.prepared };
   }
-  if (prior) return { ...next, kind: 'prepared', prepared: prior };
+  if (prior) return { ...next, kind: 'source', image: prior.opened.image, prepared: prior };
   // after a first split the policy picks the method for the new plan; after a re-split the attempt's method stands
   const method = how === null || state.kind !== 'local' ? firstMethod(ctx.config, split.plan) : state.method;
   return { ...next, kind: 'local', method };
@@ -152,7 +154,7 @@ async function splitToBlobs(
   const split = resplit ? resplitTargets(prior, resplit) : undefined;
   const blobDir = join(ctx.workDir, `blobs-${n}`);
   mkdirSync(blobDir, { recursive: true });
-  let made: PreparedImage | null = null;
+  let made: OpenedImage | null = null;
   const early = earlyUploads(ctx, plan.repositoryPath);
   try {
     const { report, image } = await ctx.ports.relayerBlobs(source.source, {
@@ -176,7 +178,7 @@ async function splitToBlobs(
       split ?? new Map(report.layers.filter((l) => l.pieces.length > 1).map((l) => [l.diffId, config.maxLayerSize]));
     // A re-split starts over from the user's image: its lines replace the earlier split's.
     const summary = summarize(ctx, source, report, null, facts.length);
-    return { plan: next, summary, image: null, prepared: { image, sourcePlan: source, targets, origin, n } };
+    return { plan: next, summary, image: null, prepared: { opened: image, sourcePlan: source, targets, origin, n } };
   } finally {
     // a failed split leaves no upload reading its files
     await early.settled();
