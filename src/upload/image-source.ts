@@ -1,9 +1,9 @@
 // The image content the uploader pushes, read from the engine without `docker push`: `docker save IMAGE` streamed
-// into the work directory (source-archive.ts), then the blobs and the manifest chosen as the engine would push them.
+// into the work directory (image/docker-archive-stream.ts), then the blobs and the manifest chosen as the engine would push them.
 // - containerd store: the image's own compressed blobs and its platform manifest, bytes unchanged, so the registry
 //   gets the manifest (and digest) `docker push --platform` gives it; attestation manifests are left out.
-// - classic store: each layer tar gzipped here, deterministically (source-gzip.ts); the config exactly as saved
-//   (its digest is the image ID); a Docker v2 schema 2 manifest made here (source-layout.ts).
+// - classic store: each layer tar gzipped here, deterministically (image/gzip.ts); the config exactly as saved
+//   (its digest is the image ID); a Docker v2 schema 2 manifest made here (image/oci-layout.ts).
 // Every blob is checked while it is read: a blob named by a digest must hash to it, a classic layer to the diff ID
 // its config names. The work directory ends up holding about the image's compressed size; the caller removes it.
 import { createReadStream } from 'node:fs';
@@ -16,11 +16,7 @@ import { classicImage } from '../image/saved-image.js';
 import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
-import {
-  readArchive,
-  type ArchiveEntry as SpilledEntry,
-  type SavedArchive as SpilledArchive,
-} from '../image/docker-archive-stream.js';
+import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
 import type { ManifestImage } from '../image/image-model.js';
 import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
@@ -45,28 +41,28 @@ export interface ReadImageOptions {
   readonly containerdStore?: boolean;
   readonly gzip?: GzipOptions;
   /** Each archive entry once it is whole (readArchive's onEntry): an uploader may start on it before the rest. */
-  readonly onEntry?: (entry: SpilledEntry) => void;
+  readonly onEntry?: (entry: ArchiveEntry) => void;
 }
 
 function sourceError(message: string, cause?: unknown): UploadError {
   return new UploadError(message, 'source', null, null, false, cause === undefined ? undefined : { cause });
 }
 
-const docs = (archive: SpilledArchive) => (name: string) => archive.get(name)?.data;
+const docs = (archive: SavedArchive) => (name: string) => archive.get(name)?.data;
 
 /**
  * Which store wrote the archive, when the caller does not say: an OCI index whose image has compressed layers is a
  * content store's (containerd); a classic store writes its layers as plain tars in either layout (manifest.json
  * with <id>/layer.tar, or Docker 25+'s blobs/sha256 beside index.json).
  */
-export function storeOf(archive: SpilledArchive, platform?: string | Platform): 'classic' | 'containerd' {
+export function storeOf(archive: SavedArchive, platform?: string | Platform): 'classic' | 'containerd' {
   if (!archive.get('index.json')) return 'classic';
   return hasCompressedLayers(selectManifest(docs(archive), platform).doc) ? 'containerd' : 'classic';
 }
 
 /** A layer the archive held as a plain tar but the content store names as such: served by gunzipping our copy. */
-function gunzippedBlob(entry: SpilledEntry, mediaType: string): BlobSource {
-  const file = (entry.gzip as NonNullable<SpilledEntry['gzip']>).file;
+function gunzippedBlob(entry: ArchiveEntry, mediaType: string): BlobSource {
+  const file = (entry.gzip as NonNullable<ArchiveEntry['gzip']>).file;
   return {
     digest: entry.digest,
     size: entry.size,
@@ -98,13 +94,13 @@ function gunzippedBlob(entry: SpilledEntry, mediaType: string): BlobSource {
   };
 }
 
-async function entryBlob(entry: SpilledEntry, mediaType: string): Promise<BlobSource> {
+async function entryBlob(entry: ArchiveEntry, mediaType: string): Promise<BlobSource> {
   if (entry.gzip) return gunzippedBlob(entry, mediaType);
   if (entry.data) return bufferBlobSource(entry.data, mediaType);
   return fileBlobSource(entry.file as string, mediaType, entry.digest);
 }
 
-async function fromContentStore(archive: SpilledArchive, platform?: string | Platform): Promise<SavedImage> {
+async function fromContentStore(archive: SavedArchive, platform?: string | Platform): Promise<SavedImage> {
   const choice = selectManifest(docs(archive), platform);
   const blob = async (d: Descriptor, what: string) => {
     const entry = archive.get(blobName(d.digest));
@@ -126,7 +122,7 @@ async function fromContentStore(archive: SpilledArchive, platform?: string | Pla
   };
 }
 
-async function fromClassicStore(archive: SpilledArchive): Promise<SavedImage> {
+async function fromClassicStore(archive: SavedArchive): Promise<SavedImage> {
   const image = classicImage(docs(archive), null);
   const layers = await Promise.all(
     image.layers.map(async ({ name, diffId }, i) => {
@@ -155,7 +151,7 @@ async function fromClassicStore(archive: SpilledArchive): Promise<SavedImage> {
 
 /** The blobs and manifest to upload from an archive read already. Throws an UploadError (phase 'source'). */
 export async function imageFromArchive(
-  archive: SpilledArchive,
+  archive: SavedArchive,
   opts: { readonly containerdStore?: boolean; readonly platform?: string | Platform } = {},
 ): Promise<SavedImage> {
   try {
@@ -173,7 +169,7 @@ export async function imageFromArchive(
 
 /** imageFromArchive over an archive stream (a saved file, a test's archive). */
 export async function readArchiveForUpload(input: Readable, opts: Omit<ReadImageOptions, 'env'>): Promise<SavedImage> {
-  let archive: SpilledArchive;
+  let archive: SavedArchive;
   try {
     archive = await readArchive(input, opts.workDir, { signal: opts.signal, gzipTars: opts.gzip ?? {} });
   } catch (e) {
@@ -210,7 +206,7 @@ async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<Pro
 export async function readImageForUpload(image: string, opts: ReadImageOptions): Promise<SavedImage> {
   if (opts.signal?.aborted) throw abortError(opts.signal, null, 'source');
   const save = startDocker(dockerArgv.save(image), { env: opts.env, signal: opts.signal, stdout: 'pipe' });
-  let archive: SpilledArchive;
+  let archive: SavedArchive;
   try {
     archive = await readArchive(save.stdout as Readable, opts.workDir, {
       signal: opts.signal,
