@@ -17,7 +17,9 @@
 //             not in it: the action's own memory)
 // The docker side is timed whole (login, tag, push) and push alone; the targets use the whole, as a workflow runs
 // it. Environment: RP_DIST (default dist/index.js), RP_BENCH_UPLOAD_ROUNDS (default 3), RP_BENCH_UPLOAD_MB (120),
-// RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | shaped | split: one part only). RP_DIST_BEFORE: a second bundle
+// RP_BENCH_SPLIT_MB (200), RP_BENCH_UPLOAD_ONLY (chunked | shaped | split: one part only), RP_BENCH_ENGINES (A,B: the
+// chunked rows of these engines only), RP_TIMELINE (a file: each action run appends its timeline, src/upload/
+// timeline.ts). RP_DIST_BEFORE: a second bundle
 // (an earlier build) run as a third way in the same chunked rounds, so a change is measured before/after side by
 // side under the same load.
 import { spawn } from 'node:child_process';
@@ -40,6 +42,9 @@ const UPLOAD_MB = Number(process.env.RP_BENCH_UPLOAD_MB || 120);
 const SPLIT_MB = Number(process.env.RP_BENCH_SPLIT_MB || 200);
 const DIST_BEFORE = process.env.RP_DIST_BEFORE ? resolve(process.env.RP_DIST_BEFORE) : null;
 const ONLY = process.env.RP_BENCH_UPLOAD_ONLY || '';
+const ENGINES = (process.env.RP_BENCH_ENGINES || 'A,B')
+  .split(',')
+  .filter((e): e is 'A' | 'B' => e === 'A' || e === 'B');
 const [LINK_MBPS, LINK_MS] = (process.env.RP_BENCH_LINK || '50,20').split(',').map(Number);
 
 export function median(xs: number[]): number {
@@ -263,7 +268,7 @@ async function chunkedRows(
   figures: Record<string, number | string>,
 ): Promise<number[]> {
   const rss: number[] = [];
-  for (const name of ['A', 'B'] as const) {
+  for (const name of ENGINES) {
     const { engine: eng, problem } = probeEngine(name);
     const key = `chunked ${UPLOAD_MB} MB, engine ${name}${via}`;
     if (!eng) {

@@ -28,6 +28,7 @@ import { mountBlob, takeOfferedSession } from './blob-mount.js';
 import { BlobUpload, SMALL_REQUEST_DEADLINE_MS, type BlobUploadResult, type UploadBlobOptions } from './blob-upload.js';
 import { MIN_CHUNK_SIZE, type ChunkSizeDecision } from './chunk-sizing.js';
 import { formatBytes } from '../util/units.js';
+import { mark } from './timeline.js';
 
 // The uploader's defaults and the types of its options, events and result live with the upload's state.
 export { DEFAULT_CHUNK_SIZE, DEFAULT_MAX_TRIES, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE } from './blob-upload.js';
@@ -91,12 +92,14 @@ async function whereItStands(
 /** PUT ?digest=: closes the upload. On no answer or a transient one, HEAD tells whether the blob got in. */
 async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
   for (;;) {
+    mark('put-start', { digest: up.digest });
     const { res, error } = await up.send('commit', {
       method: 'PUT',
       url: withDigest(location, up.digest),
       headers: { 'Content-Length': '0', 'Content-Type': OCTET_STREAM },
       deadlineMs: SMALL_REQUEST_DEADLINE_MS + Math.ceil(up.source.size / (20 * 1024 * 1024)) * 1000,
     });
+    mark('put-answer', { digest: up.digest, status: res?.status ?? 0 });
     if (res && (res.status === 201 || res.status === 204)) {
       up.checkEcho('commit', res);
       return { kind: 'done' };
@@ -137,6 +140,9 @@ interface Sent {
 async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor, chunk: Chunk): Promise<Sent> {
   const { start, length } = chunk;
   const began = Date.now();
+  const body = cursor.take(length);
+  mark('patch-start', { digest: up.digest, start, length });
+  body.once('end', () => mark('patch-body-end', { digest: up.digest, start }));
   const sent = await up.send(
     'chunk',
     {
@@ -147,12 +153,13 @@ async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor,
         'Content-Range': contentRange(start, length),
         'Content-Length': String(length),
       },
-      body: cursor.take(length),
+      body,
       // the bytes of this request, not the chunk size: a registry's huge minimum makes one chunk of the rest
       deadlineMs: up.opts.deadlinePerChunkMs ?? requestDeadlineMs(length),
     },
     length,
   );
+  mark('patch-answer', { digest: up.digest, start, status: sent.res?.status ?? 0, ms: Date.now() - began });
   if (cursor.sourceError)
     throw new UploadError(`${up.digest}: ${cursor.sourceError.message}`, 'source', up.digest, null, false, {
       cause: cursor.sourceError,
@@ -343,6 +350,7 @@ async function uploadOne(
 ): Promise<BlobUploadResult> {
   const up = new BlobUpload(transport, repository, source, opts);
   const { digest, size } = source;
+  mark('blob-start', { digest, size });
   if (await blobExists(up)) {
     opts.onEvent?.({ type: 'exists', digest, size });
     opts.onProgress?.({ digest, size, confirmed: size, chunks: 0 });
@@ -375,6 +383,7 @@ async function uploadOne(
   }
   if (mode === 'single') opts.onProgress?.({ digest, size, confirmed: size, chunks: 1 });
   const result = up.result(mode);
+  mark('blob-done', { digest, mode, chunks: up.chunks, ms: result.elapsedMs });
   opts.onEvent?.({ type: 'uploaded', digest, size, mode, chunks: up.chunks, elapsedMs: result.elapsedMs });
   return result;
 }

@@ -24,6 +24,7 @@ import {
   type ReceivedManifest,
 } from './loopback-receiver.js';
 import type { RegistryTransport } from './transport.js';
+import { mark } from './timeline.js';
 
 export interface LoopbackPushOptions {
   readonly image: string;
@@ -165,6 +166,7 @@ async function sendPushedImage(
   for (const b of [config, ...layers]) uploads.start(b); // any not started yet (none, unless the engine skipped one)
   await Promise.all(uploads.all.values());
   // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
+  mark('manifest-start');
   const result = await uploadImage(
     o.transport,
     o.repositoryPath,
@@ -180,6 +182,7 @@ async function sendPushedImage(
       sentBefore: uploads.ours,
     },
   );
+  mark('manifest-done');
   return { ok: true, digest: result.digest };
 }
 
@@ -190,7 +193,10 @@ async function dockerPush(
   env: NodeJS.ProcessEnv,
   signal: AbortSignal,
 ): Promise<ProcessResult> {
-  return startDocker(dockerArgv.push(ref, o.platform), { env, signal }).result;
+  mark('engine-push-start');
+  const r = await startDocker(dockerArgv.push(ref, o.platform), { env, signal }).result;
+  mark('engine-push-end', { code: r.code ?? -1 });
+  return r;
 }
 
 /**

@@ -19,6 +19,7 @@ import { pushThroughLoopback } from './loopback-push.js';
 import type { BlobSource } from '../image/blob-source.js';
 import { EarlyUploads } from './source-early-upload.js';
 import { MEDIA_TYPES } from '../image/oci.js';
+import { mark } from './timeline.js';
 
 /** One chunked push (issue 12): the local image read from the engine, its blobs and manifest sent by the action. */
 export interface ChunkedPushRequest {
@@ -87,12 +88,16 @@ async function throughSave(
       containerdStore: req.containerdStore,
       // a classic-store layer, gzipped here: what the manifest will name (checked against the config at the end)
       onEntry: (e) => {
-        if (e.gzip && !req.containerdStore) early.offer(gzipFileSource(e.gzip));
+        if (e.gzip && !req.containerdStore) {
+          mark('layer-gzipped', { digest: e.gzip.digest, size: e.gzip.size });
+          early.offer(gzipFileSource(e.gzip));
+        }
       },
     }).finally(() => early.settle());
   } catch (e) {
     return uploadFailure(e, []);
   }
+  mark('image-read');
   await early.settle();
   if (early.failure) return imagePushFailure(early.failure, image);
   return pushImage({ ...req, image }, { sizing, shared, sentBefore: early.done });

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Incoming } from './receiver-incoming.js';
 import { ReceiveError, type ReceiverContext, type Send, type Session } from './receiver-state.js';
+import { mark } from './timeline.js';
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const WRITE_BATCH = 1024 * 1024;
@@ -84,6 +85,7 @@ async function putBlob(ctx: ReceiverContext, s: Session, req: IncomingMessage, u
   }
   ctx.state.sessions.delete(s.id);
   ctx.state.progressed('stored');
+  mark('recv-verified', { digest, size: s.size });
   if (inc) {
     inc.finish();
     ctx.state.incoming.delete(inc);
@@ -109,6 +111,7 @@ async function announceEarly(
   s.fh ??= await open(s.file, 'a');
   const inc = new Incoming(s.file, digest, length);
   ctx.state.incoming.add(inc);
+  mark('recv-announced', { digest, size: length, session: s.id });
   ctx.state.blobs.set(digest, inc.blob());
   ctx.onBlob(inc.blob());
   return inc;
@@ -158,8 +161,10 @@ async function append(ctx: ReceiverContext, s: Session, req: IncomingMessage, in
     writing.catch(() => undefined); // awaited below; this keeps a failed write from being unhandled meanwhile
     return writing;
   };
+  const from = s.size;
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (s.size === from) mark('recv-first', { session: s.id, at: from });
       checkCaps(ctx, s, inc, chunk.length);
       s.hash.update(chunk);
       s.size += chunk.length;
@@ -175,9 +180,11 @@ async function append(ctx: ReceiverContext, s: Session, req: IncomingMessage, in
       }
     }
     if (batchBytes) void flush();
+    mark('recv-end', { session: s.id, at: s.size });
   } finally {
     await writing;
   }
+  mark('recv-written', { session: s.id, at: s.size });
 }
 
 /** HEAD of a blob: what was received; a blob still arriving (another of the engine's requests) is waited for, but

@@ -2,8 +2,10 @@
 // is checked, and a reader that follows the file while it grows. The last byte is held back until the digest is
 // verified, so an upload following the bytes can never commit a blob that turns out wrong.
 import { open, type FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { BlobSource } from '../image/blob-source.js';
+import { mark } from './timeline.js';
 
 export interface ReceivedBlob {
   readonly digest: string;
@@ -87,14 +89,20 @@ export class Incoming {
 /** A received blob from `offset`, following its file while it is written; the last byte once it is verified. */
 async function* tail(inc: Incoming, offset: number): AsyncGenerator<Buffer> {
   let fh: FileHandle | null = null;
+  let pos = offset;
+  // what the timeline says of this reader: how often and how long it waited for the writer
+  let waits = 0;
+  let waitedMs = 0;
   try {
     fh = await open(inc.file, 'r');
-    let pos = offset;
     while (pos < inc.size) {
       if (inc.error) throw inc.error;
       const upTo = inc.readable();
       if (pos >= upTo) {
+        const began = performance.now();
         await inc.wait();
+        waits++;
+        waitedMs += performance.now() - began;
         continue;
       }
       const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, upTo - pos));
@@ -104,6 +112,7 @@ async function* tail(inc: Incoming, offset: number): AsyncGenerator<Buffer> {
       yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
     }
   } finally {
+    mark('tail-end', { digest: inc.digest, from: offset, at: pos, waits, waitedMs: Math.round(waitedMs) });
     await fh?.close();
   }
 }
