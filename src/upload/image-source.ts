@@ -3,7 +3,8 @@
 // - containerd store: the image's own compressed blobs and its platform manifest, bytes unchanged, so the registry
 //   gets the manifest (and digest) `docker push --platform` gives it; attestation manifests are left out.
 // - classic store: each layer tar gzipped here, deterministically (image/gzip.ts); the config exactly as saved
-//   (its digest is the image ID); a Docker v2 schema 2 manifest made here (image/oci-layout.ts).
+//   (its digest is the image ID); a Docker v2 schema 2 manifest made as for a docker-archive: file
+//   (image/sources/docker-archive-classic.ts).
 // Every blob is checked while it is read: a blob named by a digest must hash to it, a classic layer to the diff ID
 // its config names. The work directory ends up holding about the image's compressed size; the caller removes it.
 import { createReadStream } from 'node:fs';
@@ -15,11 +16,12 @@ import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { classicImage } from '../image/saved-image.js';
 import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
+import { bufferBlobSource, fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
 import type { ManifestImage } from '../image/image-model.js';
-import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
+import { hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
+import { classicManifest, diffIdMismatch } from '../image/sources/docker-archive-classic.js';
 
 /** The engine's image as the uploader takes it (one image manifest and its blobs), and how it was read. */
 export interface SavedImage extends ManifestImage {
@@ -125,28 +127,17 @@ async function fromContentStore(archive: SavedArchive, platform?: string | Platf
 async function fromClassicStore(archive: SavedArchive): Promise<SavedImage> {
   const image = classicImage(docs(archive), null);
   const layers = await Promise.all(
-    image.layers.map(async ({ name, diffId }, i) => {
-      const entry = archive.get(name);
-      if (!entry) throw sourceError(`the archive lacks the layer ${name}`);
-      if (!entry.gzip) throw sourceError(`the layer ${name} is not an uncompressed tar, as a classic store saves them`);
-      if (entry.digest !== diffId)
-        throw sourceError(`the layer ${name} hashes to ${entry.digest}, the config names ${diffId} (layer ${i + 1})`);
+    image.layers.map(async (layer, i) => {
+      const entry = archive.get(layer.name);
+      if (!entry) throw sourceError(`the archive lacks the layer ${layer.name}`);
+      if (!entry.gzip)
+        throw sourceError(`the layer ${layer.name} is not an uncompressed tar, as a classic store saves them`);
+      const mismatch = diffIdMismatch(layer, i, entry.digest);
+      if (mismatch) throw sourceError(mismatch);
       return fileBlobSource(entry.gzip.file, MEDIA_TYPES.dockerLayerGzip, entry.gzip.digest);
     }),
   );
-  const configBlob = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
-  const bytes = dockerManifest(configBlob, layers);
-  return {
-    kind: 'manifest',
-    bytes,
-    digest: sha256Digest(bytes),
-    mediaType: MEDIA_TYPES.dockerManifest,
-    platform: image.platform,
-    config: configBlob,
-    layers,
-    store: 'classic',
-    spilledBytes: archive.spilledBytes,
-  };
+  return { ...classicManifest(image, layers), store: 'classic', spilledBytes: archive.spilledBytes };
 }
 
 /** The blobs and manifest to upload from an archive read already. Throws an UploadError (phase 'source'). */
