@@ -13,10 +13,9 @@ import { PassThrough } from 'node:stream';
 import { MEDIA_TYPES, platformString, type Platform } from '../image/oci.js';
 import { endStream, writeChunk } from '../util/stream-write.js';
 import { formatBytes } from '../util/units.js';
-import type { ManifestImage } from '../image/image-model.js';
+import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
 import { gzipDeterministic, type GzipOptions } from '../image/gzip.js';
-import { dockerManifest } from '../image/oci-layout.js';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
+import { fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import type { ArchiveEntry } from '../image/docker-archive-stream.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
 
@@ -143,22 +142,12 @@ export class BlobSink implements LayerSink {
   }
 
   async finish(config: Buffer, _configDigest: string, layers: readonly string[]): Promise<string> {
-    const configBlob = bufferBlobSource(config, MEDIA_TYPES.dockerConfig);
     const blobs = layers.map((name) => {
       const b = this.blobs.get(name);
       if (!b) throw new Error(`no blob was written for layer ${name}`);
       return b;
     });
-    const bytes = dockerManifest(configBlob, blobs);
-    this.image = {
-      kind: 'manifest',
-      bytes,
-      digest: sha256Digest(bytes),
-      mediaType: MEDIA_TYPES.dockerManifest,
-      platform: configPlatform(config),
-      config: configBlob,
-      layers: blobs,
-    };
+    this.image = dockerManifestImage(config, blobs, configPlatform(config));
     const kept = this.taken ? `, ${formatBytes(this.taken)} taken as the engine compressed it` : '';
     return `${blobs.length} blobs (${formatBytes(this.compressed)} gzipped here${kept}) in ${this.dir}`;
   }

@@ -19,9 +19,9 @@ import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
-import type { ManifestImage } from '../image/image-model.js';
+import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
 import { hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
-import { classicManifest, diffIdMismatch } from '../image/sources/docker-archive-classic.js';
+import { diffIdMismatch } from '../image/sources/docker-archive-classic.js';
 
 /** The engine's image as the uploader takes it (one image manifest and its blobs), and how it was read. */
 export interface SavedImage extends ManifestImage {
@@ -137,7 +137,8 @@ async function fromClassicStore(archive: SavedArchive): Promise<SavedImage> {
       return fileBlobSource(entry.gzip.file, MEDIA_TYPES.dockerLayerGzip, entry.gzip.digest);
     }),
   );
-  return { ...classicManifest(image, layers), store: 'classic', spilledBytes: archive.spilledBytes };
+  const manifest = dockerManifestImage(image.configBytes, layers, image.platform);
+  return { ...manifest, store: 'classic', spilledBytes: archive.spilledBytes };
 }
 
 /** The blobs and manifest to upload from an archive read already. Throws an UploadError (phase 'source'). */

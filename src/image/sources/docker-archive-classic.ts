@@ -7,11 +7,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../blob-source.js';
+import { fileBlobSource, type BlobSource } from '../blob-source.js';
 import { gzipToFile } from '../docker-archive-stream.js';
-import type { ManifestImage } from '../image-model.js';
+import { dockerManifestImage, type ManifestImage } from '../image-model.js';
 import { MEDIA_TYPES } from '../oci.js';
-import { dockerManifest } from '../oci-layout.js';
 import type { ClassicImage } from '../saved-image.js';
 import { logText } from '../../util/untrusted.js';
 import type { FindFile, FileRange } from './layout-image.js';
@@ -48,14 +47,6 @@ export function diffIdMismatch(layer: ClassicImage['layers'][number], i: number,
   return `the layer ${logText(layer.name)} hashes to ${actual}, the config names ${layer.diffId} (layer ${i + 1})`;
 }
 
-/** The image of `layers`, the gzip blobs of the image's layer tars: a Docker v2 schema 2 manifest made here. */
-export function classicManifest(image: ClassicImage, layers: readonly BlobSource[]): ManifestImage {
-  const config = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
-  const bytes = dockerManifest(config, layers);
-  const mediaType = MEDIA_TYPES.dockerManifest;
-  return { kind: 'manifest', bytes, digest: sha256Digest(bytes), mediaType, platform: image.platform, config, layers };
-}
-
 /** The image, its layers gzipped into `workDir` (created if missing; the run removes it). */
 export async function classicManifestImage(
   find: FindFile,
@@ -80,5 +71,5 @@ export async function classicManifestImage(
     }
     layers.push(blob);
   }
-  return classicManifest(image, layers);
+  return dockerManifestImage(image.configBytes, layers, image.platform);
 }
