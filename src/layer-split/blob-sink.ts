@@ -5,18 +5,16 @@
 // gzip (the containerd store: same bytes, same digest as the engine would push), else gzipped here (a classic
 // store saves plain tars; zstd has no Docker schema 2 media type). The result is a ManifestImage: no docker load,
 // nothing new in the engine. Memory: a few gzip blocks at a time, never a layer.
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { MEDIA_TYPES, platformString, type Platform } from '../image/oci.js';
-import { endStream, writeChunk } from '../util/stream-write.js';
+import { writeChunk } from '../util/stream-write.js';
 import { formatBytes } from '../util/units.js';
 import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
-import { gzipDeterministic, type GzipOptions } from '../image/gzip.js';
+import type { GzipOptions } from '../image/gzip.js';
 import { fileBlobSource, type BlobSource } from '../image/blob-source.js';
-import type { ArchiveEntry } from '../image/docker-archive-stream.js';
+import { gzipToFile, type ArchiveEntry } from '../image/docker-archive-stream.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
 
 const LAYER = MEDIA_TYPES.dockerLayerGzip;
@@ -66,15 +64,9 @@ export class BlobSink implements LayerSink {
     return join(this.dir, `layer-${++this.count}.tar.gz`);
   }
 
-  /** Gzips what `fill` writes into a new file: the blob, its digest and size. */
-  private async gzipToFile(fill: (write: ChunkWriter) => Promise<void>): Promise<BlobSource> {
+  /** Gzips what `fill` writes into a new file (gzipToFile: the uploader's deterministic gzip): the blob. */
+  private async gzipBlob(fill: (write: ChunkWriter) => Promise<void>): Promise<BlobSource> {
     const path = this.nextFile();
-    const out = createWriteStream(path);
-    let outError: Error | null = null;
-    out.on('error', (e) => {
-      outError = e;
-    });
-    const hash = createHash('sha256');
     // fill pushes, the gzip pulls: a small pipe between them keeps both bounded.
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
     const signal = this.opts.signal;
@@ -93,34 +85,21 @@ export class BlobSink implements LayerSink {
     try {
       const [, gz] = await Promise.all([
         feeding,
-        gzipDeterministic(
-          pipe,
-          async (chunk) => {
-            if (outError) throw outError;
-            hash.update(chunk);
-            await writeChunk(out, chunk);
-          },
-          { parallel: GZIP_PARALLEL, ...this.opts.gzip },
-        ).catch((e: unknown) => {
+        gzipToFile(pipe, path, { parallel: GZIP_PARALLEL, ...this.opts.gzip }).catch((e: unknown) => {
           // the feeder waits on the pipe: end it so both settle
           pipe.destroy(e as Error);
           throw e;
         }),
       ]);
-      await endStream(out);
-      if (outError) throw outError;
-      this.compressed += gz.outputSize;
-      return await fileBlobSource(path, LAYER, `sha256:${hash.digest('hex')}`);
-    } catch (e) {
-      out.destroy();
-      throw e;
+      this.compressed += gz.size;
+      return await fileBlobSource(path, LAYER, gz.digest);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
   }
 
   async layer(name: string, _size: number, fill: (write: ChunkWriter) => Promise<void>): Promise<void> {
-    this.done(name, await this.gzipToFile(fill));
+    this.done(name, await this.gzipBlob(fill));
   }
 
   async kept(entry: ArchiveEntry, _diffId: string, open: () => AsyncIterable<Buffer>): Promise<string> {
@@ -133,7 +112,7 @@ export class BlobSink implements LayerSink {
       blob = await fileBlobSource(path, LAYER);
       this.taken += blob.size;
     } else {
-      blob = await this.gzipToFile(async (write) => {
+      blob = await this.gzipBlob(async (write) => {
         for await (const chunk of open()) await write(chunk);
       });
     }
