@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { dockerArgv, startDocker } from '../engine/docker-cli.js';
-import { howItEnded, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { exitedOnItsOwn, howItEnded, type ProcessResult } from '../util/process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { classicImage } from '../image/saved-image.js';
 import { outputTail } from '../util/untrusted.js';
@@ -175,19 +175,6 @@ function saveFailed(image: string, exit: ProcessResult): UploadError | null {
   if (exit.code === 0) return null;
   const how = exit.code === null ? howItEnded(exit) : `failed (exit ${exit.code})`;
   return sourceError(`docker save ${image} ${how}: ${outputTail(exit.stderr) || '(no stderr)'}`);
-}
-
-/** The exit of a child that ends within a grace period, or null after stopping it. */
-async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), graceMs);
-  });
-  const exit = await Promise.race([child.result, late]);
-  clearTimeout(timer);
-  if (exit) return exit;
-  await child.kill();
-  return null;
 }
 
 /**
