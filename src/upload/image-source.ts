@@ -10,11 +10,10 @@
 import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { dockerArgv, startDocker } from '../engine/docker-cli.js';
-import { exitedOnItsOwn, howItEnded, type ProcessResult } from '../util/process.js';
+import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
+import { exitedOnItsOwn, type ProcessResult } from '../util/process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { classicImage } from '../image/saved-image.js';
-import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
@@ -171,10 +170,10 @@ export async function readArchiveForUpload(input: Readable, opts: Omit<ReadImage
   return imageFromArchive(archive, opts);
 }
 
+/** docker save's failure in the one wording of a docker child that failed (engine/docker-cli.ts), or null. */
 function saveFailed(image: string, exit: ProcessResult): UploadError | null {
-  if (exit.code === 0) return null;
-  const how = exit.code === null ? howItEnded(exit) : `failed (exit ${exit.code})`;
-  return sourceError(`docker save ${image} ${how}: ${outputTail(exit.stderr) || '(no stderr)'}`);
+  const failed = dockerFailure(dockerArgv.save(image), exit);
+  return failed && sourceError(failed.message);
 }
 
 /**
