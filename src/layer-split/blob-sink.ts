@@ -12,7 +12,6 @@ import { MEDIA_TYPES, platformString, type Platform } from '../image/oci.js';
 import { writeChunk } from '../util/stream-write.js';
 import { formatBytes } from '../util/units.js';
 import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
-import type { GzipOptions } from '../image/gzip.js';
 import { fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import { gzipToFile, type ArchiveEntry } from '../image/docker-archive-stream.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
@@ -48,7 +47,6 @@ export class BlobSink implements LayerSink {
     /** Created by the caller, removed by the caller (or with the run's work directory). */
     private readonly dir: string,
     private readonly opts: {
-      readonly gzip?: GzipOptions;
       readonly signal?: AbortSignal;
       /** Told of each layer blob as soon as its file is complete (an upload can start while the next is cut). */
       readonly onBlob?: (blob: BlobSource) => void;
@@ -85,7 +83,7 @@ export class BlobSink implements LayerSink {
     try {
       const [, gz] = await Promise.all([
         feeding,
-        gzipToFile(pipe, path, { parallel: GZIP_PARALLEL, ...this.opts.gzip }).catch((e: unknown) => {
+        gzipToFile(pipe, path, { parallel: GZIP_PARALLEL }).catch((e: unknown) => {
           // the feeder waits on the pipe: end it so both settle
           pipe.destroy(e as Error);
           throw e;
