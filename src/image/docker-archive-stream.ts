@@ -19,6 +19,7 @@ import tar from 'tar-stream';
 import { endStream, writeChunk } from '../util/stream-write.js';
 import { gzipDeterministic, type GzipOptions } from './gzip.js';
 import { isPlainTar, Prober, probeFor, type LayerProbe, type ProbeOptions } from './layer-probe.js';
+import { BlobDigestError } from './saved-image.js';
 import { addLink, BLOCK, followLinks, normalizePath } from './tar-header.js';
 
 export interface ArchiveEntry {
@@ -59,16 +60,6 @@ export interface ReadArchiveOptions {
 const IN_MEMORY_MAX = 64 * 1024;
 const JSON_IN_MEMORY_MAX = 4 * 1024 * 1024;
 const FILE_HIGH_WATER = 1024 * 1024;
-
-export class BlobDigestError extends Error {
-  constructor(
-    readonly entry: string,
-    readonly actual: string,
-  ) {
-    super(`the archive's ${entry} is not what its name says: its bytes hash to ${actual}`);
-    this.name = 'BlobDigestError';
-  }
-}
 
 /** The digest an entry's name claims (blobs/<alg>/<hex>), or null. */
 export function digestFromName(name: string): string | null {
