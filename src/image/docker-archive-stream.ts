@@ -13,13 +13,14 @@
 // from the input exactly once.
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { endStream, writeChunk } from '../util/stream-write.js';
 import { gzipDeterministic, type GzipOptions } from './gzip.js';
 import { isPlainTar, Prober, probeFor, type LayerProbe, type ProbeOptions } from './layer-probe.js';
-import { BLOCK, normalizePath } from './tar-header.js';
+import { BlobDigestError } from './saved-image.js';
+import { addLink, BLOCK, followLinks, normalizePath } from './tar-header.js';
 
 export interface ArchiveEntry {
   readonly name: string;
@@ -59,16 +60,6 @@ export interface ReadArchiveOptions {
 const IN_MEMORY_MAX = 64 * 1024;
 const JSON_IN_MEMORY_MAX = 4 * 1024 * 1024;
 const FILE_HIGH_WATER = 1024 * 1024;
-
-export class BlobDigestError extends Error {
-  constructor(
-    readonly entry: string,
-    readonly actual: string,
-  ) {
-    super(`the archive's ${entry} is not what its name says: its bytes hash to ${actual}`);
-    this.name = 'BlobDigestError';
-  }
-}
 
 /** The digest an entry's name claims (blobs/<alg>/<hex>), or null. */
 export function digestFromName(name: string): string | null {
@@ -212,13 +203,6 @@ async function keepEntry(
   return { entry: { name, size, digest, ...kept.where, layer }, spilled: kept.spilled };
 }
 
-/** Where a link entry points, normalized (a symlink's target is relative to its own directory); null if none. */
-function linkTargetOf(name: string, header: tar.Header): string | null {
-  if ((header.type !== 'symlink' && header.type !== 'link') || !header.linkname) return null;
-  const target = header.type === 'symlink' ? posix.join(posix.dirname(name), header.linkname) : header.linkname;
-  return normalizePath(target);
-}
-
 /**
  * Makes aborting `signal` destroy the input and the extractor with the signal's reason (at once if it already
  * is aborted), and an input's error the extractor's; returns what stops listening.
@@ -261,8 +245,8 @@ export async function readArchive(
     for await (const entry of extract) {
       const header = entry.header;
       const name = normalizePath(header.name);
-      const link = linkTargetOf(name, header);
-      if (link !== null) links.set(name, link);
+      if (header.type === 'symlink' || header.type === 'link')
+        addLink(links, name, header.type === 'symlink', header.linkname ?? '');
       if (header.type !== 'file' && header.type !== 'contiguous-file') {
         entry.resume();
         continue;
@@ -281,13 +265,5 @@ export async function readArchive(
   }
   if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('cancelled');
 
-  return {
-    entries,
-    spilledBytes,
-    get(name: string) {
-      let n = normalizePath(name);
-      for (let hops = 0; hops < 8 && !entries.has(n) && links.has(n); hops++) n = links.get(n) as string;
-      return entries.get(n);
-    },
-  };
+  return { entries, spilledBytes, get: (name: string) => followLinks(name, entries, links) };
 }

@@ -2,8 +2,9 @@
 // an OCI layout, an archive, another registry, the split's pieces) opens to a SourceImage: one image manifest, or an
 // index of platform manifests, each with a BlobSource per blob. Nothing here reads or writes; the sources live
 // beside their transport (image/sources/, registry/registry-source.ts), the uploaders in upload/.
-import type { BlobSource } from './blob-source.js';
-import type { Descriptor } from './oci-layout.js';
+import { bufferBlobSource, sha256Digest, type BlobSource } from './blob-source.js';
+import { MEDIA_TYPES } from './oci.js';
+import { dockerManifest, type Descriptor } from './oci-layout.js';
 
 /** One image manifest, its bytes exact (its digest is theirs), with a BlobSource for its config and each layer. */
 export interface ManifestImage {
@@ -48,6 +49,14 @@ export interface OpenedImage {
 /** Every manifest of an image (one, or the index's platforms), for callers that treat both alike. */
 export function platformManifests(image: SourceImage): readonly ManifestImage[] {
   return image.kind === 'manifest' ? [image] : image.manifests;
+}
+
+/** The image of a config and gzip layers under a Docker v2 schema 2 manifest made here (oci-layout.ts). */
+export function dockerManifestImage(config: Buffer, layers: readonly BlobSource[], platform: string): ManifestImage {
+  const configBlob = bufferBlobSource(config, MEDIA_TYPES.dockerConfig);
+  const bytes = dockerManifest(configBlob, layers);
+  const mediaType = MEDIA_TYPES.dockerManifest;
+  return { kind: 'manifest', bytes, digest: sha256Digest(bytes), mediaType, platform, config: configBlob, layers };
 }
 
 /** What every source's open takes; a source that needs more (credentials) extends it. */

@@ -263,6 +263,17 @@ export interface ClassicImage {
   readonly layers: readonly { readonly name: string; readonly diffId: string }[];
 }
 
+/** An archive entry named by a digest whose bytes hash to another. */
+export class BlobDigestError extends Error {
+  constructor(
+    readonly entry: string,
+    readonly actual: string,
+  ) {
+    super(`the archive's ${entry} is not what its name says: its bytes hash to ${actual}`);
+    this.name = 'BlobDigestError';
+  }
+}
+
 /** The digest an archive entry's name claims: `<hex>.json` (a classic config), `blobs/sha256/<hex>`; else null. */
 function claimedDigest(name: string): string | null {
   const m = /^(?:([a-f0-9]{64})\.json|blobs\/sha256\/([a-f0-9]{64}))$/.exec(name);
@@ -279,8 +290,7 @@ export function classicImage(read: ReadDoc, name: string | null): ClassicImage {
   if (!configBytes) throw new Error(`the archive has no config document ${logText(entry.config)}`);
   const claimed = claimedDigest(entry.config);
   const actual = sha256Of(configBytes);
-  if (claimed && claimed !== actual)
-    throw new Error(`the archive's ${entry.config} is not what its name says: its bytes hash to ${actual}`);
+  if (claimed && claimed !== actual) throw new BlobDigestError(entry.config, actual);
   const config = parseJson<Platform & { rootfs?: { diff_ids?: unknown } }>(configBytes, 'the image config');
   const diffIds = Array.isArray(config.rootfs?.diff_ids) ? (config.rootfs.diff_ids as unknown[]) : [];
   if (diffIds.length !== entry.layers.length)

@@ -4,6 +4,7 @@
 //
 // Strings are decoded as latin1: one char per byte, so a path compares equal to itself whether it came from
 // a ustar field or a pax record, whatever its encoding. Convert with `displayPath` before showing it.
+import { posix } from 'node:path';
 import { logText } from '../util/untrusted.js';
 
 export const BLOCK = 512;
@@ -221,6 +222,22 @@ export function normalizePath(name: string): string {
     parts.push(part);
   }
   return parts.join('/');
+}
+
+/** Records a link entry: a hardlink names the archive's path, a symlink one relative to its own directory. */
+export function addLink(links: Map<string, string>, name: string, symlink: boolean, linkname: string): void {
+  if (linkname) links.set(name, normalizePath(symlink ? posix.join(posix.dirname(name), linkname) : linkname));
+}
+
+/** The entry `name` names, through at most 8 links (`addLink`'s): older `docker save` links a repeated layer. */
+export function followLinks<T>(
+  name: string,
+  entries: ReadonlyMap<string, T>,
+  links: ReadonlyMap<string, string>,
+): T | undefined {
+  let n = normalizePath(name);
+  for (let hops = 0; hops < 8 && !entries.has(n) && links.has(n); hops++) n = links.get(n) as string;
+  return entries.get(n);
 }
 
 /**

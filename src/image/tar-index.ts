@@ -4,12 +4,13 @@
 // image's layers) without extracting anything. The headers are decoded and checked as the layer scanner does
 // (tar-header.ts, tar-extensions.ts: the rules of Go's archive/tar, which wrote and reads these archives).
 import { open, type FileHandle } from 'node:fs/promises';
-import { posix } from 'node:path';
 import { checkExtensionSize, checkGlobalRecords, hasExtensionData, paxNumber } from './tar-extensions.js';
 import {
+  addLink,
   BLOCK,
   checkedSize,
   decodeHeader,
+  followLinks,
   isZeroBlock,
   normalizePath,
   paddedSize,
@@ -117,20 +118,11 @@ export async function indexTarFile(path: string): Promise<TarIndex> {
       const link = pending.longLink || (pending.pax.get('linkpath') ?? header.linkname);
       if (header.typeflag === '0' || header.typeflag === '7')
         files.set(name, { name, offset: at + BLOCK, size: dataSize });
-      else if (header.typeflag === '1') links.set(name, normalizePath(link));
-      else if (header.typeflag === '2') links.set(name, normalizePath(posix.join(posix.dirname(name), link)));
+      else if (header.typeflag === '1' || header.typeflag === '2') addLink(links, name, header.typeflag === '2', link);
       pending = { pax: new Map(), longName: '', longLink: '' };
       at += BLOCK + padded;
     }
-    return {
-      files,
-      size,
-      get(name: string) {
-        let n = normalizePath(name);
-        for (let hops = 0; hops < 8 && !files.has(n) && links.has(n); hops++) n = links.get(n) as string;
-        return files.get(n);
-      },
-    };
+    return { files, size, get: (name: string) => followLinks(name, files, links) };
   } finally {
     await fh.close();
   }

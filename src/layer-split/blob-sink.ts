@@ -5,19 +5,15 @@
 // gzip (the containerd store: same bytes, same digest as the engine would push), else gzipped here (a classic
 // store saves plain tars; zstd has no Docker schema 2 media type). The result is a ManifestImage: no docker load,
 // nothing new in the engine. Memory: a few gzip blocks at a time, never a layer.
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { MEDIA_TYPES, platformString, type Platform } from '../image/oci.js';
-import { endStream, writeChunk } from '../util/stream-write.js';
+import { writeChunk } from '../util/stream-write.js';
 import { formatBytes } from '../util/units.js';
-import type { ManifestImage } from '../image/image-model.js';
-import { gzipDeterministic, type GzipOptions } from '../image/gzip.js';
-import { dockerManifest } from '../image/oci-layout.js';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
-import type { ArchiveEntry } from '../image/docker-archive-stream.js';
+import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
+import { fileBlobSource, type BlobSource } from '../image/blob-source.js';
+import { gzipToFile, type ArchiveEntry } from '../image/docker-archive-stream.js';
 import type { ChunkWriter, LayerSink } from './sink.js';
 
 const LAYER = MEDIA_TYPES.dockerLayerGzip;
@@ -51,7 +47,6 @@ export class BlobSink implements LayerSink {
     /** Created by the caller, removed by the caller (or with the run's work directory). */
     private readonly dir: string,
     private readonly opts: {
-      readonly gzip?: GzipOptions;
       readonly signal?: AbortSignal;
       /** Told of each layer blob as soon as its file is complete (an upload can start while the next is cut). */
       readonly onBlob?: (blob: BlobSource) => void;
@@ -67,15 +62,9 @@ export class BlobSink implements LayerSink {
     return join(this.dir, `layer-${++this.count}.tar.gz`);
   }
 
-  /** Gzips what `fill` writes into a new file: the blob, its digest and size. */
-  private async gzipToFile(fill: (write: ChunkWriter) => Promise<void>): Promise<BlobSource> {
+  /** Gzips what `fill` writes into a new file (gzipToFile: the uploader's deterministic gzip): the blob. */
+  private async gzipBlob(fill: (write: ChunkWriter) => Promise<void>): Promise<BlobSource> {
     const path = this.nextFile();
-    const out = createWriteStream(path);
-    let outError: Error | null = null;
-    out.on('error', (e) => {
-      outError = e;
-    });
-    const hash = createHash('sha256');
     // fill pushes, the gzip pulls: a small pipe between them keeps both bounded.
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
     const signal = this.opts.signal;
@@ -94,34 +83,21 @@ export class BlobSink implements LayerSink {
     try {
       const [, gz] = await Promise.all([
         feeding,
-        gzipDeterministic(
-          pipe,
-          async (chunk) => {
-            if (outError) throw outError;
-            hash.update(chunk);
-            await writeChunk(out, chunk);
-          },
-          { parallel: GZIP_PARALLEL, ...this.opts.gzip },
-        ).catch((e: unknown) => {
+        gzipToFile(pipe, path, { parallel: GZIP_PARALLEL }).catch((e: unknown) => {
           // the feeder waits on the pipe: end it so both settle
           pipe.destroy(e as Error);
           throw e;
         }),
       ]);
-      await endStream(out);
-      if (outError) throw outError;
-      this.compressed += gz.outputSize;
-      return await fileBlobSource(path, LAYER, `sha256:${hash.digest('hex')}`);
-    } catch (e) {
-      out.destroy();
-      throw e;
+      this.compressed += gz.size;
+      return await fileBlobSource(path, LAYER, gz.digest);
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
   }
 
   async layer(name: string, _size: number, fill: (write: ChunkWriter) => Promise<void>): Promise<void> {
-    this.done(name, await this.gzipToFile(fill));
+    this.done(name, await this.gzipBlob(fill));
   }
 
   async kept(entry: ArchiveEntry, _diffId: string, open: () => AsyncIterable<Buffer>): Promise<string> {
@@ -134,7 +110,7 @@ export class BlobSink implements LayerSink {
       blob = await fileBlobSource(path, LAYER);
       this.taken += blob.size;
     } else {
-      blob = await this.gzipToFile(async (write) => {
+      blob = await this.gzipBlob(async (write) => {
         for await (const chunk of open()) await write(chunk);
       });
     }
@@ -143,22 +119,12 @@ export class BlobSink implements LayerSink {
   }
 
   async finish(config: Buffer, _configDigest: string, layers: readonly string[]): Promise<string> {
-    const configBlob = bufferBlobSource(config, MEDIA_TYPES.dockerConfig);
     const blobs = layers.map((name) => {
       const b = this.blobs.get(name);
       if (!b) throw new Error(`no blob was written for layer ${name}`);
       return b;
     });
-    const bytes = dockerManifest(configBlob, blobs);
-    this.image = {
-      kind: 'manifest',
-      bytes,
-      digest: sha256Digest(bytes),
-      mediaType: MEDIA_TYPES.dockerManifest,
-      platform: configPlatform(config),
-      config: configBlob,
-      layers: blobs,
-    };
+    this.image = dockerManifestImage(config, blobs, configPlatform(config));
     const kept = this.taken ? `, ${formatBytes(this.taken)} taken as the engine compressed it` : '';
     return `${blobs.length} blobs (${formatBytes(this.compressed)} gzipped here${kept}) in ${this.dir}`;
   }

@@ -4,7 +4,7 @@
 // blob files for the action's own upload, nothing loaded.
 import { Writable } from 'node:stream';
 import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
-import type { ProcessHandle, ProcessResult } from '../util/process.js';
+import { exitedOnItsOwn, type ProcessHandle } from '../util/process.js';
 import { endStream, writeBlocked, writeChunk } from '../util/stream-write.js';
 import { rm } from 'node:fs/promises';
 import type { OpenedImage } from '../image/image-model.js';
@@ -131,17 +131,4 @@ export async function relayerBlobs(image: string, opts: BlobsOptions): Promise<R
   if (!report.changed || !sink.image) return { report, image: null };
   const close = () => rm(opts.blobDir, { recursive: true, force: true });
   return { report, image: { image: sink.image, name: `${image}, re-layered in ${opts.blobDir}`, close } };
-}
-
-/** The exit of a process that ends within a grace period, or null after stopping it. */
-async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), graceMs);
-  });
-  const exit = await Promise.race([child.result, timeout]);
-  clearTimeout(timer);
-  if (exit) return exit;
-  await child.kill();
-  return null;
 }

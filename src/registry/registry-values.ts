@@ -56,8 +56,6 @@ export function chunkLimits(minHeader: string | null | undefined, maxHeader: str
   return { min: min !== null && max !== null && min > max ? null : min, max };
 }
 
-export const NO_CHUNK_LIMITS: ChunkLimits = { min: null, max: null };
-
 /**
  * A digest as the OCI image spec registers them: sha256 with 64 lower-case hex digits, or sha512 with 128. A
  * registry's Docker-Content-Digest is compared, logged and written to outputs only once it passes this.

@@ -3,23 +3,24 @@
 // - containerd store: the image's own compressed blobs and its platform manifest, bytes unchanged, so the registry
 //   gets the manifest (and digest) `docker push --platform` gives it; attestation manifests are left out.
 // - classic store: each layer tar gzipped here, deterministically (image/gzip.ts); the config exactly as saved
-//   (its digest is the image ID); a Docker v2 schema 2 manifest made here (image/oci-layout.ts).
+//   (its digest is the image ID); a Docker v2 schema 2 manifest made as for a docker-archive: file
+//   (image/sources/docker-archive-classic.ts).
 // Every blob is checked while it is read: a blob named by a digest must hash to it, a classic layer to the diff ID
 // its config names. The work directory ends up holding about the image's compressed size; the caller removes it.
 import { createReadStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { dockerArgv, startDocker } from '../engine/docker-cli.js';
-import { howItEnded, type ProcessHandle, type ProcessResult } from '../util/process.js';
+import { dockerArgv, dockerFailure, startDocker } from '../engine/docker-cli.js';
+import { exitedOnItsOwn, type ProcessResult } from '../util/process.js';
 import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { classicImage } from '../image/saved-image.js';
-import { outputTail } from '../util/untrusted.js';
 import { abortError, UploadError } from './errors.js';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../image/blob-source.js';
+import { bufferBlobSource, fileBlobSource, type BlobSource } from '../image/blob-source.js';
 import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
-import type { ManifestImage } from '../image/image-model.js';
-import { dockerManifest, hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
+import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
+import { hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
+import { diffIdMismatch } from '../image/sources/docker-archive-classic.js';
 
 /** The engine's image as the uploader takes it (one image manifest and its blobs), and how it was read. */
 export interface SavedImage extends ManifestImage {
@@ -125,28 +126,18 @@ async function fromContentStore(archive: SavedArchive, platform?: string | Platf
 async function fromClassicStore(archive: SavedArchive): Promise<SavedImage> {
   const image = classicImage(docs(archive), null);
   const layers = await Promise.all(
-    image.layers.map(async ({ name, diffId }, i) => {
-      const entry = archive.get(name);
-      if (!entry) throw sourceError(`the archive lacks the layer ${name}`);
-      if (!entry.gzip) throw sourceError(`the layer ${name} is not an uncompressed tar, as a classic store saves them`);
-      if (entry.digest !== diffId)
-        throw sourceError(`the layer ${name} hashes to ${entry.digest}, the config names ${diffId} (layer ${i + 1})`);
+    image.layers.map(async (layer, i) => {
+      const entry = archive.get(layer.name);
+      if (!entry) throw sourceError(`the archive lacks the layer ${layer.name}`);
+      if (!entry.gzip)
+        throw sourceError(`the layer ${layer.name} is not an uncompressed tar, as a classic store saves them`);
+      const mismatch = diffIdMismatch(layer, i, entry.digest);
+      if (mismatch) throw sourceError(mismatch);
       return fileBlobSource(entry.gzip.file, MEDIA_TYPES.dockerLayerGzip, entry.gzip.digest);
     }),
   );
-  const configBlob = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
-  const bytes = dockerManifest(configBlob, layers);
-  return {
-    kind: 'manifest',
-    bytes,
-    digest: sha256Digest(bytes),
-    mediaType: MEDIA_TYPES.dockerManifest,
-    platform: image.platform,
-    config: configBlob,
-    layers,
-    store: 'classic',
-    spilledBytes: archive.spilledBytes,
-  };
+  const manifest = dockerManifestImage(image.configBytes, layers, image.platform);
+  return { ...manifest, store: 'classic', spilledBytes: archive.spilledBytes };
 }
 
 /** The blobs and manifest to upload from an archive read already. Throws an UploadError (phase 'source'). */
@@ -179,23 +170,10 @@ export async function readArchiveForUpload(input: Readable, opts: Omit<ReadImage
   return imageFromArchive(archive, opts);
 }
 
+/** docker save's failure in the one wording of a docker child that failed (engine/docker-cli.ts), or null. */
 function saveFailed(image: string, exit: ProcessResult): UploadError | null {
-  if (exit.code === 0) return null;
-  const how = exit.code === null ? howItEnded(exit) : `failed (exit ${exit.code})`;
-  return sourceError(`docker save ${image} ${how}: ${outputTail(exit.stderr) || '(no stderr)'}`);
-}
-
-/** The exit of a child that ends within a grace period, or null after stopping it. */
-async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), graceMs);
-  });
-  const exit = await Promise.race([child.result, late]);
-  clearTimeout(timer);
-  if (exit) return exit;
-  await child.kill();
-  return null;
+  const failed = dockerFailure(dockerArgv.save(image), exit);
+  return failed && sourceError(failed.message);
 }
 
 /**

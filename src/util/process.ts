@@ -327,6 +327,22 @@ export function runProcess(
   return startProcess(command, args, opts).result;
 }
 
+/**
+ * The exit of a child that ends within a grace period, or null after stopping it: whether a child's own words
+ * (its stderr, its exit) explain why its output ended early, or it was stopped here and says nothing.
+ */
+export async function exitedOnItsOwn(child: ProcessHandle, graceMs = 2000): Promise<ProcessResult | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), graceMs);
+  });
+  const exit = await Promise.race([child.result, late]);
+  clearTimeout(timer);
+  if (exit) return exit;
+  await child.kill();
+  return null;
+}
+
 /** An exit code for a child that ended on a signal: 128 + its number, as a shell reports it. */
 export function exitCode(result: Pick<ProcessResult, 'code' | 'signal'>): number {
   if (result.code !== null) return result.code;

@@ -4,9 +4,8 @@
 // a fixed creation time, so every tombstone is the same image (the same digest), as an empty image should be.
 import { gzipSync } from 'node:zlib';
 import { bufferBlobSource, sha256Digest } from '../../image/blob-source.js';
-import type { ManifestImage, OpenedImage } from '../../image/image-model.js';
+import { dockerManifestImage, type ManifestImage, type OpenedImage } from '../../image/image-model.js';
 import { MEDIA_TYPES } from '../../image/oci.js';
-import { dockerManifest } from '../../image/oci-layout.js';
 
 /** The label docker import was given (`--change LABEL ...`): how a person tells a tombstone from an image. */
 export const TOMBSTONE_LABEL = 'com.replicated-push.tombstone';
@@ -18,30 +17,18 @@ const CREATED = '1970-01-01T00:00:00Z';
 
 export function tombstoneImage(): ManifestImage {
   const layer = bufferBlobSource(gzipSync(EMPTY_TAR, { level: 9 }), MEDIA_TYPES.dockerLayerGzip);
-  const config = bufferBlobSource(
-    Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        created: CREATED,
-        comment: 'replicated-push tombstone',
-        config: { Labels: { [TOMBSTONE_LABEL]: 'true' } },
-        history: [{ created: CREATED, created_by: 'replicated-push tombstone', comment: 'replicated-push tombstone' }],
-        rootfs: { type: 'layers', diff_ids: [sha256Digest(EMPTY_TAR)] },
-      }),
-    ),
-    MEDIA_TYPES.dockerConfig,
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: CREATED,
+      comment: 'replicated-push tombstone',
+      config: { Labels: { [TOMBSTONE_LABEL]: 'true' } },
+      history: [{ created: CREATED, created_by: 'replicated-push tombstone', comment: 'replicated-push tombstone' }],
+      rootfs: { type: 'layers', diff_ids: [sha256Digest(EMPTY_TAR)] },
+    }),
   );
-  const bytes = dockerManifest(config, [layer]);
-  return {
-    kind: 'manifest',
-    bytes,
-    digest: sha256Digest(bytes),
-    mediaType: MEDIA_TYPES.dockerManifest,
-    platform: 'linux/amd64',
-    config,
-    layers: [layer],
-  };
+  return dockerManifestImage(config, [layer], 'linux/amd64');
 }
 
 /** The tombstone as an opened source: nothing to release. */

@@ -7,11 +7,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { bufferBlobSource, fileBlobSource, sha256Digest, type BlobSource } from '../blob-source.js';
+import { fileBlobSource, type BlobSource } from '../blob-source.js';
 import { gzipToFile } from '../docker-archive-stream.js';
-import type { ManifestImage } from '../image-model.js';
+import { dockerManifestImage, type ManifestImage } from '../image-model.js';
 import { MEDIA_TYPES } from '../oci.js';
-import { dockerManifest } from '../oci-layout.js';
 import type { ClassicImage } from '../saved-image.js';
 import { logText } from '../../util/untrusted.js';
 import type { FindFile, FileRange } from './layout-image.js';
@@ -42,6 +41,12 @@ async function gzipRange(range: FileRange, out: string, signal?: AbortSignal) {
   }
 }
 
+/** Null when the config's layer `i` (from 0) hashes, as a tar, to `actual`, its diff ID; else why it is refused. */
+export function diffIdMismatch(layer: ClassicImage['layers'][number], i: number, actual: string): string | null {
+  if (actual === layer.diffId) return null;
+  return `the layer ${logText(layer.name)} hashes to ${actual}, the config names ${layer.diffId} (layer ${i + 1})`;
+}
+
 /** The image, its layers gzipped into `workDir` (created if missing; the run removes it). */
 export async function classicManifestImage(
   find: FindFile,
@@ -52,31 +57,19 @@ export async function classicManifestImage(
   await mkdir(workDir, { recursive: true });
   const done = new Map<string, BlobSource>();
   const layers: BlobSource[] = [];
-  for (const [i, { name, diffId }] of image.layers.entries()) {
-    let blob = done.get(name);
+  for (const [i, layer] of image.layers.entries()) {
+    let blob = done.get(layer.name);
     if (!blob) {
-      const range = find(name);
-      if (!range) throw new Error(`the archive lacks the layer ${logText(name)}`);
+      const range = find(layer.name);
+      if (!range) throw new Error(`the archive lacks the layer ${logText(layer.name)}`);
       const out = join(workDir, `layer-${done.size + 1}.tar.gz`);
       const gz = await gzipRange(range, out, signal);
-      if (gz.diffId !== diffId)
-        throw new Error(
-          `the layer ${logText(name)} hashes to ${gz.diffId}, the config names ${diffId} (layer ${i + 1})`,
-        );
+      const mismatch = diffIdMismatch(layer, i, gz.diffId);
+      if (mismatch) throw new Error(mismatch);
       blob = await fileBlobSource(out, MEDIA_TYPES.dockerLayerGzip, gz.digest);
-      done.set(name, blob);
+      done.set(layer.name, blob);
     }
     layers.push(blob);
   }
-  const config = bufferBlobSource(image.configBytes, MEDIA_TYPES.dockerConfig);
-  const bytes = dockerManifest(config, layers);
-  return {
-    kind: 'manifest',
-    bytes,
-    digest: sha256Digest(bytes),
-    mediaType: MEDIA_TYPES.dockerManifest,
-    platform: image.platform,
-    config,
-    layers,
-  };
+  return dockerManifestImage(image.configBytes, layers, image.platform);
 }

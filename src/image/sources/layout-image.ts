@@ -8,7 +8,16 @@ import { Readable, Transform } from 'node:stream';
 import type { BlobSource } from '../blob-source.js';
 import type { IndexImage, ManifestImage, SourceImage } from '../image-model.js';
 import { blobName, MEDIA_TYPES, type Descriptor } from '../oci.js';
-import { MAX_DOCUMENT_SIZE, type LayoutImage, type LayoutManifest, type ReadDoc } from '../saved-image.js';
+import {
+  layoutEntries,
+  MAX_DOCUMENT_SIZE,
+  parseJson,
+  pickLayoutEntry,
+  resolveLayoutImage,
+  type LayoutImage,
+  type LayoutManifest,
+  type ReadDoc,
+} from '../saved-image.js';
 
 /** Where a layout file is: `file`'s bytes from `offset`, `size` long. */
 export interface FileRange {
@@ -116,4 +125,24 @@ export function layoutSourceImage(find: FindFile, image: LayoutImage): SourceIma
     attestations: image.attestations.map((m) => manifestImage(find, m)),
   };
   return index;
+}
+
+/**
+ * Throws unless `read` finds what makes a set of files an OCI image layout (image-spec image-layout.md): an
+ * `oci-layout` file of version 1.x (and index.json, which resolving the image reads).
+ */
+function checkOciLayout(read: ReadDoc): void {
+  const marker = read('oci-layout');
+  if (!marker) throw new Error('it has no oci-layout file (not an OCI image layout)');
+  const doc = parseJson<{ imageLayoutVersion?: unknown }>(marker, 'oci-layout');
+  const version = doc?.imageLayoutVersion;
+  if (typeof version !== 'string' || !/^1\.\d+\.\d+$/.test(version))
+    throw new Error(`its oci-layout file names version ${JSON.stringify(version)}, not 1.x`);
+}
+
+/** The image `ref` names (the only one when null) in the OCI image layout `find` reads: the directory's, the tar's. */
+export function ociLayoutImage(find: FindFile, ref: string | null): SourceImage {
+  const read = documentReader(find);
+  checkOciLayout(read);
+  return layoutSourceImage(find, resolveLayoutImage(read, pickLayoutEntry(layoutEntries(read), ref)));
 }

@@ -4,9 +4,7 @@ import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OpenedImage, OpenSourceOptions } from '../image-model.js';
-import { layoutEntries, pickLayoutEntry, resolveLayoutImage } from '../saved-image.js';
-import { documentReader, layoutSourceImage, type FindFile } from './layout-image.js';
-import { checkOciLayout } from './oci-layout-check.js';
+import { ociLayoutImage, type FindFile } from './layout-image.js';
 
 /** A layout file: a regular file under `dir`, by the layout's own name for it (checked by blobName upstream). */
 function dirFiles(dir: string): FindFile {
@@ -38,13 +36,9 @@ async function checkDirectory(dir: string): Promise<void> {
 export async function openOciLayout(dir: string, ref: string | null, opts: OpenSourceOptions): Promise<OpenedImage> {
   void opts;
   const name = `oci:${dir}${ref ? `:${ref}` : ''}`;
-  const find = dirFiles(dir);
-  const read = documentReader(find);
   try {
     await checkDirectory(dir);
-    checkOciLayout(read);
-    const entry = pickLayoutEntry(layoutEntries(read), ref);
-    const image = layoutSourceImage(find, resolveLayoutImage(read, entry));
+    const image = ociLayoutImage(dirFiles(dir), ref);
     return { image, name, close: async () => undefined };
   } catch (e) {
     throw new Error(`${name}: ${(e as Error).message}`, { cause: e });
