@@ -4,7 +4,8 @@
 // decided from its first block:
 // - an uncompressed tar (a classic-store layer), when the caller asks (`gzipTars`), is gzipped on the way to its
 //   file, deterministically (gzip.ts): only that copy is written, so the work directory holds about the image's
-//   compressed size;
+//   compressed size; the caller is told when it starts (onGzipStart, a growing file it can follow while it is
+//   written: growing-file.ts);
 // - else small entries (the JSON documents, tiny blobs) stay in memory, the rest go to files in the work directory.
 // Every entry is hashed on the way, and a blob named by its digest (blobs/sha256/<hex>) whose bytes hash otherwise
 // fails the read at once. When the caller asks (`probe`), whatever looks like a layer (a tar, plain or compressed)

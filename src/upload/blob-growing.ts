@@ -16,6 +16,9 @@ import type { GrowingFile } from '../image/growing-file.js';
 import type { BlobClaim } from './shared-blobs.js';
 import { mark } from './timeline.js';
 
+/** The least a chunk of a growing blob waits for (unless the registry's minimum is more, or the writer finished). */
+export const GROWING_CHUNK_FLOOR = 16_000_000;
+
 /** The blob as uploadBlob's steps read it: until whole, a name for its digest and no size yet. */
 function growingSource(g: GrowingFile, mediaType: string, name: string): BlobSource {
   const result = g.result;
@@ -73,13 +76,16 @@ async function growingSession(up: BlobUpload, g: GrowingFile): Promise<SessionEn
     for (;;) {
       if (at.offset >= at.until) at.until = Infinity;
       const size = Math.min(effectiveChunkSize(up.sizing.cap(up.chunkSize), limits), at.until - at.offset);
-      const total = await reach(up, g, at.offset + size);
+      // what is written goes once there is enough for a chunk worth a request: the chunks follow the writer, and
+      // what is left when it finishes stays small, whatever size the sizing has grown to
+      const floor = Math.min(size, Math.max(GROWING_CHUNK_FLOOR, limits.min ?? 0));
+      const total = await reach(up, g, at.offset + floor);
       if (total !== null && at.offset >= total) break;
       if (!cursor?.usableAt(at.offset)) {
         cursor?.close();
         cursor = new SourceCursor(up.source, at.offset);
       }
-      const chunk = { start: at.offset, length: Math.min(size, (total ?? Infinity) - at.offset) };
+      const chunk = { start: at.offset, length: Math.min(size, (total ?? g.written) - at.offset) };
       const end = await chunkStep(up, limits, at, cursor, chunk);
       if (end) return end;
     }
@@ -101,7 +107,7 @@ async function sessions(up: BlobUpload, g: GrowingFile): Promise<'chunked' | 'si
       continue;
     }
     opts.onEvent?.({ type: 'fallback', digest: up.digest, status: end.status, reason: end.reason });
-    while ((await reach(up, g, Infinity)) === null);
+    await reach(up, g, Infinity); // resolves once the writer finished
     if ((await singleRequest(up, true)) === 'done') return 'single';
   }
 }

@@ -4,7 +4,8 @@
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request. How big each chunk
 // is moves with what the link and the proxies in front of the registry allow (chunk-sizing.ts): a 413 (a limit on
-// request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned.
+// request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned. What a
+// failed request means for the session is blob-resume.ts; a blob still being written goes through blob-growing.ts.
 import { UploadError } from './errors.js';
 import { awaitUpload } from './shared-blobs.js';
 import {

@@ -83,7 +83,7 @@ async function throughSave(
         if (!req.containerdStore)
           early.offerGrowing(growing, {
             mediaType: MEDIA_TYPES.dockerLayerGzip,
-            name: `layer ${++layers} (being gzipped)`,
+            name: `layer tar ${++layers} of the save (being gzipped)`,
           });
       },
       onEntry: (e) => {

@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { uploadGrowingBlob } from '../../../src/upload/blob-growing.js';
+import { GROWING_CHUNK_FLOOR, uploadGrowingBlob } from '../../../src/upload/blob-growing.js';
 import { ChunkSizing, type BlobProgress, type UploadEvent } from '../../../src/upload/blob.js';
 import { UploadError } from '../../../src/upload/errors.js';
 import { SharedBlobs } from '../../../src/upload/shared-blobs.js';
@@ -18,7 +18,10 @@ import {
 } from '../../../test/support/upload-registry.js';
 
 const REPO = 'app/growing';
-const WHAT = { mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', name: 'layer 1 (being gzipped)' };
+const WHAT = {
+  mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  name: 'layer tar 1 of the save (being gzipped)',
+};
 const CHUNK = 4_096;
 
 let reg: ScriptedRegistry;
@@ -115,6 +118,28 @@ describe('uploadGrowingBlob', () => {
     expect(up.progress).toEqual([
       { digest: sha256Digest(bytes), size: bytes.length, confirmed: bytes.length, chunks: 3 },
     ]);
+  });
+
+  test('with chunks grown big, what is written goes once there is a floor of it: little is left at the end', async () => {
+    await registry();
+    const w = new Writer();
+    const up = uploadGrowingBlob(reg.transport(), REPO, w.growing, WHAT, {
+      chunkSize: 64_000_000,
+      sizing: new ChunkSizing({ targetMs: 0 }),
+      retryDelayMs: () => 0,
+    });
+    w.write(randomBytes(GROWING_CHUNK_FLOOR + 1000));
+    await until('the first PATCH answered', () => patches().length === 1);
+    w.write(randomBytes(5000));
+    const bytes = w.end();
+    await up;
+    expect(reg.sequence()).toEqual([
+      'POST uploads -> 202',
+      `PATCH upload 0-${GROWING_CHUNK_FLOOR + 999} -> 202`,
+      `PATCH upload ${GROWING_CHUNK_FLOOR + 1000}-${bytes.length - 1} -> 202`,
+      'PUT upload -> 201',
+    ]);
+    expect(reg.blobs.get(sha256Digest(bytes))?.equals(bytes)).toBe(true);
   });
 
   test('a chunk cut mid-growth resumes where the registry stands, read back from the file', async () => {
