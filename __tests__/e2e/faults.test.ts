@@ -354,7 +354,10 @@ describeEngine('A', 'faults on engine A (classic store: retries each layer 5 tim
     const retry = uploads.filter((q) => q.userAgent === '');
     expect(retry.length).toBeGreaterThanOrEqual(1);
     expect(retry[0].startedAt - (hung?.startedAt ?? 0)).toBeGreaterThanOrEqual(3000);
-    expect(retry.every((q) => q.status >= 200 && q.status < 300)).toBe(true);
+    // (the first may meet the registry's token challenge: a layer sent while it is gzipped opens with a POST, no HEAD)
+    const answered = retry[0].status === 401 ? retry.slice(1) : retry;
+    expect(answered.length).toBeGreaterThanOrEqual(1);
+    expect(answered.every((q) => q.status >= 200 && q.status < 300)).toBe(true);
     // the process table: the stalled attempt's CLI was seen while the step ran, and none is left
     expect(seen.size).toBe(1);
     expect(pushProcesses(ref)).toEqual([]);

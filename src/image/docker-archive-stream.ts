@@ -4,7 +4,8 @@
 // decided from its first block:
 // - an uncompressed tar (a classic-store layer), when the caller asks (`gzipTars`), is gzipped on the way to its
 //   file, deterministically (gzip.ts): only that copy is written, so the work directory holds about the image's
-//   compressed size;
+//   compressed size; the caller is told when it starts (onGzipStart, a growing file it can follow while it is
+//   written: growing-file.ts);
 // - else small entries (the JSON documents, tiny blobs) stay in memory, the rest go to files in the work directory.
 // Every entry is hashed on the way, and a blob named by its digest (blobs/sha256/<hex>) whose bytes hash otherwise
 // fails the read at once. When the caller asks (`probe`), whatever looks like a layer (a tar, plain or compressed)
@@ -13,11 +14,13 @@
 // from the input exactly once.
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { endStream, writeChunk } from '../util/stream-write.js';
 import { gzipDeterministic, type GzipOptions } from './gzip.js';
+import { GrowingFile, type WrittenFile } from './growing-file.js';
 import { isPlainTar, Prober, probeFor, type LayerProbe, type ProbeOptions } from './layer-probe.js';
 import { BlobDigestError } from './saved-image.js';
 import { addLink, BLOCK, followLinks, normalizePath } from './tar-header.js';
@@ -53,6 +56,9 @@ export interface ReadArchiveOptions {
   readonly gzipTars?: GzipOptions;
   /** Aborting it destroys the input; the read rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+  /** With `gzipTars`: told when a plain tar starts being gzipped, with its growing gzip file (growing-file.ts), so
+   *  its upload can follow the compression; the entry itself comes to onEntry once whole and hashed. */
+  readonly onGzipStart?: (growing: GrowingFile) => void;
   /** Told of each entry once it is whole and hashed (and a digest-named one checked), while later ones stream. */
   readonly onEntry?: (entry: ArchiveEntry) => void;
 }
@@ -92,24 +98,48 @@ async function intoFile<T>(path: string, fill: (write: (chunk: Buffer) => Promis
   }
 }
 
-/** Gzips `input` deterministically (gzip.ts) into a new file at `path`: the file's size and sha256. */
-export function gzipToFile(
+/**
+ * Gzips `input` deterministically (gzip.ts) into a new file at `path`: the file's size and sha256. `started` is told
+ * of the file once it exists, as a growing file (growing-file.ts) that each deflate piece extends once it is in the
+ * file, in order: a reader may follow the gzip while it is written.
+ */
+export async function gzipToFile(
   input: AsyncIterable<Buffer>,
   path: string,
   opts: GzipOptions = {},
-): Promise<{ readonly size: number; readonly digest: string }> {
+  started?: (growing: GrowingFile) => void,
+): Promise<WrittenFile> {
   const hash = createHash('sha256');
-  return intoFile(path, async (write) => {
+  const growing = new GrowingFile(path);
+  const fh = await open(path, 'w');
+  started?.(growing);
+  try {
     const gz = await gzipDeterministic(
       input,
-      (chunk) => {
+      async (chunk) => {
         hash.update(chunk);
-        return write(chunk);
+        await writeAll(fh, chunk);
+        growing.grew(chunk.length);
       },
       opts,
     );
-    return { size: gz.outputSize, digest: `sha256:${hash.digest('hex')}` };
-  });
+    await fh.close();
+    const result = { size: gz.outputSize, digest: `sha256:${hash.digest('hex')}` };
+    growing.end(result);
+    return result;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    growing.fail(e instanceof Error ? e : new Error(String(e)));
+    throw e;
+  }
+}
+
+/** Appends all of `chunk` to the file (a write may take less than it was given). */
+async function writeAll(fh: FileHandle, chunk: Buffer): Promise<void> {
+  for (let done = 0; done < chunk.length;) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.length - done);
+    done += bytesWritten;
+  }
 }
 
 /** The entry's first bytes (at least one tar block, unless it is shorter), then the rest. */
@@ -149,11 +179,12 @@ async function store(
   head: Buffer,
   chunks: AsyncIterable<Buffer>,
   nextFile: (prefix: string, suffix?: string) => string,
-  gzipTars: GzipOptions | undefined,
+  opts: Pick<ReadArchiveOptions, 'gzipTars' | 'onGzipStart'>,
 ): Promise<{ readonly where: Where; readonly spilled: number }> {
+  const { gzipTars } = opts;
   if (gzipTars && isPlainTar(head)) {
     const file = nextFile('layer-', '.tar.gz');
-    const gz = await gzipToFile(chunks, file, gzipTars);
+    const gz = await gzipToFile(chunks, file, gzipTars, opts.onGzipStart);
     return { where: { gzip: { file, ...gz } }, spilled: gz.size };
   }
   if (size <= IN_MEMORY_MAX || (size <= JSON_IN_MEMORY_MAX && looksLikeJson(head))) {
@@ -191,7 +222,7 @@ async function keepEntry(
   const prober = probe instanceof Prober ? probe : undefined;
   let kept;
   try {
-    kept = await store(size, first.head, rest(first, it, hash, prober), nextFile, opts.gzipTars);
+    kept = await store(size, first.head, rest(first, it, hash, prober), nextFile, opts);
   } catch (e) {
     prober?.stop();
     throw e;

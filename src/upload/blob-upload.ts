@@ -98,12 +98,13 @@ export class BlobUpload {
   readonly started = Date.now();
   readonly maxTries: number;
   readonly delay: (failure: number) => number;
-  readonly digest: string;
+  /** The source's digest; for a blob still being written (blob-growing.ts) a name for it until whole(). */
+  digest: string;
 
   constructor(
     readonly transport: RegistryTransport,
     readonly repository: string,
-    readonly source: BlobSource,
+    public source: BlobSource,
     readonly opts: UploadBlobOptions,
   ) {
     this.sizing = opts.sizing ?? new ChunkSizing();
@@ -111,6 +112,22 @@ export class BlobUpload {
     this.maxTries = opts.maxTries ?? DEFAULT_MAX_TRIES;
     this.delay = opts.retryDelayMs ?? defaultDelay;
     this.digest = source.digest;
+  }
+
+  /** True while the blob is still being written (blob-growing.ts): no progress until its digest is known. */
+  pending = false;
+
+  /** Tells onProgress what the registry acknowledged, once the blob's digest and size are known. */
+  progress(confirmed: number): void {
+    if (this.pending) return;
+    this.opts.onProgress?.({ digest: this.digest, size: this.source.size, confirmed, chunks: this.chunks });
+  }
+
+  /** A blob that was being written is whole: from now on the upload is of this source (its size and digest). */
+  whole(source: BlobSource): void {
+    this.source = source;
+    this.digest = source.digest;
+    this.pending = false;
   }
 
   /** One request; undefined when there was no answer (reset, deadline). A cancel throws. */

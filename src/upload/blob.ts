@@ -4,30 +4,28 @@
 // the same call; when that Location is no longer valid, the blob starts again with a new POST. No byte is ever sent
 // twice to one upload session. A registry that refuses chunks gets the whole blob in one request. How big each chunk
 // is moves with what the link and the proxies in front of the registry allow (chunk-sizing.ts): a 413 (a limit on
-// request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned.
+// request bodies) is answered with a smaller chunk within the same call, and the run keeps what it learned. What a
+// failed request means for the session is blob-resume.ts; a blob still being written goes through blob-growing.ts.
 import { UploadError } from './errors.js';
 import { awaitUpload } from './shared-blobs.js';
 import {
   chunkOutcome,
-  type ChunkOutcome,
   contentRange,
   describeFailure,
   errorCodes,
   effectiveChunkSize,
   requestDeadlineMs,
   resolveLocation,
-  statusOutcome,
   withDigest,
   isTransientStatus,
 } from './protocol.js';
 import { SourceCursor } from './chunk-body.js';
+import { afterFailedChunk, whereItStands, type Chunk, type SessionEnd, type Sent } from './blob-resume.js';
 import type { BlobSource } from '../image/blob-source.js';
-import type { RegistryTransport, TransportResponse } from './transport.js';
+import type { RegistryTransport } from './transport.js';
 import { chunkLimits, type ChunkLimits } from '../registry/registry-values.js';
 import { mountBlob, takeOfferedSession } from './blob-mount.js';
 import { BlobUpload, SMALL_REQUEST_DEADLINE_MS, type BlobUploadResult, type UploadBlobOptions } from './blob-upload.js';
-import { MIN_CHUNK_SIZE, type ChunkSizeDecision } from './chunk-sizing.js';
-import { formatBytes } from '../util/units.js';
 import { mark } from './timeline.js';
 
 // The uploader's defaults and the types of its options, events and result live with the upload's state.
@@ -47,7 +45,7 @@ async function blobExists(up: BlobUpload): Promise<boolean> {
 }
 
 /** POST: a new upload session; its Location, and its chunk limits. Retries transient failures. */
-async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
+export async function openSession(up: BlobUpload): Promise<{ location: string; limits: ChunkLimits }> {
   const offered = takeOfferedSession(up); // a 202 to the mount opened one already
   if (offered) return offered;
   for (;;) {
@@ -67,30 +65,8 @@ async function openSession(up: BlobUpload): Promise<{ location: string; limits: 
   }
 }
 
-type SessionEnd =
-  | { readonly kind: 'done' }
-  | { readonly kind: 'restart'; readonly reason: string }
-  | { readonly kind: 'fallback'; readonly status: number; readonly reason: string };
-
-/** GET on the upload URL after a failed chunk: resume at an offset inside the chunk, or start again. */
-async function whereItStands(
-  up: BlobUpload,
-  location: string,
-  chunk: { start: number; length: number },
-): Promise<{ offset: number; location: string } | null> {
-  for (;;) {
-    const { res, error } = await up.send('status', { method: 'GET', url: location });
-    const decision = statusOutcome(chunk, res && { status: res.status, range: res.headers.get('range') });
-    if (decision.action === 'resume')
-      return { offset: decision.offset, location: resolveLocation(location, res?.headers.get('location')) };
-    if (decision.action === 'restart') return null;
-    if (decision.action === 'fail') throw up.fatal('status', 'the registry refused the upload status', res, error);
-    await up.failed('status', describeFailure(res, error), res?.status ?? null);
-  }
-}
-
 /** PUT ?digest=: closes the upload. On no answer or a transient one, HEAD tells whether the blob got in. */
-async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
+export async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
   for (;;) {
     mark('put-start', { digest: up.digest });
     const { res, error } = await up.send('commit', {
@@ -125,19 +101,8 @@ async function commit(up: BlobUpload, location: string): Promise<SessionEnd> {
   }
 }
 
-interface Chunk {
-  readonly start: number;
-  readonly length: number;
-}
-
-interface Sent {
-  readonly res?: TransportResponse;
-  readonly error?: unknown;
-  readonly elapsedMs: number;
-}
-
 /** One PATCH: `chunk` of the source from `cursor` to the newest Location. A source that failed to read throws. */
-async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor, chunk: Chunk): Promise<Sent> {
+export async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor, chunk: Chunk): Promise<Sent> {
   const { start, length } = chunk;
   const began = Date.now();
   const body = cursor.take(length);
@@ -167,104 +132,60 @@ async function sendChunk(up: BlobUpload, location: string, cursor: SourceCursor,
   return { ...sent, elapsedMs: Date.now() - began };
 }
 
-/**
- * A 413 on a chunk: the next one is smaller (the decision made it so), unless the refused one was at the floor or
- * the registry's own minimum keeps chunks as big as the refused one: then nothing this uploader sends can pass.
- */
-function tooLarge(up: BlobUpload, limits: ChunkLimits, chunk: Chunk, d: ChunkSizeDecision, res?: TransportResponse) {
-  const refused = `a request body of ${chunk.length} bytes (the chunk at ${chunk.start})`;
-  if (d.atFloor)
-    throw up.fatal(
-      'chunk',
-      `the registry or a proxy in front of it refused ${refused}: it limits request bodies to less than that, ` +
-        `and chunks do not shrink below ${formatBytes(MIN_CHUNK_SIZE)}`,
-      res,
-    );
-  const next = effectiveChunkSize(up.chunkSize, limits);
-  if (next >= chunk.length)
-    throw up.fatal(
-      'chunk',
-      `the registry or a proxy in front of it refused ${refused}, and the registry's OCI-Chunk-Min-Length ` +
-        `(${limits.min} bytes) keeps chunks that big`,
-      res,
-    );
+/** Where a session stands: its newest Location, what that upload holds, the end of a resumed chunk's rest. */
+export interface SessionAt {
+  location: string;
+  offset: number;
+  /** After a resume inside a chunk, the rest of that chunk goes first (then whole chunks again). */
+  until: number;
 }
 
-/** After a PATCH that was not accepted: where to go on from (GET says where the upload stands), or the session's end. */
-async function afterFailedChunk(
+/** One PATCH of `chunk` and what its answer means: `at` moved on (null), or the session's end. */
+export async function chunkStep(
   up: BlobUpload,
   limits: ChunkLimits,
-  at: { readonly location: string; readonly chunk: Chunk },
-  sent: Sent,
-  outcome: Exclude<ChunkOutcome, { action: 'next' }>,
-  resized: ChunkSizeDecision | null,
-): Promise<SessionEnd | { offset: number; location: string }> {
-  const { res, error } = sent;
-  const { chunk } = at;
-  const reason = describeFailure(res, error);
-  if (outcome.action === 'fallback') return { kind: 'fallback', status: res?.status ?? 0, reason };
-  if (outcome.action === 'fail')
-    throw up.fatal('chunk', `the registry refused the chunk at ${chunk.start}`, res, error);
-  if (outcome.action === 'too-large' && resized) {
-    tooLarge(up, limits, chunk, resized, res);
-    // answered at once, by a limit that a smaller chunk passes: no try is spent, no wait (halving ends by itself)
-    const why = `${reason}: a limit on request bodies; the next chunks carry ${formatBytes(up.chunkSize)}`;
-    up.opts.onEvent?.({ type: 'chunk-failed', digest: up.digest, start: chunk.start, reason: why });
-  } else {
-    up.opts.onEvent?.({ type: 'chunk-failed', digest: up.digest, start: chunk.start, reason });
-    await up.failed('chunk', reason, res?.status ?? null);
-    if (outcome.action === 'restart') return { kind: 'restart', reason: `chunk at ${chunk.start}: ${reason}` };
+  at: SessionAt,
+  cursor: SourceCursor,
+  chunk: Chunk,
+): Promise<SessionEnd | null> {
+  const sent = await sendChunk(up, at.location, cursor, chunk);
+  const resized = up.resize(chunk.length, sent, limits.max);
+  const outcome = chunkOutcome(chunk, sent.res && { status: sent.res.status, range: sent.res.headers.get('range') });
+  if (outcome.action === 'next') {
+    at.offset = outcome.next;
+    at.location = resolveLocation(at.location, sent.res?.headers.get('location'));
+    up.chunks++;
+    up.progress(at.offset);
+    return null;
   }
-  const stands = await whereItStands(up, at.location, chunk);
-  if (!stands)
-    return {
-      kind: 'restart',
-      reason: `chunk at ${chunk.start}: ${reason}; the registry acknowledges nothing to resume from`,
-    };
-  up.resumes++;
-  up.opts.onEvent?.({ type: 'resumed', digest: up.digest, offset: stands.offset });
-  return stands;
+  const next = await afterFailedChunk(up, limits, { location: at.location, chunk }, sent, outcome, resized);
+  if ('kind' in next) return next;
+  const end = chunk.start + chunk.length;
+  at.until = next.offset > chunk.start && next.offset < end && outcome.action !== 'too-large' ? end : Infinity;
+  at.offset = next.offset;
+  at.location = next.location;
+  return null;
 }
 
 /** One upload session: POST, the chunks from 0, the PUT. Never sends a byte twice to this session. */
 async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
-  const { source, digest } = up;
-  const { location: first, limits } = await openSession(up);
-  let location = first;
-  let offset = 0; // what the newest Location's upload holds
-  // after a resume inside a chunk, the rest of that chunk goes first (then whole chunks again)
-  let until = Infinity;
+  const { source } = up;
+  const { location, limits } = await openSession(up);
+  const at: SessionAt = { location, offset: 0, until: Infinity };
   let cursor: SourceCursor | null = null;
   try {
-    while (offset < source.size) {
-      if (!cursor?.usableAt(offset)) {
+    while (at.offset < source.size) {
+      if (!cursor?.usableAt(at.offset)) {
         cursor?.close();
-        cursor = new SourceCursor(source, offset);
+        cursor = new SourceCursor(source, at.offset);
       }
-      if (offset >= until) until = Infinity;
+      if (at.offset >= at.until) at.until = Infinity;
       const size = effectiveChunkSize(up.sizing.cap(up.chunkSize), limits);
-      const chunk = { start: offset, length: Math.min(size, until - offset, source.size - offset) };
-      const sent = await sendChunk(up, location, cursor, chunk);
-      const resized = up.resize(chunk.length, sent, limits.max);
-      const outcome = chunkOutcome(
-        chunk,
-        sent.res && { status: sent.res.status, range: sent.res.headers.get('range') },
-      );
-      if (outcome.action === 'next') {
-        offset = outcome.next;
-        location = resolveLocation(location, sent.res?.headers.get('location'));
-        up.chunks++;
-        up.opts.onProgress?.({ digest, size: source.size, confirmed: offset, chunks: up.chunks });
-        continue;
-      }
-      const next = await afterFailedChunk(up, limits, { location, chunk }, sent, outcome, resized);
-      if ('kind' in next) return next;
-      const end = chunk.start + chunk.length;
-      until = next.offset > chunk.start && next.offset < end && outcome.action !== 'too-large' ? end : Infinity;
-      offset = next.offset;
-      location = next.location;
+      const chunk = { start: at.offset, length: Math.min(size, at.until - at.offset, source.size - at.offset) };
+      const end = await chunkStep(up, limits, at, cursor, chunk);
+      if (end) return end;
     }
-    return await commit(up, location);
+    return await commit(up, at.location);
   } finally {
     cursor?.close();
   }
@@ -274,7 +195,7 @@ async function chunkedSession(up: BlobUpload): Promise<SessionEnd> {
  * The whole blob in one request (POST, then PUT with the body): for registries that refuse chunks. 'too-large': a
  * limit on request bodies refused it (413), and the blob goes in chunks under it, unless the registry refused chunks.
  */
-async function singleRequest(up: BlobUpload, chunksRefused: boolean): Promise<'done' | 'too-large'> {
+export async function singleRequest(up: BlobUpload, chunksRefused: boolean): Promise<'done' | 'too-large'> {
   for (;;) {
     const { location } = await openSession(up);
     const body = up.source.open(0);

@@ -16,7 +16,12 @@ import { blobName, MEDIA_TYPES, type Platform } from '../image/oci.js';
 import { classicImage } from '../image/saved-image.js';
 import { abortError, UploadError } from './errors.js';
 import { bufferBlobSource, fileBlobSource, type BlobSource } from '../image/blob-source.js';
-import { readArchive, type ArchiveEntry, type SavedArchive } from '../image/docker-archive-stream.js';
+import {
+  readArchive,
+  type ArchiveEntry,
+  type ReadArchiveOptions,
+  type SavedArchive,
+} from '../image/docker-archive-stream.js';
 import type { GzipOptions } from '../image/gzip.js';
 import { dockerManifestImage, type ManifestImage } from '../image/image-model.js';
 import { hasCompressedLayers, selectManifest, type Descriptor } from '../image/oci-layout.js';
@@ -43,6 +48,8 @@ export interface ReadImageOptions {
   readonly gzip?: GzipOptions;
   /** Each archive entry once it is whole (readArchive's onEntry): an uploader may start on it before the rest. */
   readonly onEntry?: (entry: ArchiveEntry) => void;
+  /** A classic-store layer as its gzip starts (readArchive's onGzipStart): an uploader may follow the gzip. */
+  readonly onGzipStart?: ReadArchiveOptions['onGzipStart'];
 }
 
 function sourceError(message: string, cause?: unknown): UploadError {
@@ -190,6 +197,7 @@ export async function readImageForUpload(image: string, opts: ReadImageOptions):
       signal: opts.signal,
       gzipTars: opts.gzip ?? {},
       onEntry: opts.onEntry,
+      onGzipStart: opts.onGzipStart,
     });
   } catch (e) {
     if (opts.signal?.aborted) {

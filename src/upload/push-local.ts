@@ -4,10 +4,11 @@
 //   (loopback-push.ts), each blob going on to the registry while it arrives (`docker save` exports the content store
 //   at ~30 MB/s; the push reads it at ~100 MB/s);
 // - classic store, or an engine that cannot reach the receiver (it runs in another network namespace):
-//   `docker save` into the work directory, the layers gzipped here (image-source.ts), each uploaded as soon as it
-//   is whole while the next is saved and gzipped (source-early-upload.ts), then the manifest (image.ts). On the
-//   classic store the engine's own push gzips at ~28 MB/s, the save and our parallel gzip are faster.
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+//   `docker save` into the work directory, the layers gzipped here (image-source.ts), each uploaded while it is
+//   gzipped (issue 21: its chunks follow the compression, blob-growing.ts; source-early-upload.ts), then the
+//   manifest (image.ts). On the classic store the engine's own push gzips at ~28 MB/s, the save and our parallel
+//   gzip are faster.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RegistryTransport } from './transport.js';
 import type { SharedBlobs } from './shared-blobs.js';
@@ -16,7 +17,6 @@ import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { readImageForUpload, type SavedImage } from './image-source.js';
 import { imagePushFailure, pushImage } from './push-image.js';
 import { pushThroughLoopback } from './loopback-push.js';
-import type { BlobSource } from '../image/blob-source.js';
 import { EarlyUploads } from './source-early-upload.js';
 import { MEDIA_TYPES } from '../image/oci.js';
 import { mark } from './timeline.js';
@@ -54,16 +54,6 @@ export interface PushLocalOptions {
   readonly shared?: SharedBlobs;
 }
 
-/** A layer gzipped into the work directory, its size and digest known: no stat, so it is offered at once. */
-function gzipFileSource(g: { readonly file: string; readonly size: number; readonly digest: string }): BlobSource {
-  return {
-    digest: g.digest,
-    size: g.size,
-    mediaType: MEDIA_TYPES.dockerLayerGzip,
-    open: (offset) => createReadStream(g.file, { start: offset, highWaterMark: 1024 * 1024 }),
-  };
-}
-
 async function throughSave(
   req: ChunkedPushRequest,
   dir: string,
@@ -79,6 +69,7 @@ async function throughSave(
     onProgress: req.onProgress,
   });
   let image: SavedImage;
+  let layers = 0;
   try {
     image = await readImageForUpload(req.image, {
       env: req.env,
@@ -86,12 +77,17 @@ async function throughSave(
       signal: req.signal,
       platform: req.platform ?? undefined,
       containerdStore: req.containerdStore,
-      // a classic-store layer, gzipped here: what the manifest will name (checked against the config at the end)
+      // a classic-store layer, gzipped here, goes while it is compressed; the manifest names it only once the
+      // archive was read and each layer's diff ID checked against the config
+      onGzipStart: (growing) => {
+        if (!req.containerdStore)
+          early.offerGrowing(growing, {
+            mediaType: MEDIA_TYPES.dockerLayerGzip,
+            name: `layer tar ${++layers} of the save (being gzipped)`,
+          });
+      },
       onEntry: (e) => {
-        if (e.gzip && !req.containerdStore) {
-          mark('layer-gzipped', { digest: e.gzip.digest, size: e.gzip.size });
-          early.offer(gzipFileSource(e.gzip));
-        }
+        if (e.gzip) mark('layer-gzipped', { digest: e.gzip.digest, size: e.gzip.size });
       },
     }).finally(() => early.settle());
   } catch (e) {

@@ -2,13 +2,16 @@
 // gzipped here as it streams, and once one is whole (its gzip digest known) it can go to the registry while the next
 // layer is saved and gzipped. Nothing names these blobs until the manifest is PUT, which happens only after the whole
 // archive was read and checked (config, diff IDs); a read that fails after an early upload leaves an unreferenced
-// blob in the registry, as any interrupted push does. At most `limit` at once (3, as docker pushes).
+// blob in the registry, as any interrupted push does. At most `limit` at once (3, as docker pushes). A layer can
+// also be offered when its gzip starts (offerGrowing): its chunks then go while it is compressed (blob-growing.ts).
 import { uploadBlob, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
+import { uploadGrowingBlob } from './blob-growing.js';
 import type { BlobSource } from '../image/blob-source.js';
+import type { GrowingFile } from '../image/growing-file.js';
 import type { RegistryTransport } from './transport.js';
 
 export class EarlyUploads {
-  private readonly queue: BlobSource[] = [];
+  private readonly queue: Array<() => Promise<BlobUploadResult>> = [];
   private readonly running = new Set<Promise<void>>();
   private readonly started = new Set<string>();
   /** Digests uploaded (or found there) by this. */
@@ -28,14 +31,21 @@ export class EarlyUploads {
     if (this.started.has(source.digest) || this.failure) return;
     this.started.add(source.digest);
     this.opts.onProgress?.({ digest: source.digest, size: source.size, confirmed: 0, chunks: 0 });
-    this.queue.push(source);
+    this.queue.push(() => uploadBlob(this.transport, this.repository, source, this.opts));
+    this.pump();
+  }
+
+  /** Starts (or queues) the upload of a blob still being written; `name` stands for its digest until whole. */
+  offerGrowing(growing: GrowingFile, what: { readonly mediaType: string; readonly name: string }): void {
+    if (this.failure) return;
+    this.queue.push(() => uploadGrowingBlob(this.transport, this.repository, growing, what, this.opts));
     this.pump();
   }
 
   private pump(): void {
     while (this.running.size < this.limit && this.queue.length && !this.failure) {
-      const source = this.queue.shift() as BlobSource;
-      const p: Promise<void> = uploadBlob(this.transport, this.repository, source, this.opts).then(
+      const start = this.queue.shift() as () => Promise<BlobUploadResult>;
+      const p: Promise<void> = start().then(
         (r: BlobUploadResult) => {
           this.done.add(r.digest);
         },

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { readArchive } from '../../../src/image/docker-archive-stream.js';
+import { randomBytes } from 'node:crypto';
+import { gzipToFile, readArchive } from '../../../src/image/docker-archive-stream.js';
 import { BlobDigestError } from '../../../src/image/saved-image.js';
+import type { GrowingFile } from '../../../src/image/growing-file.js';
 import type { KeepIndex } from '../../../src/image/layer-probe.js';
 import { RawStore } from '../../../src/image/tar-scanner.js';
 import { HOST_ZSTD, zstdDecoder, type ZstdDecoders } from '../../../src/image/compression.js';
@@ -142,6 +144,49 @@ describe('readArchive: one read for the relayer and the uploader', () => {
     expect(gunzipSync(gz).equals(layer)).toBe(true);
     expect(kept?.gzip).toMatchObject({ size: gz.length, digest: sha256(gz) });
     expect(archive.spilledBytes).toBe(gz.length);
+  });
+
+  test('a plain tar is told as its gzip starts: a follower reads the gzip as it is written, to the same bytes', async () => {
+    const layer = await buildTar([f('x', randomBytes(3 * 1024 * KB)), f('y', pattern('y', 2 * 1024 * KB))]);
+    const saved = await legacyArchive({ layers: [layer] });
+    const order: string[] = [];
+    let followed: Promise<Buffer> | null = null;
+    let growing: GrowingFile | null = null;
+    const archive = await readArchive(Readable.from([saved.archive]), work, {
+      gzipTars: {},
+      onGzipStart: (g) => {
+        order.push(`start ${g.written} ${String(g.result)}`);
+        growing = g;
+        followed = (async () => {
+          const parts: Buffer[] = [];
+          for await (const chunk of g.follow(0)) parts.push(chunk as Buffer);
+          return Buffer.concat(parts);
+        })();
+      },
+      onEntry: (e) => order.push(e.gzip ? 'layer whole' : 'entry'),
+    });
+    expect(order.filter((o) => o !== 'entry')).toEqual(['start 0 null', 'layer whole']);
+    const kept = [...archive.entries.values()].find((e) => e.gzip);
+    const gz = readFileSync(kept?.gzip?.file as string);
+    expect((await (followed as Promise<Buffer> | null))?.equals(gz)).toBe(true);
+    expect((growing as GrowingFile | null)?.result).toEqual({ size: gz.length, digest: sha256(gz) });
+    expect(gunzipSync(gz).equals(layer)).toBe(true);
+  });
+
+  test('a gzip whose input fails fails its growing file, and its follower', async () => {
+    let growing: GrowingFile | null = null;
+    async function* input() {
+      yield randomBytes(3 * 1024 * KB);
+      throw new Error('the save broke');
+    }
+    const err = await gzipToFile(input(), join(work, 'broken.gz'), {}, (g) => (growing = g)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('the save broke');
+    const g = growing as GrowingFile | null;
+    expect(g?.error?.message).toBe('the save broke');
+    const read = await (async () => {
+      for await (const chunk of (g as GrowingFile).follow(0)) void chunk;
+    })().catch((e: unknown) => e);
+    expect((read as Error).message).toBe('the save broke');
   });
 
   test('a blob whose bytes are not what its name says fails the probed read too, before it is told', async () => {

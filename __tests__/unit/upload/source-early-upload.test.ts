@@ -117,6 +117,28 @@ test('the first layer goes up while docker save still writes the second; every b
   expect(readdirSync(req.workDir)).toEqual([]);
 });
 
+test('a layer goes up while it is still gzipped: chunks before docker save wrote the rest of the layer', async () => {
+  const layers = [await buildTar([f('big', pseudo('big', 3 * 1024 * 1024))])];
+  const archive = (await legacyArchive({ layers })).archive;
+  const patches: number[] = [];
+  registry.setScript((q) => {
+    if (q.method === 'PATCH') patches.push(Date.now());
+    return undefined;
+  });
+  // paused inside the layer's tar, 2.5 MiB in: two gzip blocks are written, the layer is not whole
+  const split = endOfFirstLayer(archive) - 700 * 1024;
+  const req = request(slowSave(archive, split));
+  const r = await pushLocalImage(req);
+  expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
+  const restAt = Number(readFileSync(join(dir, 'rest-at'), 'utf8'));
+  expect(patches.filter((t) => t < restAt).length).toBeGreaterThan(0);
+  // no HEAD first (its digest was not known): the layer's session is the first request
+  expect(registry.sequence()[0]).toBe('POST uploads -> 202');
+  expect(registry.blobs.size).toBe(2);
+  expect(req.events.filter((e) => e === 'uploaded')).toHaveLength(2);
+  expect([...registry.manifests.keys()].join(' ')).toContain('1.0.0');
+});
+
 test('docker save failing after a layer went up early: the attempt fails with docker’s words, no manifest', async () => {
   const archive = await twoLayerArchive();
   const req = request(slowSave(archive, endOfFirstLayer(archive), { failAfterSplit: true }));
