@@ -18,6 +18,8 @@ export function realDeps(
 ): CoreDeps {
   // One per run: a limit a proxy showed one upload (a 413, a 524) holds for every later blob and attempt.
   const sizing = new ChunkSizing();
+  // classic-store layers an attempt of this run sent while gzipping them: a retry does not send them again
+  const sentWhileGzipped = new Set<string>();
   // One per run: a blob two images share is sent once, the other mounts it (shared-blobs.ts).
   const shared = new SharedBlobs();
   return {
@@ -43,6 +45,7 @@ export function realDeps(
         pushLocalImage(req, {
           sizing,
           shared,
+          sentWhileGzipped,
           onFallback: (why) =>
             logger.info(
               `chunked upload: the engine did not reach the action's endpoint on 127.0.0.1 (${why.replace(/\s+/g, ' ').slice(0, 300)}); reading the image with docker save instead`,

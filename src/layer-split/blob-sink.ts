@@ -67,6 +67,9 @@ export class BlobSink implements LayerSink {
     const path = this.nextFile();
     // fill pushes, the gzip pulls: a small pipe between them keeps both bounded.
     const pipe = new PassThrough({ highWaterMark: 1024 * 1024 });
+    // a failure reaches the caller through `feeding` and the gzip's read of the pipe; the pipe's own 'error' may come
+    // before the gzip reads it (it opens its file first), and must not be an unhandled one
+    pipe.on('error', () => undefined);
     const signal = this.opts.signal;
     const onAbort = () => pipe.destroy(new Error('aborted'));
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -52,14 +52,18 @@ export interface PushLocalOptions {
   readonly sizing?: ChunkSizing;
   /** The run's ledger of blobs (shared-blobs.ts): a layer another image of the run sends is mounted. */
   readonly shared?: SharedBlobs;
+  /** The run's record of the classic-store layers an attempt sent while gzipping them (image and layer tar
+   *  number): a later attempt does not send them again, the push's HEAD finds them. Default: one for this push. */
+  readonly sentWhileGzipped?: Set<string>;
 }
 
 async function throughSave(
   req: ChunkedPushRequest,
   dir: string,
-  sizing: ChunkSizing,
-  shared: SharedBlobs | undefined,
+  run: { sizing: ChunkSizing; shared: SharedBlobs | undefined; sentWhileGzipped: Set<string> },
 ): Promise<ChunkedPushResult> {
+  const { sizing, shared } = run;
+  const offered: string[] = [];
   const early = new EarlyUploads(req.transport, req.repositoryPath, {
     chunkSize: req.chunkSize,
     sizing,
@@ -80,11 +84,16 @@ async function throughSave(
       // a classic-store layer, gzipped here, goes while it is compressed; the manifest names it only once the
       // archive was read and each layer's diff ID checked against the config
       onGzipStart: (growing) => {
-        if (!req.containerdStore)
-          early.offerGrowing(growing, {
-            mediaType: MEDIA_TYPES.dockerLayerGzip,
-            name: `layer tar ${++layers} of the save (being gzipped)`,
-          });
+        if (req.containerdStore) return;
+        const key = `${req.image}\n${++layers}`;
+        // sent by an earlier attempt of this run (docker save writes an image's layers in one order): the push's
+        // HEAD finds it, instead of its bytes going again after a failure elsewhere (a manifest's 524)
+        if (run.sentWhileGzipped.has(key)) return;
+        offered.push(key);
+        early.offerGrowing(growing, {
+          mediaType: MEDIA_TYPES.dockerLayerGzip,
+          name: `layer tar ${layers} of the save (being gzipped)`,
+        });
       },
       onEntry: (e) => {
         if (e.gzip) mark('layer-gzipped', { digest: e.gzip.digest, size: e.gzip.size });
@@ -96,6 +105,7 @@ async function throughSave(
   mark('image-read');
   await early.settle();
   if (early.failure) return imagePushFailure(early.failure, image);
+  for (const key of offered) run.sentWhileGzipped.add(key);
   return pushImage({ ...req, image }, { sizing, shared, sentBefore: early.done });
 }
 
@@ -130,7 +140,11 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
         return uploadFailure(e, layerDigests);
       }
     }
-    return await throughSave(req, dir, sizing, opts.shared);
+    return await throughSave(req, dir, {
+      sizing,
+      shared: opts.shared,
+      sentWhileGzipped: opts.sentWhileGzipped ?? new Set(),
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -77,3 +77,27 @@ test('a blob the registry keeps refusing names its layer', async () => {
     expect([1, 2]).toContain(r.layer);
   }
 });
+
+test('a retry of the run: layers an attempt sent while gzipping them are found by HEAD, not sent again', async () => {
+  const layers = [await buildTar([d('data'), f('data/big', pattern('big', 200_000))]), await buildTar([f('a', 'a\n')])];
+  const env = await fakeSave((await legacyArchive({ layers })).archive);
+  const sentWhileGzipped = new Set<string>();
+  const first = await pushLocalImage(request(env), { sentWhileGzipped });
+  expect(first.ok).toBe(true);
+  expect(sentWhileGzipped.size).toBe(2);
+  const before = registry.requests.length;
+  const again = await pushLocalImage(request(env), { sentWhileGzipped });
+  expect(again).toEqual(first);
+  const retry = registry.sequence().slice(before);
+  expect(retry.filter((l) => l.startsWith('PATCH') || l.startsWith('POST'))).toEqual([]);
+  expect(retry.filter((l) => l.startsWith('HEAD blob'))).toHaveLength(3); // two layers and the config, all there
+  // a run that knows of none sends the layers again while gzipping them
+  const fresh = registry.requests.length;
+  await pushLocalImage(request(env));
+  expect(
+    registry
+      .sequence()
+      .slice(fresh)
+      .filter((l) => l.startsWith('POST')),
+  ).toHaveLength(2);
+});
