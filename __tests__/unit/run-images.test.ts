@@ -5,7 +5,7 @@ import { ActionFailure, MAX_PARALLEL_IMAGES, runImages, type RunResult, type Run
 import { readConfigs, type Config } from '../../src/core/inputs.js';
 import type { ImagePushRequest } from '../../src/upload/push-image.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
-import { pushedOutputs, resultOutputs } from '../../src/adapters/wiring.js';
+import { outputLines, pushedOutputs, resultOutputs } from '../../src/adapters/wiring.js';
 import { harness, image, modelManifest, type Harness } from '../../test/fixtures/core-fakes.js';
 
 const WEB = modelManifest('linux/amd64', ['web layer']);
@@ -201,6 +201,12 @@ describe('runImages: several images', () => {
     const [entry] = JSON.parse(out.images) as Array<{ target: string; digest: string }>;
     expect(entry.target).toBe('web');
     expect(entry.digest).toBe(h.registry.tags.get('my-app/web:1.0.0'));
+    // the CLI prints them a line each, the list of refs on one line
+    expect(outputLines(out).split('\n')).toEqual([
+      'refs=registry.example.com/my-app/web:1.0.0,registry.example.com/my-app/web:1.0',
+      `images=${out.images}`,
+      '',
+    ]);
   });
 
   test("the runner's cancel: a Cancelled that lists what was pushed", async () => {

@@ -8,7 +8,7 @@ import type { Annotation, Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
 import { ActionFailure, runImages, type RunResult } from '../core/run.js';
 import { inertLines } from '../util/untrusted.js';
-import { pushedOutputs, realDeps, resultOutputs } from './wiring.js';
+import { outputLines, pushedOutputs, realDeps, resultOutputs } from './wiring.js';
 import { annotationText, groupHeading } from './workflow-render.js';
 
 /**
@@ -44,11 +44,6 @@ function terminalLogger(): Logger {
   };
 }
 
-/** The outputs as NAME=VALUE lines on stdout, a list's lines joined by commas. */
-function printOutputs(outputs: Record<string, string>): void {
-  for (const [name, value] of Object.entries(outputs)) process.stdout.write(`${name}=${value.replace(/\n/g, ',')}\n`);
-}
-
 export async function cli(argv: string[]): Promise<number> {
   let args;
   try {
@@ -79,7 +74,7 @@ export async function cli(argv: string[]): Promise<number> {
       realDeps(log, { progressIntervalMs: process.stderr.isTTY ? 1000 : 15_000, signal: cancel.signal }),
       { onPushed: (r, i) => (pushed[i] = r) },
     );
-    printOutputs(resultOutputs(results));
+    process.stdout.write(outputLines(resultOutputs(results)));
     return cancel.exitCode() ?? 0;
   } catch (e) {
     if (e instanceof InputError) {
@@ -87,7 +82,7 @@ export async function cli(argv: string[]): Promise<number> {
       return 2;
     }
     const out = pushedOutputs(pushed.filter(Boolean));
-    if (out.refs) printOutputs(out);
+    if (out.refs) process.stdout.write(outputLines(out));
     const title = e instanceof ActionFailure ? e.title : 'replicated-push failed';
     process.stderr.write(`${inertLines(`error: ${title}: ${(e as Error).message}`)}\n`);
     // A cancelled run exits with 128 + the signal's number (130 for Ctrl-C).

@@ -99,3 +99,10 @@ export function resultOutputs(results: RunResults): Record<string, string> {
 export function pushedOutputs(images: readonly RunResult[]): { refs: string; images: string } {
   return { refs: images.flatMap((r) => r.refs).join('\n'), images: JSON.stringify(images.map(imageEntry)) };
 }
+
+/** The outputs as the CLI prints them: NAME=VALUE lines, a list's lines joined by commas. */
+export function outputLines(outputs: Readonly<Record<string, string>>): string {
+  return Object.entries(outputs)
+    .map(([name, value]) => `${name}=${value.replace(/\n/g, ',')}\n`)
+    .join('');
+}
