@@ -5,7 +5,7 @@ import { ActionFailure, MAX_PARALLEL_IMAGES, runImages, type RunResult, type Run
 import { readConfigs, type Config } from '../../src/core/inputs.js';
 import type { ImagePushRequest } from '../../src/upload/push-image.js';
 import type { ChunkedPushResult } from '../../src/upload/errors.js';
-import { outputLines, pushedOutputs, resultOutputs } from '../../src/adapters/wiring.js';
+import { outputLines, pushedOutputs, pushedSoFar, resultOutputs } from '../../src/adapters/wiring.js';
 import { harness, image, modelManifest, type Harness } from '../../test/fixtures/core-fakes.js';
 
 const WEB = modelManifest('linux/amd64', ['web layer']);
@@ -177,8 +177,13 @@ describe('runImages: several images', () => {
     const h = setUp();
     const g = gated(h);
     const told: Array<{ r: RunResult; i: number }> = [];
+    const record = pushedSoFar();
+    expect(record.outputs()).toBeNull();
     const run = runImages(configs('web=oci:web\nworker=oci:worker\njobs=oci:jobs', { retries: '0' }), g.deps, {
-      onPushed: (r, i) => told.push({ r, i }),
+      onPushed: (r, i) => {
+        told.push({ r, i });
+        record.hooks.onPushed?.(r, i);
+      },
     });
     const failed = failure(run);
     await g.release('my-app/web');
@@ -197,6 +202,7 @@ describe('runImages: several images', () => {
     // what the outputs say after the failure: the one image the registry holds, by its line
     expect(told.map((t) => [t.r.target, t.i])).toEqual([['web', 0]]);
     const out = pushedOutputs(told.map((t) => t.r));
+    expect(record.outputs()).toEqual(out);
     expect(out.refs).toBe('registry.example.com/my-app/web:1.0.0\nregistry.example.com/my-app/web:1.0');
     const [entry] = JSON.parse(out.images) as Array<{ target: string; digest: string }>;
     expect(entry.target).toBe('web');

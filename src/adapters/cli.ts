@@ -6,9 +6,9 @@ import { parseCliArgs, usage } from './cli-args.js';
 import { InputError, readConfigs } from '../core/inputs.js';
 import type { Annotation, Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
-import { ActionFailure, runImages, type RunResult } from '../core/run.js';
+import { ActionFailure, runImages } from '../core/run.js';
 import { inertLines } from '../util/untrusted.js';
-import { outputLines, pushedOutputs, realDeps, resultOutputs } from './wiring.js';
+import { outputLines, pushedSoFar, realDeps, resultOutputs } from './wiring.js';
 import { annotationText, groupHeading } from './workflow-render.js';
 
 /**
@@ -64,15 +64,15 @@ export async function cli(argv: string[]): Promise<number> {
   if (sourceToken) protectSecret(sourceToken);
   // Ctrl-C or SIGTERM aborts the run; the core ends its children and removes its credentials and work directory.
   const cancel = onCancel();
-  // the images pushed and verified so far, by their line: printed when another image fails
-  const pushed: RunResult[] = [];
+  // printed when another image fails
+  const pushed = pushedSoFar();
   try {
     if (!token) throw new InputError('token', `No token: set $${args.tokenEnv} (the token is never a flag).`);
     const configs = readConfigs(args.get, { ref: process.env.GITHUB_REF ?? '' });
     const results = await runImages(
       configs,
       realDeps(log, { progressIntervalMs: process.stderr.isTTY ? 1000 : 15_000, signal: cancel.signal }),
-      { onPushed: (r, i) => (pushed[i] = r) },
+      pushed.hooks,
     );
     process.stdout.write(outputLines(resultOutputs(results)));
     return cancel.exitCode() ?? 0;
@@ -81,8 +81,8 @@ export async function cli(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${e.message}\n`);
       return 2;
     }
-    const out = pushedOutputs(pushed.filter(Boolean));
-    if (out.refs) process.stdout.write(outputLines(out));
+    const out = pushed.outputs();
+    if (out) process.stdout.write(outputLines(out));
     const title = e instanceof ActionFailure ? e.title : 'replicated-push failed';
     process.stderr.write(`${inertLines(`error: ${title}: ${(e as Error).message}`)}\n`);
     // A cancelled run exits with 128 + the signal's number (130 for Ctrl-C).

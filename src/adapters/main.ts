@@ -4,11 +4,11 @@ import { onCancel } from './cancel.js';
 import { InputError, readConfigs } from '../core/inputs.js';
 import type { Logger } from '../core/logger.js';
 import { protectSecret } from '../util/process.js';
-import { ActionFailure, Cancelled, runImages, type RunResult } from '../core/run.js';
+import { ActionFailure, Cancelled, runImages } from '../core/run.js';
 import { STATE_WORK_DIR } from './state.js';
 import { failureSummaryMarkdown, imagesSummaryMarkdown } from '../core/report/summary.js';
 import { inertLines } from '../util/untrusted.js';
-import { pushedOutputs, realDeps, resultOutputs } from './wiring.js';
+import { pushedSoFar, realDeps, resultOutputs } from './wiring.js';
 
 // Plain lines are the only ones the runner could misread as a command: every line of them is made inert here
 // (untrusted.ts), whatever the core forgot. Annotations, debug and group names are escaped by workflow-commands.ts.
@@ -40,8 +40,8 @@ export async function main(): Promise<void> {
     protectSecret(secret);
   }
   const cancel = onCancel();
-  // the images pushed and verified so far, by their line: what the outputs say when another image fails
-  const pushed: RunResult[] = [];
+  // what the outputs say when another image fails
+  const pushed = pushedSoFar();
   try {
     const configs = readConfigs((name) => core.getInput(name), { ref: process.env.GITHUB_REF ?? '' });
     const [config] = configs;
@@ -53,7 +53,7 @@ export async function main(): Promise<void> {
         signal: cancel.signal,
         onWorkDir: (dir) => core.saveState(STATE_WORK_DIR, dir),
       }),
-      { onPushed: (r, i) => (pushed[i] = r) },
+      pushed.hooks,
     );
     for (const [name, value] of Object.entries(resultOutputs(results))) core.setOutput(name, value);
     for (const r of results.images) if (r.pinnedRef) core.info(`pushed: ${r.pinnedRef}`);
@@ -68,8 +68,7 @@ export async function main(): Promise<void> {
     const message = (e as Error).message ?? String(e);
     const attempts = e instanceof ActionFailure ? (e.opts.attempts ?? 0) : 0;
     core.setOutput('attempts', String(attempts));
-    const out = pushedOutputs(pushed.filter(Boolean));
-    if (out.refs) for (const [name, value] of Object.entries(out)) core.setOutput(name, value);
+    for (const [name, value] of Object.entries(pushed.outputs() ?? {})) core.setOutput(name, value);
     core.error(message, { title });
     process.exitCode = e instanceof Cancelled ? (cancel.exitCode() ?? 1) : 1;
     await writeSummary(failureSummaryMarkdown(title, message, attempts));

@@ -8,7 +8,7 @@ import { pushLocalImage } from '../upload/push-local.js';
 import { pushImage, pushPreparedBlob } from '../upload/push-image.js';
 import { ChunkSizing } from '../upload/blob.js';
 import { SharedBlobs } from '../upload/shared-blobs.js';
-import type { CoreDeps, RunResult, RunResults } from '../core/run.js';
+import type { CoreDeps, RunHooks, RunResult, RunResults } from '../core/run.js';
 import { sleep } from '../util/timers.js';
 import { openSource } from './sources.js';
 
@@ -105,4 +105,16 @@ export function outputLines(outputs: Readonly<Record<string, string>>): string {
   return Object.entries(outputs)
     .map(([name, value]) => `${name}=${value.replace(/\n/g, ',')}\n`)
     .join('');
+}
+
+/**
+ * The images of a run pushed and verified so far, by their line (`hooks` for runImages): after another image failed,
+ * `outputs()` gives their `refs` and `images`, null when none was pushed. main.ts sets them, the CLI prints them.
+ */
+export function pushedSoFar(): { readonly hooks: RunHooks; outputs(): { refs: string; images: string } | null } {
+  const pushed: RunResult[] = [];
+  return {
+    hooks: { onPushed: (r, i) => (pushed[i] = r) },
+    outputs: () => (pushed.some(Boolean) ? pushedOutputs(pushed.filter(Boolean)) : null),
+  };
 }
