@@ -68,6 +68,13 @@ export function peakRss(pid: number): number {
   }
 }
 
+/** CPU-seconds the whole machine spent busy so far (/proc/stat: user, nice, system, irq, softirq, steal; 100 Hz). */
+export function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return (user + nice + system + irq + softirq + (steal ?? 0)) / 100;
+}
+
 export interface ActionRun {
   readonly ms: number;
   /** The node process's peak RSS as last read before it exited, bytes. */
@@ -190,6 +197,9 @@ interface Paired {
   /** The RP_DIST_BEFORE bundle in the same rounds (empty without it). */
   readonly before: number[];
   readonly loads: number[];
+  /** CPU-seconds the machine was busy during each way's run (the engine, the registry and the way's own
+   *  processes, and anything else running): whether a way is bound by the machine's cores or by waiting. */
+  readonly cpu: { action: number[]; docker: number[] };
 }
 
 /**
@@ -206,7 +216,16 @@ async function paired(
   check: (r: ActionRun) => string | null,
   before: string | null = null,
 ): Promise<Paired> {
-  const out: Paired = { action: [], docker: [], dockerPushOnly: [], peakRss: [], save: [], before: [], loads: [] };
+  const out: Paired = {
+    action: [],
+    docker: [],
+    dockerPushOnly: [],
+    peakRss: [],
+    save: [],
+    before: [],
+    loads: [],
+    cpu: { action: [], docker: [] },
+  };
   for (let i = 0; i < ROUNDS; i++) {
     const a = `${uniqueName(`rp-bench-${label}-a`)}:src`;
     const b = `${uniqueName(`rp-bench-${label}-b`)}:src`;
@@ -219,14 +238,18 @@ async function paired(
       out.loads.push(loadavg()[0]);
       const ways = [
         async () => {
+          const busy = machineBusySeconds();
           const r = await runAction(eng, work, actionInputs(reg, a, uniqueName(`${label}-action`), extra));
+          out.cpu.action.push(machineBusySeconds() - busy);
           const wrong = check(r);
           if (wrong) throw new Error(`${label}: ${wrong}:\n${r.stdout.slice(-3000)}`);
           out.action.push(r.ms);
           out.peakRss.push(r.peakRss);
         },
         async () => {
+          const busy = machineBusySeconds();
           const r = await dockerPush(eng, reg, work, d, dRef);
+          out.cpu.docker.push(machineBusySeconds() - busy);
           out.docker.push(r.ms);
           out.dockerPushOnly.push(r.pushMs);
         },
@@ -300,6 +323,11 @@ async function chunkedRows(
     figures[`${key}: per-round action / docker ratios`] = t.action
       .map((x, i) => (x / t.docker[i]).toFixed(2))
       .join(' ');
+    // busy CPU-seconds over wall seconds: near the core count, the way was bound by the machine's cores
+    const cores = (cpu: number[], ms: number[]) =>
+      `${median(cpu).toFixed(1)} CPU-s (${median(cpu.map((c, i) => c / (ms[i] / 1000))).toFixed(2)} cores busy)`;
+    figures[`${key}: machine CPU during the action, median`] = cores(t.cpu.action, t.action);
+    figures[`${key}: machine CPU during docker login+tag+push, median`] = cores(t.cpu.docker, t.docker);
     figures[`${key}: load average (1 min) at each round`] = t.loads.map((l) => l.toFixed(1)).join(' ');
     if (DIST_BEFORE) {
       figures[`${key}: before (RP_DIST_BEFORE), median s`] = s(median(t.before));
