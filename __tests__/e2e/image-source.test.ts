@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { liveChildren } from '../../src/util/process.js';
 import { RegistryClient } from '../../src/registry/registry-client.js';
+import { Docker } from '../../src/engine/docker.js';
 import { UploadError } from '../../src/upload/errors.js';
 import { uploadImage } from '../../src/upload/image.js';
 import { readImageForUpload, type SavedImage } from '../../src/upload/image-source.js';
@@ -119,6 +120,8 @@ async function chunkedPush(
       chunkSize: MiB,
       workDir: work,
       env: engineEnv(e),
+      // the engine's names over its API, as the run's DockerApi makes them
+      names: new Docker(engineEnv(e)),
       signal: new AbortController().signal,
       transport: new RegistryClient(registry.host, { username, password }),
       onEvent: (ev) => events.push(ev.type),

@@ -449,6 +449,9 @@ describe('the chunked uploader', () => {
     const r = await runAction(config(), h.deps);
     expect(pushes(h)).toHaveLength(1);
     expect(h.uploader.calls).toHaveLength(1);
+    // the containerd store's push through the receiver tags and untags the image with the run's own DockerApi
+    expect(h.uploader.calls[0].containerdStore).toBe(true);
+    expect(h.uploader.calls[0].names).toBe(h.docker);
     expect(r.attempts).toBe(2);
     expect(r.digest).toBe(h.registry.tags.get(REPO_TAG));
   });

@@ -9,25 +9,33 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createReceiverDockerConfig } from '../engine/docker-config.js';
-import { Docker } from '../engine/docker.js';
 import { dockerArgv, startDocker } from '../engine/docker-cli.js';
 import { howItEnded, type ProcessResult } from '../util/process.js';
 import { outputTail } from '../util/untrusted.js';
-import { uploadBlob, type BlobProgress, type BlobUploadResult, type ChunkSizing, type UploadEvent } from './blob.js';
+import type { BlobProgress, ChunkSizing, UploadEvent } from './blob.js';
 import type { SharedBlobs } from './shared-blobs.js';
-import { abortError, UploadError } from './errors.js';
-import { uploadImage } from './image.js';
-import {
-  startLoopbackReceiver,
-  type LoopbackReceiver,
-  type ReceivedBlob,
-  type ReceivedManifest,
-} from './loopback-receiver.js';
+import { abortError, UploadError, type ChunkedPushResult } from './errors.js';
+import { pushImage } from './push-image.js';
+import { EarlyUploads } from './source-early-upload.js';
+import type { ManifestImage } from '../image/image-model.js';
+import { startLoopbackReceiver, type LoopbackReceiver, type ReceivedBlob } from './loopback-receiver.js';
 import type { RegistryTransport } from './transport.js';
 import { mark } from './timeline.js';
 
+/**
+ * The engine's names, as the push makes and removes the run's tag for the receiver: the core's DockerApi in a run
+ * (the one every local name of the run is made with, over the engine API: engine/docker.ts).
+ */
+export interface EngineNames {
+  tag(source: string, target: string, opts?: { signal?: AbortSignal }): Promise<void>;
+  /** Untags a name; best effort, never throws. */
+  removeImage(ref: string): Promise<void>;
+}
+
 export interface LoopbackPushOptions {
   readonly image: string;
+  /** Tags IMAGE for the receiver and untags it after. */
+  readonly names: EngineNames;
   /** `docker push --platform` (containerd store): the platform manifest only. */
   readonly platform?: string;
   readonly env: NodeJS.ProcessEnv;
@@ -55,7 +63,8 @@ export interface LoopbackPushOptions {
 }
 
 export type LoopbackPushResult =
-  | { readonly ok: true; readonly digest: string }
+  /** What the upload of the image the engine pushed came to (pushImage's result): sent, or where it stopped. */
+  | ChunkedPushResult
   /** The engine never reached the receiver (it runs elsewhere, or cannot push): nothing was sent, try another way. */
   | { readonly ok: false; readonly unreachable: true; readonly why: string };
 
@@ -88,51 +97,46 @@ function refusedNote(receiver: LoopbackReceiver): string {
   return n ? ` (the receiver refused ${n} request${n === 1 ? '' : 's'} with a wrong credential)` : '';
 }
 
-/** The blob uploads to the real registry, one per digest, each started as the receiver announces its blob. */
-interface Uploads {
-  readonly all: Map<string, Promise<BlobUploadResult>>;
-  /** Digests this push sent (uploadImage need not HEAD them again). */
-  readonly ours: Set<string>;
-  readonly start: (b: ReceivedBlob) => void;
-}
-
-function blobUploads(o: LoopbackPushOptions, inner: AbortController): Uploads {
-  const all = new Map<string, Promise<BlobUploadResult>>();
-  const ours = new Set<string>();
-  const start = (b: ReceivedBlob) => {
-    if (all.has(b.digest)) return;
-    ours.add(b.digest);
-    o.onProgress?.({ digest: b.digest, size: b.size, confirmed: 0, chunks: 0 });
-    const p = uploadBlob(o.transport, o.repositoryPath, b.source, {
-      chunkSize: o.chunkSize,
-      sizing: o.sizing,
-      shared: o.shared,
-      signal: inner.signal,
-      onEvent: o.onEvent,
-      onProgress: o.onProgress,
-    });
-    // the first failure stops the others and the push; it is thrown by whoever awaits the uploads
-    p.catch((e: unknown) => inner.abort(e));
-    all.set(b.digest, p);
+/** The blob uploads to the real registry, each started as the receiver announces its blob: as many at once as the
+ *  engine sends, the first failure ending the push at once (INNER). */
+function blobUploads(o: LoopbackPushOptions, inner: AbortController): EarlyUploads {
+  const blobOptions = {
+    chunkSize: o.chunkSize,
+    sizing: o.sizing,
+    shared: o.shared,
+    signal: inner.signal,
+    onEvent: o.onEvent,
+    onProgress: o.onProgress,
   };
-  return { all, ours, start };
+  return new EarlyUploads(o.transport, o.repositoryPath, blobOptions, {
+    limit: Infinity,
+    onFailure: (e) => inner.abort(e),
+  });
 }
 
-/** Tags IMAGE as the receiver's REF (over the engine API, as every local name of the run is made: docker.ts). */
-async function tagForPush(o: LoopbackPushOptions, docker: Docker, ref: string, signal: AbortSignal): Promise<void> {
+/** Waits for every blob upload started; the first that failed is thrown. */
+async function uploadsSettled(uploads: EarlyUploads): Promise<void> {
+  await uploads.settle();
+  if (uploads.failure) throw uploads.failure;
+}
+
+/** Tags IMAGE as the receiver's REF (as every local name of the run is made). */
+async function tagForPush(o: LoopbackPushOptions, ref: string, signal: AbortSignal): Promise<void> {
   try {
-    await docker.tag(o.image, ref, { signal });
+    await o.names.tag(o.image, ref, { signal });
   } catch (e) {
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     throw sourceError(`tagging ${o.image} as ${ref} failed: ${(e as Error).message}`, e);
   }
 }
 
-/** The manifest the engine pushed under the run's tag, and the blobs it names, each received. */
+/** The image the engine pushed under the run's tag, of the image model (its blobs the receiver's files, followed
+ *  while they are written), and the blobs it names as received (config first). */
 function pushedImage(
   receiver: LoopbackReceiver,
   id: string,
-): { manifest: ReceivedManifest; config: ReceivedBlob; layers: ReceivedBlob[] } {
+  platform: string | undefined,
+): { image: ManifestImage; received: ReceivedBlob[] } {
   const manifest = receiver.manifests.get(id);
   if (!manifest) throw sourceError(`docker push to the action's receiver put no manifest under ${id}`);
   let doc: { config?: { digest?: string }; layers?: Array<{ digest?: string }> };
@@ -146,44 +150,55 @@ function pushedImage(
     if (!b) throw sourceError(`docker push did not send the blob ${digest} its manifest names`);
     return b;
   };
-  return { manifest, config: blob(doc.config?.digest), layers: (doc.layers ?? []).map((l) => blob(l.digest)) };
+  const config = blob(doc.config?.digest);
+  const layers = (doc.layers ?? []).map((l) => blob(l.digest));
+  const image: ManifestImage = {
+    kind: 'manifest',
+    bytes: manifest.bytes,
+    digest: manifest.digest,
+    mediaType: manifest.mediaType,
+    // the one asked of the engine (--platform); its config is not read for it, the upload needs none
+    platform: platform ?? '',
+    config: config.source,
+    layers: layers.map((l) => l.source),
+  };
+  return { image, received: [config, ...layers] };
 }
 
-/** Once the engine's push ended well: every blob to the registry, then the manifest under each tag. */
+/** Once the engine's push ended well: every blob to the registry, then the manifest under each tag (pushImage). */
 async function sendPushedImage(
   o: LoopbackPushOptions,
   receiver: LoopbackReceiver,
   id: string,
-  uploads: Uploads,
+  uploads: EarlyUploads,
   signal: AbortSignal,
-): Promise<LoopbackPushResult> {
-  const { manifest, config, layers } = pushedImage(receiver, id);
+): Promise<ChunkedPushResult> {
+  const { image, received } = pushedImage(receiver, id, o.platform);
   // An upload that fails from here on names its layer. (A real 524 comes ~100 s after its request, so the engine,
   // handing the image over at loopback speed, has pushed the manifest long before; an upload that fails while
   // the engine is still sending ends the push, and the failure names no layer.)
-  o.onManifest?.(layers.map((l) => l.digest));
-  await Promise.all([config, ...layers].map((b) => b.done));
-  for (const b of [config, ...layers]) uploads.start(b); // any not started yet (none, unless the engine skipped one)
-  await Promise.all(uploads.all.values());
-  // Every blob is there: the manifest under each tag (uploadImage HEADs each blob first and finds it).
+  o.onManifest?.(image.layers.map((l) => l.digest));
+  await Promise.all(received.map((b) => b.done));
+  for (const b of received) uploads.offer(b.source); // any not started yet (none, unless the engine skipped one)
+  await uploadsSettled(uploads);
+  // Every blob is there: the manifest under each tag (pushImage HEADs each blob first and finds it; what this push
+  // sent is not reported again). Its failure names the layer as the onManifest digests would.
   mark('manifest-start');
-  const result = await uploadImage(
-    o.transport,
-    o.repositoryPath,
-    { bytes: manifest.bytes, config: config.source, layers: layers.map((l) => l.source) },
-    o.tags,
+  const result = await pushImage(
     {
+      image,
+      repositoryPath: o.repositoryPath,
+      tags: o.tags,
       chunkSize: o.chunkSize,
-      sizing: o.sizing,
-      shared: o.shared,
       signal,
-      onEvent: o.onEvent,
-      onProgress: o.onProgress,
-      sentBefore: uploads.ours,
+      transport: o.transport,
+      onEvent: (e) => o.onEvent?.(e),
+      onProgress: (p) => o.onProgress?.(p),
     },
+    { sizing: o.sizing, shared: o.shared, sentBefore: uploads.done },
   );
-  mark('manifest-done');
-  return { ok: true, digest: result.digest };
+  if (result.ok) mark('manifest-done');
+  return result;
 }
 
 /** Runs `docker push REF` with the receiver's docker config, until it ends, is cancelled or stalls. */
@@ -201,8 +216,9 @@ async function dockerPush(
 
 /**
  * Pushes IMAGE through the receiver to the real registry. Rejects with an UploadError: docker push's own words when
- * it failed after reaching the receiver, the blob upload that failed, `aborted` after a cancel. Resolves with
- * `unreachable` when the engine never reached the receiver, so the caller may read the image another way.
+ * it failed after reaching the receiver, the blob upload that failed, `aborted` after a cancel. Resolves with what
+ * pushImage made of the image the engine pushed (sent, or where it stopped), or with `unreachable` when the engine
+ * never reached the receiver, so the caller may read the image another way.
  */
 export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<LoopbackPushResult> {
   if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
@@ -219,38 +235,40 @@ export async function pushThroughLoopback(o: LoopbackPushOptions): Promise<Loopb
     repository,
     tag: id,
     credential,
-    onBlob: uploads.start,
+    onBlob: (b) => uploads.offer(b.source),
     idleMs: o.idleMs,
   });
   const ref = `${receiver.host}/${repository}:${id}`;
   const dog = watchdog(receiver, o.idleMs ?? 120_000);
-  const docker = new Docker(o.env);
   let tagged = false;
   try {
     const pushEnv = createReceiverDockerConfig(o.env, join(o.dir, 'docker-config'), receiver.host, credential).env;
-    await tagForPush(o, docker, ref, inner.signal);
+    await tagForPush(o, ref, inner.signal);
     tagged = true;
     const push = await dockerPush(o, ref, pushEnv, AbortSignal.any([inner.signal, dog.signal]));
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     // a blob upload that failed explains the push's end better than the push does, unless the watchdog ended the
     // push (the blob it was sending then fails too, as "aborted")
-    if (inner.signal.aborted && !dog.signal.aborted) await Promise.all(uploads.all.values());
+    if (inner.signal.aborted && !dog.signal.aborted) await uploadsSettled(uploads);
     if (push.code !== 0) {
       if (receiver.requests === 0) return { ok: false, unreachable: true, why: said(push) };
       const how = dog.signal.aborted ? `stalled (${(dog.signal.reason as Error).message})` : howItEnded(push);
       throw sourceError(`docker push to the action's receiver ${how}: ${said(push)}${refusedNote(receiver)}`);
     }
-    return await sendPushedImage(o, receiver, id, uploads, inner.signal);
+    const sent = await sendPushedImage(o, receiver, id, uploads, inner.signal);
+    // a cancel while the manifest went is said as every cancel of this push is
+    if (!sent.ok && o.signal?.aborted) throw abortError(o.signal, null, 'source');
+    return sent;
   } catch (e) {
     if (o.signal?.aborted) throw abortError(o.signal, null, 'source');
     throw e;
   } finally {
     dog.stop();
     inner.abort(new Error('the push through the receiver ended'));
-    await Promise.allSettled(uploads.all.values());
+    await uploads.settle();
     await receiver.close();
     // the run's own tag goes whatever happened (a cancel too): nothing is left in the engine
-    if (tagged) await docker.removeImage(ref);
+    if (tagged) await o.names.removeImage(ref);
     o.signal?.removeEventListener('abort', onOuterAbort);
   }
 }

@@ -16,7 +16,7 @@ import { ChunkSizing, type BlobProgress, type UploadEvent } from './blob.js';
 import { uploadFailure, type ChunkedPushResult } from './errors.js';
 import { readImageForUpload, type SavedImage } from './image-source.js';
 import { imagePushFailure, pushImage } from './push-image.js';
-import { pushThroughLoopback } from './loopback-push.js';
+import { pushThroughLoopback, type EngineNames } from './loopback-push.js';
 import { EarlyUploads } from './source-early-upload.js';
 import { MEDIA_TYPES } from '../image/oci.js';
 import { mark } from './timeline.js';
@@ -34,6 +34,8 @@ export interface ChunkedPushRequest {
   /** Scratch space for the saved image; the caller removes it. */
   readonly workDir: string;
   readonly env: NodeJS.ProcessEnv;
+  /** The engine's names: the push through the receiver tags the image under the receiver's name, and untags it. */
+  readonly names: EngineNames;
   readonly signal: AbortSignal;
   readonly transport: RegistryTransport;
   onEvent(e: UploadEvent): void;
@@ -119,6 +121,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
       try {
         const r = await pushThroughLoopback({
           image: req.image,
+          names: req.names,
           // the platform manifest only, as the save path takes it; a single-platform image has no --platform
           platform: req.containerdStore ? (req.platform ?? undefined) : undefined,
           env: req.env,
@@ -134,7 +137,7 @@ export async function pushLocalImage(req: ChunkedPushRequest, opts: PushLocalOpt
           onProgress: req.onProgress,
           onManifest: (digests) => (layerDigests = digests),
         });
-        if (r.ok) return { ok: true, digest: r.digest };
+        if (!('unreachable' in r)) return r;
         opts.onFallback?.(r.why);
       } catch (e) {
         return uploadFailure(e, layerDigests);

@@ -4,11 +4,20 @@
 // archive was read and checked (config, diff IDs); a read that fails after an early upload leaves an unreferenced
 // blob in the registry, as any interrupted push does. At most `limit` at once (3, as docker pushes). A layer can
 // also be offered when its gzip starts (offerGrowing): its chunks then go while it is compressed (blob-growing.ts).
+// The push through the loopback receiver (loopback-push.ts) uses the same queue for the blobs the engine sends it:
+// with no limit (the engine decides how many it sends at once) and told of the first failure, which ends its push.
 import { uploadBlob, type BlobUploadResult, type UploadBlobOptions } from './blob.js';
 import { uploadGrowingBlob } from './blob-growing.js';
 import type { BlobSource } from '../image/blob-source.js';
 import type { GrowingFile } from '../image/growing-file.js';
 import type { RegistryTransport } from './transport.js';
+
+export interface EarlyUploadsOptions {
+  /** Uploads at once; default 3. */
+  readonly limit?: number;
+  /** Told of the first upload that failed, as it fails (the one `failure` keeps). */
+  readonly onFailure?: (e: unknown) => void;
+}
 
 export class EarlyUploads {
   private readonly queue: Array<() => Promise<BlobUploadResult>> = [];
@@ -23,7 +32,7 @@ export class EarlyUploads {
     private readonly transport: RegistryTransport,
     private readonly repository: string,
     private readonly opts: UploadBlobOptions,
-    private readonly limit = 3,
+    private readonly queueing: EarlyUploadsOptions = {},
   ) {}
 
   /** Starts (or queues) the upload of a blob; a digest offered twice goes once. */
@@ -43,14 +52,16 @@ export class EarlyUploads {
   }
 
   private pump(): void {
-    while (this.running.size < this.limit && this.queue.length && !this.failure) {
+    while (this.running.size < (this.queueing.limit ?? 3) && this.queue.length && !this.failure) {
       const start = this.queue.shift() as () => Promise<BlobUploadResult>;
       const p: Promise<void> = start().then(
         (r: BlobUploadResult) => {
           this.done.add(r.digest);
         },
         (e: unknown) => {
-          this.failure ??= e;
+          if (this.failure) return;
+          this.failure = e;
+          this.queueing.onFailure?.(e);
         },
       );
       const tracked = p.finally(() => {

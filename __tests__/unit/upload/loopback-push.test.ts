@@ -1,10 +1,11 @@
 // The chunked push through the action's receiver, with a stand-in `docker` (a node script on PATH) that pushes to
 // the receiver as an engine does, and a scripted registry behind: the blobs reach the registry while the push is
-// still sending, every byte once; the run's tag is made and removed; a push that dies mid-blob, a stall and a
-// cancel end the attempt cleanly (the child gone, the tag removed, nothing left in the work directory); an engine
-// that never reaches the receiver falls back to docker save.
+// still sending, every byte once; the run's tag is made and removed through the names it is given (the run's
+// DockerApi); a push that dies mid-blob, a stall and a cancel end the attempt cleanly (the child gone, the tag
+// removed, nothing left in the work directory); an engine that never reaches the receiver falls back to docker save.
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  appendFileSync,
   chmodSync,
   existsSync,
   mkdirSync,
@@ -17,6 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChunkedPushRequest } from '../../../src/upload/push-local.js';
+import type { EngineNames } from '../../../src/upload/loopback-push.js';
 import { liveChildren } from '../../../src/util/process.js';
 import { pushThroughLoopback } from '../../../src/upload/loopback-push.js';
 import { pushLocalImage } from '../../../src/upload/push-local.js';
@@ -40,38 +42,15 @@ afterEach(async () => {
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /**
- * A stand-in docker: the engine API's tag and image rm (over dial-stdio: DOCKER_CONTEXT names a context) logged as
- * "tag SRC REF" and "image rm REF", push as an engine pushes (spec.mode), save from a file. Its push pings first,
- * and when challenged (401, Basic) sends the credential its docker config ($DOCKER_CONFIG/config.json) holds for
- * the receiver's host on every request after, as dockerd does with the CLI's X-Registry-Auth.
+ * A stand-in docker: push as an engine pushes (spec.mode), save from a file. Its push pings first, and when
+ * challenged (401, Basic) sends the credential its docker config ($DOCKER_CONFIG/config.json) holds for the
+ * receiver's host on every request after, as dockerd does with the CLI's X-Registry-Auth. (The image's names are
+ * not its: the push is given them, fakeDocker's `names`.)
  */
 const STAND_IN = String.raw`#!/usr/bin/env node
 const fs = require('fs'); const http = require('http');
 const spec = JSON.parse(fs.readFileSync(process.env.RP_FAKE_SPEC, 'utf8'));
 const args = process.argv.slice(2);
-if (args[0] === 'system' && args[1] === 'dial-stdio') {
-  let buf = '';
-  process.stdin.on('data', (c) => {
-    buf += c.toString('latin1');
-    for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
-      const [method, path] = buf.slice(0, end).split(' ');
-      buf = buf.slice(end + 4);
-      const u = new URL(path, 'http://docker');
-      const name = decodeURIComponent(u.pathname.replace(/^\/images\//, '').replace(/\/tag$/, ''));
-      let status = 404;
-      if (method === 'POST' && u.pathname.endsWith('/tag')) {
-        fs.appendFileSync(spec.log, 'tag ' + name + ' ' + u.searchParams.get('repo') + ':' + u.searchParams.get('tag') + '\n');
-        status = 201;
-      } else if (method === 'DELETE') {
-        fs.appendFileSync(spec.log, 'image rm ' + name + '\n');
-        status = 200;
-      }
-      process.stdout.write('HTTP/1.1 ' + status + ' X\r\nContent-Length: 0\r\n\r\n');
-    }
-  });
-  process.stdin.on('end', () => process.stdout.end());
-  return;
-}
 fs.appendFileSync(spec.log, args.join(' ') + '\n');
 const note = (s) => fs.appendFileSync(spec.log, '# ' + s + '\n');
 if (args[0] === 'save') { fs.createReadStream(spec.saved).pipe(process.stdout); return; }
@@ -150,6 +129,9 @@ function intrude(authorization) {
 
 interface Fake {
   env: NodeJS.ProcessEnv;
+  /** The engine's names, logged beside the stand-in's commands as "tag SRC REF" and "image rm REF"; a tag fails
+   *  when `tagFails` says so. */
+  names: EngineNames;
   log: () => string[];
   layer: Buffer;
   config: Buffer;
@@ -158,7 +140,7 @@ interface Fake {
 
 async function fakeDocker(
   mode: string,
-  over: { gapMs?: number; saved?: Buffer; trickleBytes?: number } = {},
+  over: { gapMs?: number; saved?: Buffer; trickleBytes?: number; tagFails?: boolean } = {},
 ): Promise<Fake> {
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
@@ -199,8 +181,16 @@ async function fakeDocker(
   };
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
   writeFileSync(spec.log, '');
+  const names: EngineNames = {
+    tag: async (source, target) => {
+      if (over.tagFails) throw new Error('Error response from daemon: No such image: app:1');
+      appendFileSync(spec.log, `tag ${source} ${target}\n`);
+    },
+    removeImage: async (ref) => appendFileSync(spec.log, `image rm ${ref}\n`),
+  };
   return {
-    env: { PATH: `${bin}:${process.env.PATH}`, RP_FAKE_SPEC: join(dir, 'spec.json'), DOCKER_CONTEXT: 'fake' },
+    env: { PATH: `${bin}:${process.env.PATH}`, RP_FAKE_SPEC: join(dir, 'spec.json') },
+    names,
     log: () => readFileSync(spec.log, 'utf8').trim().split('\n'),
     layer,
     config,
@@ -208,14 +198,23 @@ async function fakeDocker(
   };
 }
 
-/** The request with this file's defaults: the containerd store, one platform, 128 KiB chunks. */
-function request(env: NodeJS.ProcessEnv, over: Partial<ChunkedPushRequest> = {}) {
-  return chunkedPushRequest(dir, registry, env, {
+/** The request with this file's defaults: the containerd store, one platform, 128 KiB chunks, FAKE's names. */
+function request(fake: Fake, over: Partial<ChunkedPushRequest> = {}) {
+  return chunkedPushRequest(dir, registry, fake.env, {
+    names: fake.names,
     platform: 'linux/amd64',
     containerdStore: true,
     chunkSize: 128 * 1024,
     ...over,
   });
+}
+
+/** The run's tag for the receiver was made once and removed once, the same name: nothing left in the engine. */
+function expectTagRemoved(fake: Fake): void {
+  const names = fake.log().filter((l) => l.startsWith('tag ') || l.startsWith('image rm '));
+  const ref = /^tag app:1 (127\.0\.0\.1:\d+\/replicated-push-[a-f0-9]+\/upload:[a-f0-9]+)$/.exec(names[0] ?? '')?.[1];
+  expect(ref).toBeDefined();
+  expect(names).toEqual([`tag app:1 ${ref}`, `image rm ${ref}`]);
 }
 
 /** Request-body bytes the registry got for blob uploads (PATCH and PUT), and whether any upload overlapped. */
@@ -232,7 +231,7 @@ test('containerd: the layer reaches the registry while the engine still sends it
     if (q.method === 'PATCH') patchTimes.push(Date.now());
     return undefined;
   });
-  const req = request(fake.env);
+  const req = request(fake);
   const r = await pushLocalImage(req);
   expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
   expect(registry.blobs.get(sha(fake.layer))?.equals(fake.layer)).toBe(true);
@@ -257,7 +256,7 @@ test('containerd: the layer reaches the registry while the engine still sends it
 
 test('another local process without the credential (or with a guessed one) is refused; the engine’s push goes on unchanged', async () => {
   const fake = await fakeDocker('intruders');
-  const req = request(fake.env);
+  const req = request(fake);
   const r = await pushLocalImage(req);
   expect(fake.log().filter((l) => l.startsWith('# intruder'))).toEqual(['# intruder 401', '# intruder 401']);
   expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
@@ -266,7 +265,7 @@ test('another local process without the credential (or with a guessed one) is re
 
 test('an engine given a wrong credential: the push fails in the source phase, saying how many requests the receiver refused', async () => {
   const fake = await fakeDocker('wrongauth');
-  const req = request(fake.env);
+  const req = request(fake);
   const r = await pushLocalImage(req);
   expect(r).toMatchObject({ ok: false, stop: { phase: 'source' } });
   if (!r.ok)
@@ -280,10 +279,11 @@ test('an engine given a wrong credential: the push fails in the source phase, sa
  * reach the receiver on a loaded machine (at 400 ms it sometimes did not, and a push that never reached the receiver
  * is "unreachable", not stalled).
  */
-function stallOptions(env: NodeJS.ProcessEnv): Parameters<typeof pushThroughLoopback>[0] {
+function stallOptions(fake: Fake): Parameters<typeof pushThroughLoopback>[0] {
   return {
     image: 'app:1',
-    env,
+    names: fake.names,
+    env: fake.env,
     dir: mkdtempSync(join(dir, 'w-')),
     transport: registry.transport(),
     repositoryPath: 'my-app/api',
@@ -297,11 +297,11 @@ test('a sender trickling a byte at a time (the engine’s HEAD waiting on it) is
   // 60 bytes, one each 500 ms: 30 s of "activity" that is no progress
   const fake = await fakeDocker('trickle', { gapMs: 500, trickleBytes: 60 });
   const started = Date.now();
-  await expect(pushThroughLoopback(stallOptions(fake.env))).rejects.toThrow(/stalled \(no progress for 2 s\)/);
+  await expect(pushThroughLoopback(stallOptions(fake))).rejects.toThrow(/stalled \(no progress for 2 s\)/);
   const took = Date.now() - started;
   process.stderr.write(`time to fail on a trickling sender: ${took} ms\n`);
   expect(took).toBeLessThan(8_000); // the watchdog's 2 s and one check interval, not the 30 s of trickle
-  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expectTagRemoved(fake);
   expect(liveChildren()).toBe(0);
   expect(registry.manifests.size).toBe(0);
 });
@@ -312,7 +312,7 @@ test('a throw inside the receiver (the caller’s progress callback, called from
   const onUnhandled = (e: unknown) => unhandled.push(e);
   process.on('unhandledRejection', onUnhandled);
   try {
-    const req = request(fake.env, {
+    const req = request(fake, {
       onProgress: () => {
         throw new Error('the progress line broke');
       },
@@ -320,7 +320,7 @@ test('a throw inside the receiver (the caller’s progress callback, called from
     const r = await pushLocalImage(req);
     expect(r.ok).toBe(false);
     expect(registry.manifests.size).toBe(0);
-    expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+    expectTagRemoved(fake);
     expect(readdirSync(req.workDir)).toEqual([]);
     expect(liveChildren()).toBe(0);
     await new Promise((res) => setTimeout(res, 50));
@@ -339,7 +339,7 @@ test('a blob upload the registry refuses after the engine pushed its manifest: t
     refused = true;
     return { status: 403, body: 'denied', delayMs: 1_500 };
   });
-  const req = request(fake.env);
+  const req = request(fake);
   const r = await pushLocalImage(req);
   expect(fake.log().some((l) => l.startsWith('# sent'))).toBe(true); // the engine had sent the whole layer
   expect(r).toMatchObject({ ok: false, stop: { status: 403 }, layer: 1 });
@@ -347,9 +347,34 @@ test('a blob upload the registry refuses after the engine pushed its manifest: t
   expect(readdirSync(req.workDir)).toEqual([]);
 });
 
+test('the manifest PUT refused once every blob is there: a stop in the manifest phase, no layer named, the tag removed', async () => {
+  const fake = await fakeDocker('containerd');
+  registry.setScript((q) =>
+    q.method === 'PUT' && q.path.includes('/manifests/') ? { status: 400, body: 'MANIFEST_INVALID' } : undefined,
+  );
+  const req = request(fake);
+  const r = await pushLocalImage(req);
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'manifest', status: 400 }, layer: null });
+  expect(registry.blobs.get(sha(fake.layer))?.equals(fake.layer)).toBe(true);
+  expect(registry.manifests.size).toBe(0);
+  expectTagRemoved(fake);
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
+test('a tag the engine refuses: a stop in the source phase saying so; no push, nothing sent, nothing to untag', async () => {
+  const fake = await fakeDocker('containerd', { tagFails: true });
+  const req = request(fake);
+  const r = await pushLocalImage(req);
+  expect(r).toMatchObject({ ok: false, stop: { phase: 'source', status: null }, layer: null });
+  if (!r.ok) expect(r.stop.message).toMatch(/^tagging app:1 as 127\.0\.0\.1:\d+\/\S+ failed: .*No such image: app:1/);
+  expect(fake.log().filter(Boolean)).toEqual([]); // neither the push nor an untag
+  expect(registry.requests).toEqual([]);
+  expect(readdirSync(req.workDir)).toEqual([]);
+});
+
 test('classic store forced through the receiver: PATCH then PUT, the blob uploaded once whole, no --platform', async () => {
   const fake = await fakeDocker('classic');
-  const req = request(fake.env, { containerdStore: false, platform: null });
+  const req = request(fake, { containerdStore: false, platform: null });
   const r = await pushLocalImage(req, { reader: 'loopback' });
   expect(r).toEqual({ ok: true, digest: sha(fake.manifest) });
   expect(blobBytesSent()).toBe(fake.layer.length + fake.config.length);
@@ -358,20 +383,20 @@ test('classic store forced through the receiver: PATCH then PUT, the blob upload
 
 test('a push that dies mid-layer: the attempt fails in the source phase, nothing is committed, the tag removed, nothing left', async () => {
   const fake = await fakeDocker('die');
-  const req = request(fake.env);
+  const req = request(fake);
   const r = await pushLocalImage(req);
   expect(r.ok).toBe(false);
   if (!r.ok) expect(r.stop.phase).toMatch(/source|chunk/);
   expect(registry.blobs.has(sha(fake.layer))).toBe(false);
   expect(registry.manifests.size).toBe(0);
-  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expectTagRemoved(fake);
   expect(readdirSync(req.workDir)).toEqual([]);
 });
 
 test('a cancel mid-push ends the push child, sends nothing more and still removes the tag', async () => {
   const fake = await fakeDocker('containerd', { gapMs: 300 });
   const ctl = new AbortController();
-  const req = request(fake.env, { signal: ctl.signal });
+  const req = request(fake, { signal: ctl.signal });
   const pending = pushLocalImage(req);
   setTimeout(() => ctl.abort(new Error('SIGINT')), 500);
   const r = await pending;
@@ -380,7 +405,7 @@ test('a cancel mid-push ends the push child, sends nothing more and still remove
   await new Promise((res) => setTimeout(res, 700));
   expect(registry.requests.length).toBe(count);
   expect(registry.manifests.size).toBe(0);
-  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expectTagRemoved(fake);
   expect(fake.log().some((l) => l.startsWith('# sent'))).toBe(false); // the push never finished its layer
   expect(readdirSync(req.workDir)).toEqual([]);
 });
@@ -388,9 +413,9 @@ test('a cancel mid-push ends the push child, sends nothing more and still remove
 test('a push that stalls is ended by the idle watchdog', async () => {
   const fake = await fakeDocker('hang');
   const started = Date.now();
-  await expect(pushThroughLoopback(stallOptions(fake.env))).rejects.toThrow(/stalled/);
+  await expect(pushThroughLoopback(stallOptions(fake))).rejects.toThrow(/stalled/);
   expect(Date.now() - started).toBeLessThan(10_000);
-  expect(fake.log().some((l) => l.startsWith('image rm 127.0.0.1:'))).toBe(true);
+  expectTagRemoved(fake);
 });
 
 test('an engine that never reaches the receiver: docker save instead, said through onFallback', async () => {
@@ -398,7 +423,7 @@ test('an engine that never reaches the receiver: docker save instead, said throu
   const saved = await ociArchive({ layers });
   const fake = await fakeDocker('unreachable', { saved: saved.archive });
   const why: string[] = [];
-  const req = request(fake.env, { platform: null });
+  const req = request(fake, { platform: null });
   const r = await pushLocalImage(req, { onFallback: (w) => why.push(w) });
   expect(r.ok ? 'ok' : JSON.stringify(r)).toBe('ok');
   expect(why.join()).toContain('connection refused');

@@ -161,7 +161,12 @@ test('EarlyUploads: at most `limit` at once, a digest offered twice goes once, a
     return q.method === 'PUT' && q.query.includes(bad.digest.slice(7)) ? { status: 400 } : undefined;
   });
   const bad = bufferBlobSource(Buffer.from('bad'), 'application/octet-stream');
-  const early = new EarlyUploads(registry.transport(), 'my-app/api', { chunkSize: 64 * 1024, maxTries: 1 }, 2);
+  const early = new EarlyUploads(
+    registry.transport(),
+    'my-app/api',
+    { chunkSize: 64 * 1024, maxTries: 1 },
+    { limit: 2 },
+  );
   const blobs = ['a', 'b', 'c', 'd'].map((s) => bufferBlobSource(pseudo(s, 100_000), 'application/octet-stream'));
   for (const b of [...blobs, blobs[0]]) early.offer(b);
   await early.settle();
@@ -174,4 +179,36 @@ test('EarlyUploads: at most `limit` at once, a digest offered twice goes once, a
   early.offer(bufferBlobSource(Buffer.from('after'), 'application/octet-stream'));
   await early.settle();
   expect(early.done.size).toBe(4); // nothing starts after a failure
+});
+
+test('EarlyUploads as the receiver’s queue: no limit (every blob offered goes at once), the first failure told as it fails', async () => {
+  let open = 0;
+  let most = 0;
+  const bad = ['bad-1', 'bad-2'].map((s) => bufferBlobSource(Buffer.from(s), 'application/octet-stream'));
+  registry.setScript((q) => {
+    if (q.method === 'POST') {
+      open++;
+      most = Math.max(most, open);
+      return { delayMs: 300 }; // every session opens slowly: a queue with a limit would hold the rest back
+    }
+    if (q.method === 'PUT') open--;
+    return q.method === 'PUT' && bad.some((b) => q.query.includes(b.digest.slice(7))) ? { status: 400 } : undefined;
+  });
+  const told: unknown[] = [];
+  const early = new EarlyUploads(
+    registry.transport(),
+    'my-app/api',
+    { chunkSize: 64 * 1024, maxTries: 1 },
+    { limit: Infinity, onFailure: (e) => told.push(e) },
+  );
+  const blobs = ['a', 'b', 'c', 'd', 'e'].map((s) => bufferBlobSource(pseudo(s, 100_000), 'application/octet-stream'));
+  for (const b of blobs) early.offer(b);
+  await early.settle();
+  expect(most).toBe(5);
+  expect(early.done.size).toBe(5);
+  for (const b of bad) early.offer(b);
+  await early.settle();
+  expect(told).toHaveLength(1); // the first failure only, the one `failure` keeps
+  expect(told[0]).toBe(early.failure);
+  expect(early.done.size).toBe(5);
 });

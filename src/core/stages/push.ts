@@ -213,6 +213,8 @@ function chunkedPush(ctx: StageContext, engine: EngineFacts, state: PushState, c
     containerdStore: engine.containerdStore,
     workDir: ctx.workDir,
     env: ctx.childEnv,
+    // the receiver's name for the image (containerd store) is made and removed as every local name of the run
+    names: ctx.docker,
   });
 }
 
